@@ -1,0 +1,48 @@
+"""adtarget: privacy-preserving ad targeting.
+
+Cross-service usage events pass one eligibility gate (consent, age, deletion, sensitive categories, service scope,
+retention, cross-service permission) before they can become interest profiles and segments. Ad teams get
+pseudonymous segment assignments; advertisers get only differentially private segment reports.
+
+Public names are loaded lazily so that ``import adtarget`` stays light (no pandas, pyarrow, pyspark or
+matplotlib at import time).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> private module that defines it
+_EXPORTS: dict[str, str] = {
+    # errors
+    "AdtargetError": "adtarget.exceptions",
+    "BudgetExhaustedError": "adtarget.exceptions",
+    "ConsentError": "adtarget.exceptions",
+    "InputFormatError": "adtarget.exceptions",
+    "LedgerError": "adtarget.exceptions",
+    "ParameterError": "adtarget.exceptions",
+    "PrivacyLeakWarning": "adtarget.exceptions",
+    "RefusedColumnError": "adtarget.exceptions",
+    "ReportValidationError": "adtarget.exceptions",
+    "SchemaError": "adtarget.exceptions",
+    "SensitiveCategoryError": "adtarget.exceptions",
+    "TaxonomyError": "adtarget.exceptions",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'adtarget' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
