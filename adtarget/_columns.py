@@ -1,0 +1,190 @@
+"""Column normalisation at the ingestion boundary: factorise string-like columns, parse numbers and timestamps.
+
+Everything here works on whole columns (Arrow compute or numpy); per-value Python runs only over the *distinct*
+values of a column, or on the error path for values that the vectorised parser rejected.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from typing import Any
+
+import numpy as np
+
+from adtarget.exceptions import SchemaError
+
+__all__ = ["column_length", "factorize", "parse_float", "parse_timestamps"]
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+    except ImportError:  # pragma: no cover - pyarrow is installed with the parquet extra
+        return None
+    return pyarrow
+
+
+def _is_arrow(values: Any) -> bool:
+    pa = _pyarrow()
+    return pa is not None and isinstance(values, (pa.Array, pa.ChunkedArray))
+
+
+def column_length(values: Any) -> int:
+    return len(values)
+
+
+def _to_arrow(values: Any, name: str) -> Any:
+    pa = _pyarrow()
+    if _is_arrow(values):
+        return values
+    try:
+        return pa.chunked_array([pa.array(values, from_pandas=True)])
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+        raise SchemaError(f"events: column {name!r} has values of mixed or unsupported types ({exc})") from None
+
+
+def factorize(values: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(uniques, codes)`` with ``codes == -1`` for nulls (None, NaN, empty string)."""
+    pa = _pyarrow()
+    if pa is None:
+        return _factorize_numpy(np.asarray(values, dtype=object))
+    import pyarrow.compute as pc
+
+    arr = _to_arrow(values, name)
+    if not pa.types.is_dictionary(arr.type):
+        arr = pc.dictionary_encode(arr)
+    arr = arr.unify_dictionaries().combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if isinstance(arr, pa.ChunkedArray):  # a chunked array with zero chunks
+        arr = pa.array([], type=pa.dictionary(pa.int32(), pa.string()))
+    codes = arr.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    uniques = arr.dictionary.to_numpy(zero_copy_only=False)
+    empty = _empty_strings(uniques)
+    if empty.any():
+        codes = np.where(empty[np.maximum(codes, 0)] & (codes >= 0), -1, codes).astype(np.int32)
+    return uniques, codes
+
+
+def _empty_strings(uniques: np.ndarray) -> np.ndarray:
+    if uniques.dtype.kind in "OUS":
+        return np.array([isinstance(u, (str, bytes)) and not u.strip() for u in uniques], dtype=bool)
+    if uniques.dtype.kind == "f":
+        return ~np.isfinite(uniques)
+    return np.zeros(len(uniques), dtype=bool)
+
+
+def _factorize_numpy(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    null = np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in values], dtype=bool)
+    keys = values[~null].astype(str)
+    uniques, inverse = np.unique(keys, return_inverse=True)
+    codes = np.full(len(values), -1, dtype=np.int32)
+    codes[~null] = inverse
+    empty = np.char.str_len(np.char.strip(uniques)) == 0 if uniques.size else np.zeros(0, bool)
+    codes = np.where((codes >= 0) & empty[np.maximum(codes, 0)] if uniques.size else False, -1, codes)
+    return uniques.astype(object), codes.astype(np.int32)
+
+
+def parse_float(values: Any, name: str, default: float) -> np.ndarray:
+    """Parse a numeric column to float64; nulls become ``default``, unparseable strings NaN (quarantined)."""
+    if _is_arrow(values):
+        pa = _pyarrow()
+        if pa.types.is_boolean(values.type):
+            raise SchemaError(f"events: column {name!r} must be numeric, got booleans")
+        if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
+            return values.to_numpy().astype(np.float64) if values.null_count == 0 else np.asarray(
+                values.fill_null(default).to_numpy(zero_copy_only=False), dtype=np.float64
+            )
+        values = values.to_numpy(zero_copy_only=False)
+    array = np.asarray(values)
+    if array.dtype.kind == "b":
+        raise SchemaError(f"events: column {name!r} must be numeric, got booleans")
+    if array.dtype.kind in "iuf":
+        return array.astype(np.float64)
+    uniques, codes = factorize(array, name)
+    parsed = np.array([_float_or_nan(u) for u in uniques], dtype=np.float64)
+    return np.where(codes >= 0, parsed[np.maximum(codes, 0)] if parsed.size else default, default)
+
+
+def _float_or_nan(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+_INVALID_TS = np.iinfo(np.int64).min
+
+
+def parse_timestamps(values: Any, name: str) -> np.ndarray:
+    """Parse a timestamp column to int64 epoch seconds (UTC); unparseable or null values become a sentinel
+    (``INVALID_TS``) that the caller quarantines. Accepts epoch seconds, datetime64, Arrow timestamps and
+    ISO-8601 strings ("2026-11-01T10:00:00Z", offsets are honoured)."""
+    pa = _pyarrow()
+    if _is_arrow(values):
+        if pa.types.is_timestamp(values.type) or pa.types.is_date(values.type):
+            seconds = values.cast(pa.timestamp("s", tz=getattr(values.type, "tz", None)))
+            return np.asarray(seconds.cast(pa.int64()).fill_null(_INVALID_TS).to_numpy(zero_copy_only=False))
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            return _parse_iso(values.to_numpy(zero_copy_only=False), name)
+        values = values.to_numpy(zero_copy_only=False)
+    array = np.asarray(values)
+    kind = array.dtype.kind
+    if kind == "b":
+        raise SchemaError(f"events: column {name!r} must hold timestamps, got booleans")
+    if kind == "M":
+        out = array.astype("datetime64[s]").astype(np.int64)
+        return np.where(np.isnat(array), _INVALID_TS, out)
+    if kind in "iu":
+        return array.astype(np.int64)
+    if kind == "f":
+        finite = np.isfinite(array)
+        return np.where(finite, np.floor(np.where(finite, array, 0)).astype(np.int64), _INVALID_TS)
+    return _parse_iso(array, name)
+
+
+def _parse_iso(values: np.ndarray, name: str) -> np.ndarray:
+    fast = _parse_iso_arrow(values)
+    if fast is not None:
+        return fast
+    uniques, codes = factorize(values, name)
+    parsed = np.array([_iso_seconds(u) for u in uniques], dtype=np.int64)
+    return np.where(codes >= 0, parsed[np.maximum(codes, 0)] if parsed.size else _INVALID_TS, _INVALID_TS)
+
+
+def _parse_iso_arrow(values: np.ndarray) -> np.ndarray | None:
+    """Arrow's vectorised ISO-8601 cast: first with zone offsets, then as naive UTC; None if neither parses all."""
+    pa = _pyarrow()
+    if pa is None:
+        return None
+    try:
+        strings = pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    for target in (pa.timestamp("s", tz="UTC"), pa.timestamp("s")):
+        try:
+            parsed = strings.cast(target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        return np.asarray(parsed.cast(pa.int64()).fill_null(_INVALID_TS).to_numpy(zero_copy_only=False))
+    return None
+
+
+def _iso_seconds(value: Any) -> int:
+    if not isinstance(value, str):
+        return _float_seconds(value)
+    text = value.strip()
+    try:
+        parsed = _dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError:
+        return _float_seconds(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=_dt.timezone.utc)
+    return int(parsed.timestamp())
+
+
+def _float_seconds(value: Any) -> int:
+    number = _float_or_nan(value)
+    return int(math.floor(number)) if math.isfinite(number) else int(_INVALID_TS)
+
+
+INVALID_TS = _INVALID_TS

@@ -1,0 +1,94 @@
+"""The eligibility policy: the settings of the privacy policy's promises that the gate enforces."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from adtarget._event_schema import EVENT_KINDS
+from adtarget.exceptions import ParameterError
+
+__all__ = ["DEFAULT_RETENTION_DAYS", "POLICY_MIN_AGE", "EligibilityPolicy"]
+
+POLICY_MIN_AGE = 13  # P6: the services are not for children under 13; stricter settings are allowed, laxer not
+DEFAULT_RETENTION_DAYS: Mapping[str, int] = MappingProxyType(
+    {"app_use": 395, "search": 180, "content_view": 395, "purchase": 730}
+)
+
+
+def _frozen_map(value: Mapping[str, int] | Mapping[str, str]) -> Mapping[str, object]:
+    return MappingProxyType(dict(value))
+
+
+@dataclass(frozen=True)
+class EligibilityPolicy:
+    """What the gate requires of a person and an event. Frozen and self-checking.
+
+    Parameters
+    ----------
+    min_age : persons younger than this at the data window's end are excluded (at least 13). Only the birth
+        year is known, so a person's age is taken as the youngest it can be (``end_year - birth_year - 1``).
+    unknown_age : ``"exclude"`` (default) or ``"include"`` persons whose birth year is unknown.
+    retention_days : how long events of each kind may be used, counted back from the window's end.
+    min_policy_version : consent given under an older policy version (ISO date strings compare in order)
+        is not used; ``None`` accepts every version.
+    jurisdiction_min_age : stricter minimum ages per jurisdiction code (e.g. ``{"KR": 14}``).
+    jurisdiction_profiles : stricter sensitivity profiles per jurisdiction (e.g. ``{"DE": "gdpr_art9"}``),
+        applied on top of the build's profile.
+    """
+
+    min_age: int = POLICY_MIN_AGE
+    unknown_age: Literal["exclude", "include"] = "exclude"
+    retention_days: Mapping[str, int] = field(default_factory=lambda: DEFAULT_RETENTION_DAYS)
+    min_policy_version: str | None = None
+    jurisdiction_min_age: Mapping[str, int] = field(default_factory=dict)
+    jurisdiction_profiles: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.min_age, bool) or not isinstance(self.min_age, int) or self.min_age < POLICY_MIN_AGE:
+            raise ParameterError(f"min_age must be an integer >= {POLICY_MIN_AGE}; got {self.min_age!r}")
+        if self.unknown_age not in ("exclude", "include"):
+            raise ParameterError(f"unknown_age must be 'exclude' or 'include'; got {self.unknown_age!r}")
+        retention = {**DEFAULT_RETENTION_DAYS, **dict(self.retention_days)}
+        for kind, days in retention.items():
+            if kind not in EVENT_KINDS:
+                raise ParameterError(f"retention_days: unknown event kind {kind!r}; kinds are {list(EVENT_KINDS)}")
+            if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
+                raise ParameterError(f"retention_days[{kind!r}] must be a positive integer; got {days!r}")
+        object.__setattr__(self, "retention_days", _frozen_map(retention))
+        for code, age in self.jurisdiction_min_age.items():
+            if isinstance(age, bool) or not isinstance(age, int) or age < self.min_age:
+                raise ParameterError(
+                    f"jurisdiction_min_age[{code!r}] must be an integer >= min_age ({self.min_age}); got {age!r}"
+                )
+        object.__setattr__(self, "jurisdiction_min_age", _frozen_map(self.jurisdiction_min_age))
+        object.__setattr__(self, "jurisdiction_profiles", _frozen_map(self.jurisdiction_profiles))
+        if self.min_policy_version is not None:
+            _check_version(self.min_policy_version)
+
+    def retention_seconds(self) -> list[int]:
+        """Retention per event kind code, in seconds, aligned with ``EVENT_KINDS``."""
+        return [int(self.retention_days[k]) * 86_400 for k in EVENT_KINDS]
+
+    def __str__(self) -> str:
+        parts = [f"min_age={self.min_age}", f"unknown_age={self.unknown_age}"]
+        parts.append("retention_days=" + ",".join(f"{k}:{v}" for k, v in self.retention_days.items()))
+        if self.min_policy_version:
+            parts.append(f"min_policy_version={self.min_policy_version}")
+        if self.jurisdiction_min_age:
+            parts.append(f"jurisdiction_min_age={dict(self.jurisdiction_min_age)}")
+        if self.jurisdiction_profiles:
+            parts.append(f"jurisdiction_profiles={dict(self.jurisdiction_profiles)}")
+        return "EligibilityPolicy(" + ", ".join(parts) + ")"
+
+
+def _check_version(version: str) -> None:
+    try:
+        _dt.date.fromisoformat(version)
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"min_policy_version must be an ISO date like '2018-05-14'; got {version!r}"
+        ) from None

@@ -1,0 +1,121 @@
+"""Reading tabular sources (Parquet, CSV, Arrow, pandas, a mapping of arrays) into named columns.
+
+Every failure becomes one typed error naming the path or the column; no raw pyarrow or numpy traceback escapes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adtarget.exceptions import InputFormatError, SchemaError
+
+__all__ = ["read_columns"]
+
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
+
+
+def read_columns(source: Any, *, what: str = "events") -> tuple[dict[str, Any], int]:
+    """Return ``({column: values}, n_rows)`` for a path, Arrow table, pandas DataFrame or mapping of arrays."""
+    if isinstance(source, (str, os.PathLike)):
+        return _table_columns(_read_path(Path(source), what))
+    module = type(source).__module__.split(".")[0]
+    if module == "pyarrow" and hasattr(source, "column_names"):
+        return _table_columns(source)
+    if module == "pandas" and hasattr(source, "columns"):
+        return _pandas_columns(source, what)
+    if isinstance(source, Mapping):
+        return _mapping_columns(source, what)
+    raise SchemaError(
+        f"{what}: source must be a file path, a pyarrow Table, a pandas DataFrame or a mapping of column name to "
+        f"array; got {type(source).__name__}"
+    )
+
+
+def _read_path(path: Path, what: str) -> Any:
+    if not path.exists():
+        raise InputFormatError(f"{what}: {path} does not exist")
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputFormatError(f"{what}: {path} is empty")
+    name = path.name.lower()
+    if path.is_dir() or name.endswith(_PARQUET_SUFFIXES):
+        return _read_parquet(path, what)
+    if name.endswith(_CSV_SUFFIXES):
+        return _read_csv(path, what)
+    raise InputFormatError(
+        f"{what}: {path} has an unsupported extension; use Parquet ({', '.join(_PARQUET_SUFFIXES)}) "
+        f"or CSV ({', '.join(_CSV_SUFFIXES)})"
+    )
+
+
+def _read_parquet(path: Path, what: str) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path) if path.is_file() else None
+        strings = [f.name for f in schema if pa.types.is_string(f.type)] if schema is not None else None
+        return pq.read_table(path, read_dictionary=strings)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        raise InputFormatError(f"{what}: {path} is not a readable Parquet file or dataset ({_short(exc)})") from None
+
+
+def _read_csv(path: Path, what: str) -> Any:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head == b"PAR1":
+        raise InputFormatError(f"{what}: {path} is named like CSV but holds Parquet data")
+    delimiter = "\t" if path.name.lower().endswith(".tsv") else ","
+    try:
+        table = pcsv.read_csv(
+            path,
+            parse_options=pcsv.ParseOptions(delimiter=delimiter),
+            convert_options=pcsv.ConvertOptions(strings_can_be_null=True),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, OSError) as exc:
+        raise InputFormatError(f"{what}: {path} is not a readable CSV file ({_short(exc)})") from None
+    if table.num_columns == 0:
+        raise InputFormatError(f"{what}: {path} has no header row")
+    return table
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _table_columns(table: Any) -> tuple[dict[str, Any], int]:
+    return {name: table.column(i) for i, name in enumerate(table.column_names)}, table.num_rows
+
+
+def _pandas_columns(frame: Any, what: str) -> tuple[dict[str, Any], int]:
+    import pyarrow as pa
+
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise SchemaError(f"{what}: a DataFrame column has mixed or unsupported types ({_short(exc)})") from None
+    return _table_columns(table)
+
+
+def _mapping_columns(mapping: Mapping[Any, Any], what: str) -> tuple[dict[str, Any], int]:
+    columns: dict[str, Any] = {}
+    for key, values in mapping.items():
+        if not isinstance(key, str):
+            raise SchemaError(f"{what}: column names must be strings; got {key!r}")
+        array = values if hasattr(values, "__array__") or hasattr(values, "to_numpy") else np.asarray(values)
+        if np.ndim(array) != 1:
+            raise SchemaError(f"{what}: column {key!r} must be one-dimensional; got shape {np.shape(array)}")
+        columns[key] = array
+    lengths = {name: len(values) for name, values in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise SchemaError(f"{what}: columns have different lengths {lengths}")
+    return columns, next(iter(lengths.values()), 0)
