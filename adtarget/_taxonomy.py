@@ -76,6 +76,7 @@ class Taxonomy:
     __slots__ = (
         "name", "ids", "names", "parent", "tier", "scd", "n_nodes", "max_tier",
         "ancestor_at_tier", "tin", "tout", "digest", "_preorder", "_sorted_ids", "_sorted_pos",
+        "_int_ids", "_int_pos",
     )
 
     name: str
@@ -93,6 +94,8 @@ class Taxonomy:
     _preorder: np.ndarray
     _sorted_ids: np.ndarray
     _sorted_pos: np.ndarray
+    _int_ids: np.ndarray | None
+    _int_pos: np.ndarray | None
 
     def __init__(
         self,
@@ -125,6 +128,9 @@ class Taxonomy:
         }
         for key, value in state.items():
             object.__setattr__(self, key, _readonly(value) if isinstance(value, np.ndarray) else value)
+        int_ids, int_pos = _integer_ids(id_arr)
+        object.__setattr__(self, "_int_ids", int_ids)
+        object.__setattr__(self, "_int_pos", int_pos)
         object.__setattr__(self, "n_nodes", n)
         object.__setattr__(self, "max_tier", int(anc.shape[1]))
         object.__setattr__(self, "digest", _digest(id_arr, parent_ids, name_arr, scd_arr))
@@ -164,15 +170,12 @@ class Taxonomy:
         """Map node ids (str or int, scalar or array-like) to node indices; -1 for unknown ids.
 
         Vectorised: one ``np.searchsorted`` over the sorted ids. Integers are matched by their decimal
-        string; anything else is compared by its ``str``.
+        string (numerically when every id is a canonical decimal integer); anything else by its ``str``.
         """
-        query = _as_id_strings(ids)
-        if query.size == 0 or self.n_nodes == 0:
-            return np.full(query.shape, -1, dtype=np.int32)
-        pos = np.searchsorted(self._sorted_ids, query)
-        pos = np.minimum(pos, self.n_nodes - 1)
-        found = self._sorted_ids[pos] == query
-        return np.where(found, self._sorted_pos[pos], -1).astype(np.int32)
+        arr = np.asarray(ids)
+        if arr.dtype.kind in "iu" and self._int_ids is not None and self._int_pos is not None:
+            return _lookup(self._int_ids, self._int_pos, arr.astype(np.int64, copy=False))
+        return _lookup(self._sorted_ids, self._sorted_pos, _as_id_strings(arr))
 
     def tier_nodes(self, t: int) -> np.ndarray:
         """Indices (int32, ascending) of the nodes at tier ``t``."""
@@ -267,6 +270,24 @@ def _restore(name: str, ids: np.ndarray, parents: np.ndarray, names: np.ndarray,
 @functools.cache
 def _builtin(name: str) -> Taxonomy:
     return _BUILTIN_LOADERS[name]()
+
+
+def _lookup(sorted_keys: np.ndarray, sorted_pos: np.ndarray, query: np.ndarray) -> np.ndarray:
+    pos = np.minimum(np.searchsorted(sorted_keys, query), sorted_keys.size - 1)
+    return np.where(sorted_keys[pos] == query, sorted_pos[pos], -1).astype(np.int32)
+
+
+def _integer_ids(ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Sorted int64 ids and their node indices when every id is a canonical decimal integer, else None."""
+    canonical = np.char.isdigit(ids) & ((np.char.str_len(ids) == 1) | ~np.char.startswith(ids, "0"))
+    if not canonical.all() or np.char.str_len(ids).max() > 18:
+        return None, None
+    try:
+        values = ids.astype(np.int64)
+    except ValueError:  # non-ASCII digits
+        return None, None
+    order = np.argsort(values, kind="stable")
+    return _readonly(values[order]), _readonly(order.astype(np.int32))
 
 
 def _as_id_strings(ids: Any) -> np.ndarray:

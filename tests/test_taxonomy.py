@@ -155,6 +155,17 @@ def test_index_of_strings_ints_and_unknowns():
     assert int(t.index_of("308")) == expected[1] and "308" in t and "v9i3On" not in t and "1000" not in t
 
 
+@pytest.mark.parametrize(("ids", "expected"), [
+    (["01", "2", "x"], [-1, 1, -1]),
+    (["1", "²", "3"], [0, -1, 2]),
+    (["1", "2", "3" * 20], [0, 1, -1]),
+])
+def test_index_of_ints_on_non_canonical_ids_compares_strings(ids, expected):
+    t = Taxonomy("odd", ids, ["", "", ""], ["A", "B", "C"])
+    assert t.index_of(np.array([1, 2, 3])).tolist() == expected
+    assert t.index_of(ids).tolist() == [0, 1, 2]
+
+
 def test_path_ancestors_descendants_segment_id():
     t = Taxonomy.default()
     i = int(t.index_of("308"))
