@@ -1,0 +1,297 @@
+"""Interest profiles: per-person, time-decayed interest scores over the safe categories of a taxonomy.
+
+Profiles are built from :class:`~adtarget._gate.EligibleEvents` only (the gate has already removed opted-out,
+under-age, deleted persons and sensitive categories), so a profile can never hold a sensitive category.
+Everything is vectorised: a per-person event cap by lexsort + rank-within-group, time decay as one array
+expression, and the persons × categories matrix by a COO -> CSR conversion that sums duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy import sparse
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from adtarget.exceptions import ParameterError
+
+__all__ = ["LEVELS", "InterestProfiler", "InterestProfiles", "build_profiles", "level_columns"]
+
+#: Profile levels and the taxonomy tier their columns roll up to (``None``: the events' own nodes).
+LEVELS: dict[str, int | None] = {"node": None, "tier1": 1, "tier2": 2}
+SECONDS_PER_DAY = 86_400
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class InterestProfiles:
+    """Interest scores of eligible persons over safe taxonomy categories.
+
+    **Personal Information**: one row per pseudonymous person. Internal only (training jobs, segment
+    assignment); never part of an advertiser report.
+
+    Attributes
+    ----------
+    persons : numpy.ndarray of uint64
+        Sorted pseudonyms, aligned with the rows (the eligible persons).
+    matrix : scipy.sparse.csr_matrix of float64, shape (n_persons, n_columns)
+        Decayed, weighted interest scores (non-negative).
+    columns : numpy.ndarray of int32
+        Taxonomy node index of each column: every safe node at the chosen level (data-independent).
+    level : {"node", "tier1", "tier2"}
+    safe_taxonomy : SafeTaxonomy
+        The taxonomy and sensitivity profile the columns come from.
+    """
+
+    persons: np.ndarray
+    matrix: sparse.csr_matrix
+    columns: np.ndarray
+    level: str
+    safe_taxonomy: Any
+
+    classification: ClassVar[str] = "personal"
+
+    @property
+    def taxonomy(self) -> Any:
+        """The underlying :class:`~adtarget._taxonomy.Taxonomy`."""
+        return self.safe_taxonomy.taxonomy
+
+    @property
+    def n_persons(self) -> int:
+        return int(self.persons.size)
+
+    @property
+    def n_columns(self) -> int:
+        return int(self.columns.size)
+
+    def __repr__(self) -> str:
+        return (f"InterestProfiles(n_persons={self.n_persons}, n_columns={self.n_columns}, "
+                f"level={self.level!r}, nnz={self.matrix.nnz}; Personal Information)")
+
+
+def level_columns(safe_taxonomy: Any, level: str) -> np.ndarray:
+    """The profile columns at ``level``: every safe node at that tier or shallower (int32, ascending)."""
+    tier = LEVELS[level]
+    keep = np.asarray(safe_taxonomy.safe_mask, dtype=bool)
+    if tier is not None:
+        keep = keep & (safe_taxonomy.taxonomy.tier <= tier)
+    return np.flatnonzero(keep).astype(np.int32)
+
+
+def column_of_node(safe_taxonomy: Any, columns: np.ndarray, level: str) -> np.ndarray:
+    """For every taxonomy node, the profile column it counts in (int32; -1 for sensitive nodes)."""
+    taxonomy = safe_taxonomy.taxonomy
+    col_of = np.full(taxonomy.n_nodes, -1, dtype=np.int32)
+    col_of[columns] = np.arange(columns.size, dtype=np.int32)
+    nodes = np.arange(taxonomy.n_nodes, dtype=np.int32)
+    tier = LEVELS[level]
+    target = nodes if tier is None else taxonomy.rollup(nodes, tier)
+    return np.where(safe_taxonomy.safe_mask, col_of[target], -1).astype(np.int32)
+
+
+def recent_events_mask(person: np.ndarray, ts: np.ndarray, category: np.ndarray, weight: np.ndarray,
+                       cap: int | None) -> np.ndarray | None:
+    """Which events count under a cap of ``cap`` events per person: each person's most recent ones.
+
+    Ties in time are broken by weight (heavier first), then category (lower index first); events tied on all
+    three contribute identically, so the result does not depend on the input order. Returns ``None`` when
+    nobody exceeds the cap. Only the events of persons over the cap are sorted.
+    """
+    if cap is None or person.size == 0:
+        return None
+    counts = np.bincount(person)
+    over = counts[person] > cap
+    if not over.any():
+        return None
+    idx = np.flatnonzero(over)
+    order = idx[np.lexsort((category[idx], -weight[idx], -ts[idx], person[idx]))]
+    sorted_person = person[order]
+    starts = np.flatnonzero(np.r_[True, sorted_person[1:] != sorted_person[:-1]])
+    sizes = np.diff(np.r_[starts, order.size])
+    rank = np.arange(order.size) - np.repeat(starts, sizes)
+    keep = np.ones(person.size, dtype=bool)
+    keep[order] = rank < cap
+    return keep
+
+
+def decayed_weights(ts: np.ndarray, weight: np.ndarray, window_end: int, half_life_days: float) -> np.ndarray:
+    """``weight * 0.5 ** ((window_end - ts) / half_life)``; ages are clipped at 0, ``inf`` means no decay."""
+    if np.isinf(half_life_days):
+        return weight.astype(np.float64, copy=True)
+    age = np.maximum(window_end - ts, 0).astype(np.float64)
+    return weight * np.exp2(-age / (half_life_days * SECONDS_PER_DAY))
+
+
+def profile_matrix(person: np.ndarray, column: np.ndarray, values: np.ndarray, n_persons: int,
+                   n_columns: int) -> sparse.csr_matrix:
+    """Sum ``values`` into a persons × columns CSR matrix (COO -> CSR, duplicates summed, indices sorted)."""
+    coo = sparse.coo_matrix((values, (person, column)), shape=(n_persons, n_columns), dtype=np.float64)
+    matrix = coo.tocsr()
+    matrix.sum_duplicates()
+    return matrix
+
+
+def normalize_rows(matrix: Any, norm: str | None) -> Any:
+    """Scale rows to unit L1 or L2 norm (zero rows stay zero); ``None`` returns the input unchanged."""
+    if norm is None:
+        return matrix
+    from sklearn.preprocessing import normalize
+
+    return normalize(matrix, norm=norm, copy=True)
+
+
+def check_profile_params(half_life_days: Any, level: Any, max_events_per_person: Any, norm: Any) -> None:
+    """Validate profile parameters once, naming the parameter, the constraint and the value received."""
+    if isinstance(half_life_days, bool) or not isinstance(half_life_days, int | float | np.number) \
+            or not half_life_days > 0:
+        raise ParameterError(f"half_life_days must be a number > 0 (inf: no decay), got {half_life_days!r}")
+    if level not in LEVELS:
+        raise ParameterError(f"level must be one of {sorted(LEVELS)}, got {level!r}")
+    if max_events_per_person is not None and (
+            isinstance(max_events_per_person, bool) or not isinstance(max_events_per_person, int | np.integer)
+            or max_events_per_person < 1):
+        raise ParameterError(f"max_events_per_person must be an integer >= 1 or None, "
+                             f"got {max_events_per_person!r}")
+    if norm not in (None, "l1", "l2"):
+        raise ParameterError(f"norm must be None, 'l1' or 'l2', got {norm!r}")
+
+
+def build_profiles(eligible: Any, *, half_life_days: float = 30.0, level: str = "node",
+                   max_events_per_person: int | None = 1000, norm: str | None = None) -> InterestProfiles:
+    """Interest profiles of the eligible persons.
+
+    Parameters
+    ----------
+    eligible : EligibleEvents
+        The gate's output; its ``sensitive_audit`` is never read.
+    half_life_days : float, default 30
+        Half-life of the time decay ``0.5 ** ((window_end - ts) / half_life)``; ``inf`` disables decay.
+    level : {"node", "tier1", "tier2"}, default "node"
+        Column granularity: the events' own nodes, or their tier-1 / tier-2 ancestors.
+    max_events_per_person : int or None, default 1000
+        Only each person's most recent events count (see :func:`recent_events_mask`).
+    norm : {None, "l1", "l2"}
+        Row normalisation applied last.
+
+    Returns
+    -------
+    InterestProfiles
+        Rows aligned with ``eligible.persons``.
+    """
+    check_profile_params(half_life_days, level, max_events_per_person, norm)
+    safe = eligible.safe_taxonomy
+    columns = level_columns(safe, level)
+    person, ts, category, weight = eligible.person, eligible.ts, eligible.category, eligible.weight
+    keep = recent_events_mask(person, ts, category, weight, max_events_per_person)
+    if keep is not None:
+        person, ts, category, weight = person[keep], ts[keep], category[keep], weight[keep]
+    values = decayed_weights(ts, weight, int(eligible.window_end), float(half_life_days))
+    column = column_of_node(safe, columns, level)[category]
+    matrix = profile_matrix(person, column, values, int(eligible.persons.size), int(columns.size))
+    return InterestProfiles(persons=eligible.persons, matrix=normalize_rows(matrix, norm), columns=columns,
+                            level=level, safe_taxonomy=safe)
+
+
+def is_eligible_events(X: Any) -> bool:
+    """Whether ``X`` is the gate's :class:`~adtarget._gate.EligibleEvents`."""
+    from adtarget._gate import EligibleEvents
+
+    return isinstance(X, EligibleEvents)
+
+
+def cap_row_mass(X: Any, cap: int | None) -> Any:
+    """Scale down rows whose L1 mass exceeds ``cap`` to exactly ``cap`` (a copy; sparse stays CSR)."""
+    if cap is None:
+        return X.copy()
+    mass = np.asarray(abs(X).sum(axis=1)).ravel()
+    scale = np.minimum(1.0, cap / np.where(mass > 0, mass, 1.0))
+    if sparse.issparse(X):
+        return sparse.csr_matrix(sparse.diags(scale) @ X)
+    return X * scale[:, None]
+
+
+def check_non_negative(X: Any, whom: str) -> None:
+    """Refuse negative entries (interest counts are non-negative), naming the method and the minimum."""
+    low = X.min() if X.size else 0.0
+    if low < 0:
+        raise ParameterError(f"Negative values in data passed to {whom}: X must hold non-negative interest "
+                             f"counts, got minimum {float(low):.6g}")
+
+
+class InterestProfiler(TransformerMixin, BaseEstimator):
+    """Turn eligible events into interest profiles (scikit-learn transformer).
+
+    Parameters
+    ----------
+    half_life_days : float, default 30
+        Half-life of the time decay; ``inf`` disables decay.
+    level : {"node", "tier1", "tier2"}, default "node"
+        Profile columns: the events' own safe nodes, or their tier-1 / tier-2 ancestors.
+    max_events_per_person : int or None, default 1000
+        Only each person's most recent events count. On a count matrix: each row's L1 mass is capped at it.
+    norm : {None, "l1", "l2"}, default None
+        Row normalisation applied last.
+
+    Attributes
+    ----------
+    columns_ : numpy.ndarray of int32
+        Profile columns (taxonomy node indices), when fitted on ``EligibleEvents``.
+    n_features_in_ : int
+        Number of categories, when fitted on a count matrix.
+
+    Notes
+    -----
+    ``transform(EligibleEvents)`` returns :class:`InterestProfiles` (the real path); ``transform`` of a numeric
+    persons × categories count matrix (dense or sparse) returns a matrix of the same kind, with row mass capped
+    and normalised, for generic scikit-learn pipelines.
+    """
+
+    def __init__(self, half_life_days: float = 30.0, level: str = "node",
+                 max_events_per_person: int | None = 1000, norm: str | None = None) -> None:
+        self.half_life_days = half_life_days
+        self.level = level
+        self.max_events_per_person = max_events_per_person
+        self.norm = norm
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.positive_only = True
+        return tags
+
+    def fit(self, X: Any, y: Any = None) -> InterestProfiler:
+        """Validate the parameters (and ``X``); learn the column set. Returns ``self``."""
+        check_profile_params(self.half_life_days, self.level, self.max_events_per_person, self.norm)
+        if is_eligible_events(X):
+            self.safe_taxonomy_ = X.safe_taxonomy
+            self.columns_ = level_columns(X.safe_taxonomy, self.level)
+            return self
+        X = validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=True)
+        check_non_negative(X, "InterestProfiler.fit")
+        return self
+
+    def transform(self, X: Any) -> Any:
+        """Profiles of ``X``: :class:`InterestProfiles` for ``EligibleEvents``, else a capped, normalised matrix."""
+        check_is_fitted(self)
+        if is_eligible_events(X):
+            self._check_same_taxonomy(X)
+            return build_profiles(X, half_life_days=self.half_life_days, level=self.level,
+                                  max_events_per_person=self.max_events_per_person, norm=self.norm)
+        if not hasattr(self, "n_features_in_"):
+            raise ParameterError("X: InterestProfiler was fitted on EligibleEvents, so transform needs "
+                                 f"EligibleEvents, got {type(X).__name__}")
+        X = validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=False)
+        check_non_negative(X, "InterestProfiler.transform")
+        return normalize_rows(cap_row_mass(X, self.max_events_per_person), self.norm)
+
+    def _check_same_taxonomy(self, eligible: Any) -> None:
+        if not hasattr(self, "columns_"):
+            raise ParameterError("X: InterestProfiler was fitted on a count matrix, so transform needs a "
+                                 "matrix, got EligibleEvents")
+        safe = eligible.safe_taxonomy
+        if safe.taxonomy != self.safe_taxonomy_.taxonomy or not np.array_equal(
+                safe.safe_mask, self.safe_taxonomy_.safe_mask):
+            raise ParameterError("X: EligibleEvents use another taxonomy or sensitivity profile than the one "
+                                 f"InterestProfiler was fitted with ({safe.taxonomy.name!r})")

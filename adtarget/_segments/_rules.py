@@ -1,0 +1,319 @@
+"""Rule-based segments: data-independent definitions over the safe taxonomy, assigned with sparse kernels.
+
+A definition names taxonomy nodes only, never data, so the set of segments is public and costs no privacy
+budget. :class:`SegmentCatalog` validates every definition when it is created: a sensitive node (or a
+descendant of one) raises :class:`~adtarget.exceptions.SensitiveCategoryError`, an unknown node
+:class:`~adtarget.exceptions.TaxonomyError`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+from scipy import sparse
+
+from adtarget._profiles import LEVELS, InterestProfiler, InterestProfiles, is_eligible_events
+from adtarget._segments._info import SegmentAssignments, SegmentInfo
+from adtarget._segments._naming import composite_name, topic_name
+from adtarget.exceptions import ParameterError, SensitiveCategoryError, TaxonomyError
+
+__all__ = ["AllOf", "AnyOf", "SegmentCatalog", "TopicSegment"]
+
+RULES = ("top_k", "share")
+
+
+@dataclass(frozen=True)
+class TopicSegment:
+    """Persons interested in a taxonomy node's subtree.
+
+    Parameters
+    ----------
+    node_id : str or int
+        The node's id in the taxonomy (e.g. ``"483"``); stored as a string.
+    rule : {"top_k", "share"}, default "top_k"
+        ``"top_k"``: the subtree is among the person's ``k`` strongest interests at the node's tier (as the
+        Topics API does with 5; ties go to the lower node index). ``"share"``: the subtree holds at least
+        ``min_share`` of the person's total interest score.
+    k : int, default 5
+    min_share : float in (0, 1], default 0.1
+    """
+
+    node_id: str
+    rule: str = "top_k"
+    k: int = 5
+    min_share: float = 0.1
+
+    def __post_init__(self) -> None:
+        node_id = self.node_id
+        if isinstance(node_id, numbers.Integral) and not isinstance(node_id, bool):
+            node_id = str(int(node_id))
+        if not isinstance(node_id, str) or not node_id.strip():
+            raise ParameterError(f"node_id must be a non-empty string or an integer, got {self.node_id!r}")
+        object.__setattr__(self, "node_id", node_id.strip())
+        if self.rule not in RULES:
+            raise ParameterError(f"rule of segment {node_id!r} must be one of {RULES}, got {self.rule!r}")
+        if isinstance(self.k, bool) or not isinstance(self.k, numbers.Integral) or self.k < 1:
+            raise ParameterError(f"k of segment {node_id!r} must be an integer >= 1, got {self.k!r}")
+        share = self.min_share
+        if isinstance(share, bool) or not isinstance(share, numbers.Real) or math.isnan(share) \
+                or not 0 < share <= 1:
+            raise ParameterError(f"min_share of segment {node_id!r} must be a number in (0, 1], got {share!r}")
+
+    def __str__(self) -> str:
+        rule = f"top {self.k}" if self.rule == "top_k" else f"share >= {self.min_share:g}"
+        return f"topic {self.node_id} ({rule})"
+
+
+@dataclass(frozen=True, init=False)
+class _Composite:
+    parts: tuple[Definition, ...]
+    operator = ""
+
+    def __init__(self, *parts: Definition) -> None:
+        if len(parts) < 2:
+            raise ParameterError(f"{type(self).__name__} needs at least 2 definitions, got {len(parts)}")
+        for part in parts:
+            if not isinstance(part, TopicSegment | _Composite):
+                raise ParameterError(f"{type(self).__name__} parts must be TopicSegment, AllOf or AnyOf, "
+                                     f"got {type(part).__name__}")
+        object.__setattr__(self, "parts", tuple(parts))
+
+
+class AllOf(_Composite):
+    """Persons in every one of the parts (intersection)."""
+
+    operator = "AND"
+
+
+class AnyOf(_Composite):
+    """Persons in at least one of the parts (union)."""
+
+    operator = "OR"
+
+
+Definition = Union[TopicSegment, AllOf, AnyOf]  # noqa: UP007 - a runtime alias
+
+
+def _leaves(definition: Definition) -> Iterator[TopicSegment]:
+    if isinstance(definition, TopicSegment):
+        yield definition
+    else:
+        for part in definition.parts:
+            yield from _leaves(part)
+
+
+class SegmentCatalog:
+    """An ordered, validated set of rule-based segment definitions over one safe taxonomy.
+
+    Parameters
+    ----------
+    definitions : iterable of TopicSegment, AllOf, AnyOf
+    safe_taxonomy : SafeTaxonomy
+
+    Raises
+    ------
+    SensitiveCategoryError
+        A definition names a sensitive node or a descendant of one (the message names the class).
+    TaxonomyError
+        A definition names a node the taxonomy does not have.
+    ParameterError
+        No definitions, or two definitions with the same segment id.
+    """
+
+    def __init__(self, definitions: Iterable[Definition], safe_taxonomy: Any) -> None:
+        self.definitions: tuple[Definition, ...] = tuple(definitions)
+        self.safe_taxonomy = safe_taxonomy
+        if not self.definitions:
+            raise ParameterError("definitions must hold at least one segment definition, got none")
+        for d in self.definitions:
+            if not isinstance(d, TopicSegment | _Composite):
+                raise ParameterError(f"definitions must be TopicSegment, AllOf or AnyOf, got {type(d).__name__}")
+        self._leaves = tuple(dict.fromkeys(leaf for d in self.definitions for leaf in _leaves(d)))
+        self._leaf_nodes = self._resolve([leaf.node_id for leaf in self._leaves])
+        self._leaf_index = {leaf: i for i, leaf in enumerate(self._leaves)}
+        self.segments: tuple[SegmentInfo, ...] = tuple(self._describe(d) for d in self.definitions)
+        self._check_unique_ids()
+
+    @classmethod
+    def default(cls, safe_taxonomy: Any, *, k: int = 5) -> SegmentCatalog:
+        """Every safe tier-1 and tier-2 node as a top-``k`` topic segment (what ``adtarget run`` releases)."""
+        taxonomy = safe_taxonomy.taxonomy
+        nodes = np.flatnonzero(np.asarray(safe_taxonomy.safe_mask) & (taxonomy.tier <= 2))
+        return cls([TopicSegment(str(taxonomy.ids[i]), k=k) for i in nodes], safe_taxonomy)
+
+    @property
+    def taxonomy(self) -> Any:
+        return self.safe_taxonomy.taxonomy
+
+    def __len__(self) -> int:
+        return len(self.definitions)
+
+    def __iter__(self) -> Iterator[Definition]:
+        return iter(self.definitions)
+
+    def __repr__(self) -> str:
+        return f"SegmentCatalog(n_segments={len(self)}, taxonomy={self.taxonomy.name!r})"
+
+    def _resolve(self, node_ids: list[str]) -> np.ndarray:
+        taxonomy = self.taxonomy
+        nodes = np.asarray(taxonomy.index_of(np.asarray(node_ids, dtype=str)), dtype=np.int32)
+        unknown = np.flatnonzero(nodes < 0)
+        if unknown.size:
+            raise TaxonomyError(f"node_id {node_ids[unknown[0]]!r} is not a node of taxonomy {taxonomy.name!r} "
+                                f"({unknown.size} unknown node ids in the definitions)")
+        unsafe = np.flatnonzero(~np.asarray(self.safe_taxonomy.safe_mask)[nodes])
+        if unsafe.size:
+            self._raise_sensitive(node_ids[unsafe[0]], int(nodes[unsafe[0]]))
+        return nodes
+
+    def _raise_sensitive(self, node_id: str, node: int) -> None:
+        safe = self.safe_taxonomy
+        code = int(np.asarray(safe.sensitive_class)[node])
+        cls = safe.profile.classes[code] if code >= 0 else "sensitive"
+        raise SensitiveCategoryError(
+            f"node_id {node_id!r} ({self.taxonomy.names[node]}) is in the sensitive class {cls!r} of profile "
+            f"{safe.profile.name!r}: segments cannot be defined on sensitive categories or their descendants")
+
+    def _describe(self, definition: Definition) -> SegmentInfo:
+        taxonomy = self.taxonomy
+        if isinstance(definition, TopicSegment):
+            node = int(self._leaf_nodes[self._leaf_index[definition]])
+            name, path = topic_name(taxonomy, node)
+            return SegmentInfo(taxonomy.segment_id(node), name, path)
+        return SegmentInfo(f"{taxonomy.name}:{self._local_id(definition)}",
+                           composite_name(definition.operator, [self._describe(p).name for p in definition.parts]))
+
+    def _local_id(self, definition: Definition) -> str:
+        if isinstance(definition, TopicSegment):
+            return definition.node_id
+        op = "all" if isinstance(definition, AllOf) else "any"
+        return f"{op}({','.join(self._local_id(p) for p in definition.parts)})"
+
+    def _check_unique_ids(self) -> None:
+        seen: dict[str, int] = {}
+        for i, info in enumerate(self.segments):
+            if info.segment_id in seen:
+                raise ParameterError(f"definitions {seen[info.segment_id]} and {i} both define segment "
+                                     f"{info.segment_id!r}; segment ids must be unique in a catalog")
+            seen[info.segment_id] = i
+
+    # --- assignment ---------------------------------------------------------------------------------------
+    def assign(self, data: Any, *, profiler: InterestProfiler | None = None) -> SegmentAssignments:
+        """Which eligible person belongs to which segment (sparse, vectorised; no per-person loop).
+
+        Parameters
+        ----------
+        data : EligibleEvents or InterestProfiles
+            Events are first turned into profiles with ``profiler`` (default ``InterestProfiler()``).
+        profiler : InterestProfiler, optional
+            Cloned before use, never modified.
+
+        Returns
+        -------
+        SegmentAssignments
+            Personal Information, rows aligned with the eligible persons, columns in definition order.
+        """
+        profiles = self._profiles(data, profiler)
+        leaves = leaf_membership(profiles, self._leaf_nodes, self._leaf_params())
+        topic = {i: d for i, d in enumerate(self.definitions) if isinstance(d, TopicSegment)}
+        composite = {i: d for i, d in enumerate(self.definitions) if not isinstance(d, TopicSegment)}
+        blocks = [leaves[:, [self._leaf_index[d] for d in topic.values()]]] if topic else []
+        blocks += [self._column(d, leaves) for d in composite.values()]
+        source = np.asarray([*topic, *composite])
+        membership = sparse.hstack(blocks, format="csr")[:, np.argsort(source, kind="stable")]
+        return SegmentAssignments(persons=profiles.persons, membership=membership, segments=self.segments)
+
+    def _leaf_params(self) -> dict[str, np.ndarray]:
+        return {"top_k": np.array([leaf.rule == "top_k" for leaf in self._leaves]),
+                "k": np.array([leaf.k for leaf in self._leaves], dtype=np.int64),
+                "min_share": np.array([leaf.min_share for leaf in self._leaves], dtype=np.float64)}
+
+    def _column(self, definition: Definition, leaves: sparse.csr_matrix) -> sparse.csr_matrix:
+        if isinstance(definition, TopicSegment):
+            return leaves[:, [self._leaf_index[definition]]]
+        columns = [self._column(p, leaves) for p in definition.parts]
+        out = columns[0]
+        for column in columns[1:]:
+            out = out.multiply(column) if isinstance(definition, AllOf) else out.maximum(column)
+        return sparse.csr_matrix(out, dtype=bool)
+
+    def _profiles(self, data: Any, profiler: InterestProfiler | None) -> InterestProfiles:
+        if is_eligible_events(data):
+            from sklearn.base import clone
+
+            data = clone(profiler if profiler is not None else InterestProfiler()).fit_transform(data)
+        if not isinstance(data, InterestProfiles):
+            raise ParameterError(f"data must be EligibleEvents or InterestProfiles, got {type(data).__name__}")
+        self._check_profiles(data)
+        return data
+
+    def _check_profiles(self, profiles: InterestProfiles) -> None:
+        safe = profiles.safe_taxonomy
+        if safe.taxonomy != self.taxonomy or not np.array_equal(safe.safe_mask, self.safe_taxonomy.safe_mask):
+            raise ParameterError(f"data: profiles are over taxonomy {safe.taxonomy.name!r} with another "
+                                 f"sensitivity profile or taxonomy than the catalog ({self.taxonomy.name!r})")
+        level_tier = LEVELS[profiles.level]
+        deepest = int(self.taxonomy.tier[self._leaf_nodes].max())
+        if level_tier is not None and level_tier < deepest:
+            raise ParameterError(f"data: profiles at level {profiles.level!r} are too coarse for segments on "
+                                 f"tier-{deepest} nodes; build them at level 'node' or 'tier{deepest}'")
+
+
+# --- sparse kernels (inner: they trust validated catalogs and profiles) ------------------------------------
+def tier_scores(profiles: InterestProfiles, tier: int) -> sparse.csr_matrix:
+    """Persons × taxonomy nodes: each person's score per tier-``tier`` subtree (shallower columns dropped)."""
+    taxonomy = profiles.taxonomy
+    target = taxonomy.rollup(profiles.columns, tier)
+    cols = np.flatnonzero(taxonomy.tier[target] == tier)
+    rollup = sparse.csr_matrix((np.ones(cols.size), (cols, target[cols])),
+                               shape=(profiles.n_columns, taxonomy.n_nodes))
+    scores = sparse.csr_matrix(profiles.matrix @ rollup)
+    scores.eliminate_zeros()
+    return scores
+
+
+def row_ranks(scores: sparse.csr_matrix) -> sparse.csr_matrix:
+    """Same pattern as ``scores``, data = 1-based rank in the row by descending score, ties to the lower column.
+
+    One lexsort on (row, -score, column) over all stored entries: no per-row loop.
+    """
+    rows = np.repeat(np.arange(scores.shape[0]), np.diff(scores.indptr))
+    order = np.lexsort((scores.indices, -scores.data, rows))
+    rank = np.empty(scores.nnz, dtype=np.int64)
+    rank[order] = np.arange(scores.nnz) - scores.indptr[rows[order]] + 1
+    return sparse.csr_matrix((rank, scores.indices, scores.indptr), shape=scores.shape)
+
+
+def _select(matrix: sparse.csr_matrix, nodes: np.ndarray, keep: Any) -> sparse.csr_matrix:
+    """Columns ``nodes`` of ``matrix`` as bool, keeping entry (i, j) where ``keep(values, j, rows)`` holds."""
+    sub = sparse.csr_matrix(matrix[:, nodes])
+    rows = np.repeat(np.arange(sub.shape[0]), np.diff(sub.indptr))
+    member = sparse.csr_matrix((keep(sub.data, sub.indices, rows), sub.indices, sub.indptr), shape=sub.shape)
+    member.eliminate_zeros()
+    return member
+
+
+def leaf_membership(profiles: InterestProfiles, nodes: np.ndarray, params: dict[str, np.ndarray]) -> sparse.csr_matrix:
+    """Persons × leaves bool membership of topic segments, grouped by (tier, rule) to stay vectorised."""
+    tiers = profiles.taxonomy.tier[nodes]
+    total = np.asarray(profiles.matrix.sum(axis=1)).ravel()
+    blocks, source = [], []
+    for tier in np.unique(tiers):
+        scores = tier_scores(profiles, int(tier))
+        for is_top_k in (True, False):
+            sel = np.flatnonzero((tiers == tier) & (params["top_k"] == is_top_k))
+            if not sel.size:
+                continue
+            if is_top_k:
+                k = params["k"][sel]
+                blocks.append(_select(row_ranks(scores), nodes[sel], lambda r, j, _, k=k: r <= k[j]))
+            else:
+                low = params["min_share"][sel]
+                blocks.append(_select(scores, nodes[sel], lambda s, j, i, low=low: s >= low[j] * total[i]))
+            source.append(sel)
+    return sparse.hstack(blocks, format="csr")[:, np.argsort(np.concatenate(source), kind="stable")]
