@@ -1,0 +1,1 @@
+"""The advertiser release: contribution bounding, DP counts, partition selection, budget ledger, report."""

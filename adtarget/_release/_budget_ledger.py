@@ -1,0 +1,431 @@
+"""The persistent privacy-budget ledger: SQLite, one BEGIN IMMEDIATE transaction per charge.
+
+Every advertiser release is charged here *before* anything is emitted. A charge checks two caps over the
+accounting window containing now: the advertiser's cap and a global cap across all advertisers (who may
+collude). An identical repeated query (same ``query_key``: hash of release spec + data snapshot) returns the
+stored charge, and its stored report, without new spending. Spend rows are append-only (SQLite triggers).
+See ``docs/privacy/budget-ledger.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from adtarget._release._budget_spec import PrivacyBudget, RemainingBudget
+from adtarget.exceptions import BudgetExhaustedError, LedgerError, ParameterError
+
+__all__ = ["DEFAULT_ADVERTISER_CAP", "DEFAULT_GLOBAL_CAP", "DEFAULT_WINDOW_DAYS", "SCHEMA_VERSION", "TOLERANCE",
+           "BudgetCaps", "BudgetLedger", "Charge"]
+
+DEFAULT_ADVERTISER_CAP = PrivacyBudget(4.0, 1e-5)
+DEFAULT_GLOBAL_CAP = PrivacyBudget(20.0, 1e-4)
+DEFAULT_WINDOW_DAYS = 30
+#: relative tolerance of cap comparisons: spent + requested <= cap * (1 + TOLERANCE), so 5 × 0.2 fits 1.0.
+TOLERANCE = 1e-12
+_DAY = 86_400
+
+_MIGRATION_1 = (
+    "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    """CREATE TABLE settings (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        advertiser_epsilon REAL NOT NULL, advertiser_delta REAL NOT NULL,
+        global_epsilon REAL NOT NULL, global_delta REAL NOT NULL,
+        window_seconds INTEGER NOT NULL CHECK (window_seconds > 0), window_origin INTEGER NOT NULL)""",
+    # the defaults above (a test checks they match): advertiser ε=4, δ=1e-5; global ε=20, δ=1e-4; 30 days
+    "INSERT INTO settings VALUES (1, 4.0, 1e-05, 20.0, 0.0001, 2592000, 0)",
+    """CREATE TABLE spend (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        advertiser TEXT NOT NULL,
+        epsilon REAL NOT NULL CHECK (epsilon > 0), delta REAL NOT NULL CHECK (delta >= 0 AND delta < 1),
+        query_key TEXT NOT NULL UNIQUE,
+        window_start INTEGER NOT NULL, window_end INTEGER NOT NULL, charged_at INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('charged', 'reported')),
+        report_json TEXT, reported_at INTEGER)""",
+    "CREATE INDEX spend_window ON spend (window_start, window_end)",
+    "CREATE INDEX spend_advertiser ON spend (advertiser, window_start)",
+    """CREATE TRIGGER spend_no_delete BEFORE DELETE ON spend
+        BEGIN SELECT RAISE(ABORT, 'spend rows are append-only'); END""",
+    """CREATE TRIGGER spend_amounts_immutable BEFORE UPDATE OF
+        advertiser, epsilon, delta, query_key, window_start, window_end, charged_at ON spend
+        BEGIN SELECT RAISE(ABORT, 'spend amounts are immutable'); END""",
+    """CREATE TRIGGER spend_report_once BEFORE UPDATE OF report_json ON spend WHEN OLD.report_json IS NOT NULL
+        BEGIN SELECT RAISE(ABORT, 'a stored report is immutable'); END""",
+)
+#: (version, statements) applied in order to bring an older ledger file up to SCHEMA_VERSION.
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _MIGRATION_1),)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _fits(total: float, cap: float) -> bool:
+    return total <= cap * (1.0 + TOLERANCE)
+
+
+def checked_advertiser(value: Any) -> str:
+    """The advertiser name in NFC form, if it is 1-200 characters without control or edge whitespace."""
+    if not isinstance(value, str):
+        raise ParameterError(f"advertiser must be a string, got {type(value).__name__}")
+    name = unicodedata.normalize("NFC", value)
+    if not 1 <= len(name) <= 200:
+        raise ParameterError(f"advertiser must have 1 to 200 characters, got {len(name)}")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name):
+        raise ParameterError(f"advertiser must not contain control characters, got {name!r}")
+    if name != name.strip():
+        raise ParameterError(f"advertiser must not start or end with whitespace, got {name!r}")
+    return name
+
+
+def _checked_key(value: Any) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= 256 or not value.isprintable():
+        raise ParameterError(f"query_key must be a printable string of 1 to 256 characters, got {value!r}")
+    return value
+
+
+def _checked_budget(budget: Any) -> PrivacyBudget:
+    if not isinstance(budget, PrivacyBudget):
+        raise ParameterError(f"budget must be a PrivacyBudget, got {type(budget).__name__}")
+    if budget.is_infinite:
+        raise ParameterError(f"budget must be finite to be charged, got {budget} (ε = inf is for tests that "
+                             "bypass the ledger)")
+    return budget
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One spend row: what was charged, to whom, in which window, and the stored report if any.
+
+    ``new_spend`` is False when an identical earlier query was found: then nothing new was spent, and
+    ``report_json`` holds the stored report (None if the earlier run stopped before storing one).
+    """
+
+    charge_id: int
+    advertiser: str
+    budget: PrivacyBudget
+    query_key: str
+    window_start: int
+    window_end: int
+    status: str
+    new_spend: bool
+    report_json: str | None
+
+
+@dataclass(frozen=True)
+class BudgetCaps:
+    """The ledger's caps: per advertiser and global (all advertisers), per window of ``window_days``."""
+
+    advertiser_cap: PrivacyBudget
+    global_cap: PrivacyBudget
+    window_days: float
+    window_origin: int = 0
+
+
+class BudgetLedger:
+    """Persistent (ε, δ) spending per advertiser and globally, per fixed accounting window (SQLite, WAL).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The SQLite file; created (with the current schema) when missing, migrated when older.
+    busy_timeout_s : float, default 30.0
+        How long a transaction waits for another process's lock (SQLite busy_timeout).
+    clock : callable returning epoch seconds, optional
+        Source of "now" (``time.time`` by default); tests inject one to cross window boundaries.
+
+    Privacy
+    -------
+    Caps bound the basic-composition sum of (ε, δ) released per advertiser and in total per window.
+    Windows are fixed: ``[origin + i·length, origin + (i+1)·length)`` UTC, origin 1970-01-01 by default.
+
+    Raises
+    ------
+    LedgerError
+        The file is not a ledger, is of a newer schema version, is corrupted or stays locked.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0,
+                 clock: Callable[[], float] | None = None) -> None:
+        self._path = os.fspath(path)
+        self._busy_timeout_s = busy_timeout_s
+        self._clock = clock if clock is not None else time.time
+        self._migrate()
+
+    # --- connections and schema --------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        # timeout= is SQLite's busy_timeout; isolation_level=None: we issue BEGIN IMMEDIATE ourselves
+        conn = sqlite3.connect(self._path, timeout=self._busy_timeout_s, isolation_level=None)
+        conn.execute("PRAGMA synchronous = FULL")
+        return conn
+
+    @contextmanager
+    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction, committed or rolled back: BEGIN IMMEDIATE (write lock up front) or a read."""
+        try:
+            conn = self._connect()
+            try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise LedgerError(f"budget ledger {self._path!r}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        try:
+            conn = self._connect()
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise LedgerError(f"budget ledger {self._path!r} cannot be opened: {exc}") from exc
+        with self._transaction() as conn:
+            version = self._schema_version(conn)
+            if version > SCHEMA_VERSION:
+                raise LedgerError(f"budget ledger {self._path!r} has schema version {version}, newer than "
+                                  f"this adtarget supports ({SCHEMA_VERSION})")
+            for target, statements in MIGRATIONS:
+                if target > version:
+                    for statement in statements:
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                                 (target, self._now()))
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "schema_version" not in tables:
+            if tables - {"sqlite_sequence"}:
+                raise LedgerError(f"{self._path!r} is an SQLite file but not an adtarget budget ledger "
+                                  f"(tables {sorted(tables)})")
+            return 0
+        return int(conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0])
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the file."""
+        with self._transaction(write=False) as conn:
+            return self._schema_version(conn)
+
+    # --- time and caps -----------------------------------------------------------------------------
+    def _now(self) -> int:
+        return math.floor(self._clock())
+
+    @staticmethod
+    def _caps(conn: sqlite3.Connection) -> BudgetCaps:
+        a_eps, a_delta, g_eps, g_delta, seconds, origin = conn.execute(
+            "SELECT advertiser_epsilon, advertiser_delta, global_epsilon, global_delta, window_seconds, "
+            "window_origin FROM settings WHERE id = 1").fetchone()
+        return BudgetCaps(PrivacyBudget(a_eps, a_delta), PrivacyBudget(g_eps, g_delta), seconds / _DAY, origin)
+
+    @staticmethod
+    def _window_at(caps: BudgetCaps, ts: int) -> tuple[int, int]:
+        length = round(caps.window_days * _DAY)
+        start = caps.window_origin + ((ts - caps.window_origin) // length) * length
+        return start, start + length
+
+    @property
+    def caps(self) -> BudgetCaps:
+        """The current caps and window length."""
+        with self._transaction(write=False) as conn:
+            return self._caps(conn)
+
+    def set_caps(self, *, advertiser_cap: PrivacyBudget | None = None, global_cap: PrivacyBudget | None = None,
+                 window_days: int | None = None) -> BudgetCaps:
+        """Change the per-advertiser cap, the global cap and/or the window length; returns the new caps.
+
+        Spend already recorded keeps its window; a spend row counts against every window it overlaps.
+        """
+        for cap in (advertiser_cap, global_cap):
+            if cap is not None:
+                _checked_budget(cap)
+        if window_days is not None and (not isinstance(window_days, int) or isinstance(window_days, bool)
+                                        or not 1 <= window_days <= 3660):
+            raise ParameterError(f"window_days must be an integer in [1, 3660], got {window_days!r}")
+        with self._transaction() as conn:
+            old = self._caps(conn)
+            adv, glob = advertiser_cap or old.advertiser_cap, global_cap or old.global_cap
+            seconds = window_days * _DAY if window_days is not None else round(old.window_days * _DAY)
+            conn.execute("UPDATE settings SET advertiser_epsilon = ?, advertiser_delta = ?, global_epsilon = ?, "
+                         "global_delta = ?, window_seconds = ? WHERE id = 1",
+                         (adv.epsilon, adv.delta, glob.epsilon, glob.delta, seconds))
+            return self._caps(conn)
+
+    # --- spending ----------------------------------------------------------------------------------
+    @staticmethod
+    def _spent(conn: sqlite3.Connection, window: tuple[int, int], advertiser: str | None) -> tuple[float, float]:
+        sql = "SELECT epsilon, delta FROM spend WHERE window_start < ? AND window_end > ?"
+        args: tuple[Any, ...] = (window[1], window[0])
+        if advertiser is not None:
+            sql, args = sql + " AND advertiser = ?", (*args, advertiser)
+        rows = conn.execute(sql, args).fetchall()
+        return math.fsum(r[0] for r in rows), math.fsum(r[1] for r in rows)
+
+    @staticmethod
+    def _left(cap: PrivacyBudget, spent: tuple[float, float]) -> RemainingBudget:
+        return RemainingBudget(max(cap.epsilon - spent[0], 0.0), max(cap.delta - spent[1], 0.0))
+
+    def _check_caps(self, conn: sqlite3.Connection, caps: BudgetCaps, advertiser: str, budget: PrivacyBudget,
+                    window: tuple[int, int]) -> None:
+        scopes = ((f"advertiser {advertiser!r}", caps.advertiser_cap, advertiser),
+                  ("all advertisers (global cap)", caps.global_cap, None))
+        for label, cap, who in scopes:
+            spent = self._spent(conn, window, who)
+            if not (_fits(spent[0] + budget.epsilon, cap.epsilon) and _fits(spent[1] + budget.delta, cap.delta)):
+                raise BudgetExhaustedError(
+                    f"privacy budget exhausted for advertiser {advertiser!r}: requested {budget}, remaining "
+                    f"{self._left(cap, spent)} for {label} (cap {cap}) in window "
+                    f"{_iso(window[0])}..{_iso(window[1])}; nothing was spent")
+
+    def _charge_window(self, caps: BudgetCaps, window_start: Any) -> tuple[int, int]:
+        current = self._window_at(caps, self._now())
+        if window_start is None:
+            return current
+        ts = int(window_start.timestamp()) if isinstance(window_start, datetime) and window_start.tzinfo \
+            else window_start
+        if not isinstance(ts, int) or isinstance(ts, bool) or ts != current[0]:
+            raise ParameterError(f"window_start must be the start of the current window {_iso(current[0])} "
+                                 f"(epoch {current[0]}), got {window_start!r}: a release is charged to the "
+                                 f"window in which it is emitted")
+        return current
+
+    def charge(self, advertiser: str, budget: PrivacyBudget, query_key: str, *,
+               window_start: int | datetime | None = None) -> Charge:
+        """Record the spending of ``budget`` by ``advertiser`` for ``query_key``, before anything is emitted.
+
+        Parameters
+        ----------
+        advertiser : str
+            Any unicode name (1-200 characters, no control characters); stored NFC-normalised.
+        budget : PrivacyBudget
+            The (ε, δ) of the whole release; must be finite.
+        query_key : str
+            Hash of the release spec and the data snapshot. A key seen before returns its charge without
+            new spending (``new_spend=False``) and its stored report, if any.
+        window_start : int or aware datetime, optional
+            Asserts the accounting window (epoch seconds of its start); a release is always charged to the
+            window containing now, so any other value raises ParameterError.
+
+        Returns
+        -------
+        Charge
+
+        Raises
+        ------
+        BudgetExhaustedError
+            The advertiser's or the global cap would be exceeded in the current window; nothing is spent.
+        ParameterError
+            Invalid arguments, or ``query_key`` was charged with another advertiser or budget.
+        """
+        name, budget, key = checked_advertiser(advertiser), _checked_budget(budget), _checked_key(query_key)
+        with self._transaction() as conn:
+            found = self._find(conn, key)
+            if found is not None:
+                return self._reused(found, name, budget)
+            caps = self._caps(conn)
+            window = self._charge_window(caps, window_start)
+            self._check_caps(conn, caps, name, budget, window)
+            cur = conn.execute(
+                "INSERT INTO spend (advertiser, epsilon, delta, query_key, window_start, window_end, charged_at, "
+                "status) VALUES (?, ?, ?, ?, ?, ?, ?, 'charged')",
+                (name, budget.epsilon, budget.delta, key, window[0], window[1], self._now()))
+            return Charge(int(cur.lastrowid or 0), name, budget, key, window[0], window[1], "charged", True, None)
+
+    @staticmethod
+    def _find(conn: sqlite3.Connection, key: str) -> Charge | None:
+        row = conn.execute("SELECT id, advertiser, epsilon, delta, window_start, window_end, status, report_json "
+                           "FROM spend WHERE query_key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        return Charge(row[0], row[1], PrivacyBudget(row[2], row[3]), key, row[4], row[5], row[6], False, row[7])
+
+    @staticmethod
+    def _reused(found: Charge, advertiser: str, budget: PrivacyBudget) -> Charge:
+        if found.advertiser != advertiser:
+            raise ParameterError(f"query_key {found.query_key!r} was charged to another advertiser, "
+                                 f"not to {advertiser!r}")
+        if not (math.isclose(found.budget.epsilon, budget.epsilon, rel_tol=TOLERANCE)
+                and math.isclose(found.budget.delta, budget.delta, rel_tol=TOLERANCE)):
+            raise ParameterError(f"query_key {found.query_key!r} was charged with {found.budget}, "
+                                 f"got {budget}")
+        return found
+
+    # --- reports -----------------------------------------------------------------------------------
+    def store_report(self, charge_id: int, report_json: str) -> str:
+        """Attach the report of a charge; returns the report to emit (the first one stored wins).
+
+        Emit exactly what this returns: if another process stored a report for the same charge first, that
+        report is returned and ``report_json`` is discarded, so one spend never yields two noisy reports.
+        """
+        if not isinstance(charge_id, int) or isinstance(charge_id, bool):
+            raise ParameterError(f"charge_id must be an integer, got {type(charge_id).__name__}")
+        if not isinstance(report_json, str):
+            raise ParameterError(f"report_json must be a JSON string, got {type(report_json).__name__}")
+        try:
+            json.loads(report_json)
+        except ValueError as exc:
+            raise ParameterError(f"report_json must be valid JSON ({exc.__class__.__name__} at "
+                                 f"{getattr(exc, 'pos', '?')})") from None
+        with self._transaction() as conn:
+            row = conn.execute("SELECT report_json FROM spend WHERE id = ?", (charge_id,)).fetchone()
+            if row is None:
+                raise ParameterError(f"charge_id must name an existing charge, got {charge_id}")
+            if row[0] is not None:
+                return str(row[0])
+            conn.execute("UPDATE spend SET status = 'reported', report_json = ?, reported_at = ? WHERE id = ?",
+                         (report_json, self._now(), charge_id))
+            return report_json
+
+    def lookup(self, query_key: str) -> str | None:
+        """The stored report of ``query_key``, or None when it was never charged or has no report yet."""
+        key = _checked_key(query_key)
+        with self._transaction(write=False) as conn:
+            row = conn.execute("SELECT report_json FROM spend WHERE query_key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    # --- reading -----------------------------------------------------------------------------------
+    def remaining(self, advertiser: str) -> tuple[RemainingBudget, RemainingBudget]:
+        """(advertiser_left, global_left) in the window containing now, each clipped at 0."""
+        name = checked_advertiser(advertiser)
+        with self._transaction(write=False) as conn:
+            caps = self._caps(conn)
+            window = self._window_at(caps, self._now())
+            return (self._left(caps.advertiser_cap, self._spent(conn, window, name)),
+                    self._left(caps.global_cap, self._spent(conn, window, None)))
+
+    def show(self) -> list[dict[str, Any]]:
+        """One row per advertiser with spending in the current window, then the global row (for ``budget show``)."""
+        with self._transaction(write=False) as conn:
+            caps = self._caps(conn)
+            window = self._window_at(caps, self._now())
+            names = [r[0] for r in conn.execute(
+                "SELECT DISTINCT advertiser FROM spend WHERE window_start < ? AND window_end > ? "
+                "ORDER BY advertiser", (window[1], window[0]))]
+            rows = [self._row(conn, "advertiser", n, caps.advertiser_cap, window) for n in names]
+            return [*rows, self._row(conn, "global", None, caps.global_cap, window)]
+
+    def _row(self, conn: sqlite3.Connection, scope: str, advertiser: str | None, cap: PrivacyBudget,
+             window: tuple[int, int]) -> dict[str, Any]:
+        spent = self._spent(conn, window, advertiser)
+        left = self._left(cap, spent)
+        return {"scope": scope, "advertiser": advertiser, "window_start": _iso(window[0]),
+                "window_end": _iso(window[1]), "epsilon_spent": spent[0], "delta_spent": spent[1],
+                "epsilon_cap": cap.epsilon, "delta_cap": cap.delta,
+                "epsilon_remaining": left.epsilon, "delta_remaining": left.delta}

@@ -1,0 +1,255 @@
+"""Discrete noise for counts: discrete Laplace (pure ε) and discrete Gaussian ((ε, δ)), from diffprivlib.
+
+The samplers are diffprivlib 0.6.6's ``Geometric`` (two-sided geometric = discrete Laplace; Ghosh, Roughgarden
+and Sundararajan 2009) and ``GaussianDiscrete`` (exact sampler of Canonne, Kamath and Steinke 2020,
+Algorithm 3). With ``random_state=None`` diffprivlib draws from ``secrets.SystemRandom``; a seed switches to a
+numpy ``RandomState`` and emits a :class:`~adtarget.exceptions.PrivacyLeakWarning` on every call. No
+floating-point Laplace ever touches a count (Mironov 2012). See ``docs/privacy/noise.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import KW_ONLY, dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from adtarget._release._budget_spec import (
+    PrivacyBudget,
+    check_delta,
+    check_epsilon,
+    check_positive,
+    checked_seed,
+)
+from adtarget.exceptions import ParameterError, PrivacyLeakWarning
+
+__all__ = ["MECHANISMS", "CountNoise", "gaussian_sigma", "zcdp_delta"]
+
+MECHANISMS: tuple[str, ...] = ("discrete_laplace", "discrete_gaussian")
+
+
+def zcdp_delta(rho: float, epsilon: float) -> float:
+    """Smallest δ such that ρ-zCDP implies (ε, δ)-DP (Canonne, Kamath, Steinke 2020, Corollary 13).
+
+    ``δ = inf_{α>1} exp((α-1)(αρ-ε) + α·log(1-1/α)) / (α-1)``. The log of the bracket is convex in α with
+    derivative ``(2α-1)ρ - ε + log(1-1/α)``; its root is found by bisection. Any α gives a valid (larger)
+    δ, so an inexact root only errs on the safe side.
+    """
+    lo, hi = 1.0 + 1e-9, (epsilon + 1.0) / (2.0 * rho) + 2.0
+    for _ in range(200):
+        mid = (lo + hi) / 2.0
+        if (2.0 * mid - 1.0) * rho - epsilon + math.log1p(-1.0 / mid) < 0:
+            lo = mid
+        else:
+            hi = mid
+    alpha = (lo + hi) / 2.0
+    log_delta = (alpha - 1.0) * (alpha * rho - epsilon) + alpha * math.log1p(-1.0 / alpha) - math.log(alpha - 1.0)
+    return min(math.exp(log_delta), 1.0)
+
+
+def gaussian_sigma(epsilon: float, delta: float, l2_sensitivity: float) -> float:
+    """Smallest σ (to 1e-9 relative, rounded up) making the discrete Gaussian (ε, δ)-DP for L2 sensitivity Δ2.
+
+    The multivariate discrete Gaussian ``N_Z(0, σ²)^d`` with ‖Δ‖₂ <= Δ2 is ρ-zCDP with ρ = Δ2² / (2σ²)
+    (Canonne, Kamath, Steinke 2020, Proposition 5 summed over independent coordinates), converted to
+    (ε, δ) with :func:`zcdp_delta`. This is the accounting OpenDP uses for its discrete Gaussian.
+    """
+    def leaks(sigma: float) -> bool:
+        return zcdp_delta(l2_sensitivity**2 / (2.0 * sigma**2), epsilon) > delta
+
+    lo, hi = l2_sensitivity * 1e-3, l2_sensitivity
+    while leaks(hi):
+        lo, hi = hi, hi * 2.0
+    while hi / lo - 1.0 > 1e-9:
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if leaks(mid) else (lo, mid)
+    return hi
+
+
+def _discrete_gaussian_variance(sigma: float) -> float:
+    """Exact variance of N_Z(0, σ²) (slightly below σ²), summed over ±(12σ + 2)."""
+    k = np.arange(-(math.ceil(12 * sigma) + 2), math.ceil(12 * sigma) + 3, dtype=np.float64)
+    w = np.exp(-(k**2) / (2.0 * sigma**2))
+    return float(np.sum(k**2 * w) / np.sum(w))
+
+
+@dataclass(frozen=True)
+class CountNoise:
+    """Discrete noise for a vector of counts, calibrated to (ε, δ) and the query's sensitivities.
+
+    Parameters
+    ----------
+    mechanism : {"discrete_laplace", "discrete_gaussian"}
+    epsilon : float
+        ε > 0, finite (``math.inf`` only through :meth:`disabled`).
+    delta : float, default 0.0
+        Must be 0 for ``"discrete_laplace"`` (pure ε-DP) and in (0, 1) for ``"discrete_gaussian"``.
+    l1_sensitivity, l2_sensitivity : float, default 1.0
+        Largest L1 / L2 norm of the change of the count vector when one person is added or removed. The
+        Laplace scale uses L1, the Gaussian σ uses L2. :meth:`for_counts` derives both from the bounds.
+
+    Privacy
+    -------
+    ``add_noise`` is ε-DP (Laplace, scale ``l1_sensitivity / ε``) or (ε, δ)-DP (Gaussian, σ from
+    :func:`gaussian_sigma`) with respect to the person, provided the counts' sensitivities are as declared.
+
+    Examples
+    --------
+    >>> CountNoise.for_counts("discrete_laplace", PrivacyBudget(1.0), max_cells_per_person=5).scale
+    5.0
+    """
+
+    mechanism: str
+    epsilon: float
+    delta: float = 0.0
+    l1_sensitivity: float = 1.0
+    l2_sensitivity: float = 1.0
+    _: KW_ONLY
+    allow_infinite_epsilon: bool = field(default=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.mechanism not in MECHANISMS:
+            raise ParameterError(f"mechanism must be one of {MECHANISMS}, got {self.mechanism!r}")
+        eps = check_epsilon("epsilon", self.epsilon, allow_infinite=self.allow_infinite_epsilon)
+        delta = check_delta("delta", self.delta)
+        if self.mechanism == "discrete_laplace" and delta != 0:
+            raise ParameterError(f"delta must be 0 for mechanism 'discrete_laplace' (pure ε-DP), got {delta!r}")
+        if self.mechanism == "discrete_gaussian" and delta == 0:
+            raise ParameterError("delta must be > 0 for mechanism 'discrete_gaussian', got 0.0")
+        object.__setattr__(self, "epsilon", eps)
+        object.__setattr__(self, "delta", delta)
+        object.__setattr__(self, "l1_sensitivity", check_positive("l1_sensitivity", self.l1_sensitivity))
+        object.__setattr__(self, "l2_sensitivity", check_positive("l2_sensitivity", self.l2_sensitivity))
+
+    # --- constructors ------------------------------------------------------------------------------
+    @classmethod
+    def for_counts(cls, mechanism: str, budget: PrivacyBudget, *, max_cells_per_person: int,
+                   max_per_cell: int = 1) -> CountNoise:
+        """Spec for counts where a person adds at most ``max_per_cell`` to each of ``max_cells_per_person``.
+
+        Δ1 = cells × per-cell, Δ2 = √cells × per-cell.
+        """
+        for name, value in (("max_cells_per_person", max_cells_per_person), ("max_per_cell", max_per_cell)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ParameterError(f"{name} must be an integer >= 1, got {value!r}")
+        return cls(mechanism, budget.epsilon, budget.delta, float(max_cells_per_person * max_per_cell),
+                   math.sqrt(max_cells_per_person) * max_per_cell,
+                   allow_infinite_epsilon=budget.allow_infinite_epsilon)
+
+    @classmethod
+    def disabled(cls) -> CountNoise:
+        """The test-only "noise off" spec: ε = ∞, adds nothing.
+
+        ``add_noise`` refuses it unless called with ``allow_infinite_epsilon=True`` (the release passes that
+        keyword through; the command line never does), and then warns with PrivacyLeakWarning.
+        """
+        return cls("discrete_laplace", math.inf, allow_infinite_epsilon=True)
+
+    # --- derived -----------------------------------------------------------------------------------
+    @property
+    def is_disabled(self) -> bool:
+        """True for the ε = ∞ spec of :meth:`disabled`."""
+        return math.isinf(self.epsilon)
+
+    @property
+    def budget(self) -> PrivacyBudget:
+        """The (ε, δ) this noise spends."""
+        return PrivacyBudget(self.epsilon, self.delta, allow_infinite_epsilon=self.is_disabled)
+
+    @property
+    def scale(self) -> float:
+        """Discrete Laplace scale b = Δ1 / ε: P(k) ∝ exp(-|k| / b)."""
+        self._require("discrete_laplace", "scale")
+        return self.l1_sensitivity / self.epsilon
+
+    @cached_property
+    def sigma(self) -> float:
+        """Discrete Gaussian σ: P(k) ∝ exp(-k² / 2σ²), calibrated by :func:`gaussian_sigma`."""
+        self._require("discrete_gaussian", "sigma")
+        return gaussian_sigma(self.epsilon, self.delta, self.l2_sensitivity)
+
+    @property
+    def variance(self) -> float:
+        """Exact variance of one noise draw (0 when disabled)."""
+        if self.is_disabled:
+            return 0.0
+        if self.mechanism == "discrete_laplace":
+            alpha = math.exp(-1.0 / self.scale)
+            return 2.0 * alpha / math.expm1(-1.0 / self.scale) ** 2
+        return _discrete_gaussian_variance(self.sigma)
+
+    def _require(self, mechanism: str, what: str) -> None:
+        if self.mechanism != mechanism:
+            raise ParameterError(f"{what} is defined for mechanism {mechanism!r} only, got {self.mechanism!r}")
+
+    # --- noise -------------------------------------------------------------------------------------
+    def add_noise(self, counts: np.ndarray, random_state: Any = None, *,
+                  allow_infinite_epsilon: bool = False) -> np.ndarray:
+        """Return ``counts`` plus independent discrete noise per cell, as int64 of the same shape.
+
+        Parameters
+        ----------
+        counts : numpy.ndarray of integers
+            Exact counts (any shape). Floats are refused: noise is added to integers only.
+        random_state : None, int or numpy.random.RandomState, default None
+            None (default) uses secure randomness; a seed is for tests and notebooks and warns every time.
+        allow_infinite_epsilon : bool, default False
+            Must be True to use the ε = ∞ spec of :meth:`disabled` (test-only; the counts come back exact).
+
+        Privacy
+        -------
+        Spends :attr:`budget` once for the whole vector, if the declared sensitivities hold.
+        """
+        exact = self._checked_counts(counts)
+        if self.is_disabled:
+            return self._noise_off(exact, allow_infinite_epsilon)
+        mech = self._mechanism(checked_seed(random_state, where="CountNoise.add_noise"))
+        noise = np.fromiter((mech.randomise(0) for _ in range(exact.size)), dtype=np.int64, count=exact.size)
+        return exact + noise.reshape(exact.shape)
+
+    @staticmethod
+    def _checked_counts(counts: Any) -> np.ndarray:
+        arr = np.asarray(counts)
+        if arr.dtype.kind not in "iu":
+            raise ParameterError(f"counts must be an integer numpy array, got dtype {arr.dtype}")
+        return arr.astype(np.int64, copy=True)
+
+    @staticmethod
+    def _noise_off(exact: np.ndarray, allow_infinite_epsilon: bool) -> np.ndarray:
+        if not allow_infinite_epsilon:
+            raise ParameterError("epsilon is inf (CountNoise.disabled(), no noise): pass "
+                                 "allow_infinite_epsilon=True, which only tests may do")
+        warnings.warn("CountNoise.disabled(): epsilon=inf, counts are released without noise (tests only)",
+                      PrivacyLeakWarning, stacklevel=3)
+        return exact
+
+    def _mechanism(self, rng: np.random.RandomState | None) -> Any:
+        """The diffprivlib sampler for this spec; ``rng=None`` is diffprivlib's secrets.SystemRandom path."""
+        from diffprivlib.mechanisms import GaussianDiscrete, Geometric
+
+        if self.mechanism == "discrete_laplace":
+            # ratio exp(-ε/Δ1) per unit step, i.e. scale b = Δ1/ε (sensitivity 1 keeps Δ1 real-valued)
+            return Geometric(epsilon=self.epsilon / self.l1_sensitivity, sensitivity=1, random_state=rng)
+        # sensitivity=0 skips diffprivlib's scalar calibration; randomise() reads only _scale, set to our σ
+        mech = GaussianDiscrete(epsilon=self.epsilon, delta=self.delta, sensitivity=0, random_state=rng)
+        mech._scale = self.sigma
+        return mech
+
+    def explain(self) -> dict[str, Any]:
+        """Parameters, calibration and sampler of this noise, as a JSON-able dict for reports."""
+        if self.is_disabled:
+            return {"mechanism": "none (CountNoise.disabled(), tests only)", "epsilon": "inf", "delta": 0.0}
+        out: dict[str, Any] = {"mechanism": self.mechanism, "epsilon": self.epsilon, "delta": self.delta,
+                               "l1_sensitivity": self.l1_sensitivity, "l2_sensitivity": self.l2_sensitivity}
+        if self.mechanism == "discrete_laplace":
+            out.update(scale=self.scale, pmf="P(k) ∝ exp(-|k|/scale)", calibration="scale = l1_sensitivity / ε",
+                       sampler="diffprivlib.mechanisms.Geometric (two-sided geometric)")
+        else:
+            out.update(sigma=self.sigma, pmf="P(k) ∝ exp(-k²/(2σ²))",
+                       calibration="ρ = l2²/(2σ²)-zCDP → (ε, δ) by Canonne-Kamath-Steinke 2020 Cor. 13",
+                       sampler="diffprivlib.mechanisms.GaussianDiscrete (CKS 2020 Algorithm 3)")
+        out.update(std=math.sqrt(self.variance), randomness="secrets.SystemRandom unless random_state is set")
+        return out
