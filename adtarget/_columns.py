@@ -40,8 +40,15 @@ def _to_arrow(values: Any, name: str) -> Any:
         return values
     try:
         return pa.chunked_array([pa.array(values, from_pandas=True)])
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
-        raise SchemaError(f"events: column {name!r} has values of mixed or unsupported types ({exc})") from None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        pass
+    # Mixed Python types (e.g. 4 and "4" in one object column): compare by text, as the pseudonymiser does.
+    array = np.asarray(values, dtype=object)
+    null = np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in array], dtype=bool)
+    if any(isinstance(v, (list, dict, set, tuple, bytes)) for v in array[~null]):
+        raise SchemaError(f"events: column {name!r} holds nested or binary values; expected scalars")
+    text = np.where(null, None, array.astype(str))
+    return pa.chunked_array([pa.array(text, type=pa.string(), from_pandas=True)])
 
 
 def factorize(values: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -52,11 +59,12 @@ def factorize(values: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     import pyarrow.compute as pc
 
     arr = _to_arrow(values, name)
+    if pa.types.is_null(arr.type) or len(arr) == 0:
+        return np.zeros(0, dtype=object), np.full(len(arr), -1, dtype=np.int32)
     if not pa.types.is_dictionary(arr.type):
         arr = pc.dictionary_encode(arr)
-    arr = arr.unify_dictionaries().combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-    if isinstance(arr, pa.ChunkedArray):  # a chunked array with zero chunks
-        arr = pa.array([], type=pa.dictionary(pa.int32(), pa.string()))
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.unify_dictionaries().combine_chunks()
     codes = arr.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
     uniques = arr.dictionary.to_numpy(zero_copy_only=False)
     empty = _empty_strings(uniques)
