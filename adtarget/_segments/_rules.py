@@ -8,6 +8,7 @@ descendant of one) raises :class:`~adtarget.exceptions.SensitiveCategoryError`, 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 from collections.abc import Iterable, Iterator
@@ -25,6 +26,7 @@ from adtarget.exceptions import ParameterError, SensitiveCategoryError, Taxonomy
 __all__ = ["AllOf", "AnyOf", "SegmentCatalog", "TopicSegment"]
 
 RULES = ("top_k", "share")
+DEFAULT_K = 5  # as the Topics API
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class TopicSegment:
 
     node_id: str
     rule: str = "top_k"
-    k: int = 5
+    k: int = DEFAULT_K
     min_share: float = 0.1
 
     def __post_init__(self) -> None:
@@ -107,6 +109,31 @@ def _leaves(definition: Definition) -> Iterator[TopicSegment]:
             yield from _leaves(part)
 
 
+def rule_qualifier(segment: TopicSegment) -> str:
+    """``""`` for the default rule (top 5), else ``"top 2"`` or ``"share >= 10%"``."""
+    if segment.rule == "top_k":
+        return "" if segment.k == DEFAULT_K else f"top {segment.k}"
+    return f"share >= {segment.min_share * 100:g}%"
+
+
+def local_id(definition: Definition) -> str:
+    """The part of a segment id after ``<taxonomy>:``, in ``[A-Za-z0-9_-]{1,64}``.
+
+    A top-5 topic segment is its node id (``"483"``); other rules add ``-top<k>`` or ``-share<percent>``;
+    composites are written in prefix form with their arity (``"all2-483-597"``), or, past 64 characters,
+    as ``"all-"``/``"any-"`` and a 12-hex-digit BLAKE2b digest of that form.
+    """
+    if isinstance(definition, TopicSegment):
+        if definition.rule == "top_k":
+            return definition.node_id if definition.k == DEFAULT_K else f"{definition.node_id}-top{definition.k}"
+        return f"{definition.node_id}-share{definition.min_share * 100:g}".replace(".", "_")
+    op = "all" if isinstance(definition, AllOf) else "any"
+    full = f"{op}{len(definition.parts)}-" + "-".join(local_id(p) for p in definition.parts)
+    if len(full) <= 64:
+        return full
+    return f"{op}-{hashlib.blake2b(full.encode(), digest_size=6).hexdigest()}"
+
+
 class SegmentCatalog:
     """An ordered, validated set of rule-based segment definitions over one safe taxonomy.
 
@@ -140,7 +167,7 @@ class SegmentCatalog:
         self._check_unique_ids()
 
     @classmethod
-    def default(cls, safe_taxonomy: Any, *, k: int = 5) -> SegmentCatalog:
+    def default(cls, safe_taxonomy: Any, *, k: int = DEFAULT_K) -> SegmentCatalog:
         """Every safe tier-1 and tier-2 node as a top-``k`` topic segment (what ``adtarget run`` releases)."""
         taxonomy = safe_taxonomy.taxonomy
         nodes = np.flatnonzero(np.asarray(safe_taxonomy.safe_mask) & (taxonomy.tier <= 2))
@@ -181,18 +208,14 @@ class SegmentCatalog:
 
     def _describe(self, definition: Definition) -> SegmentInfo:
         taxonomy = self.taxonomy
+        local = local_id(definition)
         if isinstance(definition, TopicSegment):
             node = int(self._leaf_nodes[self._leaf_index[definition]])
             name, path = topic_name(taxonomy, node)
-            return SegmentInfo(taxonomy.segment_id(node), name, path)
-        return SegmentInfo(f"{taxonomy.name}:{self._local_id(definition)}",
+            qualifier = rule_qualifier(definition)
+            return SegmentInfo(f"{taxonomy.name}:{local}", f"{name} ({qualifier})" if qualifier else name, path)
+        return SegmentInfo(f"{taxonomy.name}:{local}",
                            composite_name(definition.operator, [self._describe(p).name for p in definition.parts]))
-
-    def _local_id(self, definition: Definition) -> str:
-        if isinstance(definition, TopicSegment):
-            return definition.node_id
-        op = "all" if isinstance(definition, AllOf) else "any"
-        return f"{op}({','.join(self._local_id(p) for p in definition.parts)})"
 
     def _check_unique_ids(self) -> None:
         seen: dict[str, int] = {}

@@ -1,0 +1,250 @@
+"""DP-learned segments: k-means with differential privacy on bounded per-person interest vectors.
+
+Cluster centroids depend on the data, so they are fitted with diffprivlib's DP k-means (by composition: a fresh
+``diffprivlib.models.KMeans`` inside every ``fit``) on rows clipped to a public L2 bound, inside the public box
+``[0, bounds_norm]^d``, and ε is charged to a budget ledger *before* fitting. See
+``docs/privacy/learned-segments.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import uuid
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.metrics.pairwise import euclidean_distances
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from adtarget._profiles import InterestProfiles, check_non_negative
+from adtarget._release._budget_spec import PrivacyBudget, check_epsilon, check_positive, checked_seed
+from adtarget._segments._info import SegmentInfo
+from adtarget._segments._naming import centroid_names
+from adtarget.exceptions import BudgetExhaustedError, LedgerError, ParameterError
+
+__all__ = ["DPKMeansSegmenter", "InMemoryAccountant"]
+
+
+class InMemoryAccountant:
+    """A process-local privacy accountant for notebooks and tests: records charges, no file.
+
+    Copies are the same accountant: ``copy``/``deepcopy`` (and so scikit-learn's ``clone``, ``GridSearchCV``,
+    ``cross_val_score``) return this very object, so every fit of every clone is charged here. Pickling (for
+    example to a joblib worker process) gives a *detached* accountant that refuses to charge, because spending
+    recorded in another process would be lost; use the SQLite ``BudgetLedger`` there.
+
+    Parameters
+    ----------
+    epsilon_limit : float, default inf
+        Total ε this accountant allows; a charge past it raises ``BudgetExhaustedError`` and records nothing.
+    """
+
+    def __init__(self, epsilon_limit: float = math.inf) -> None:
+        if isinstance(epsilon_limit, bool) or not isinstance(epsilon_limit, int | float) or not epsilon_limit > 0:
+            raise ParameterError(f"epsilon_limit must be a number > 0 (inf allowed), got {epsilon_limit!r}")
+        self.epsilon_limit = float(epsilon_limit)
+        self._charges: list[tuple[str, PrivacyBudget, str]] = []
+        self._lock = threading.Lock()
+        self._detached = False
+
+    def charge(self, advertiser: str, budget: PrivacyBudget, query_key: str) -> None:
+        """Record ``budget`` for ``advertiser`` under ``query_key`` (every call is a new charge)."""
+        if self._detached:
+            raise LedgerError("this InMemoryAccountant was pickled into another process, where its spending "
+                              "would be lost; use a BudgetLedger (SQLite file) with parallel jobs")
+        with self._lock:
+            total = self.spent_epsilon + budget.epsilon
+            if total > self.epsilon_limit * (1 + 1e-12):
+                raise BudgetExhaustedError(f"epsilon: charging {budget.epsilon} would bring the total to {total}, "
+                                           f"above epsilon_limit={self.epsilon_limit}; nothing was spent")
+            self._charges.append((advertiser, budget, query_key))
+
+    @property
+    def spent_epsilon(self) -> float:
+        """Total ε charged so far (basic composition)."""
+        return math.fsum(b.epsilon for _, b, _ in self._charges)
+
+    @property
+    def spent_delta(self) -> float:
+        """Total δ charged so far (basic composition)."""
+        return math.fsum(b.delta for _, b, _ in self._charges)
+
+    @property
+    def charges(self) -> tuple[tuple[str, PrivacyBudget, str], ...]:
+        """Every charge as ``(advertiser, budget, query_key)``, in order."""
+        return tuple(self._charges)
+
+    def __copy__(self) -> InMemoryAccountant:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> InMemoryAccountant:
+        return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"epsilon_limit": self.epsilon_limit}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["epsilon_limit"])  # type: ignore[misc]
+        self._detached = True
+
+    def __repr__(self) -> str:
+        return f"InMemoryAccountant(epsilon_limit={self.epsilon_limit})"
+
+
+def charge_before_fit(ledger: Any, purpose: str, budget: PrivacyBudget, query_key: str) -> None:
+    """Record the spend in the ledger; raises (and the fit does not run) if the ledger refuses it."""
+    ledger.charge(purpose, budget, query_key)
+
+
+def clip_rows(X: Any, bound: float) -> Any:
+    """Scale every row whose L2 norm exceeds ``bound`` down to norm ``bound`` (a copy; sparse stays CSR)."""
+    sq = np.asarray(X.multiply(X).sum(axis=1)).ravel() if sparse.issparse(X) else np.einsum("ij,ij->i", X, X)
+    norm = np.sqrt(sq)
+    scale = np.minimum(1.0, bound / np.where(norm > 0, norm, 1.0))
+    return sparse.csr_matrix(sparse.diags(scale) @ X) if sparse.issparse(X) else X * scale[:, None]
+
+
+class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
+    """Learned interest segments: ε-differentially private k-means over per-person profiles.
+
+    Parameters
+    ----------
+    n_clusters : int, default 8
+        Number of learned segments.
+    epsilon : float, default 1.0, keyword-only
+        ε spent by one ``fit`` (pure ε-DP, δ = 0), charged to ``ledger`` before fitting.
+    bounds_norm : float, default 1.0, keyword-only
+        Each row is clipped to this L2 norm; the public box ``[0, bounds_norm]^d`` bounds every coordinate.
+    random_state : None or int, keyword-only
+        None (default) draws noise from a secure generator. A seed makes the noise reproducible, for tests and
+        notebooks only, and emits a ``PrivacyLeakWarning`` on every fit.
+    ledger : BudgetLedger or InMemoryAccountant, keyword-only
+        Required: ``fit`` refuses to run without one. The SQLite ``BudgetLedger`` survives ``clone()`` (the
+        copy points to the same file); ``InMemoryAccountant`` is shared by clones within one process.
+    purpose : str, default "learned-segments", keyword-only
+        The account charged in the ledger.
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        DP centroids (safe to publish).
+    labels_ : ndarray of int64
+        Segment of each training row (Personal Information).
+    segment_info_ : tuple of SegmentInfo
+        ``learned:<model_id_>:<k>`` with names from each centroid's leading categories.
+    model_id_ : str
+        Unique per fit (``dp-kmeans-<8 hex>``).
+    budget_ : PrivacyBudget
+        What the fit spent.
+
+    Privacy
+    -------
+    Unit: one row = one person (profiles have one row per person). Each row is clipped to L2 norm
+    ``bounds_norm`` and clipped into the public box ``[0, bounds_norm]^d``, never read from data, so no
+    ``PrivacyLeakWarning`` about bounds. diffprivlib's DPLloyd splits ε over its iterations, the noisy counts
+    (geometric) and the noisy sums (Laplace, per coordinate). Spent: ``(epsilon, 0)`` per ``fit``, recorded in
+    the ledger before any computation on the data. ``predict``/``transform``/names are post-processing of the
+    DP centroids; the labels themselves are personal data.
+    """
+
+    def __init__(self, n_clusters: int = 8, *, epsilon: float = 1.0, bounds_norm: float = 1.0,
+                 random_state: Any = None, ledger: Any = None, purpose: str = "learned-segments") -> None:
+        self.n_clusters = n_clusters
+        self.epsilon = epsilon
+        self.bounds_norm = bounds_norm
+        self.random_state = random_state
+        self.ledger = ledger
+        self.purpose = purpose
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.positive_only = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    # --- fitting -----------------------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> DPKMeansSegmenter:
+        """Charge ε to the ledger, then fit DP centroids on ``X`` (InterestProfiles or a non-negative matrix)."""
+        self._check_params()
+        X, labels = self._validate(X, reset=True, whom="DPKMeansSegmenter.fit")
+        if X.shape[0] < self.n_clusters:
+            raise ParameterError(f"X: n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}")
+        rng = checked_seed(self.random_state, where="DPKMeansSegmenter.fit")
+        fit_id = uuid.uuid4().hex
+        budget = PrivacyBudget(self.epsilon)
+        charge_before_fit(self.ledger, self.purpose, budget, f"learned-segments/dp-kmeans/{fit_id}")
+        centers, self.n_iter_ = self._fit_centers(clip_rows(X, self.bounds_norm), rng)
+        self.cluster_centers_ = centers
+        self.labels_ = self._nearest(clip_rows(X, self.bounds_norm))
+        self.model_id_ = f"dp-kmeans-{fit_id[:8]}"
+        self.budget_ = budget
+        self.segment_info_ = tuple(SegmentInfo(f"learned:{self.model_id_}:{k}", name)
+                                   for k, name in enumerate(centroid_names(centers, labels)))
+        return self
+
+    def _fit_centers(self, X: Any, rng: Any) -> tuple[np.ndarray, int]:
+        from diffprivlib.accountant import BudgetAccountant
+        from diffprivlib.models import KMeans
+
+        d = X.shape[1]
+        model = KMeans(n_clusters=self.n_clusters, epsilon=self.epsilon, random_state=rng,
+                       bounds=(np.zeros(d), np.full(d, float(self.bounds_norm))), accountant=BudgetAccountant())
+        model.fit(X.toarray() if sparse.issparse(X) else X)
+        return np.asarray(model.cluster_centers_, dtype=np.float64), int(model.n_iter_)
+
+    def _check_params(self) -> None:
+        if isinstance(self.n_clusters, bool) or not isinstance(self.n_clusters, int | np.integer) \
+                or self.n_clusters < 1:
+            raise ParameterError(f"n_clusters must be an integer >= 1, got {self.n_clusters!r}")
+        check_epsilon("epsilon", self.epsilon)
+        check_positive("bounds_norm", self.bounds_norm)
+        if not isinstance(self.purpose, str) or not self.purpose.strip():
+            raise ParameterError(f"purpose must be a non-empty string, got {self.purpose!r}")
+        if self.ledger is None or not callable(getattr(self.ledger, "charge", None)):
+            raise ParameterError(
+                f"ledger must be a BudgetLedger (or, in notebooks and tests, an InMemoryAccountant) so that ε is "
+                f"accounted before fitting, got {self.ledger!r}")
+
+    def _validate(self, X: Any, *, reset: bool, whom: str) -> tuple[Any, list[str]]:
+        """Array of ``X`` (profiles' matrix or a validated array) and readable labels of its columns."""
+        if isinstance(X, InterestProfiles):
+            return self._validate_profiles(X, reset=reset), [str(n) for n in X.taxonomy.names[X.columns]]
+        X = validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=reset)
+        check_non_negative(X, whom)
+        names = getattr(self, "feature_names_in_", None)
+        return X, [str(n) for n in names] if names is not None else [f"feature {j}" for j in range(X.shape[1])]
+
+    def _validate_profiles(self, profiles: InterestProfiles, *, reset: bool) -> sparse.csr_matrix:
+        if reset:
+            self.columns_ = profiles.columns.copy()
+            self.n_features_in_ = profiles.n_columns
+        elif not hasattr(self, "columns_") or not np.array_equal(self.columns_, profiles.columns):
+            raise ParameterError("X: these InterestProfiles have other columns than the ones the segmenter "
+                                 f"was fitted on ({profiles.n_columns} vs {self.n_features_in_})")
+        return profiles.matrix
+
+    # --- using the DP centroids (post-processing) ----------------------------------------------------------
+    def _distances(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        X, _ = self._validate(X, reset=False, whom=f"{type(self).__name__}.predict")
+        return euclidean_distances(clip_rows(X, self.bounds_norm), self.cluster_centers_, squared=True)
+
+    def _nearest(self, X: Any) -> np.ndarray:
+        d = euclidean_distances(X, self.cluster_centers_, squared=True)
+        return np.argmin(d, axis=1).astype(np.int64)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Index of the nearest DP centroid for each row (int64)."""
+        return np.argmin(self._distances(X), axis=1).astype(np.int64)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Euclidean distance of each (clipped) row to each DP centroid, shape (n_samples, n_clusters)."""
+        return np.sqrt(self._distances(X))
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Minus the sum of squared distances of the (clipped) rows to their nearest DP centroid."""
+        return -float(self._distances(X).min(axis=1).sum())

@@ -1,0 +1,102 @@
+"""Helpers for the profile and segment tests: random events and their EligibleEvents (through the gate).
+
+Independent pandas oracles for profiles and rule-based segments live here too, so that the tests compare
+the vectorised kernels with a plain groupby computation.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+WINDOW_END = 1_790_000_000  # 2026-09-21
+DAY = 86_400
+
+
+def safe_taxonomy(taxonomy):
+    """``taxonomy`` under the ``default`` sensitivity profile."""
+    from adtarget._sensitivity import SafeTaxonomy, SensitivityProfile
+
+    return SafeTaxonomy(taxonomy, SensitivityProfile.named("default"))
+
+
+def random_events(safe, *, n_persons: int, n_events: int, seed: int, days: int = 120,
+                  zero_weight_share: float = 0.05, tie_share: float = 0.2) -> dict[str, np.ndarray]:
+    """Events on safe nodes; every person has at least one; some timestamps repeat (ties) and some weights are 0."""
+    rng = np.random.default_rng(seed)
+    safe_nodes = np.flatnonzero(safe.safe_mask)
+    n_events = max(n_events, n_persons)
+    person = np.concatenate([np.arange(n_persons), rng.integers(0, n_persons, n_events - n_persons)])
+    ts = WINDOW_END - rng.integers(0, days * DAY, n_events)
+    tied = rng.random(n_events) < tie_share
+    ts[tied] = WINDOW_END - DAY * rng.integers(0, 3, int(tied.sum()))
+    weight = rng.choice([0.5, 1.0, 2.0], n_events)
+    weight[rng.random(n_events) < zero_weight_share] = 0.0
+    popular = safe_nodes[rng.permutation(safe_nodes.size)[: max(8, safe_nodes.size // 10)]]
+    category = np.where(rng.random(n_events) < 0.7, rng.choice(popular, n_events), rng.choice(safe_nodes, n_events))
+    return {"person": person.astype(np.int32), "ts": ts.astype(np.int64), "category": category.astype(np.int32),
+            "weight": weight.astype(np.float64)}
+
+
+def eligible_events(safe, events: dict[str, np.ndarray], *, window_end: int = WINDOW_END):
+    """EligibleEvents holding exactly ``events`` (every person consents; nothing is excluded)."""
+    n_persons = int(events["person"].max()) + 1
+    persons = np.sort(np.unique(np.random.default_rng(0).integers(1, 2**62, n_persons + 10, dtype=np.uint64))[:n_persons])
+    return SimpleNamespace(**events, persons=persons, window_end=window_end, safe_taxonomy=safe,
+                           n_persons=n_persons, n_events=events["person"].size)
+
+
+# --- oracles (pandas groupby, written independently of the kernels) ----------------------------------------
+def profile_oracle(eligible, *, level: str, half_life_days: float, cap: int | None):
+    """Dense persons × columns profile and its columns, computed with pandas."""
+    import pandas as pd
+
+    taxonomy, safe = eligible.safe_taxonomy.taxonomy, eligible.safe_taxonomy
+    df = pd.DataFrame({"person": eligible.person, "ts": eligible.ts, "category": eligible.category,
+                       "weight": eligible.weight})
+    if cap is not None:
+        df = df.sort_values(["person", "ts", "weight", "category"], ascending=[True, False, False, True])
+        df = df.groupby("person", sort=False).head(cap)
+    age_days = (eligible.window_end - df["ts"]).clip(lower=0) / DAY
+    df = df.assign(value=df["weight"] * 0.5 ** (age_days / half_life_days))
+    tier = {"node": None, "tier1": 1, "tier2": 2}[level]
+    if tier is None:
+        df["node"] = df["category"]
+    else:
+        df["node"] = [int(taxonomy.ancestors(int(c))[tier - 1]) if taxonomy.tier[c] > tier else int(c)
+                      for c in df["category"]]
+    keep = safe.safe_mask & (True if tier is None else taxonomy.tier <= tier)
+    columns = np.flatnonzero(keep)
+    sums = df.groupby(["person", "node"])["value"].sum()
+    dense = np.zeros((eligible.persons.size, columns.size))
+    col_of = {int(n): j for j, n in enumerate(columns)}
+    for (p, n), v in sums.items():
+        dense[int(p), col_of[int(n)]] += v
+    return dense, columns
+
+
+def membership_oracle(profile_dense, columns, taxonomy, node: int, rule: str, k: int, min_share: float):
+    """Bool per person: is ``node`` (by subtree score) in the person's top-k at its tier, or over the share."""
+    import pandas as pd
+
+    tier = int(taxonomy.tier[node])
+    rows, cols = np.nonzero(profile_dense)
+    df = pd.DataFrame({"person": rows, "col_node": columns[cols], "score": profile_dense[rows, cols]})
+    df["anc"] = [int(taxonomy.ancestors(int(c))[tier - 1]) if taxonomy.tier[c] > tier else int(c)
+                 for c in df["col_node"]]
+    n = profile_dense.shape[0]
+    if rule == "share":
+        total = profile_dense.sum(axis=1)
+        sub = df[df["anc"] == node].groupby("person")["score"].sum()
+        out = np.zeros(n, dtype=bool)
+        out[sub.index.to_numpy()] = sub.to_numpy() >= min_share * total[sub.index.to_numpy()]
+        return out
+    at_tier = df[taxonomy.tier[df["anc"].to_numpy()] == tier]
+    scores = at_tier.groupby(["person", "anc"], as_index=False)["score"].sum()
+    scores = scores.sort_values(["person", "score", "anc"], ascending=[True, False, True])
+    scores["rank"] = scores.groupby("person").cumcount() + 1
+    hit = scores[(scores["anc"] == node) & (scores["rank"] <= k)]["person"].to_numpy()
+    out = np.zeros(n, dtype=bool)
+    out[hit] = True
+    return out
