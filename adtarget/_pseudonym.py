@@ -1,0 +1,309 @@
+"""Pseudonymisation: a keyed hash from raw account ids to ``uint64`` pseudonyms (promise P11).
+
+The reference algorithm is keyed BLAKE2b (``digest_size=8``, ``person=b"adtarget-pid"``) of the id's canonical
+bytes (int -> decimal string, str -> UTF-8), read little-endian (docs/internals.md). An opt-in vectorised
+SipHash-2-4 (``algorithm="siphash24"``) gives different pseudonyms for the same key; ledgers record the
+algorithm with the key fingerprint so the two can never be mixed. Ids are factorised first and only the distinct
+ids are hashed. Raw ids are never stored, logged or put in a message. See docs/privacy/pseudonymisation.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from adtarget._siphash import siphash24_packed
+from adtarget.exceptions import LedgerError, ParameterError, SchemaError
+
+__all__ = [
+    "ALGORITHMS",
+    "ENV_VAR",
+    "Pseudonymizer",
+    "factorize",
+    "hex_to_pseudonyms",
+    "pseudonyms_to_hex",
+]
+
+ENV_VAR = "ADTARGET_PSEUDONYM_KEY"
+ALGORITHMS: tuple[str, ...] = ("blake2b", "siphash24")
+PERSON = b"adtarget-pid"
+MIN_KEY_BYTES = 16
+MAX_KEY_BYTES = 64  # BLAKE2b's key limit
+_MAX_EXACT_FLOAT = 2**53
+
+
+class Pseudonymizer:
+    """Keyed hash from raw account ids (int or str) to ``uint64`` pseudonyms.
+
+    Parameters
+    ----------
+    key : bytes
+        Secret key, 16 to 64 bytes. It never appears in ``repr``, ``str`` or error messages.
+    algorithm : {"blake2b", "siphash24"}
+        ``"blake2b"`` (default) is the reference of docs/internals.md. ``"siphash24"`` is a vectorised numpy
+        SipHash-2-4 keyed with a 16-byte subkey derived from ``key``; it is faster on millions of distinct ids
+        but gives different pseudonyms, so data made with one cannot be joined with the other.
+
+    Notes
+    -----
+    Instances pickle (Spark ships them to executors) and **the pickle contains the key**: treat it as secret,
+    never persist it. ``key_id`` is an 8-hex-digit fingerprint, safe to store and print.
+    """
+
+    __slots__ = ("_algorithm", "_key", "_key_id")
+
+    def __init__(self, key: bytes, *, algorithm: str = "blake2b") -> None:
+        if not isinstance(key, (bytes, bytearray)):
+            raise ParameterError(f"key: must be bytes of length {MIN_KEY_BYTES}..{MAX_KEY_BYTES}; "
+                                 f"received {type(key).__name__}")
+        if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
+            raise ParameterError(f"key: must be {MIN_KEY_BYTES}..{MAX_KEY_BYTES} bytes long; "
+                                 f"received {len(key)} bytes")
+        if algorithm not in ALGORITHMS:
+            raise ParameterError(f"algorithm: must be one of {ALGORITHMS}; received {algorithm!r}")
+        self._key = bytes(key)
+        self._algorithm = algorithm
+        self._key_id = hashlib.blake2b(key=self._key, digest_size=4, person=b"adtarget-kid").hexdigest()
+
+    @classmethod
+    def from_env(cls, variable: str = ENV_VAR, *, algorithm: str = "blake2b") -> Pseudonymizer:
+        """Build from a hex-encoded key in the environment variable ``variable`` (default
+        ``ADTARGET_PSEUDONYM_KEY``)."""
+        text = os.environ.get(variable)
+        if not text:
+            raise ParameterError(f"{variable}: environment variable is not set; expected a hex-encoded key of "
+                                 f"{MIN_KEY_BYTES}..{MAX_KEY_BYTES} bytes")
+        try:
+            key = bytes.fromhex(text.strip())
+        except ValueError:
+            raise ParameterError(f"{variable}: must be hexadecimal; received {len(text)} characters that are "
+                                 "not valid hex (value not shown)") from None
+        return cls(key, algorithm=algorithm)
+
+    @property
+    def key_id(self) -> str:
+        """Non-secret 8-hex-digit fingerprint of the key (keyed BLAKE2b of nothing, another person string)."""
+        return self._key_id
+
+    @property
+    def algorithm(self) -> str:
+        """``"blake2b"`` or ``"siphash24"``."""
+        return self._algorithm
+
+    def pseudonymize(self, ids: np.ndarray | Sequence[Any]) -> np.ndarray:
+        """Pseudonyms (``uint64``) of ``ids``; raises :class:`SchemaError` if any id is missing.
+
+        Ints are hashed by their decimal string, so ``123`` and ``"123"`` give the same pseudonym.
+        Raises :class:`LedgerError` if two distinct ids collide (rotate the key).
+        """
+        pseudonyms, valid = self.pseudonymize_with_mask(ids)
+        if not valid.all():
+            raise SchemaError(f"ids: {int((~valid).sum())} of {valid.size} ids are missing (None, NaN or empty "
+                              "string); use pseudonymize_with_mask to skip them")
+        return pseudonyms
+
+    def pseudonymize_with_mask(self, ids: np.ndarray | Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """``(pseudonyms, valid)``: missing ids (None, NaN, empty string) get ``valid=False`` and pseudonym 0."""
+        codes, canonical = _canonical_codes(_as_id_array(ids))
+        hashes = self._hash(canonical)
+        if _has_duplicates(hashes):
+            raise LedgerError(f"pseudonym collision: two distinct ids map to the same 64-bit pseudonym under "
+                              f"key_id={self._key_id} ({self._algorithm}); rotate the key "
+                              "(docs/privacy/pseudonymisation.md)")
+        valid = codes >= 0
+        out = np.zeros(codes.size, dtype=np.uint64)
+        out[valid] = hashes[codes[valid]]
+        return out, valid
+
+    def pseudonymize_one(self, person_id: Any, name: str = "person_id") -> int:
+        """The pseudonym of one id as a Python int; :class:`ParameterError` if it is missing."""
+        if isinstance(person_id, (bool, np.bool_)) or not isinstance(person_id, (int, np.integer, str)):
+            raise ParameterError(f"{name}: must be a non-empty str or an int; received {type(person_id).__name__}")
+        pseudonyms, valid = self.pseudonymize_with_mask(np.array([person_id], dtype=object))
+        if not valid[0]:
+            raise ParameterError(f"{name}: must be a non-empty str or an int; received an empty string")
+        return int(pseudonyms[0])
+
+    def _hash(self, canonical: np.ndarray | list[bytes]) -> np.ndarray:
+        if self._algorithm == "siphash24":
+            sub = hashlib.blake2b(key=self._key, digest_size=16, person=b"adtarget-sip").digest()
+            return siphash24_packed(sub, canonical)
+        items = canonical.tolist() if isinstance(canonical, np.ndarray) else canonical
+        return _blake2b_many(self._key, items)
+
+    def __repr__(self) -> str:
+        return f"Pseudonymizer(algorithm={self._algorithm!r}, key_id={self._key_id!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Pseudonymizer):
+            return NotImplemented
+        return self._algorithm == other._algorithm and hmac.compare_digest(self._key, other._key)
+
+    def __hash__(self) -> int:
+        return hash((self._algorithm, self._key_id))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"key": self._key, "algorithm": self._algorithm}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["key"], algorithm=state["algorithm"])  # type: ignore[misc]
+
+
+def _blake2b_many(key: bytes, items: list[bytes]) -> np.ndarray:
+    """Keyed BLAKE2b-64 of each item, little-endian uint64. The keyed state is built once and copied."""
+    base = hashlib.blake2b(key=key, digest_size=8, person=PERSON)
+    copy = base.copy
+
+    def one(item: bytes) -> bytes:
+        state = copy()
+        state.update(item)
+        return state.digest()
+
+    return np.frombuffer(b"".join(map(one, items)), dtype="<u8").astype(np.uint64)
+
+
+def _has_duplicates(values: np.ndarray) -> bool:
+    """Whether a uint64 array holds a repeated value (sort based: numpy's SIMD sort beats hashing here)."""
+    ordered = np.sort(values)
+    return bool(ordered.size > 1 and (ordered[1:] == ordered[:-1]).any())
+
+
+def _as_id_array(ids: Any) -> np.ndarray:
+    if isinstance(ids, np.ndarray):
+        array = ids
+    elif hasattr(ids, "__array__") or hasattr(ids, "to_numpy"):
+        array = ids.to_numpy(zero_copy_only=False) if type(ids).__module__.startswith("pyarrow") else np.asarray(ids)
+    else:
+        array = np.empty(len(ids), dtype=object)
+        array[:] = list(ids)
+    if array.ndim != 1:
+        raise SchemaError(f"ids: must be one-dimensional; received shape {array.shape}")
+    return array
+
+
+def _canonical_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | list[bytes]]:
+    """``(codes, canonical)``: per row, the index of its distinct canonical id (-1 if missing), and the
+    canonical bytes of each distinct id (an ``S`` array for ints, else a list)."""
+    kind = array.dtype.kind
+    if kind in "iu":
+        codes, uniques = factorize(array)
+        return codes, uniques.astype("S20")
+    if kind == "f":
+        return _float_codes(array)
+    if kind in "US":
+        codes, uniques = factorize(array)
+        empty = uniques == ("" if kind == "U" else b"")
+        codes = np.where((codes >= 0) & empty[np.maximum(codes, 0)], -1, codes) if empty.any() else codes
+        return codes, [u.encode("utf-8") for u in uniques.tolist()] if kind == "U" else uniques.tolist()
+    if kind == "O":
+        return _object_codes(array)
+    raise SchemaError(f"ids: must hold integer or string ids; received dtype {array.dtype}")
+
+
+def _float_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | list[bytes]]:
+    present = ~np.isnan(array)
+    values = array[present]
+    if not (np.all(values == np.round(values)) and np.all(np.abs(values) < _MAX_EXACT_FLOAT)):
+        raise SchemaError("ids: a float id column must hold whole numbers below 2**53 (or NaN for missing); "
+                          "received fractional or too large values")
+    sub_codes, uniques = factorize(values.astype(np.int64))
+    codes = np.full(array.size, -1, dtype=np.int64)
+    codes[present] = sub_codes
+    return codes, uniques.astype("S20")
+
+
+def _object_codes(array: np.ndarray) -> tuple[np.ndarray, list[bytes]]:
+    codes, uniques = factorize(array)
+    canonical = [_canonical(u) for u in uniques.tolist()]
+    missing = np.array([c is None for c in canonical], dtype=bool)
+    present = [c for c in canonical if c is not None]
+    remap = np.full(len(canonical), -1, dtype=np.int64)
+    if len(set(present)) == len(present):
+        remap[~missing] = np.arange(len(present))
+        distinct = present
+    else:  # e.g. 123 and "123" in one column: same canonical bytes, one pseudonym
+        seen: dict[bytes, int] = {}
+        remap[~missing] = [seen.setdefault(c, len(seen)) for c in present]
+        distinct = list(seen)
+    return np.where(codes >= 0, remap[np.maximum(codes, 0)], -1) if remap.size else codes, distinct
+
+
+def _canonical(value: Any) -> bytes | None:
+    """Canonical bytes of one distinct id, or None if it counts as missing."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        raise SchemaError("ids: must hold integer or string ids; received a boolean")
+    if isinstance(value, (int, np.integer)):
+        return str(int(value)).encode("ascii")
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        if number != number:
+            return None
+        if not number.is_integer() or abs(number) >= _MAX_EXACT_FLOAT:
+            raise SchemaError("ids: float ids must be whole numbers below 2**53; received a fractional or too "
+                              "large value")
+        return str(int(number)).encode("ascii")
+    if isinstance(value, str):
+        return value.encode("utf-8") if value else None
+    if isinstance(value, bytes):
+        return value or None
+    raise SchemaError(f"ids: must hold integer or string ids; received an element of type {type(value).__name__}")
+
+
+def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, uniques)`` of a 1-D array; ``codes == -1`` for None/NaN. Uses pandas when importable
+    (hash based), else numpy (sort based; object arrays through a dict)."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas comes with the parquet extra
+        return _factorize_numpy(values)
+    codes, uniques = pd.factorize(values)
+    return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=values.dtype)
+
+
+def _factorize_numpy(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - no pandas
+    if values.dtype.kind != "O":
+        if values.dtype.kind == "f":
+            present = ~np.isnan(values)
+            uniques, inverse = np.unique(values[present], return_inverse=True)
+            codes = np.full(values.size, -1, dtype=np.int64)
+            codes[present] = inverse
+            return codes, uniques
+        uniques, inverse = np.unique(values, return_inverse=True)
+        return inverse.astype(np.int64).reshape(-1), uniques
+    table: dict[Any, int] = {}
+    codes = np.fromiter((-1 if v is None or v != v else table.setdefault(v, len(table)) for v in values),
+                        dtype=np.int64, count=values.size)
+    uniques = np.empty(len(table), dtype=object)
+    uniques[:] = list(table)
+    return codes, uniques
+
+
+def pseudonyms_to_hex(pseudonyms: np.ndarray) -> np.ndarray:
+    """``f"{p:016x}"`` of each pseudonym, vectorised, as a ``<U16`` array."""
+    values = np.ascontiguousarray(pseudonyms, dtype=">u8")
+    text = values.tobytes().hex().encode("ascii")
+    return np.frombuffer(text, dtype="S16").astype("<U16")
+
+
+def hex_to_pseudonyms(texts: Sequence[str] | np.ndarray) -> np.ndarray:
+    """Inverse of :func:`pseudonyms_to_hex`; :class:`SchemaError` unless every item is 16 hex digits."""
+    array = np.asarray(texts)
+    if array.size == 0:
+        return np.zeros(0, dtype=np.uint64)
+    if array.dtype.kind not in "UO" or array.ndim != 1:
+        raise SchemaError(f"pseudonym: must be a 1-D array of 16-hex-digit strings; received dtype {array.dtype}")
+    text = array.astype("U")
+    if not (np.char.str_len(text) == 16).all():
+        raise SchemaError("pseudonym: every value must be a 16-hex-digit string")
+    try:
+        raw = bytes.fromhex("".join(text.tolist()))
+    except ValueError:
+        raise SchemaError("pseudonym: every value must be a 16-hex-digit string") from None
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64)
