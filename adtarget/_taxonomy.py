@@ -60,8 +60,8 @@ class Taxonomy:
     scd : numpy.ndarray of bool
     n_nodes, max_tier : int
     ancestor_at_tier : numpy.ndarray of int32, shape (n_nodes, max_tier)
-        ``ancestor_at_tier[i, t - 1]`` is the ancestor of ``i`` at tier ``t``, or ``i`` itself when ``i`` is
-        at tier ``t`` or shallower.
+        ``ancestor_at_tier[i, t - 1]`` is the ancestor of ``i`` at tier ``t`` (``i`` itself at its own
+        tier), or ``i`` when ``i`` is shallower than ``t``.
     tin, tout : numpy.ndarray of int32
         Euler-tour interval: ``j`` is in the subtree of ``i`` iff ``tin[i] <= tin[j] < tout[i]``.
     digest : str
@@ -112,8 +112,7 @@ class Taxonomy:
         id_arr, parent_ids, name_arr = (np.asarray(x, dtype=str) for x in (ids, parents, names))
         n = int(id_arr.size)
         scd_arr = np.zeros(n, dtype=bool) if scd is None else np.asarray(scd, dtype=bool)
-        _check_shapes(name, n, parent_ids, name_arr, scd_arr)
-        _check_values(name, id_arr, name_arr, row_label)
+        _check_columns(name, id_arr, parent_ids, name_arr, scd_arr, row_label)
         sorted_pos = np.argsort(id_arr, kind="stable").astype(np.int32)
         sorted_ids = id_arr[sorted_pos]
         _check_duplicates(name, sorted_ids, sorted_pos, row_label)
@@ -121,19 +120,15 @@ class Taxonomy:
         chain, tier = _ancestor_chain(name, parent, id_arr, row_label)
         anc = _ancestor_matrix(chain, tier)
         preorder, tin, tout = _euler_tour(anc, tier)
+        int_ids, int_pos = _integer_ids(id_arr)
         state = {
             "name": name, "ids": id_arr, "names": name_arr, "parent": parent, "tier": tier, "scd": scd_arr,
-            "ancestor_at_tier": anc, "tin": tin, "tout": tout, "_preorder": preorder,
-            "_sorted_ids": sorted_ids, "_sorted_pos": sorted_pos,
+            "n_nodes": n, "max_tier": int(anc.shape[1]), "ancestor_at_tier": anc, "tin": tin, "tout": tout,
+            "digest": _digest(id_arr, parent_ids, name_arr, scd_arr), "_preorder": preorder,
+            "_sorted_ids": sorted_ids, "_sorted_pos": sorted_pos, "_int_ids": int_ids, "_int_pos": int_pos,
         }
         for key, value in state.items():
             object.__setattr__(self, key, _readonly(value) if isinstance(value, np.ndarray) else value)
-        int_ids, int_pos = _integer_ids(id_arr)
-        object.__setattr__(self, "_int_ids", int_ids)
-        object.__setattr__(self, "_int_pos", int_pos)
-        object.__setattr__(self, "n_nodes", n)
-        object.__setattr__(self, "max_tier", int(anc.shape[1]))
-        object.__setattr__(self, "digest", _digest(id_arr, parent_ids, name_arr, scd_arr))
 
     # --- immutability, equality, pickling -------------------------------------------------------------
     def __setattr__(self, key: str, value: Any) -> None:
@@ -243,15 +238,10 @@ class Taxonomy:
     def load(cls, path_or_name: str | PathLike[str], *, name: str | None = None) -> Taxonomy:
         """A bundled taxonomy by name, or a TSV/CSV/JSON file of nodes.
 
-        Parameters
-        ----------
-        path_or_name : str or path
-            ``"iab-2.2"``, ``"topics-v2"``, ``"iab-audience-1.1"``, or the path of a ``.tsv``/``.csv`` file
-            with a header row holding the columns ``id``, ``parent``, ``name`` (optional ``scd``; other columns
-            ignored; ``parent`` empty for roots), or a ``.json`` file holding a list of node objects with
-            those keys (or an object ``{"name": ..., "nodes": [...]}``).
-        name : str, optional
-            Taxonomy name; defaults to the JSON ``name`` key, else the file stem.
+        ``path_or_name`` is ``"iab-2.2"``, ``"topics-v2"``, ``"iab-audience-1.1"``, or the path of a
+        ``.tsv``/``.csv`` file whose header holds ``id``, ``parent`` (empty for roots), ``name`` and optionally
+        ``scd`` (other columns ignored), or of a ``.json`` list of node objects with those keys (or
+        ``{"name": ..., "nodes": [...]}``). ``name`` defaults to the JSON ``name``, else the file stem.
 
         Raises
         ------
@@ -290,30 +280,24 @@ def _integer_ids(ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]
     return _readonly(values[order]), _readonly(order.astype(np.int32))
 
 
-def _as_id_strings(ids: Any) -> np.ndarray:
-    arr = np.asarray(ids)
-    if arr.dtype.kind in "US":
-        return arr.astype(str)
+def _as_id_strings(arr: np.ndarray) -> np.ndarray:
+    """Query ids as strings: ints by their decimal form, integral floats likewise, bools and NaN match nothing."""
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64).astype(str)
-    if arr.dtype.kind == "b":
-        return np.full(arr.shape, "")
     if arr.dtype.kind == "f":
         ok = np.isfinite(arr) & (arr == np.round(arr))
         return np.where(ok, np.where(ok, arr, 0).astype(np.int64).astype(str), "")
-    return arr.astype(str)
+    return np.full(arr.shape, "") if arr.dtype.kind == "b" else arr.astype(str)
 
 
-def _check_shapes(name: str, n: int, parents: np.ndarray, names: np.ndarray, scd: np.ndarray) -> None:
-    if n == 0:
+def _check_columns(name: str, ids: np.ndarray, parents: np.ndarray, names: np.ndarray, scd: np.ndarray,
+                   row_label: Callable[[int], str]) -> None:
+    if ids.size == 0:
         raise TaxonomyError(f"taxonomy {name!r} is empty: it must have at least one node")
     for what, arr in (("parents", parents), ("names", names), ("scd", scd)):
-        if arr.shape != (n,):
-            raise TaxonomyError(f"taxonomy {name!r}: {what} must have one value per node ({n}), "
+        if arr.shape != ids.shape:
+            raise TaxonomyError(f"taxonomy {name!r}: {what} must have one value per node ({ids.size}), "
                                 f"got shape {arr.shape}")
-
-
-def _check_values(name: str, ids: np.ndarray, names: np.ndarray, row_label: Callable[[int], str]) -> None:
     for what, arr in (("id", ids), ("name", names)):
         empty = np.flatnonzero(np.char.str_len(np.char.strip(arr)) == 0)
         if empty.size:
@@ -456,8 +440,7 @@ def _load_iab_audience_1_1() -> Taxonomy:
 
 
 _BUILTIN_LOADERS: dict[str, Callable[[], Taxonomy]] = {
-    "iab-2.2": _load_iab_content_2_2,
-    "topics-v2": _load_chrome_topics_v2,
+    "iab-2.2": _load_iab_content_2_2, "topics-v2": _load_chrome_topics_v2,
     "iab-audience-1.1": _load_iab_audience_1_1,
 }
 
@@ -530,21 +513,12 @@ def _load_json(path: Any, name: str | None) -> Taxonomy:
     if not isinstance(nodes, list) or not nodes:
         raise TaxonomyError(f"taxonomy file {path.name!r}: expected a non-empty list of nodes (or an object "
                             f"with a 'nodes' list), got {type(nodes).__name__}")
-    cols: dict[str, list[str]] = {"id": [], "parent": [], "name": []}
     for k, node in enumerate(nodes):
-        _json_node(path.name, k, node, cols)
+        missing = ["id", "name"] if not isinstance(node, dict) else [c for c in ("id", "name") if c not in node]
+        if missing:
+            raise TaxonomyError(f"taxonomy file {path.name!r}: node {k} must be an object with keys id, name "
+                                f"(parent optional); missing {missing} in {type(node).__name__}")
     doc_name = doc.get("name") if isinstance(doc, dict) else None
-    return Taxonomy(name or (doc_name if isinstance(doc_name, str) else path.stem), cols["id"], cols["parent"],
-                    cols["name"], row_label=lambda k: f"node {k} of {path.name!r}")
-
-
-def _json_node(source: str, k: int, node: Any, cols: dict[str, list[str]]) -> None:
-    if not isinstance(node, dict):
-        raise TaxonomyError(f"taxonomy file {source!r}: node {k} must be an object, got {type(node).__name__}")
-    missing = [c for c in ("id", "name") if c not in node]
-    if missing:
-        raise TaxonomyError(f"taxonomy file {source!r}: node {k} is missing key(s) {missing}")
-    parent = node.get("parent")
-    cols["id"].append(str(node["id"]))
-    cols["parent"].append("" if parent is None else str(parent))
-    cols["name"].append(str(node["name"]))
+    parents = ["" if n.get("parent") is None else str(n["parent"]) for n in nodes]
+    return Taxonomy(name or (doc_name if isinstance(doc_name, str) else path.stem), [str(n["id"]) for n in nodes],
+                    parents, [str(n["name"]) for n in nodes], row_label=lambda k: f"node {k} of {path.name!r}")

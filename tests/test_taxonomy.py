@@ -263,8 +263,8 @@ INVALID_JSON = [
     ("not json", "{", "not valid JSON"),
     ("not a list", '{"nodes": 3}', "non-empty list of nodes"),
     ("empty list", "[]", "non-empty list of nodes"),
-    ("node not object", '[1]', "node 0 must be an object"),
-    ("missing key", '[{"id": 1}]', r"node 0 is missing key\(s\) \['name'\]"),
+    ("node not object", '[1]', r"node 0 must be an object .*missing \['id', 'name'\] in int"),
+    ("missing key", '[{"id": 1}]', r"node 0 must be .*missing \['name'\] in dict"),
     ("unknown parent", '[{"id": 1, "name": "A"}, {"id": 2, "parent": 7, "name": "B"}]', "node 1 .*parent '7'"),
 ]
 
