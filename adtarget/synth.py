@@ -27,10 +27,12 @@ from adtarget._event_schema import EVENT_KINDS
 from adtarget._taxonomy import Taxonomy
 from adtarget.exceptions import ParameterError
 
-__all__ = ["GroundTruth", "SyntheticConfig", "SyntheticData", "generate", "write_consent", "write_events"]
+__all__ = [
+    "SERVICES", "GroundTruth", "SyntheticConfig", "SyntheticData", "generate", "write_consent", "write_events",
+]
 
 #: service -> (base share, tier-1 topics it is about; ``None`` = every topic)
-SERVICE_TOPICS: dict[str, tuple[float, frozenset[str] | None]] = {
+_SERVICE_TOPICS: dict[str, tuple[float, frozenset[str] | None]] = {
     "video": (0.26, frozenset({
         "Movies", "Television", "Pop Culture", "Sports", "Music and Audio", "Video Gaming", "Food & Drink",
         "Hobbies & Interests", "Travel", "Style & Fashion", "Automotive", "Home & Garden", "Pets", "Fine Art",
@@ -49,7 +51,7 @@ SERVICE_TOPICS: dict[str, tuple[float, frozenset[str] | None]] = {
         "Personal Finance", "Events and Attractions", "Pets", "Books and Literature", "Video Gaming"})),
     "health_plus": (0.25, frozenset({"Medical Health", "Healthy Living"})),
 }
-SERVICES: tuple[str, ...] = tuple(SERVICE_TOPICS)
+SERVICES: tuple[str, ...] = tuple(_SERVICE_TOPICS)
 _OFF_TOPIC = 0.02
 #: service -> probabilities of EVENT_KINDS (app_use, search, content_view, purchase)
 _SERVICE_KINDS: dict[str, tuple[float, float, float, float]] = {
@@ -293,7 +295,7 @@ def _background(taxonomy: Taxonomy, root_of: np.ndarray, safe: np.ndarray, roots
 
 def _service_given_node(topic_names: np.ndarray) -> np.ndarray:
     affinity = np.empty((topic_names.size, len(SERVICES)))
-    for s, (base, topics) in enumerate(SERVICE_TOPICS.values()):  # one pass per service
+    for s, (base, topics) in enumerate(_SERVICE_TOPICS.values()):  # one pass per service
         on_topic = np.ones(topic_names.size, bool) if topics is None else np.isin(topic_names, sorted(topics))
         affinity[:, s] = base * np.where(on_topic, 1.0, _OFF_TOPIC)
     return affinity / affinity.sum(axis=1, keepdims=True)
@@ -303,13 +305,13 @@ def _kind_table() -> np.ndarray:
     return np.stack([_quantile_table(np.asarray(_SERVICE_KINDS[s]), np.int8) for s in SERVICES])
 
 
-def _quantile_table(p: np.ndarray, dtype: Any = np.int16) -> np.ndarray:
+def _quantile_table(p: np.ndarray, dtype: Any = None) -> np.ndarray:
     """Outcomes repeated in proportion to ``p`` (largest remainders): a uniform draw from it samples ``p``."""
     scaled = p / p.sum() * _TABLE_SIZE
     counts = np.floor(scaled).astype(np.int64)
     short = _TABLE_SIZE - int(counts.sum())
     counts[np.argsort(counts - scaled, kind="stable")[:short]] += 1
-    return np.repeat(np.arange(p.size), counts).astype(dtype)
+    return np.repeat(np.arange(p.size), counts).astype(dtype or (np.int16 if p.size < 2**15 else np.int32))
 
 
 def _draw(tables: np.ndarray, row: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -400,7 +402,9 @@ def _draw_sensitive(config: SyntheticConfig, world: _World, people: _People,
         return mixture, np.zeros(config.n_groups)
     mixture /= mixture.sum(axis=1, keepdims=True)
     multiplier = rng.gamma(2.0, 0.5, config.n_groups)
-    group_events = np.bincount(people.group, weights=people.counts, minlength=config.n_groups)
+    group_events = sum(share * np.bincount(g, weights=people.counts, minlength=config.n_groups)
+                       for share, g in ((1 - _SECOND_GROUP_SHARE, people.group),
+                                        (_SECOND_GROUP_SHARE, people.second_group)))
     rate = config.sensitive_share * multiplier * config.n_events / max(float(multiplier @ group_events), 1e-12)
     return mixture, np.minimum(rate, 1.0 - config.background_share)
 

@@ -327,6 +327,15 @@ def test_n_persons_defaults_to_a_twentieth_of_events():
         generate({"n_events": 10})  # type: ignore[arg-type]
 
 
+def test_docstring_examples_run():
+    import doctest
+
+    import adtarget.synth
+
+    result = doctest.testmod(adtarget.synth)
+    assert result.attempted > 0 and result.failed == 0
+
+
 def test_importing_synth_stays_light():
     code = ("import sys, adtarget.synth; heavy = [m for m in ('pandas', 'pyarrow', 'pyspark', 'matplotlib') "
             "if m in sys.modules]; print(heavy)")
