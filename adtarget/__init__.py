@@ -30,6 +30,25 @@ _EXPORTS: dict[str, str] = {
     "SchemaError": "adtarget.exceptions",
     "SensitiveCategoryError": "adtarget.exceptions",
     "TaxonomyError": "adtarget.exceptions",
+    # taxonomy, sensitivity, services
+    "Taxonomy": "adtarget._taxonomy",
+    "SensitivityProfile": "adtarget._sensitivity",
+    "SafeTaxonomy": "adtarget._sensitivity",
+    "PROFILE_NAMES": "adtarget._sensitivity",
+    "Service": "adtarget._services",
+    "ServiceRegistry": "adtarget._services",
+    # events and the gate
+    "EVENT_KINDS": "adtarget._event_schema",
+    "EventBatch": "adtarget._events",
+    "IngestResult": "adtarget._events",
+    "Quarantine": "adtarget._events",
+    "QUARANTINE_REASONS": "adtarget._events",
+    "ingest": "adtarget._events",
+    "EligibilityPolicy": "adtarget._policy",
+    "EligibleEvents": "adtarget._gate",
+    "EXCLUSION_RULES": "adtarget._gate",
+    "SensitiveAudit": "adtarget._gate",
+    "apply_gate": "adtarget._gate",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
