@@ -1,0 +1,63 @@
+"""The per-partition kernel shared by every engine: events → gate → segments → exact release counts.
+
+A partition must hold all events of each of its persons (the Spark engine partitions by person id), because
+contribution bounding is per person. Inner stages trust their inputs: ``ingest`` is the boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from adtarget._engine._aggregates import Aggregates
+from adtarget._engine._context import BuildContext
+from adtarget._events import ingest
+from adtarget._gate import EligibleEvents, apply_gate
+
+__all__ = ["PartitionBuild", "build_partition"]
+
+
+@dataclass(frozen=True, eq=False)
+class PartitionBuild:
+    """A partition's aggregates plus, for the local engine, the eligible events and the (personal)
+    segment assignments it derived them from."""
+
+    aggregates: Aggregates
+    eligible: EligibleEvents
+    assignments: Any
+
+
+def build_partition(source: Any, context: BuildContext) -> PartitionBuild:
+    """Run ingestion, the gate, segment assignment and the exact cell and audit counts on one partition."""
+    from adtarget._release._audit import audit_counts
+    from adtarget._release._cells import count_cells
+
+    ingested = ingest(
+        source,
+        pseudonymizer=context.pseudonymizer,
+        taxonomy=context.safe_taxonomy.taxonomy,
+        services=context.services,
+        now=context.now,
+        drop_unknown_columns=context.drop_unknown_columns,
+    )
+    eligible = apply_gate(
+        ingested.batch,
+        context.snapshot,
+        context.safe_taxonomy,
+        context.policy,
+        target_service=context.target_service,
+        window_end=context.window_end,
+    )
+    assignments = context.segmenter.assign(eligible)
+    aggregates = Aggregates(
+        input_rows=ingested.input_rows,
+        quarantined=ingested.quarantine.counts(),
+        excluded=dict(eligible.exclusions),
+        eligible_events=eligible.n_events,
+        eligible_persons=eligible.n_persons,
+        region_redacted=eligible.region_redacted,
+        window_start=int(eligible.ts.min()) if eligible.n_events else None,
+        cells=count_cells(eligible, assignments, context.spec),
+        audit=audit_counts(eligible, assignments),
+    )
+    return PartitionBuild(aggregates=aggregates.check(), eligible=eligible, assignments=assignments)
