@@ -1,0 +1,66 @@
+"""The race: 8 real processes charge ε = 0.2 against a cap of 1.0 at the same moment.
+
+Each process opens the ledger, reports ready, waits for a start file, then charges. Exactly 5 must succeed,
+3 must get BudgetExhaustedError, and the ledger must hold exactly 1.0.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from adtarget._release._budget_ledger import BudgetLedger
+from adtarget._release._budget_spec import PrivacyBudget
+
+WORKER = """
+import sys, time
+from pathlib import Path
+from adtarget._release._budget_ledger import BudgetLedger
+from adtarget._release._budget_spec import PrivacyBudget
+from adtarget.exceptions import BudgetExhaustedError
+
+path, me, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+ledger = BudgetLedger(path)
+Path(go.parent, "ready-" + me).touch()
+while not go.exists():
+    time.sleep(0.001)
+try:
+    ledger.charge("acme", PrivacyBudget(0.2), "query-" + me)
+    print("charged")
+except BudgetExhaustedError:
+    print("exhausted")
+"""
+
+
+def test_eight_processes_race_for_five_slots(tmp_path: Path) -> None:
+    path = tmp_path / "budget.sqlite"
+    BudgetLedger(path).set_caps(advertiser_cap=PrivacyBudget(1.0), global_cap=PrivacyBudget(10.0))
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(path), str(i), str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(8)]
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.glob("ready-*"))) < 8:
+            assert time.monotonic() < deadline, "workers did not start"
+            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs if p.poll() is not None]
+            time.sleep(0.01)
+        go.touch()
+        results = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
+    outcomes = sorted(out.strip() for out, _ in results)
+    assert outcomes == ["charged"] * 5 + ["exhausted"] * 3
+    with closing(sqlite3.connect(path)) as conn:
+        spent = [row[0] for row in conn.execute("SELECT epsilon FROM spend")]
+    assert len(spent) == 5 and math.fsum(spent) == pytest.approx(1.0, abs=1e-12)
+    assert BudgetLedger(path).remaining("acme")[0].epsilon == pytest.approx(0.0, abs=1e-12)
