@@ -37,14 +37,14 @@ _SERVICE_TOPICS: dict[str, tuple[float, frozenset[str] | None]] = {
         "Movies", "Television", "Pop Culture", "Sports", "Music and Audio", "Video Gaming", "Food & Drink",
         "Hobbies & Interests", "Travel", "Style & Fashion", "Automotive", "Home & Garden", "Pets", "Fine Art",
         "Events and Attractions", "Family and Relationships"})),
-    "news": (0.12, frozenset({
+    "news": (0.16, frozenset({
         "News and Politics", "Business and Finance", "Science", "Technology & Computing", "Sports",
         "Personal Finance", "Real Estate", "Careers", "Education", "Religion & Spirituality", "Medical Health",
         "Healthy Living"})),
-    "games": (0.10, frozenset({"Video Gaming", "Hobbies & Interests", "Sports", "Technology & Computing",
+    "games": (0.14, frozenset({"Video Gaming", "Hobbies & Interests", "Sports", "Technology & Computing",
                                "Pop Culture"})),
-    "search": (0.12, None),
-    "music": (0.12, frozenset({"Music and Audio", "Pop Culture", "Events and Attractions",
+    "search": (0.08, None),
+    "music": (0.20, frozenset({"Music and Audio", "Pop Culture", "Events and Attractions",
                                "Religion & Spirituality", "Fine Art"})),
     "payments": (0.08, frozenset({
         "Shopping", "Style & Fashion", "Travel", "Food & Drink", "Automotive", "Home & Garden", "Real Estate",
