@@ -1,0 +1,168 @@
+"""The consent contract's columns (DESIGN.md §3 "Consent"): what is required, what is refused, and reading
+sources (CSV, Parquet, pandas, Arrow, mappings, row dicts) into raw numpy columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adtarget.exceptions import InputFormatError, RefusedColumnError, SchemaError
+
+__all__ = ["CONSENT_COLUMNS", "check_columns", "identifying_columns", "read_csv", "read_parquet",
+           "read_records"]
+
+CONSENT_COLUMNS: tuple[str, ...] = (
+    "person_id", "birth_year", "ads_personalization", "cross_service", "policy_version", "updated_at",
+    "deleted", "terminated", "location_deleted", "jurisdiction",
+)
+
+# Tokens that make a column identifying wherever they appear in its name (by token: "user_email", "DeviceId",
+# "date_of_birth"). The consent contract needs a year of birth at most, never a date of birth.
+_IDENTIFYING_TOKENS = frozenset({
+    "name", "firstname", "lastname", "fullname", "surname", "username",
+    "phone", "mobile", "msisdn", "tel", "telephone", "email", "mail",
+    "ip", "ipv4", "ipv6", "ipaddr", "ipaddress",
+    "device", "deviceid", "imei", "imsi", "idfa", "idfv", "gaid", "aaid", "udid", "mac", "macaddress",
+    "lat", "lon", "lng", "latitude", "longitude", "gps", "coordinates", "coords", "geohash", "latlon",
+    "address", "street", "postcode", "postal", "zip", "zipcode",
+    "contact", "contacts", "peer", "recipient", "sender", "callee", "caller",
+    "ssn", "passport", "nationalid", "dob", "birthdate", "birthday", "dateofbirth",
+})
+_TOKEN = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def _tokens(column: str) -> set[str]:
+    parts = [t.lower() for t in _TOKEN.findall(column)]
+    return {*parts, "".join(parts)}
+
+
+def identifying_columns(columns: Iterable[str]) -> tuple[str, ...]:
+    """The columns whose names mark them as identifying (P1, P11), in input order."""
+    return tuple(c for c in columns if c not in CONSENT_COLUMNS and _tokens(c) & _IDENTIFYING_TOKENS)
+
+
+def check_columns(columns: Iterable[str], *, drop_unknown_columns: bool = False) -> tuple[str, ...]:
+    """Validate column names against the consent contract; return the unknown columns that were dropped."""
+    names = tuple(str(c) for c in columns)
+    duplicated = sorted({c for c in names if names.count(c) > 1})
+    if duplicated:
+        raise SchemaError(f"consent: duplicate column(s) {duplicated}; each column may appear once")
+    refused = identifying_columns(names)
+    if refused:
+        raise RefusedColumnError(
+            f"consent: identifying column(s) {list(refused)} refused: the consent ledger never stores names, "
+            "contact details, network or device ids, coordinates or dates of birth; remove them", refused)
+    unknown = tuple(c for c in names if c not in CONSENT_COLUMNS)
+    if unknown and not drop_unknown_columns:
+        raise RefusedColumnError(
+            f"consent: unknown column(s) {list(unknown)}; the contract has exactly {list(CONSENT_COLUMNS)} "
+            "(pass drop_unknown_columns=True to drop unknown, non-identifying columns)", unknown)
+    missing = [c for c in CONSENT_COLUMNS if c not in names]
+    if missing:
+        raise SchemaError(f"consent: missing column(s) {missing}; all of {list(CONSENT_COLUMNS)} are required "
+                          "(birth_year and jurisdiction may hold nulls)")
+    return unknown
+
+
+def read_csv(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``(columns, malformed)``: every field as a ``str`` object array (nothing inferred, so "007" stays
+    "007"), and a mask of rows whose field count differs from the header's."""
+    file = _existing(path)
+    try:
+        with open(file, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputFormatError(f"consent: {file} is not a readable UTF-8 CSV file ({exc})") from None
+    if not header or not any(h.strip() for h in header):
+        raise InputFormatError(f"consent: {file} has no header row")
+    width = len(header)
+    malformed = np.fromiter((len(r) != width for r in rows), dtype=bool, count=len(rows))
+    if malformed.any():
+        rows = [r if len(r) == width else [""] * width for r in rows]
+    columns = list(zip(*rows)) if rows else [() for _ in header]
+    return {name.strip(): _objects(col) for name, col in zip(header, columns)}, malformed
+
+
+def read_parquet(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``(columns, malformed)`` of a Parquet file; needs pyarrow (the ``parquet`` extra)."""
+    file = _existing(path)
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow comes with the parquet extra
+        raise InputFormatError("consent: reading Parquet needs pyarrow (pip install 'adtarget[parquet]')") from None
+    try:
+        table = pq.read_table(file)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        raise InputFormatError(f"consent: {file} is not a readable Parquet file ({_first_line(exc)})") from None
+    return _arrow_columns(table), np.zeros(table.num_rows, dtype=bool)
+
+
+def read_records(records: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``(columns, malformed)`` of a mapping of columns, a pandas DataFrame, a pyarrow Table, or an iterable
+    of row mappings (a key missing from a row reads as null)."""
+    module = type(records).__module__.split(".")[0]
+    if module == "pyarrow" and hasattr(records, "column_names"):
+        columns = _arrow_columns(records)
+    elif module == "pandas" and hasattr(records, "columns"):
+        columns = {str(c): _column(records[c].to_numpy(), str(c)) for c in records.columns}
+    elif isinstance(records, Mapping):
+        columns = {str(k): _column(v, str(k)) for k, v in records.items()}
+    elif isinstance(records, Iterable) and not isinstance(records, (str, bytes)):
+        columns = _row_columns(list(records))
+    else:
+        raise SchemaError(f"consent: records must be a mapping of columns, a DataFrame, a pyarrow Table or an "
+                          f"iterable of row mappings; received {type(records).__name__}")
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise SchemaError(f"consent: columns have different lengths {sorted(lengths)}")
+    return columns, np.zeros(lengths.pop() if lengths else 0, dtype=bool)
+
+
+def _row_columns(rows: list[Any]) -> dict[str, np.ndarray]:
+    if not all(isinstance(r, Mapping) for r in rows):
+        raise SchemaError("consent: every record must be a mapping of column name to value")
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    return {str(n): _objects([r.get(n) for r in rows]) for n in names}
+
+
+def _column(values: Any, name: str) -> np.ndarray:
+    if type(values).__module__.split(".")[0] == "pyarrow":
+        values = values.to_numpy(zero_copy_only=False)
+    array = np.asarray(values) if hasattr(values, "__array__") else _objects(list(values))
+    if array.ndim != 1:
+        raise SchemaError(f"consent: column {name!r} must be one-dimensional; received shape {array.shape}")
+    return array
+
+
+def _arrow_columns(table: Any) -> dict[str, np.ndarray]:
+    return {name: _column(table.column(name), name) for name in table.column_names}
+
+
+def _objects(values: Any) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = list(values)
+    return array
+
+
+def _existing(path: str | os.PathLike[str]) -> Path:
+    file = Path(path)
+    if not file.is_file():
+        raise InputFormatError(f"consent: {file} does not exist or is not a file")
+    if file.stat().st_size == 0:
+        raise InputFormatError(f"consent: {file} is empty")
+    return file
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
