@@ -200,7 +200,8 @@ class GroundTruth:
     """What generated the data, for tests and tutorials (never an input to the SDK).
 
     ``persons`` (int64 account ids of everyone, with or without events or consent), ``group`` (int16 latent
-    group), ``events_per_person`` and ``has_consent`` are aligned. Per group: ``group_weights`` (share of
+    group), ``second_group`` (the group 20% of a person's events come from), ``events_per_person`` and
+    ``has_consent`` are aligned. Per group: ``group_weights`` (share of
     persons), ``group_roots`` (tier-1 node ids its interests concentrate on, primary first), ``group_mixture``
     (float64, n_groups x taxonomy.n_nodes: interest distribution over the node indices of ``taxonomy``, safe
     nodes only, rows sum to 1) and ``sensitive_rate`` (probability that its event is in a sensitive category).
@@ -208,6 +209,7 @@ class GroundTruth:
 
     persons: np.ndarray
     group: np.ndarray
+    second_group: np.ndarray
     events_per_person: np.ndarray
     has_consent: np.ndarray
     group_weights: np.ndarray
@@ -464,13 +466,12 @@ def _draw_consent(config: SyntheticConfig, people: _People,
     idx = np.flatnonzero(has)
     m = idx.size
     draw = rng.random((6, m))
-    by_flag = draw[4]
     deleted_or_terminated = draw[3] < config.deleted_or_terminated_share
     version, updated_at = _policy_history(config, m, rng)
-    jurisdiction_names = np.asarray([c for c, _ in config.jurisdictions] + [""])
+    jurisdiction_names = np.asarray([c for c, _ in config.jurisdictions] + [""])  # code -1 -> ""
     consent = {
         "person_id": people.account[idx],
-        "birth_year": _birth_years(config, by_flag, rng),
+        "birth_year": _birth_years(config, draw[4], rng),
         "ads_personalization": np.where(draw[0] < config.opt_out_share, "opt_out", "opt_in"),
         "cross_service": draw[1] >= config.no_cross_service_share,
         "policy_version": version,
@@ -536,10 +537,9 @@ def generate(config: SyntheticConfig | None = None) -> SyntheticData:
     events, codes = _draw_events(config, world, people, _joint_tables(config, world, interest, sensitive, rate),
                                  streams[2])
     consent, has_consent = _draw_consent(config, people, streams[3])
-    truth = GroundTruth(people.account, people.group, people.counts, has_consent, people.group_weights, roots,
-                        interest, rate, world.taxonomy)
-    for array in (people.account, people.group, people.counts, has_consent, interest, rate):
-        array.flags.writeable = False
+    truth = GroundTruth(people.account, people.group, people.second_group, people.counts, has_consent,
+                        people.group_weights, roots, interest, rate, world.taxonomy)
+    _readonly({k: v for k, v in vars(truth).items() if isinstance(v, np.ndarray)})
     return SyntheticData(config, events, consent, truth, codes)
 
 

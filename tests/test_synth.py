@@ -174,6 +174,19 @@ def test_group_mixtures_concentrate_on_few_tier1_topics(data, taxonomy):
         on_roots = np.isin(taxonomy.rollup(np.arange(taxonomy.n_nodes), 1), idx)
         np.testing.assert_allclose(mixture[g, on_roots].sum(), 1.0)
     assert len({roots[0] for roots in data.truth.group_roots}) == CONFIG.n_groups
+    assert 0.8 < np.mean(data.truth.second_group != data.truth.group) < 1.0
+
+
+def test_regions_follow_the_persons_jurisdiction(data):
+    c = data.consent
+    known = c["jurisdiction"] != ""
+    jurisdiction = dict(zip(c["person_id"][known].tolist(), c["jurisdiction"][known].tolist(), strict=True))
+    ev = data.events
+    mask = np.isin(ev["person_id"], c["person_id"][known])
+    country = np.array([jurisdiction[p] for p in ev["person_id"][mask][:20_000].tolist()])
+    region_country = np.char.partition(ev["region"][mask][:20_000], "-")[:, 0]
+    assert 0.94 < np.mean(region_country == country) < 0.995  # home region, a few travel events
+    assert {"US-CA", "DE-BY", "CN-GD", "FR-IDF", "KR-11", "BR-SP", "IN-MH"} <= set(np.unique(ev["region"]))
 
 
 def test_latent_groups_are_recoverable_without_privacy(data, taxonomy):
