@@ -1,0 +1,186 @@
+"""DPKMeansSegmenter: estimator contract, accounting before fitting and through clone(), bounds, names."""
+
+from __future__ import annotations
+
+import pickle
+import re
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from adtarget._release._budget_ledger import BudgetLedger
+from adtarget._release._budget_spec import PrivacyBudget
+from adtarget._segments._dp_kmeans import DPKMeansSegmenter, InMemoryAccountant
+from adtarget.exceptions import BudgetExhaustedError, LedgerError, ParameterError, PrivacyLeakWarning
+
+SEEDED = pytest.mark.filterwarnings("ignore::adtarget.exceptions.PrivacyLeakWarning")
+#: scikit-learn's check_clustering fits standardised blobs with negative coordinates and does not honour the
+#: positive_only tag; interest vectors are non-negative and the public box is [0, bounds_norm]^d, so the
+#: segmenter refuses negative data (check_positive_only_tag_during_fit verifies that refusal).
+EXPECTED_FAILED = {"check_clustering": "negative data outside the public box [0, bounds_norm]^d is refused"}
+
+
+def groups_data(n=600, d=6, seed=0):
+    """Three latent groups of non-negative, L1-normalised interest vectors; returns X and the group."""
+    rng = np.random.default_rng(seed)
+    centers = np.array([[8, 1, 1, 1, 1, 1], [1, 1, 8, 8, 1, 1], [1, 1, 1, 1, 1, 8]], dtype=float)[:, :d]
+    y = rng.integers(0, 3, n)
+    X = np.vstack([rng.dirichlet(centers[g] * 4) for g in y])
+    return X, y
+
+
+def listed(mark):
+    """parametrize_with_checks' mark with its generator of checks made a list (newer pytest requires it)."""
+    return pytest.mark.parametrize(mark.args[0], list(mark.args[1]), **mark.kwargs)
+
+
+@listed(parametrize_with_checks(
+    [DPKMeansSegmenter(3, epsilon=5.0, random_state=0, ledger=InMemoryAccountant())],
+    expected_failed_checks=lambda est: EXPECTED_FAILED,
+))
+@SEEDED
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_fit_refuses_to_run_without_a_ledger():
+    X, _ = groups_data()
+    with pytest.raises(ParameterError, match="ledger must be a BudgetLedger .* got None"):
+        DPKMeansSegmenter(3).fit(X)
+
+
+def test_epsilon_is_charged_before_the_data_is_touched(monkeypatch):
+    from diffprivlib.models import KMeans
+
+    calls = []
+    fit = KMeans.fit
+
+    class Spy:
+        def charge(self, advertiser, budget, query_key):
+            calls.append(("charge", advertiser, budget, query_key))
+
+    monkeypatch.setattr(KMeans, "fit", lambda self, X, *a, **k: (calls.append(("fit",)), fit(self, X))[1])
+    X, _ = groups_data()
+    DPKMeansSegmenter(3, epsilon=0.5, ledger=Spy(), purpose="ads-ml").fit(X)
+    assert [c[0] for c in calls] == ["charge", "fit"]
+    assert calls[0][1] == "ads-ml" and calls[0][2] == PrivacyBudget(0.5, 0.0)
+    assert calls[0][3].startswith("learned-segments/dp-kmeans/")
+
+
+def test_a_refused_charge_means_no_fit():
+    X, _ = groups_data()
+    acc = InMemoryAccountant(epsilon_limit=1.0)
+    est = DPKMeansSegmenter(3, epsilon=0.75, ledger=acc).fit(X)
+    centers = est.cluster_centers_.copy()
+    with pytest.raises(BudgetExhaustedError, match="above epsilon_limit=1.0; nothing was spent"):
+        est.fit(X)
+    assert acc.spent_epsilon == 0.75 and np.array_equal(est.cluster_centers_, centers)
+
+
+@pytest.mark.parametrize("bad", ["negative", "too_few_rows", "nan"])
+def test_invalid_data_costs_nothing(bad):
+    X, _ = groups_data(n=20)
+    X = {"negative": -X, "too_few_rows": X[:2], "nan": np.where(X > 0.5, np.nan, X)}[bad]
+    acc = InMemoryAccountant()
+    with pytest.raises(ValueError):
+        DPKMeansSegmenter(3, ledger=acc).fit(X)
+    assert acc.charges == ()
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"n_clusters": 0}, "n_clusters must be an integer >= 1, got 0"),
+    ({"epsilon": 0}, "epsilon must be a number > 0, got 0"),
+    ({"epsilon": float("inf")}, "epsilon must be finite"),
+    ({"bounds_norm": -1.0}, "bounds_norm must be a finite number > 0, got -1.0"),
+    ({"purpose": " "}, "purpose must be a non-empty string"),
+    ({"random_state": "seed"}, "random_state must be None"),
+])
+def test_invalid_parameters_are_named(kwargs, match):
+    X, _ = groups_data(n=30)
+    acc = InMemoryAccountant()
+    with pytest.raises(ParameterError, match=match):
+        DPKMeansSegmenter(**{"n_clusters": 3, "ledger": acc, **kwargs}).fit(X)
+    assert acc.charges == ()
+
+
+def test_cross_val_score_charges_the_sqlite_ledger_three_times(tmp_path):
+    X, _ = groups_data()
+    ledger = BudgetLedger(tmp_path / "budget.sqlite")
+    scores = cross_val_score(DPKMeansSegmenter(3, epsilon=0.25, ledger=ledger, purpose="ads-ml"), X, cv=3)
+    assert scores.shape == (3,)
+    row = BudgetLedger(tmp_path / "budget.sqlite").show()[0]
+    assert row["advertiser"] == "ads-ml" and row["epsilon_spent"] == pytest.approx(0.75, rel=1e-12)
+    assert row["delta_spent"] == 0.0
+
+
+def test_cross_val_score_and_grid_search_charge_the_in_memory_accountant():
+    X, _ = groups_data()
+    acc = InMemoryAccountant()
+    cross_val_score(DPKMeansSegmenter(3, epsilon=0.25, ledger=acc), X, cv=3)
+    assert acc.spent_epsilon == pytest.approx(0.75, rel=1e-12) and len(acc.charges) == 3
+    search = GridSearchCV(DPKMeansSegmenter(epsilon=0.1, ledger=acc), {"n_clusters": [2, 3]}, cv=2).fit(X)
+    assert search.best_estimator_.ledger is acc
+    assert acc.spent_epsilon == pytest.approx(0.75 + 5 * 0.1, rel=1e-12)  # 2 candidates × 2 folds + refit
+    assert len({key for _, _, key in acc.charges}) == 8
+
+
+def test_clone_keeps_the_same_accounting():
+    acc = InMemoryAccountant()
+    est = DPKMeansSegmenter(ledger=acc)
+    assert clone(est).ledger is acc
+    assert clone(DPKMeansSegmenter(ledger=BudgetLedger(":memory:"))).ledger is not None
+
+
+def test_pickled_accountant_refuses_to_charge_but_fitted_models_pickle():
+    X, _ = groups_data()
+    acc = InMemoryAccountant()
+    est = DPKMeansSegmenter(3, epsilon=1.0, ledger=acc).fit(X)
+    copy = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(copy.predict(X), est.predict(X))
+    with pytest.raises(LedgerError, match="pickled into another process"):
+        copy.fit(X)
+    assert acc.spent_epsilon == 1.0
+
+
+def test_unseeded_fit_is_silent_and_seeded_fit_warns():
+    X, _ = groups_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        DPKMeansSegmenter(3, ledger=InMemoryAccountant()).fit(X)
+    with pytest.warns(PrivacyLeakWarning, match="random_state is set"):
+        DPKMeansSegmenter(3, random_state=1, ledger=InMemoryAccountant()).fit(X)
+
+
+def test_rows_are_clipped_into_the_public_box():
+    X, _ = groups_data()
+    est = DPKMeansSegmenter(3, epsilon=2.0, bounds_norm=0.5, ledger=InMemoryAccountant()).fit(X * 1000)
+    assert est.cluster_centers_.min() >= 0 and est.cluster_centers_.max() <= 0.5
+    assert est.transform(X).shape == (X.shape[0], 3)
+    assert est.get_params()["bounds_norm"] == 0.5  # constructor arguments are never rewritten
+
+
+@SEEDED
+def test_segment_ids_and_names(taxonomy):
+    X, _ = groups_data(n=3000)
+    est = DPKMeansSegmenter(3, epsilon=50.0, random_state=3, ledger=InMemoryAccountant()).fit(X)
+    ids = [s.segment_id for s in est.segment_info_]
+    assert ids == [f"learned:{est.model_id_}:{k}" for k in range(3)]
+    assert re.fullmatch(r"dp-kmeans-[0-9a-f]{8}", est.model_id_)
+    parts = {frozenset(s.name.split(" + ")) for s in est.segment_info_}
+    assert parts == {frozenset({"feature 0"}), frozenset({"feature 2", "feature 3"}), frozenset({"feature 5"})}
+
+
+def test_public_start_recovers_well_separated_groups():
+    from sklearn.metrics import adjusted_rand_score
+
+    X, y = groups_data(n=3000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrivacyLeakWarning)
+        ari = [adjusted_rand_score(y, DPKMeansSegmenter(3, epsilon=1.0, random_state=s,
+                                                        ledger=InMemoryAccountant()).fit(X).labels_)
+               for s in range(3)]
+    assert min(ari) > 0.9
