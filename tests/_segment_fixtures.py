@@ -6,8 +6,6 @@ the vectorised kernels with a plain groupby computation.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
 WINDOW_END = 1_790_000_000  # 2026-09-21
@@ -40,11 +38,31 @@ def random_events(safe, *, n_persons: int, n_events: int, seed: int, days: int =
 
 
 def eligible_events(safe, events: dict[str, np.ndarray], *, window_end: int = WINDOW_END):
-    """EligibleEvents holding exactly ``events`` (every person consents; nothing is excluded)."""
-    n_persons = int(events["person"].max()) + 1
-    persons = np.sort(np.unique(np.random.default_rng(0).integers(1, 2**62, n_persons + 10, dtype=np.uint64))[:n_persons])
-    return SimpleNamespace(**events, persons=persons, window_end=window_end, safe_taxonomy=safe,
-                           n_persons=n_persons, n_events=events["person"].size)
+    """EligibleEvents holding exactly ``events``, built through ingest and the gate (everybody consents).
+
+    ``events["person"]`` are raw account numbers here; the gate's ``person`` indexes its sorted pseudonyms.
+    """
+    from adtarget._consent import ConsentSnapshot
+    from adtarget._events import ingest
+    from adtarget._gate import apply_gate
+    from adtarget._pseudonym import Pseudonymizer
+
+    pseudonymizer = Pseudonymizer(bytes(range(32)))
+    n = events["person"].size
+    cols = {"person_id": events["person"].astype(np.int64) + 1000, "service": np.full(n, "video", dtype=object),
+            "ts": events["ts"], "category": safe.taxonomy.ids[events["category"]].astype(object),
+            "weight": events["weight"]}
+    batch = ingest(cols, pseudonymizer=pseudonymizer, taxonomy=safe.taxonomy, now=window_end).batch
+    assert batch.n_events == n, "test events must all be valid"
+    m = batch.persons.size
+    snapshot = ConsentSnapshot(
+        as_of=window_end, persons=batch.persons, birth_year=np.full(m, 1990, np.int16),
+        opted_in=np.ones(m, bool), cross_service=np.ones(m, bool), deleted=np.zeros(m, bool),
+        terminated=np.zeros(m, bool), location_deleted=np.zeros(m, bool),
+        policy_version=np.full(m, "2018-05-14"), jurisdiction=np.full(m, "US"))
+    eligible = apply_gate(batch, snapshot, safe, window_end=window_end)
+    assert eligible.n_events == n, "every test event must be eligible"
+    return eligible
 
 
 # --- oracles (pandas groupby, written independently of the kernels) ----------------------------------------
