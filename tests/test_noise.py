@@ -172,6 +172,14 @@ def test_disabled_spec_returns_exact_counts_with_a_warning() -> None:
     assert "tests only" in CountNoise.disabled().explain()["mechanism"]
 
 
+def test_an_infinite_gaussian_spec_is_noise_off_too() -> None:
+    spec = CountNoise.for_counts("discrete_gaussian", PrivacyBudget(math.inf, 1e-6, allow_infinite_epsilon=True),
+                                 max_cells_per_person=3)
+    assert spec.is_disabled and spec.sigma == 0.0 and spec.variance == 0.0
+    with pytest.raises(ParameterError, match="allow_infinite_epsilon"):
+        spec.add_noise(np.array([1]))
+
+
 def test_keyword_does_not_disable_real_noise() -> None:
     out = LAPLACE.add_noise(np.zeros(200, dtype=np.int64), allow_infinite_epsilon=True)
     assert np.count_nonzero(out) > 50

@@ -169,6 +169,8 @@ class CountNoise:
     def sigma(self) -> float:
         """Discrete Gaussian σ: P(k) ∝ exp(-k² / 2σ²), calibrated by :func:`gaussian_sigma`."""
         self._require("discrete_gaussian", "sigma")
+        if self.is_disabled:
+            return 0.0
         return gaussian_sigma(self.epsilon, self.delta, self.l2_sensitivity)
 
     @property
