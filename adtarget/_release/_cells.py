@@ -1,0 +1,256 @@
+"""The engine-independent pre-noise kernel: distinct-person counts per segment and per breakdown cell.
+
+``count_cells`` bounds contributions (keyed priority, see ``_bounding``) and counts, with numpy only, in
+O(n log n) at worst: distinct (person, value) pairs come from a boolean mask over combined integer keys when it
+is small enough (else one sort), and counts from ``bincount`` over combined (segment, value) keys. Keys in the
+result are names (segment ids, age bands, region codes, service names), never batch codes, so results over
+disjoint partitions of persons add up exactly (``CellCounts.__add__`` / ``CellCounts.sum``).
+Inner kernel: it trusts its inputs; ``release`` validates them first.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from adtarget._release._bounding import bound_pairs, run_starts, stable64_many
+from adtarget._release._spec import ReleaseSpec
+
+__all__ = ["AGE_BANDS", "CellCounts", "age_band_codes", "count_cells"]
+
+AGE_BANDS: tuple[str, ...] = ("13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknown")
+_BAND_EDGES = np.array([18, 25, 35, 45, 55, 65])
+_MASK_MAX = 1 << 23  # distinct pairs via a boolean mask up to this key space (cache-sized), else one sort
+
+
+@dataclass(frozen=True, eq=False)
+class CellCounts:
+    """Exact (pre-noise) distinct-person counts after contribution bounding. Personal data: never emit.
+
+    Attributes
+    ----------
+    segment_ids : tuple of str
+    sizes : int64 array (n_segments,)
+        Persons counted in each segment.
+    values : mapping dimension -> tuple of str
+        The value names of each breakdown dimension (columns of ``cells[dim]``).
+    cells : mapping dimension -> int64 array (n_segments, n_values)
+    value_persons : mapping dimension -> int64 array (n_values,)
+        Distinct counted persons per value (for DP partition selection; a person adds to at most
+        ``max_cells_per_person[dim]`` values).
+    n_persons : int
+        Persons counted in at least one segment.
+    """
+
+    segment_ids: tuple[str, ...]
+    sizes: np.ndarray
+    values: Mapping[str, tuple[str, ...]]
+    cells: Mapping[str, np.ndarray]
+    value_persons: Mapping[str, np.ndarray]
+    n_persons: int
+
+    def __add__(self, other: CellCounts) -> CellCounts:
+        if not isinstance(other, CellCounts):
+            return NotImplemented
+        if set(self.cells) != set(other.cells):
+            raise ValueError(f"cannot add CellCounts over different breakdowns: {sorted(self.cells)} "
+                             f"vs {sorted(other.cells)}")
+        seg_ids = self.segment_ids + tuple(s for s in other.segment_ids if s not in set(self.segment_ids))
+        values = {d: _union_values(d, self.values[d], other.values[d]) for d in self.cells}
+        sizes = _aligned(self.sizes, self.segment_ids, seg_ids) + _aligned(other.sizes, other.segment_ids, seg_ids)
+        cells = {d: _aligned2(self, d, seg_ids, values[d]) + _aligned2(other, d, seg_ids, values[d])
+                 for d in self.cells}
+        vp = {d: _aligned(self.value_persons[d], self.values[d], values[d])
+              + _aligned(other.value_persons[d], other.values[d], values[d]) for d in self.cells}
+        return CellCounts(seg_ids, sizes, values, cells, vp, self.n_persons + other.n_persons)
+
+    @staticmethod
+    def sum(parts: Iterable[CellCounts]) -> CellCounts:
+        """Sum of counts over disjoint partitions of persons (what the Spark engine does)."""
+        it = iter(parts)
+        total = next(it, None)
+        if total is None:
+            raise ValueError("CellCounts.sum needs at least one part")
+        for part in it:
+            total = total + part
+        return total
+
+    def __repr__(self) -> str:
+        dims = ", ".join(f"{d}:{len(v)}" for d, v in self.values.items())
+        return f"CellCounts(n_segments={len(self.segment_ids)}, n_persons={self.n_persons}, values=[{dims}])"
+
+
+def _union_values(dim: str, a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    if dim == "age_band":
+        return AGE_BANDS
+    return tuple(sorted(set(a) | set(b)))
+
+
+def _aligned(arr: np.ndarray, names: tuple[str, ...], target: tuple[str, ...]) -> np.ndarray:
+    pos = {n: i for i, n in enumerate(target)}
+    out = np.zeros((len(target),) + arr.shape[1:], dtype=np.int64)
+    out[[pos[n] for n in names]] = arr
+    return out
+
+
+def _aligned2(cc: CellCounts, dim: str, seg_ids: tuple[str, ...], values: tuple[str, ...]) -> np.ndarray:
+    rows = _aligned(cc.cells[dim], cc.segment_ids, seg_ids)
+    return _aligned(rows.T, cc.values[dim], values).T
+
+
+def age_band_codes(birth_year: np.ndarray, window_end: int) -> np.ndarray:
+    """Age band index (into ``AGE_BANDS``) of each person at the window's end (int8).
+
+    Age is the youngest the person can be (``end_year - birth_year - 1``), as in the gate; birth year 0
+    (unknown) or an impossible age (< 13, which the gate excludes) gives ``"unknown"``.
+    """
+    year = _dt.datetime.fromtimestamp(window_end, tz=_dt.timezone.utc).year
+    by = np.asarray(birth_year, dtype=np.int64)
+    age = year - by - 1
+    band = np.searchsorted(_BAND_EDGES, age, side="right").astype(np.int8)
+    return np.where((by > 0) & (age >= 13), band, len(AGE_BANDS) - 1).astype(np.int8)
+
+
+def distinct_pairs(person: np.ndarray, value: np.ndarray, n_persons: int,
+                   n_values: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (person, value) pairs with value >= 0, sorted by person then value.
+
+    Keys are ``person * (n_values + 1) + value + 1`` (slot 0 of each person holds "no value", so no
+    compress pass is needed), int32 when they fit. Distinct keys come from a boolean mask when the key space
+    is cache-sized, else from one sort (a random scatter into a large mask is slower than sorting).
+    """
+    width = n_values + 1
+    space = n_persons * width
+    key = np.multiply(person, width, dtype=np.int32 if space < 2**31 else np.int64)
+    key += value
+    key += 1
+    if space <= _MASK_MAX:
+        seen = np.zeros(space, dtype=bool)
+        seen[key] = True
+        seen[::width] = False
+        key = np.flatnonzero(seen)
+    else:
+        key = np.sort(key)
+        first = np.ones(key.size, dtype=bool)
+        first[1:] = key[1:] != key[:-1]
+        key = key[first & (key % width != 0)]
+    return key // width, key % width - 1
+
+
+def _segment_pairs(eligible: Any, assignments: Any, spec: ReleaseSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(eligible person index, requested segment index) of every membership, distinct."""
+    col_of = {s.segment_id: j for j, s in enumerate(assignments.segments)}
+    cols = np.array([col_of[s] for s in spec.segment_ids], dtype=np.int64)
+    sub = assignments.membership.tocsr()[:, cols].tocoo()
+    ok = sub.data.astype(bool)
+    rows, seg = sub.row[ok].astype(np.int64), sub.col[ok].astype(np.int64)
+    persons = np.asarray(assignments.persons)
+    if not np.array_equal(persons, eligible.persons):
+        rows = np.searchsorted(eligible.persons, persons)[rows]
+    return rows, seg
+
+
+def _value_table(person: np.ndarray, value: np.ndarray, keep: np.ndarray, n_persons: int, k: int) -> np.ndarray:
+    """(n_persons, k) table of each person's kept value codes (-1 pads); ``person`` is sorted."""
+    p, v = person[keep], value[keep]
+    start = run_starts(p)
+    first = np.maximum.accumulate(np.where(start, np.arange(p.size), 0))
+    table = np.full((n_persons, k), -1, dtype=np.int64)
+    table[p, np.arange(p.size) - first] = v
+    return table
+
+
+def _dimension_source(eligible: Any, dim: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
+    """Per-event value codes, their names, and the codes in the dimension's domain."""
+    if dim == "region":
+        names = tuple(eligible.regions)
+        return eligible.person, eligible.region, names, np.arange(len(names))
+    names = tuple(eligible.services.names)
+    permitted = np.asarray(getattr(eligible.services, "ads_permitted", np.ones(len(names), dtype=bool)), bool)
+    return eligible.person, eligible.service, names, np.flatnonzero(permitted)
+
+
+def _count_dim(table: np.ndarray, person: np.ndarray, seg: np.ndarray, n_seg: int,
+               n_values: int) -> np.ndarray:
+    """(n_seg, n_values) counts of kept (person, segment) pairs joined with each person's kept values."""
+    counts = np.zeros(n_seg * n_values, dtype=np.int64)
+    for r in range(table.shape[1]):  # k is a small bound, not a per-person loop
+        v = table[person, r]
+        ok = v >= 0
+        counts += np.bincount(seg[ok] * n_values + v[ok], minlength=n_seg * n_values)
+    return counts.reshape(n_seg, n_values)
+
+
+def count_cells(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCounts:
+    """Distinct-person counts per segment and per (segment, breakdown value), after contribution bounding.
+
+    Parameters
+    ----------
+    eligible : EligibleEvents
+    assignments : SegmentAssignments
+        Every requested segment id is among ``assignments.segments`` and every assigned person is among
+        ``eligible.persons`` (``release`` checks both).
+    spec : ReleaseSpec
+
+    Returns
+    -------
+    CellCounts
+        Exact counts; Personal Information until noised.
+
+    Notes
+    -----
+    Each person keeps at most ``spec.max_segments_per_person`` segments and at most
+    ``spec.cells_per_person(dim)`` values per dimension, by keyed priority over names, so the result over
+    disjoint partitions of persons sums to the result over their union.
+    """
+    n_p, n_seg, salt = eligible.persons.size, len(spec.segment_ids), spec.bounding_salt
+    person, seg = _segment_pairs(eligible, assignments, spec)
+    keep = bound_pairs(person, seg, eligible.persons, stable64_many(spec.segment_ids), salt,
+                       spec.max_segments_per_person)
+    person, seg = person[keep], seg[keep]
+    counted = np.zeros(n_p, dtype=bool)
+    counted[person] = True
+    values: dict[str, tuple[str, ...]] = {}
+    cells: dict[str, np.ndarray] = {}
+    vp: dict[str, np.ndarray] = {}
+    for dim in spec.breakdowns:
+        if dim == "age_band":
+            table = age_band_codes(eligible.birth_year, eligible.window_end)[:, None].astype(np.int64)
+            names, domain = AGE_BANDS, np.arange(len(AGE_BANDS))
+        else:
+            table, names, domain = _bounded_values(eligible, dim, spec, counted, salt)
+        c = _count_dim(table, person, seg, n_seg, len(names))
+        per_value = _value_persons(table, counted, len(names))
+        if dim == "region":
+            domain = domain[per_value[domain] > 0]
+        order = domain[np.argsort(np.asarray(names, dtype=object)[domain], kind="stable")] \
+            if dim != "age_band" else domain
+        values[dim] = tuple(names[i] for i in order)
+        cells[dim], vp[dim] = c[:, order], per_value[order]
+    sizes = np.bincount(seg, minlength=n_seg).astype(np.int64)
+    return CellCounts(spec.segment_ids, sizes, values, cells, vp, int(counted.sum()))
+
+
+def _bounded_values(eligible: Any, dim: str, spec: ReleaseSpec, counted: np.ndarray,
+                    salt: str) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    ev_person, ev_value, names, domain = _dimension_source(eligible, dim)
+    p, v = distinct_pairs(ev_person, ev_value, counted.size, len(names))
+    in_domain = np.zeros(len(names), dtype=bool)
+    in_domain[domain] = True
+    ok = counted[p] & in_domain[v]
+    p, v = p[ok], v[ok]
+    k = spec.cells_per_person(dim)
+    hashes = stable64_many([f"{dim}:{n}" for n in names])
+    keep = bound_pairs(p, v, eligible.persons, hashes, salt, k)
+    return _value_table(p, v, keep, counted.size, k), names, domain
+
+
+def _value_persons(table: np.ndarray, counted: np.ndarray, n_values: int) -> np.ndarray:
+    """Distinct counted persons per value code."""
+    rows = table[counted]
+    flat = rows[rows >= 0]
+    return np.bincount(flat, minlength=n_values).astype(np.int64)

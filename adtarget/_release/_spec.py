@@ -1,0 +1,273 @@
+"""ReleaseSpec: what an advertiser asks for, as a frozen, self-checking privacy notion.
+
+The spec fixes everything that decides the privacy cost of a release before any data is read: the segments,
+the breakdown dimensions, the contribution bounds, the mechanism and the (ε, δ) split between the count stage
+and DP partition selection. Checks against the data (segment ids exist, window matches) happen in ``release``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from adtarget.exceptions import ParameterError
+
+__all__ = ["BREAKDOWN_DIMS", "MECHANISMS", "SEGMENT_ID_PATTERN", "ReleaseSpec", "looks_like_pseudonym"]
+
+BREAKDOWN_DIMS: tuple[str, ...] = ("age_band", "region", "service")
+MECHANISMS: tuple[str, ...] = ("discrete_laplace", "discrete_gaussian")
+#: taxonomy segments ``<taxonomy name>:<node id>``; learned segments ``learned:<model>:<k>``.
+SEGMENT_ID_PATTERN = r"^(?:[a-z][a-z0-9.-]{0,39}|learned:[a-z0-9_-]{1,40}):[A-Za-z0-9_-]{1,64}$"
+_SEGMENT_ID_RE = re.compile(SEGMENT_ID_PATTERN)
+_HEX_RUN_RE = re.compile(r"[0-9a-fA-F]{16,}")
+_DEFAULT_CELLS = {"age_band": 1, "region": 1, "service": 1}
+
+
+def looks_like_pseudonym(text: str) -> bool:
+    """True when ``text`` contains a run of 16 or more hex digits (the shape of a pseudonym's hex form)."""
+    return _HEX_RUN_RE.search(text) is not None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_text(name: str, value: Any, *, max_len: int = 200) -> None:
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise ParameterError(f"{name} must be a non-empty string of at most {max_len} characters, "
+                             f"got {type(value).__name__} of length {len(value) if isinstance(value, str) else '-'}")
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+        raise ParameterError(f"{name} must not contain control characters, got {value!r}")
+    if looks_like_pseudonym(value):
+        raise ParameterError(f"{name} must not contain a run of 16 hex digits (pseudonym-like), got {value!r}")
+
+
+def _epoch(name: str, value: Any) -> int:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ParameterError(f"{name} must be timezone-aware (UTC), got naive datetime {value.isoformat()}")
+        return int(value.timestamp())
+    if not _is_int(value):
+        raise ParameterError(f"{name} must be epoch seconds (int) or an aware datetime, got {value!r}")
+    return int(value)
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """One advertiser query: segments, breakdowns, contribution bounds and privacy budget.
+
+    Parameters
+    ----------
+    advertiser : str
+        Who receives the report (non-empty, at most 200 characters, no control characters).
+    segment_ids : sequence of str
+        Requested segments (``"iab-2.2:239"``, ``"learned:kmeans:3"``), unique; checked against the segment
+        assignments at release time.
+    epsilon : float
+        Total ε of the release (count stage plus partition selection), > 0; ``math.inf`` only for tests
+        (``release`` refuses it unless ``allow_infinite_epsilon=True``).
+    delta : float, default 0.0
+        Total δ in [0, 1). ``"discrete_laplace"`` counts are pure (δ = 0 for counts): δ > 0 is then allowed only
+        when a region breakdown needs partition selection, and all of it goes there. ``"discrete_gaussian"``
+        needs δ > 0.
+    breakdowns : sequence of str, default ("age_band", "region", "service")
+        Subset of ``BREAKDOWN_DIMS``, stored in canonical order.
+    mechanism : {"discrete_laplace", "discrete_gaussian"}
+    max_segments_per_person : int, default 5
+    max_cells_per_person : mapping of str to int, optional
+        Values each person may contribute per breakdown dimension (default 1 for region and service; age_band
+        is always 1). Stored as sorted ``(dimension, k)`` pairs for every dimension in ``breakdowns``.
+    min_reported_size : int, default 50
+        Segments whose noisy size is below it are suppressed; breakdown cells below it are left out.
+    public_regions : sequence of str, default ()
+        Region codes whose keys are public; other region keys go through DP partition selection.
+    partition_share : float, default 0.1
+        Share of ε (and, for the Gaussian mechanism, of δ) spent on partition selection when the region
+        breakdown is requested, in (0, 1).
+    data_window : (start, end), optional
+        Epoch seconds (or aware datetimes) of the data window; when given it must equal the eligible events'
+        window. ``None`` takes the window of the data.
+    salt : str, optional
+        Release salt of the keyed bounding priority; defaults to the spec's fingerprint.
+
+    Raises
+    ------
+    ParameterError
+        Any field outside its domain (the message names the field, the constraint and the value).
+    """
+
+    advertiser: str
+    segment_ids: tuple[str, ...]
+    epsilon: float
+    delta: float = 0.0
+    breakdowns: tuple[str, ...] = BREAKDOWN_DIMS
+    mechanism: str = "discrete_laplace"
+    max_segments_per_person: int = 5
+    max_cells_per_person: tuple[tuple[str, int], ...] | Mapping[str, int] = field(default=())
+    min_reported_size: int = 50
+    public_regions: tuple[str, ...] = ()
+    partition_share: float = 0.1
+    data_window: tuple[int, int] | None = None
+    salt: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_text("advertiser", self.advertiser)
+        self._set("segment_ids", self._checked_segments(self.segment_ids))
+        self._set("breakdowns", self._checked_breakdowns(self.breakdowns))
+        self._check_budget()
+        self._check_bounds()
+        self._set("max_cells_per_person", self._checked_cells(self.max_cells_per_person))
+        self._set("public_regions", self._checked_regions(self.public_regions))
+        self._set("data_window", self._checked_window(self.data_window))
+        if self.salt is not None:
+            _check_text("salt", self.salt)
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+    @staticmethod
+    def _checked_segments(ids: Any) -> tuple[str, ...]:
+        if isinstance(ids, str) or not isinstance(ids, Sequence) or len(ids) == 0:
+            raise ParameterError(f"segment_ids must be a non-empty sequence of segment id strings, got {ids!r}")
+        for s in ids:
+            if not isinstance(s, str) or not _SEGMENT_ID_RE.match(s) or looks_like_pseudonym(s):
+                raise ParameterError(f"segment_ids entries must match {SEGMENT_ID_PATTERN}, got {s!r}")
+        if len(set(ids)) != len(ids):
+            raise ParameterError(f"segment_ids must be unique, got {len(ids)} ids with {len(set(ids))} distinct")
+        return tuple(ids)
+
+    @staticmethod
+    def _checked_breakdowns(dims: Any) -> tuple[str, ...]:
+        if isinstance(dims, str) or not isinstance(dims, Sequence):
+            raise ParameterError(f"breakdowns must be a sequence of {BREAKDOWN_DIMS}, got {dims!r}")
+        bad = [d for d in dims if d not in BREAKDOWN_DIMS]
+        if bad or len(set(dims)) != len(dims):
+            raise ParameterError(f"breakdowns must be distinct values of {BREAKDOWN_DIMS}, got {tuple(dims)!r}")
+        return tuple(d for d in BREAKDOWN_DIMS if d in dims)
+
+    def _check_budget(self) -> None:
+        eps, delta, share = self.epsilon, self.delta, self.partition_share
+        if isinstance(eps, bool) or not isinstance(eps, int | float) or math.isnan(eps) or eps <= 0:
+            raise ParameterError(f"epsilon must be a number > 0 (math.inf only for tests), got {eps!r}")
+        if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0 <= delta < 1:
+            raise ParameterError(f"delta must be a number in [0, 1), got {delta!r}")
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
+            raise ParameterError(f"partition_share must be a number in (0, 1), got {share!r}")
+        if self.mechanism not in MECHANISMS:
+            raise ParameterError(f"mechanism must be one of {MECHANISMS}, got {self.mechanism!r}")
+        if self.mechanism == "discrete_gaussian" and delta == 0:
+            raise ParameterError("delta must be > 0 for mechanism 'discrete_gaussian', got 0")
+        if self.mechanism == "discrete_laplace" and delta > 0 and not self.needs_partition_selection:
+            raise ParameterError(f"delta must be 0 for mechanism 'discrete_laplace' without a region breakdown "
+                                 f"(counts are pure ε-DP), got {delta!r}")
+        if self.mechanism == "discrete_laplace" and delta == 0 and self.needs_partition_selection:
+            raise ParameterError("delta must be > 0 when breakdowns include 'region': DP partition selection of "
+                                 "non-public region keys needs δ > 0, got 0")
+
+    def _check_bounds(self) -> None:
+        for name in ("max_segments_per_person", "min_reported_size"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ParameterError(f"{name} must be an integer >= 1, got {value!r}")
+
+    def _checked_cells(self, cells: Any) -> tuple[tuple[str, int], ...]:
+        given = dict(cells) if isinstance(cells, Mapping) else dict(cells or ())
+        for dim, k in given.items():
+            if dim not in BREAKDOWN_DIMS:
+                raise ParameterError(f"max_cells_per_person keys must be in {BREAKDOWN_DIMS}, got {dim!r}")
+            if not _is_int(k) or k < 1 or (dim == "age_band" and k != 1):
+                limit = "== 1 (one age band per person)" if dim == "age_band" else ">= 1"
+                raise ParameterError(f"max_cells_per_person[{dim!r}] must be an integer {limit}, got {k!r}")
+        return tuple((d, int(given.get(d, _DEFAULT_CELLS[d]))) for d in self.breakdowns)
+
+    @staticmethod
+    def _checked_regions(regions: Any) -> tuple[str, ...]:
+        if isinstance(regions, str) or not isinstance(regions, Sequence):
+            raise ParameterError(f"public_regions must be a sequence of region codes, got {regions!r}")
+        for r in regions:
+            _check_text("public_regions entry", r, max_len=64)
+        if len(set(regions)) != len(regions):
+            raise ParameterError(f"public_regions must be unique, got {len(regions)} codes "
+                                 f"with {len(set(regions))} distinct")
+        return tuple(sorted(regions))
+
+    @staticmethod
+    def _checked_window(window: Any) -> tuple[int, int] | None:
+        if window is None:
+            return None
+        if not isinstance(window, Sequence) or len(window) != 2:
+            raise ParameterError(f"data_window must be a (start, end) pair, got {window!r}")
+        start, end = _epoch("data_window start", window[0]), _epoch("data_window end", window[1])
+        if start >= end:
+            raise ParameterError(f"data_window start must be before end, got {_iso(start)} >= {_iso(end)}")
+        return (start, end)
+
+    # --- derived -----------------------------------------------------------------------------------
+    @property
+    def needs_partition_selection(self) -> bool:
+        """True when the region breakdown is requested (non-public region keys are data-derived)."""
+        return "region" in self.breakdowns
+
+    def cells_per_person(self, dim: str) -> int:
+        """Values a person may contribute in breakdown dimension ``dim`` (0 when not requested)."""
+        return dict(self.max_cells_per_person).get(dim, 0)  # type: ignore[arg-type]
+
+    @property
+    def effective_segments_per_person(self) -> int:
+        """``min(max_segments_per_person, len(segment_ids))``: a data-independent, tighter bound."""
+        return min(self.max_segments_per_person, len(self.segment_ids))
+
+    @property
+    def count_budget(self) -> tuple[float, float]:
+        """(ε, δ) of the count stage (sizes and breakdown cells)."""
+        if not self.needs_partition_selection:
+            return (float(self.epsilon), float(self.delta))
+        eps = float(self.epsilon) * (1 - self.partition_share)
+        delta = 0.0 if self.mechanism == "discrete_laplace" else float(self.delta) * (1 - self.partition_share)
+        return (eps, delta)
+
+    @property
+    def partition_budget(self) -> tuple[float, float]:
+        """(ε, δ) of DP partition selection of non-public region keys ((0, 0) without a region breakdown)."""
+        if not self.needs_partition_selection:
+            return (0.0, 0.0)
+        c_eps, c_delta = self.count_budget
+        return (float(self.epsilon) - c_eps if math.isfinite(self.epsilon) else math.inf,
+                float(self.delta) - c_delta)
+
+    @property
+    def bounding_salt(self) -> str:
+        """The release salt of the keyed bounding priority (``salt``, else the fingerprint)."""
+        return self.salt if self.salt is not None else self.fingerprint()
+
+    def as_dict(self) -> dict[str, Any]:
+        """All fields as plain JSON-able values (tuples become lists)."""
+        d = asdict(self)
+        d["max_cells_per_person"] = dict(self.max_cells_per_person)  # type: ignore[arg-type]
+        d["epsilon"] = "inf" if math.isinf(self.epsilon) else float(self.epsilon)
+        return json.loads(json.dumps(d))
+
+    def fingerprint(self) -> str:
+        """Stable BLAKE2b hex digest (32 characters) of all fields, for the ledger's idempotency key."""
+        text = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.blake2b(text.encode(), digest_size=16, person=b"adtarget-spec").hexdigest()
+
+    def __str__(self) -> str:
+        cells = ", ".join(f"{d}≤{k}" for d, k in self.max_cells_per_person)  # type: ignore[misc]
+        window = "window of the data" if self.data_window is None else \
+            f"window {_iso(self.data_window[0])}..{_iso(self.data_window[1])}"
+        return (f"ReleaseSpec for {self.advertiser!r}: {len(self.segment_ids)} segment(s), "
+                f"breakdowns [{', '.join(self.breakdowns) or 'none'}], ε={self.epsilon:g}, δ={self.delta:g}, "
+                f"{self.mechanism}, ≤{self.max_segments_per_person} segments/person, cells/person [{cells}], "
+                f"min size {self.min_reported_size}, {len(self.public_regions)} public region(s), {window}")
