@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import sqlite3
@@ -311,3 +312,14 @@ def test_accepted_spend_never_exceeds_the_cap(requests: list[float]) -> None:
                 assert math.fsum(accepted) + e > 1.0 + 1e-12
         assert math.fsum(accepted) <= 1.0 + 1e-12
         assert ledger.remaining("acme")[0].epsilon == pytest.approx(1.0 - math.fsum(accepted), abs=1e-12)
+
+
+def test_in_memory_ledger_keeps_its_state_and_copies_share_it() -> None:
+    ledger = BudgetLedger(":memory:", clock=Clock())
+    ledger.set_caps(advertiser_cap=PrivacyBudget(1.0))
+    ledger.charge("acme", eps(0.75), "q")
+    twin = copy.deepcopy(ledger)
+    assert twin is ledger and copy.copy(ledger) is ledger
+    with pytest.raises(BudgetExhaustedError):
+        twin.charge("acme", eps(0.5), "q2")
+    assert ledger.remaining("acme")[0].epsilon == pytest.approx(0.25) and repr(ledger) == "BudgetLedger(':memory:')"

@@ -160,14 +160,34 @@ class BudgetLedger:
         self._path = os.fspath(path)
         self._busy_timeout_s = busy_timeout_s
         self._clock = clock if clock is not None else time.time
+        # ":memory:" (tests, notebooks) lives in one connection kept for the ledger's lifetime
+        self._shared: sqlite3.Connection | None = None
         self._migrate()
+
+    def __repr__(self) -> str:
+        return f"BudgetLedger({self._path!r})"
+
+    def __copy__(self) -> BudgetLedger:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> BudgetLedger:
+        """A ledger is a handle on shared state: copies (e.g. by sklearn ``clone``) keep charging the same one."""
+        return self
 
     # --- connections and schema --------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        if self._shared is not None:
+            return self._shared
         # timeout= is SQLite's busy_timeout; isolation_level=None: we issue BEGIN IMMEDIATE ourselves
         conn = sqlite3.connect(self._path, timeout=self._busy_timeout_s, isolation_level=None)
         conn.execute("PRAGMA synchronous = FULL")
+        if self._path == ":memory:":
+            self._shared = conn
         return conn
+
+    def _close(self, conn: sqlite3.Connection) -> None:
+        if conn is not self._shared:
+            conn.close()
 
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
@@ -184,7 +204,7 @@ class BudgetLedger:
                     raise
                 conn.execute("COMMIT")
             finally:
-                conn.close()
+                self._close(conn)
         except sqlite3.Error as exc:
             raise LedgerError(f"budget ledger {self._path!r}: {exc}") from exc
 
@@ -192,9 +212,9 @@ class BudgetLedger:
         try:
             conn = self._connect()
             try:
-                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA journal_mode = WAL")  # stays "memory" for ":memory:"
             finally:
-                conn.close()
+                self._close(conn)
         except sqlite3.Error as exc:
             raise LedgerError(f"budget ledger {self._path!r} cannot be opened: {exc}") from exc
         with self._transaction() as conn:
