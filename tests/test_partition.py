@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
+import warnings
 
 import numpy as np
 import pytest
@@ -80,6 +82,21 @@ def test_large_keys_are_kept_and_empty_keys_never() -> None:
     with pytest.warns(PrivacyLeakWarning):
         mask = select_partitions(counts, epsilon=1.0, delta=1e-6, max_partitions_per_person=3, random_state=2)
     assert mask.dtype == np.bool_ and mask.tolist() == [False, False, True, True, True]
+
+
+def test_default_path_draws_from_secrets_system_random(monkeypatch: pytest.MonkeyPatch) -> None:
+    draws: list[int] = []
+
+    class Spy(secrets.SystemRandom):
+        def random(self) -> float:
+            draws.append(1)
+            return super().random()
+
+    monkeypatch.setattr(secrets, "SystemRandom", Spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        select_partitions(np.ones(30, dtype=np.int64), epsilon=1.0, delta=1e-6, max_partitions_per_person=1)
+    assert len(draws) >= 30
 
 
 def test_default_path_is_unseeded_and_shape_preserving() -> None:
