@@ -126,3 +126,16 @@ def test_invalid_counts_are_refused(counts: np.ndarray) -> None:
 def test_explain_is_json_serialisable() -> None:
     out = json.loads(json.dumps(PartitionSelection(1.0, 1e-5, 2).explain()))
     assert out["threshold"] == PartitionSelection(1.0, 1e-5, 2).threshold and "Korolova" in out["mechanism"]
+
+
+def test_infinite_epsilon_needs_the_switch_and_keeps_every_nonempty_key() -> None:
+    counts = np.array([0, 1, 2, 50], dtype=np.int64)
+    with pytest.raises(ParameterError, match="allow_infinite_epsilon"):
+        select_partitions(counts, epsilon=math.inf, delta=1e-6, max_partitions_per_person=1)
+    with pytest.warns(PrivacyLeakWarning, match="tests only"):
+        mask = select_partitions(counts, epsilon=math.inf, delta=1e-6, max_partitions_per_person=1,
+                                 allow_infinite_epsilon=True)
+    assert mask.tolist() == [False, True, True, True]
+    off = PartitionSelection(math.inf, 1e-6, 2, allow_infinite_epsilon=True)
+    assert off.is_disabled and off.budget.is_infinite and off.keep_probability(counts).tolist() == [0, 1, 1, 1]
+    assert json.loads(json.dumps(off.explain()))["epsilon"] == "inf"

@@ -17,13 +17,14 @@ The noisy counts of keys present on both sides differ by at most 1 in at most ``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import warnings
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from adtarget._release._budget_spec import PrivacyBudget, check_epsilon, checked_seed
-from adtarget.exceptions import ParameterError
+from adtarget.exceptions import ParameterError, PrivacyLeakWarning
 
 __all__ = ["PartitionSelection", "select_partitions"]
 
@@ -35,11 +36,14 @@ class PartitionSelection:
     Parameters
     ----------
     epsilon : float
-        ε > 0, finite.
+        ε > 0, finite; ``math.inf`` only with ``allow_infinite_epsilon=True`` (tests: every key with at least
+        one person is kept, with a PrivacyLeakWarning).
     delta : float
         δ in (0, 1): the probability bound that any key held by one person only is released.
     max_partitions_per_person : int
         k >= 1, the most candidate keys a single person counts in (bounded before counting).
+    allow_infinite_epsilon : bool, default False, keyword-only
+        The explicit test-only switch for ``epsilon=math.inf``.
 
     Privacy
     -------
@@ -54,9 +58,12 @@ class PartitionSelection:
     epsilon: float
     delta: float
     max_partitions_per_person: int = 1
+    _: KW_ONLY
+    allow_infinite_epsilon: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "epsilon", check_epsilon("epsilon", self.epsilon))
+        eps = check_epsilon("epsilon", self.epsilon, allow_infinite=self.allow_infinite_epsilon)
+        object.__setattr__(self, "epsilon", eps)
         delta, k = self.delta, self.max_partitions_per_person
         if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0 < delta < 1:
             raise ParameterError(f"delta must be a number in (0, 1) for partition selection, got {delta!r}")
@@ -65,9 +72,14 @@ class PartitionSelection:
         object.__setattr__(self, "delta", float(delta))
 
     @property
+    def is_disabled(self) -> bool:
+        """True for the test-only ε = ∞ selection (keeps every key with at least one person)."""
+        return math.isinf(self.epsilon)
+
+    @property
     def budget(self) -> PrivacyBudget:
         """The (ε, δ) this selection spends."""
-        return PrivacyBudget(self.epsilon, self.delta)
+        return PrivacyBudget(self.epsilon, self.delta, allow_infinite_epsilon=self.is_disabled)
 
     @property
     def scale(self) -> float:
@@ -82,6 +94,8 @@ class PartitionSelection:
     @property
     def threshold(self) -> int:
         """T: a key is kept when its noisy distinct-person count is >= T."""
+        if self.is_disabled:
+            return 1
         alpha, p = math.exp(-1.0 / self.scale), self.per_partition_delta
         m = max(1, math.ceil(math.log(p * (1.0 + alpha)) / math.log(alpha)))
         while m > 1 and self._tail(m - 1) <= p:  # guard against rounding in log/ceil: smallest valid m
@@ -98,6 +112,8 @@ class PartitionSelection:
     def keep_probability(self, counts: np.ndarray) -> np.ndarray:
         """Exact probability that a key with each distinct-person count is kept (vectorised)."""
         n = np.asarray(counts, dtype=np.float64)
+        if self.is_disabled:
+            return (n >= 1).astype(np.float64)
         alpha = math.exp(-1.0 / self.scale)
         m = self.threshold - n  # keep iff Z >= m
         tail_pos = alpha ** np.maximum(m, 1.0) / (1.0 + alpha)
@@ -120,6 +136,10 @@ class PartitionSelection:
         numpy.ndarray of bool, same shape as ``person_counts``.
         """
         counts = self._checked_counts(person_counts)
+        if self.is_disabled:
+            warnings.warn("PartitionSelection with epsilon=inf keeps every key with a person (tests only)",
+                          PrivacyLeakWarning, stacklevel=2)
+            return counts > 0
         from diffprivlib.mechanisms import Geometric
 
         rng = checked_seed(random_state, where="PartitionSelection.select")
@@ -138,6 +158,9 @@ class PartitionSelection:
 
     def explain(self) -> dict[str, Any]:
         """Parameters and formula of this selection, as a JSON-able dict for reports."""
+        if self.is_disabled:
+            return {"mechanism": "none (epsilon=inf, tests only): keeps every key with a person",
+                    "epsilon": "inf", "delta": self.delta, "threshold": 1}
         return {"mechanism": "thresholded discrete Laplace partition selection (Korolova et al. 2009)",
                 "epsilon": self.epsilon, "delta": self.delta,
                 "max_partitions_per_person": self.max_partitions_per_person, "scale": self.scale,
@@ -147,15 +170,18 @@ class PartitionSelection:
 
 
 def select_partitions(person_counts: np.ndarray, *, epsilon: float, delta: float,
-                      max_partitions_per_person: int, random_state: Any = None) -> np.ndarray:
+                      max_partitions_per_person: int, random_state: Any = None,
+                      allow_infinite_epsilon: bool = False) -> np.ndarray:
     """Keep mask of data-derived keys by thresholded discrete-Laplace partition selection.
 
-    Shorthand for ``PartitionSelection(epsilon, delta, max_partitions_per_person).select(person_counts,
-    random_state)``; see :class:`PartitionSelection` for the formula and the privacy guarantee.
+    Shorthand for ``PartitionSelection(epsilon, delta, max_partitions_per_person, allow_infinite_epsilon=...)
+    .select(person_counts, random_state)``; see :class:`PartitionSelection` for the formula and the guarantee.
+    ``epsilon=math.inf`` needs ``allow_infinite_epsilon=True`` (tests only).
 
     Privacy
     -------
     (ε, δ)-DP with respect to the person, if each person counts in at most ``max_partitions_per_person`` keys.
     """
-    spec = PartitionSelection(epsilon, delta, max_partitions_per_person)
+    spec = PartitionSelection(epsilon, delta, max_partitions_per_person,
+                              allow_infinite_epsilon=allow_infinite_epsilon)
     return spec.select(person_counts, random_state)
