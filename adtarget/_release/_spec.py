@@ -17,12 +17,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from adtarget._release._budget_ledger import checked_advertiser
+from adtarget._release._noise import MECHANISMS
 from adtarget.exceptions import ParameterError
 
 __all__ = ["BREAKDOWN_DIMS", "MECHANISMS", "SEGMENT_ID_PATTERN", "ReleaseSpec", "looks_like_pseudonym"]
 
 BREAKDOWN_DIMS: tuple[str, ...] = ("age_band", "region", "service")
-MECHANISMS: tuple[str, ...] = ("discrete_laplace", "discrete_gaussian")
 #: taxonomy segments ``<taxonomy name>:<node id>``; learned segments ``learned:<model>:<k>``.
 SEGMENT_ID_PATTERN = r"^(?:[a-z][a-z0-9.-]{0,39}|learned:[a-z0-9_-]{1,40}):[A-Za-z0-9_-]{1,64}$"
 _SEGMENT_ID_RE = re.compile(SEGMENT_ID_PATTERN)
@@ -70,7 +71,8 @@ class ReleaseSpec:
     Parameters
     ----------
     advertiser : str
-        Who receives the report (non-empty, at most 200 characters, no control characters).
+        Who receives the report: 1-200 characters, no control characters or edge whitespace, no run of 16
+        hex digits; stored NFC-normalised (the budget ledger's rule).
     segment_ids : sequence of str
         Requested segments (``"iab-2.2:239"``, ``"learned:kmeans:3"``), unique; checked against the segment
         assignments at release time.
@@ -122,6 +124,7 @@ class ReleaseSpec:
     salt: str | None = None
 
     def __post_init__(self) -> None:
+        self._set("advertiser", checked_advertiser(self.advertiser))
         _check_text("advertiser", self.advertiser)
         self._set("segment_ids", self._checked_segments(self.segment_ids))
         self._set("breakdowns", self._checked_breakdowns(self.breakdowns))
@@ -221,7 +224,10 @@ class ReleaseSpec:
 
     def cells_per_person(self, dim: str) -> int:
         """Values a person may contribute in breakdown dimension ``dim`` (0 when not requested)."""
-        return dict(self.max_cells_per_person).get(dim, 0)  # type: ignore[arg-type]
+        return self._cells().get(dim, 0)
+
+    def _cells(self) -> dict[str, int]:
+        return dict(self.max_cells_per_person)
 
     @property
     def effective_segments_per_person(self) -> int:
@@ -229,22 +235,23 @@ class ReleaseSpec:
         return min(self.max_segments_per_person, len(self.segment_ids))
 
     @property
-    def count_budget(self) -> tuple[float, float]:
-        """(ε, δ) of the count stage (sizes and breakdown cells)."""
+    def partition_budget(self) -> tuple[float, float]:
+        """(ε, δ) of DP partition selection of non-public region keys ((0, 0) without a region breakdown).
+
+        ε · partition_share; δ · partition_share for the Gaussian mechanism, all of δ for the Laplace one.
+        """
         if not self.needs_partition_selection:
-            return (float(self.epsilon), float(self.delta))
-        eps = float(self.epsilon) * (1 - self.partition_share)
-        delta = 0.0 if self.mechanism == "discrete_laplace" else float(self.delta) * (1 - self.partition_share)
+            return (0.0, 0.0)
+        eps = float(self.epsilon) * self.partition_share
+        delta = float(self.delta) if self.mechanism == "discrete_laplace" else float(self.delta) * self.partition_share
         return (eps, delta)
 
     @property
-    def partition_budget(self) -> tuple[float, float]:
-        """(ε, δ) of DP partition selection of non-public region keys ((0, 0) without a region breakdown)."""
-        if not self.needs_partition_selection:
-            return (0.0, 0.0)
-        c_eps, c_delta = self.count_budget
-        return (float(self.epsilon) - c_eps if math.isfinite(self.epsilon) else math.inf,
-                float(self.delta) - c_delta)
+    def count_budget(self) -> tuple[float, float]:
+        """(ε, δ) of the count stage (sizes and breakdown cells): the total minus the partition budget."""
+        p_eps, p_delta = self.partition_budget
+        eps = float(self.epsilon) - p_eps if math.isfinite(self.epsilon) else math.inf
+        return (eps, float(self.delta) - p_delta)
 
     @property
     def bounding_salt(self) -> str:
@@ -254,7 +261,7 @@ class ReleaseSpec:
     def as_dict(self) -> dict[str, Any]:
         """All fields as plain JSON-able values (tuples become lists)."""
         d = asdict(self)
-        d["max_cells_per_person"] = dict(self.max_cells_per_person)  # type: ignore[arg-type]
+        d["max_cells_per_person"] = self._cells()
         d["epsilon"] = "inf" if math.isinf(self.epsilon) else float(self.epsilon)
         return json.loads(json.dumps(d))
 
@@ -264,7 +271,7 @@ class ReleaseSpec:
         return hashlib.blake2b(text.encode(), digest_size=16, person=b"adtarget-spec").hexdigest()
 
     def __str__(self) -> str:
-        cells = ", ".join(f"{d}≤{k}" for d, k in self.max_cells_per_person)  # type: ignore[misc]
+        cells = ", ".join(f"{d}≤{k}" for d, k in self._cells().items())
         window = "window of the data" if self.data_window is None else \
             f"window {_iso(self.data_window[0])}..{_iso(self.data_window[1])}"
         return (f"ReleaseSpec for {self.advertiser!r}: {len(self.segment_ids)} segment(s), "

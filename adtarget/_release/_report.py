@@ -1,0 +1,398 @@
+"""SegmentReport: the only advertiser-facing type, exactly the ``adtarget.segment_report/v1`` JSON document.
+
+A report is validated whenever one is made or written: against the bundled JSON Schema (read by a small
+built-in validator, so the writer does not need ``jsonschema``) and against checks a schema cannot express
+(sizes and cells at or above ``min_reported_size``, cells at most the size, no string shaped like a
+pseudonym, and — when the release passes them — no string or integer equal to a pseudonym of the data).
+Error messages name the JSON path and the rule, never the offending string.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adtarget._release._spec import looks_like_pseudonym
+from adtarget.exceptions import InputFormatError, ReportValidationError
+
+__all__ = ["SCHEMA_ID", "ReportAudit", "ReportSegment", "SegmentReport", "audit_report", "load_schema",
+           "report_errors", "schema_errors", "validate_report"]
+
+SCHEMA_ID = "adtarget.segment_report/v1"
+_MAX_ERRORS = 20
+_TYPES: dict[str, Any] = {
+    "object": lambda v: isinstance(v, dict), "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+}
+
+
+@functools.cache
+def load_schema() -> dict[str, Any]:
+    """The bundled JSON Schema of ``adtarget.segment_report/v1`` (draft 2020-12)."""
+    text = resources.files("adtarget").joinpath("data/segment_report_v1.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+# --- the built-in validator (the subset of JSON Schema the bundled schema uses) ------------------------
+def _shown(value: Any) -> str:
+    """A value for an error message: never a string's content (it might be a pseudonym)."""
+    if isinstance(value, str):
+        return f"a string of length {len(value)}"
+    if isinstance(value, bool) or value is None or (isinstance(value, int | float) and abs(value) < 2**32):
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        ref = schema["$ref"]
+        if not ref.startswith("#/$defs/"):
+            raise ReportValidationError(f"schema: unsupported $ref {ref!r}")
+        schema = root["$defs"][ref[len("#/$defs/"):]]
+    return schema
+
+
+def _check_scalar(v: Any, s: dict[str, Any], path: str, errors: list[str]) -> None:
+    if "const" in s and v != s["const"]:
+        errors.append(f"{path}: must be {s['const']!r}, got {_shown(v)}")
+    if "enum" in s and v not in s["enum"]:
+        errors.append(f"{path}: must be one of {s['enum']}, got {_shown(v)}")
+    if isinstance(v, str):
+        if "pattern" in s and re.search(s["pattern"], v) is None:
+            errors.append(f"{path}: must match {s['pattern']}, got {_shown(v)}")
+    elif _TYPES["number"](v):
+        for key, ok in (("minimum", lambda b: v >= b), ("maximum", lambda b: v <= b),
+                        ("exclusiveMinimum", lambda b: v > b), ("exclusiveMaximum", lambda b: v < b)):
+            if key in s and not ok(s[key]):
+                errors.append(f"{path}: must satisfy {key} {s[key]}, got {_shown(v)}")
+
+
+def _check_object(v: dict[str, Any], s: dict[str, Any], root: dict[str, Any], path: str,
+                  errors: list[str]) -> None:
+    props = s.get("properties", {})
+    for key in s.get("required", ()):
+        if key not in v:
+            errors.append(f"{path}: missing required field {key!r}")
+    for key, item in v.items():
+        where = f"{path}.{key}" if re.fullmatch(r"[A-Za-z0-9_+-]{1,40}", key) else f"{path}[<key>]"
+        if "propertyNames" in s:
+            _validate(key, s["propertyNames"], root, f"{where} (key)", errors)
+        if key in props:
+            _validate(item, props[key], root, where, errors)
+        elif s.get("additionalProperties", True) is False:
+            errors.append(f"{path}: unknown field {_shown(key) if looks_like_pseudonym(key) else repr(key)}")
+        elif isinstance(s.get("additionalProperties"), dict):
+            _validate(item, s["additionalProperties"], root, where, errors)
+
+
+def _validate(v: Any, schema: dict[str, Any], root: dict[str, Any], path: str, errors: list[str]) -> None:
+    s = _resolve(schema, root)
+    kind = s.get("type")
+    if kind is not None and not _TYPES[kind](v):
+        errors.append(f"{path}: must be of type {kind}, got {type(v).__name__}")
+        return
+    _check_scalar(v, s, path, errors)
+    if isinstance(v, dict):
+        _check_object(v, s, root, path, errors)
+    elif isinstance(v, list):
+        if "maxItems" in s and len(v) > s["maxItems"]:
+            errors.append(f"{path}: must have at most {s['maxItems']} items, got {len(v)}")
+        for i, item in enumerate(v):
+            _validate(item, s.get("items", {}), root, f"{path}[{i}]", errors)
+
+
+def schema_errors(doc: Any) -> list[str]:
+    """Violations of the bundled JSON Schema (empty when valid)."""
+    errors: list[str] = []
+    schema = load_schema()
+    _validate(doc, schema, schema, "$", errors)
+    return errors
+
+
+# --- checks beyond the schema ----------------------------------------------------------------------------
+def _strings_and_ints(v: Any, path: str) -> list[tuple[str, Any]]:
+    if isinstance(v, dict):
+        out = [(f"{path}[<key>]", k) for k in v]
+        return out + [x for k, item in v.items() for x in _strings_and_ints(item, f"{path}.{k}")]
+    if isinstance(v, list):
+        return [x for i, item in enumerate(v) for x in _strings_and_ints(item, f"{path}[{i}]")]
+    return [(path, v)]
+
+
+def _pseudonym_errors(doc: Any, pseudonyms: np.ndarray | None) -> list[str]:
+    values = _strings_and_ints(doc, "$")
+    errors = [f"{p}: holds a run of 16+ hex digits (the form of a pseudonym)"
+              for p, v in values if isinstance(v, str) and looks_like_pseudonym(v)]
+    if pseudonyms is None or len(pseudonyms) == 0:
+        return errors
+    known = np.asarray(pseudonyms, dtype=np.uint64)
+    for p, v in values:
+        if isinstance(v, bool) or not isinstance(v, int | str):
+            continue
+        tokens = [int(t) for t in re.findall(r"[0-9]{1,20}", v)] if isinstance(v, str) else [v]
+        tokens = [t for t in tokens if 0 <= t < 2**64]
+        if tokens and np.isin(np.array(tokens, dtype=np.uint64), known).any():
+            errors.append(f"{p}: holds (the decimal form of) a pseudonym of the data")
+    return errors
+
+
+def _segment_errors(seg: Mapping[str, Any], i: int, min_size: int) -> list[str]:
+    errors, size = [], seg["size"]
+    if size < min_size:
+        errors.append(f"$.segments[{i}].size: must be >= min_reported_size {min_size}, got {size}")
+    for dim, cells in seg["breakdowns"].items():
+        for n, c in enumerate(cells.values()):
+            where = f"$.segments[{i}].breakdowns.{dim}[{n}]"
+            if not min_size <= c <= size:
+                errors.append(f"{where}: must be in [min_reported_size {min_size}, size {size}], got {c}")
+    if sum(seg["breakdowns"].get("age_band", {}).values()) > size:
+        errors.append(f"$.segments[{i}].breakdowns.age_band: one band per person, so the cells must sum to at "
+                      f"most the size {size}")
+    return errors
+
+
+def report_errors(doc: Any, *, pseudonyms: np.ndarray | None = None) -> list[str]:
+    """Every violation of the schema and of the report's own rules (empty when valid)."""
+    errors = schema_errors(doc)
+    if errors:
+        return errors + _pseudonym_errors(doc, pseudonyms)
+    min_size = doc["privacy"]["min_reported_size"]
+    for i, seg in enumerate(doc["segments"]):
+        errors += _segment_errors(seg, i, min_size)
+    ids = [s["segment_id"] for s in doc["segments"]]
+    if len(set(ids)) != len(ids):
+        errors.append(f"$.segments: segment ids must be unique, got {len(ids)} with {len(set(ids))} distinct")
+    if doc["data_window"]["start"] >= doc["data_window"]["end"]:
+        errors.append("$.data_window: start must be before end")
+    return errors + _pseudonym_errors(doc, pseudonyms)
+
+
+def validate_report(doc: Any, *, pseudonyms: np.ndarray | None = None) -> None:
+    """Raise ReportValidationError listing the violations of ``doc`` (see :func:`report_errors`)."""
+    errors = report_errors(doc, pseudonyms=pseudonyms)
+    if errors:
+        more = f" (and {len(errors) - _MAX_ERRORS} more)" if len(errors) > _MAX_ERRORS else ""
+        raise ReportValidationError(f"report does not conform to {SCHEMA_ID}: "
+                                    + "; ".join(errors[:_MAX_ERRORS]) + more)
+
+
+# --- the report type --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReportSegment:
+    """One reported segment (read-only view of the JSON)."""
+
+    segment_id: str
+    name: str
+    path: tuple[str, ...]
+    size: int
+    breakdowns: Mapping[str, Mapping[str, int]]
+
+
+class SegmentReport:
+    """A validated ``adtarget.segment_report/v1`` document: DP-noised, thresholded aggregates only.
+
+    Parameters
+    ----------
+    doc : mapping
+        The JSON document (as ``json.loads`` returns it). It is validated and deep-copied.
+
+    Raises
+    ------
+    ReportValidationError
+        The document breaks the schema or the report's rules.
+    """
+
+    __slots__ = ("_doc",)
+    _doc: dict[str, Any]
+
+    def __init__(self, doc: Mapping[str, Any]) -> None:
+        validate_report(doc)
+        object.__setattr__(self, "_doc", copy.deepcopy(dict(doc)))
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError("SegmentReport is immutable")
+
+    @classmethod
+    def from_json(cls, text: str) -> SegmentReport:
+        """Parse and validate a report's JSON text."""
+        try:
+            doc = json.loads(text, parse_constant=_refuse_constant)
+        except ValueError as exc:
+            raise ReportValidationError(f"report is not valid JSON: {exc.__class__.__name__} at position "
+                                        f"{getattr(exc, 'pos', '?')}") from None
+        return cls(doc)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> SegmentReport:
+        """Read and validate a report file."""
+        p = Path(path)
+        if not p.is_file():
+            raise InputFormatError(f"report file {str(p)!r} does not exist or is not a file")
+        return cls.from_json(p.read_text("utf-8"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A deep copy of the JSON document."""
+        return copy.deepcopy(self._doc)
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The JSON text (strict JSON: an ε = ∞ test report cannot be serialised)."""
+        if not math.isfinite(self._doc["privacy"]["epsilon"]):
+            raise ReportValidationError("$.privacy.epsilon: inf (a test-only, noise-free report) cannot be "
+                                        "written as JSON")
+        return json.dumps(self._doc, indent=indent, ensure_ascii=False, allow_nan=False)
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        """Validate again and write atomically (temporary file + rename); returns the path."""
+        validate_report(self._doc)
+        text = self.to_json() + "\n"
+        target = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    # --- read-only accessors -------------------------------------------------------------------------
+    @property
+    def report_id(self) -> str:
+        return str(self._doc["report_id"])
+
+    @property
+    def advertiser(self) -> str:
+        return str(self._doc["advertiser"])
+
+    @property
+    def created_at(self) -> str:
+        return str(self._doc["created_at"])
+
+    @property
+    def data_window(self) -> dict[str, str]:
+        return dict(self._doc["data_window"])
+
+    @property
+    def policy(self) -> dict[str, Any]:
+        return dict(self._doc["policy"])
+
+    @property
+    def privacy(self) -> dict[str, Any]:
+        return copy.deepcopy(self._doc["privacy"])
+
+    @property
+    def suppressed_segments(self) -> int:
+        return int(self._doc["suppressed_segments"])
+
+    @property
+    def segments(self) -> tuple[ReportSegment, ...]:
+        return tuple(ReportSegment(s["segment_id"], s["name"], tuple(s["path"]), s["size"],
+                                   copy.deepcopy(s["breakdowns"])) for s in self._doc["segments"])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SegmentReport) and self._doc == other._doc
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self._doc, sort_keys=True, default=str))
+
+    def __repr__(self) -> str:
+        return (f"SegmentReport(advertiser={self._doc['advertiser']!r}, segments={len(self._doc['segments'])}, "
+                f"suppressed={self._doc['suppressed_segments']}, epsilon={self._doc['privacy']['epsilon']!r})")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+# --- auditing a report file (the CLI's `adtarget audit REPORT`) ------------------------------------------
+@dataclass(frozen=True)
+class ReportAudit:
+    """Outcome of :func:`audit_report`: ``ok`` and the problems found (one line each)."""
+
+    path: str
+    ok: bool
+    n_segments: int
+    problems: tuple[str, ...]
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"{self.path}: OK ({self.n_segments} segments, {SCHEMA_ID})"
+        return f"{self.path}: {len(self.problems)} problem(s): " + "; ".join(self.problems)
+
+
+def _policy_problems(doc: Mapping[str, Any], policy: Any, safe_taxonomy: Any) -> list[str]:
+    problems = []
+    if policy is not None and doc["policy"]["min_age"] < getattr(policy, "min_age", 13):
+        problems.append(f"$.policy.min_age: {doc['policy']['min_age']} is below the policy's {policy.min_age}")
+    version = getattr(policy, "min_policy_version", None)
+    if version is not None and doc["policy"]["version"] not in (version,):
+        problems.append(f"$.policy.version: must be {version!r} under this policy")
+    profile = safe_taxonomy.profile.name
+    if doc["policy"]["sensitivity_profile"] != profile:
+        problems.append(f"$.policy.sensitivity_profile: report says {doc['policy']['sensitivity_profile']!r}, "
+                        f"this audit uses {profile!r}")
+    return problems
+
+
+def _sensitive_problems(segments: Sequence[Mapping[str, Any]], safe_taxonomy: Any) -> list[str]:
+    from adtarget.exceptions import SensitiveCategoryError
+
+    taxonomy, problems = safe_taxonomy.taxonomy, []
+    for i, seg in enumerate(segments):
+        prefix, _, local = seg["segment_id"].partition(":")
+        if prefix != taxonomy.name:
+            continue
+        nodes = [tok for tok in local.split("-") if tok in taxonomy]  # "483", "483-top3", "all2-483-597"
+        if not nodes and not re.match(r"(all|any)[0-9]*-", local):
+            problems.append(f"$.segments[{i}].segment_id: {seg['segment_id']!r} names no node of taxonomy "
+                            f"{taxonomy.name!r}")
+        for node in nodes:
+            try:
+                safe_taxonomy.check_node(node)
+            except SensitiveCategoryError:
+                problems.append(f"$.segments[{i}].segment_id: {seg['segment_id']!r} uses sensitive node {node!r}")
+    return problems
+
+
+def audit_report(path: str | os.PathLike[str], policy: Any, safe_taxonomy: Any) -> ReportAudit:
+    """Check a report file: schema, report rules (sizes >= min), policy fields and sensitive segment ids.
+
+    Parameters
+    ----------
+    path : path of the report JSON.
+    policy : EligibilityPolicy (or None to skip the policy checks).
+    safe_taxonomy : SafeTaxonomy whose sensitive nodes must not appear as segments.
+
+    Returns
+    -------
+    ReportAudit
+        Never raises for a bad report; raises InputFormatError when the file is missing.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputFormatError(f"report file {str(p)!r} does not exist or is not a file")
+    try:
+        doc = json.loads(p.read_text("utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return ReportAudit(str(p), False, 0, (f"not valid JSON ({exc.__class__.__name__})",))
+    problems = report_errors(doc)
+    if not schema_errors(doc):
+        problems += _policy_problems(doc, policy, safe_taxonomy) + _sensitive_problems(doc["segments"],
+                                                                                      safe_taxonomy)
+    n = len(doc["segments"]) if isinstance(doc, dict) and isinstance(doc.get("segments"), list) else 0
+    return ReportAudit(str(p), not problems, n, tuple(problems))
