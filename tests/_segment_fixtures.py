@@ -118,3 +118,28 @@ def membership_oracle(profile_dense, columns, taxonomy, node: int, rule: str, k:
     out = np.zeros(n, dtype=bool)
     out[hit] = True
     return out
+
+
+# --- synthetic population with latent groups, through the real pipeline --------------------------------------
+def synthetic_eligible(config, workdir):
+    """(EligibleEvents, latent group per eligible person) for ``adtarget.synth`` data, via ingest, a
+    ConsentLedger snapshot and the gate."""
+    from adtarget import synth
+    from adtarget._consent import ConsentLedger
+    from adtarget._events import ingest
+    from adtarget._gate import apply_gate
+    from adtarget._pseudonym import Pseudonymizer
+    from adtarget._sensitivity import SafeTaxonomy
+
+    data = synth.generate(config)
+    pseudonymizer = Pseudonymizer(bytes(range(32)))
+    end = data.config.end
+    batch = ingest(data.events, pseudonymizer=pseudonymizer, now=end).batch
+    with ConsentLedger(workdir / "consent.sqlite", pseudonymizer) as ledger:
+        ledger.import_records(data.consent, strict=False, now=end)
+        snapshot = ledger.snapshot(as_of=end)
+    eligible = apply_gate(batch, snapshot, SafeTaxonomy.default(), window_end=end)
+    truth = pseudonymizer.pseudonymize(data.truth.persons)
+    order = np.argsort(truth)
+    group = np.asarray(data.truth.group)[order[np.searchsorted(truth[order], eligible.persons)]]
+    return eligible, group.astype(np.int64)
