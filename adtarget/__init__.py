@@ -54,7 +54,12 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 
+_SUBMODULES = ("synth", "exceptions", "testing")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"adtarget.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'adtarget' has no attribute {name!r}")
