@@ -9,12 +9,22 @@ segments whose size is below ``min_reported_size`` and leave out cells below it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["ReleasedCounts", "largest_remainder", "postprocess", "project_to_total"]
+from adtarget._release._budget_spec import PrivacyBudget
+from adtarget._release._cells import CellCounts
+from adtarget._release._noise import CountNoise
+from adtarget._release._partition import PartitionSelection
+from adtarget._release._spec import ReleaseSpec
+from adtarget.exceptions import ParameterError
+
+__all__ = ["NoisyRelease", "ReleasedCounts", "largest_remainder", "noisy_release", "postprocess",
+           "project_to_total"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,3 +137,107 @@ def postprocess(sizes: np.ndarray, values: Mapping[str, tuple[str, ...]], cells:
         out_cells[dim] = c
         out_mask[dim] = (c >= min_reported_size) & reported[:, None]
     return ReleasedCounts(segment_ids, size, reported, out_values, out_cells, out_mask)
+
+
+# --- noise, partition selection and post-processing of a CellCounts ----------------------------------------
+@dataclass(frozen=True, eq=False)
+class NoisyRelease:
+    """Post-processed counts plus the explanations of the noise and the partition selection."""
+
+    counts: ReleasedCounts
+    noise: Mapping[str, object]
+    partition_selection: Mapping[str, object]
+
+
+def _region_blocks(cells: CellCounts, spec: ReleaseSpec) -> tuple[tuple[str, ...], np.ndarray, np.ndarray,
+                                                                    np.ndarray]:
+    """Region columns as (names, public cells, non-public cells, non-public value persons).
+
+    Public regions are all present (zeros when absent from the data), so their noise draws do not depend on
+    the data; non-public keys come last, sorted.
+    """
+    names, counts, persons = cells.values["region"], cells.cells["region"], cells.value_persons["region"]
+    pos = {n: i for i, n in enumerate(names)}
+    public = np.zeros((counts.shape[0], len(spec.public_regions)), dtype=np.int64)
+    for j, r in enumerate(spec.public_regions):
+        if r in pos:
+            public[:, j] = counts[:, pos[r]]
+    private = [i for i, n in enumerate(names) if n not in set(spec.public_regions)]
+    ordered = (*spec.public_regions, *(names[i] for i in private))
+    return ordered, public, counts[:, private], persons[private]
+
+
+def _as_rng(random_state: Any) -> Any:
+    """One RandomState shared by every draw of a release (an int seed would restart identical streams)."""
+    if random_state is None or isinstance(random_state, np.random.RandomState):
+        return random_state
+    if isinstance(random_state, int | np.integer) and not isinstance(random_state, bool) and random_state >= 0:
+        return np.random.RandomState(int(random_state))
+    raise ParameterError(f"random_state must be None, a non-negative int or a numpy RandomState, "
+                         f"got {random_state!r}")
+
+
+def _noise(spec: ReleaseSpec, l1: int) -> CountNoise:
+    if math.isinf(spec.epsilon):
+        return CountNoise.disabled()
+    return CountNoise.for_counts(spec.mechanism, PrivacyBudget(*spec.count_budget), max_cells_per_person=l1)
+
+
+def _select(spec: ReleaseSpec, persons: np.ndarray, rng: Any) -> tuple[np.ndarray, dict[str, object]]:
+    if math.isinf(spec.epsilon):
+        return persons > 0, {"mechanism": "none (epsilon=inf, tests only): every present key kept",
+                             "kept": int((persons > 0).sum())}
+    sel = PartitionSelection(*spec.partition_budget, spec.cells_per_person("region"))
+    keep = sel.select(persons, rng)
+    return keep, {**sel.explain(), "kept": int(keep.sum())}
+
+
+def noisy_release(cells: CellCounts, spec: ReleaseSpec, *, l1_sensitivity: int, random_state: Any = None,
+                  allow_infinite_epsilon: bool = False) -> NoisyRelease:
+    """Noise every count once, select non-public region keys, then post-process and threshold.
+
+    Parameters
+    ----------
+    cells : CellCounts
+        Exact bounded counts of ``spec.segment_ids``.
+    spec : ReleaseSpec
+    l1_sensitivity : int
+        ``S · (1 + Σ k)``: the count vector's L1 sensitivity (L2 is its square root).
+    random_state : None, int or RandomState
+        None: secure noise. A seed makes one RandomState shared by all draws (tests only; warns).
+    allow_infinite_epsilon : bool
+        Required for ``spec.epsilon == inf`` (no noise, every present key kept).
+
+    Privacy
+    -------
+    Count stage ``spec.count_budget``, partition selection ``spec.partition_budget``; the rest is
+    post-processing. Draws are made in a data-independent order: sizes, age bands, services, public regions,
+    then non-public regions.
+    """
+    rng = _as_rng(random_state)
+    n_seg = len(cells.segment_ids)
+    blocks: list[tuple[str, np.ndarray]] = [("size", cells.sizes[:, None])]
+    blocks += [(d, cells.cells[d]) for d in ("age_band", "service") if d in spec.breakdowns]  # fixed order
+    single: tuple[str, ...] = ("age_band", "service")
+    values: dict[str, tuple[str, ...]] = {d: cells.values[d] for d in single if d in spec.breakdowns}
+    keep: dict[str, np.ndarray] = {d: np.ones(len(values[d]), dtype=bool) for d in values}
+    if "region" in spec.breakdowns:
+        names, public, private, persons = _region_blocks(cells, spec)
+        blocks += [("region_public", public), ("region_private", private)]
+    noise = _noise(spec, l1_sensitivity)
+    flat = np.concatenate([b.ravel() for _, b in blocks]) if blocks else np.zeros(0, dtype=np.int64)
+    noisy_flat = noise.add_noise(flat, rng, allow_infinite_epsilon=allow_infinite_epsilon)
+    noisy, at = {}, 0
+    for name, b in blocks:
+        noisy[name] = noisy_flat[at:at + b.size].reshape(n_seg, -1)
+        at += b.size
+    partition: dict[str, object] = {}
+    if "region" in spec.breakdowns:
+        selected, partition = _select(spec, persons, rng)
+        values["region"] = names
+        noisy["region"] = np.concatenate([noisy.pop("region_public"), noisy.pop("region_private")], axis=1)
+        keep["region"] = np.concatenate([np.ones(len(spec.public_regions), dtype=bool), selected])
+    ordered = {d: values[d] for d in spec.breakdowns}
+    counts = postprocess(noisy["size"][:, 0], ordered, {d: noisy[d] for d in ordered},
+                         segment_ids=cells.segment_ids, keep_values=keep, min_reported_size=spec.min_reported_size)
+    return NoisyRelease(counts, noise.explain(), partition)

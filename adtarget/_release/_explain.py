@@ -1,0 +1,139 @@
+"""ReleaseExplanation: how a release was computed — parameters, bounds, mechanism, sensitivity, ε/δ per stage,
+audit outcome and suppression counts (after PipelineDP's "explain computation" report).
+
+The explanation is for the data owner, not the advertiser: the audit part depends on sensitive data that is
+not differentially private (see docs/privacy/audit.md). Everything else in it is either a public parameter
+or a post-processed DP output.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from adtarget._release._spec import ReleaseSpec
+
+__all__ = ["ReleaseExplanation", "sensitivity"]
+
+
+def sensitivity(spec: ReleaseSpec) -> dict[str, Any]:
+    """L1/L2 sensitivity of the count vector (sizes plus breakdown cells) with respect to one person.
+
+    A person counts in at most ``S = min(max_segments_per_person, n_segments)`` segments, and in each of them
+    in its size and in at most ``k_d`` cells of every breakdown dimension ``d``:
+    ``L1 = S · (1 + Σ_d k_d)``, ``L2 = sqrt(L1)`` (each touched count moves by exactly 1).
+    """
+    s = spec.effective_segments_per_person
+    cells = {d: spec.cells_per_person(d) for d in spec.breakdowns}
+    l1 = s * (1 + sum(cells.values()))
+    return {"segments_per_person": s, "cells_per_person": cells, "l1": l1, "l2": math.sqrt(l1),
+            "formula": "L1 = S × (1 + Σ cells per dimension); L2 = sqrt(L1)"}
+
+
+def _num(x: float) -> float | str:
+    return "inf" if math.isinf(x) else x
+
+
+@dataclass(frozen=True)
+class ReleaseExplanation:
+    """What a release did and spent.
+
+    Attributes
+    ----------
+    spec : str
+        The readable ``ReleaseSpec``.
+    query_key : str
+        Ledger idempotency key (hash of the spec and the data snapshot).
+    reused : bool
+        True when an identical earlier query's stored report was returned (nothing new spent).
+    stages : tuple of dict
+        ``{"stage", "epsilon", "delta", ...}`` per DP stage; their sum is the charged total.
+    total : dict
+        The (ε, δ) charged to the ledger (basic composition of the stages).
+    bounds, sensitivity, noise, partition_selection, audit, suppression, budget_remaining : dict
+    """
+
+    spec: str
+    query_key: str
+    reused: bool
+    stages: tuple[Mapping[str, Any], ...]
+    total: Mapping[str, Any]
+    bounds: Mapping[str, Any] = field(default_factory=dict)
+    sensitivity: Mapping[str, Any] = field(default_factory=dict)
+    noise: Mapping[str, Any] = field(default_factory=dict)
+    partition_selection: Mapping[str, Any] = field(default_factory=dict)
+    audit: Mapping[str, Any] = field(default_factory=dict)
+    suppression: Mapping[str, Any] = field(default_factory=dict)
+    budget_remaining: Mapping[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def stages_of(spec: ReleaseSpec) -> tuple[dict[str, Any], ...]:
+        """The DP stages of ``spec`` with their literal (ε, δ)."""
+        c_eps, c_delta = spec.count_budget
+        stages = [{"stage": "noisy counts (sizes and breakdown cells)", "epsilon": _num(c_eps),
+                   "delta": c_delta, "mechanism": spec.mechanism}]
+        if spec.needs_partition_selection:
+            p_eps, p_delta = spec.partition_budget
+            stages.append({"stage": "partition selection of non-public region keys", "epsilon": _num(p_eps),
+                           "delta": p_delta, "mechanism": "thresholded discrete Laplace"})
+        return tuple(stages)
+
+    @classmethod
+    def for_reused(cls, spec: ReleaseSpec, query_key: str) -> ReleaseExplanation:
+        """The explanation of a repeated query: the stored report is returned, nothing new is spent."""
+        return cls(str(spec), query_key, True, cls.stages_of(spec),
+                   {"epsilon": _num(float(spec.epsilon)), "delta": float(spec.delta), "new_spend": False},
+                   bounds=_bounds(spec), sensitivity=sensitivity(spec))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return json.loads(json.dumps({
+            "spec": self.spec, "query_key": self.query_key, "reused": self.reused,
+            "stages": list(self.stages), "total": dict(self.total), "bounds": dict(self.bounds),
+            "sensitivity": dict(self.sensitivity), "noise": dict(self.noise),
+            "partition_selection": dict(self.partition_selection), "audit": dict(self.audit),
+            "suppression": dict(self.suppression), "budget_remaining": dict(self.budget_remaining)},
+            default=str))
+
+    def __str__(self) -> str:
+        lines = [self.spec]
+        if self.reused:
+            lines.append("identical earlier query: its stored report was returned, nothing new was spent")
+        for st in self.stages:
+            lines.append(f"  stage {st['stage']}: ε={st['epsilon']}, δ={st['delta']} ({st['mechanism']})")
+        lines.append(f"  total charged: ε={self.total.get('epsilon')}, δ={self.total.get('delta')} "
+                     f"(basic composition)")
+        if self.sensitivity:
+            s = self.sensitivity
+            lines.append(f"  sensitivity: L1={s['l1']}, L2={s['l2']:.4g} ({s['formula']})")
+        if "scale" in self.noise or "sigma" in self.noise:
+            what = f"scale {self.noise['scale']:.4g}" if "scale" in self.noise else f"σ {self.noise['sigma']:.4g}"
+            lines.append(f"  noise: {self.noise['mechanism']}, {what}")
+        if self.partition_selection:
+            ps = self.partition_selection
+            lines.append(f"  partition selection: threshold {ps.get('threshold')}, "
+                         f"{ps.get('kept', '?')} non-public region key(s) kept")
+        if self.audit:
+            a = self.audit
+            lines.append(f"  sensitive-proxy audit ({a['metric']}, t={a['t']}): {a['audited']} audited, "
+                         f"{len(a['blocked'])} blocked")
+        if self.suppression:
+            sp = self.suppression
+            lines.append(f"  segments: {sp['requested']} requested, {sp['reported']} reported, "
+                         f"{sp['below_threshold']} below min size, {sp['audit_blocked']} blocked by the audit; "
+                         f"{sp['cells_left_out']} cell(s) below min size left out")
+        if self.budget_remaining:
+            b = self.budget_remaining
+            lines.append(f"  budget remaining: advertiser {b['advertiser']}, global {b['global']}")
+        return "\n".join(lines)
+
+
+def _bounds(spec: ReleaseSpec) -> dict[str, Any]:
+    return {"max_segments_per_person": spec.max_segments_per_person,
+            "effective_segments_per_person": spec.effective_segments_per_person,
+            "max_cells_per_person": {d: spec.cells_per_person(d) for d in spec.breakdowns},
+            "min_reported_size": spec.min_reported_size, "public_regions": list(spec.public_regions),
+            "priority": "splitmix64(pseudonym ^ stable64(key) ^ stable64(salt)); keep the k smallest"}

@@ -1,0 +1,191 @@
+"""Helpers for the release tests: small worlds built through ingest + the gate, and a pandas oracle.
+
+The oracle recomputes contribution bounding from its definition (splitmix64 over Python ints, BLAKE2b
+``stable64``) and counts distinct persons with pandas groupby, independently of the numpy kernel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import numpy as np
+
+END = int(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc).timestamp())
+DAY = 86_400
+REGIONS = ["US-CA", "US-NY", "CN-GD", "DE-BE", "FR-IDF", "JP-13"]
+PERMITTED = ["video", "news", "games", "search", "music", "payments"]
+N_SEGMENTS = 8
+KEY = bytes(range(32))
+
+
+def safe_taxonomy():
+    from adtarget._sensitivity import SafeTaxonomy
+
+    return SafeTaxonomy.default()
+
+
+def segment_infos(safe, n: int = N_SEGMENTS):
+    """SegmentInfo of the first ``n`` safe tier-1 IAB nodes."""
+    from adtarget._segments._info import SegmentInfo
+
+    t = safe.taxonomy
+    nodes = np.flatnonzero(np.asarray(safe.safe_mask) & (t.tier == 1))[:n]
+    return tuple(SegmentInfo(t.segment_id(int(i)), str(t.names[i]), tuple(t.path(int(i)))) for i in nodes)
+
+
+def _people(rng, n: int) -> dict[int, dict]:
+    years = rng.integers(1940, 2011, n)
+    years[rng.random(n) < 0.08] = 0  # unknown age, included by the test policy
+    return {i: {"birth_year": int(years[i - 1])} for i in range(1, n + 1)}
+
+
+def _rows(rng, ids, safe_nodes, n_events: int, regions=REGIONS, services=PERMITTED):
+    person = rng.choice(np.asarray(ids), n_events)
+    region = np.asarray(list(regions) + [None], dtype=object)[rng.integers(0, len(regions) + 1, n_events)]
+    return {"person_id": person.astype(np.int64),
+            "service": np.asarray(services, dtype=object)[rng.integers(0, len(services), n_events)],
+            "ts": (END - rng.integers(DAY, 90 * DAY, n_events)).astype(np.int64),
+            "category": rng.choice(safe_nodes, n_events).astype(object),
+            "region": region}
+
+
+def _concat(*parts):
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def world_rows(seed: int = 0, n_persons: int = 400, *, excluded: bool = False, extra_sensitive: bool = False):
+    """(event columns, consent people) of a small world; optional excluded persons / extra sensitive events."""
+    rng = np.random.default_rng(seed)
+    safe = safe_taxonomy()
+    t = safe.taxonomy
+    safe_ids = t.ids[np.asarray(safe.safe_mask)]
+    sens_ids = t.ids[~np.asarray(safe.safe_mask)]
+    people = _people(rng, n_persons)
+    ids = list(range(1, n_persons + 1))
+    parts = [_rows(rng, ids, safe_ids, 8 * n_persons),
+             _rows(rng, ids, safe_ids, n_persons // 2, services=["health_plus"]),  # service not permitted
+             _rows(rng, ids[: n_persons // 10], sens_ids, n_persons // 5)]  # sensitive events
+    extra_rng = np.random.default_rng(seed + 1000)
+    if excluded:
+        flags = [{"opted_in": False}, {"birth_year": 2018}, {"deleted": True}, {"terminated": True}]
+        for j, f in enumerate(flags * 5):
+            people[10_000 + j] = {"birth_year": 1980, **f}
+        parts.append(_rows(extra_rng, list(range(10_000, 10_020)), np.concatenate([safe_ids, sens_ids]), 400,
+                           regions=[*REGIONS, "ZZ-99"]))
+    if extra_sensitive:
+        parts.append(_rows(extra_rng, ids, sens_ids, n_persons // 20))
+    return _concat(*parts), people
+
+
+def gate(rows, people):
+    """EligibleEvents of ``rows`` under a consent snapshot of ``people`` (unknown ages included)."""
+    from adtarget._consent import ConsentSnapshot
+    from adtarget._events import ingest
+    from adtarget._gate import apply_gate
+    from adtarget._policy import EligibilityPolicy
+    from adtarget._pseudonym import Pseudonymizer
+
+    pz = Pseudonymizer(KEY)
+    batch = ingest(rows, pseudonymizer=pz, now=END).batch
+    ids = np.array(sorted(people), dtype=np.int64)
+    pseud = pz.pseudonymize(ids)
+    order = np.argsort(pseud)
+    recs = [people[int(i)] for i in ids[order]]
+
+    def col(name, default, dtype):
+        return np.array([r.get(name, default) for r in recs], dtype=dtype)
+
+    snapshot = ConsentSnapshot(
+        as_of=END, persons=pseud[order], birth_year=col("birth_year", 1990, np.int16),
+        opted_in=col("opted_in", True, bool), cross_service=np.ones(len(recs), bool),
+        deleted=col("deleted", False, bool), terminated=col("terminated", False, bool),
+        location_deleted=np.zeros(len(recs), bool), policy_version=np.full(len(recs), "2018-05-14"),
+        jurisdiction=np.full(len(recs), "US"))
+    return apply_gate(batch, snapshot, safe_taxonomy(), EligibilityPolicy(unknown_age="include"),
+                      window_end=END)
+
+
+def _mix(x: int) -> int:
+    m = (1 << 64) - 1
+    z = (x + 0x9E3779B97F4A7C15) & m
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
+    return z ^ (z >> 31)
+
+
+def _s64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def prio(pseudonym: int, key: str, salt: str) -> int:
+    """The bounding priority, from its definition, over Python ints."""
+    return _mix(int(pseudonym) ^ _s64(key) ^ _s64(salt))
+
+
+def assignments_for(eligible, infos=None, share: float = 0.55, proxy_of=None):
+    """Membership decided by a hash of the pseudonym (so it is the same in every world with these persons).
+
+    ``proxy_of``: a bool mask over persons; an extra segment holds exactly them (for the audit tests).
+    """
+    from scipy import sparse
+
+    from adtarget._segments._info import SegmentAssignments
+
+    infos = infos if infos is not None else segment_infos(safe_taxonomy())
+    p = np.asarray(eligible.persons)
+    cols = [np.array([_mix(int(x) ^ j) % 1000 < share * 1000 for x in p]) for j in range(len(infos))]
+    if proxy_of is not None:
+        from adtarget._segments._info import SegmentInfo
+
+        infos = (*infos, SegmentInfo("iab-2.2:239", "Proxy", ("Proxy",)))
+        cols.append(np.asarray(proxy_of, dtype=bool))
+    dense = np.column_stack(cols) if cols else np.zeros((p.size, 0), bool)
+    return SegmentAssignments(persons=p, membership=sparse.csr_matrix(dense), segments=tuple(infos))
+
+
+def band(birth_year: int, end: int = END) -> str:
+    if birth_year == 0:
+        return "unknown"
+    age = dt.datetime.fromtimestamp(end, tz=dt.timezone.utc).year - birth_year - 1
+    for hi, name in ((17, "13-17"), (24, "18-24"), (34, "25-34"), (44, "35-44"), (54, "45-54"), (64, "55-64")):
+        if 13 <= age <= hi:
+            return name
+    return "65+" if age >= 65 else "unknown"
+
+
+def oracle(eligible, assignments, spec):
+    """{segment: size} and {(segment, dim, value): count} after bounding, with pandas."""
+    import pandas as pd
+
+    salt, persons = spec.bounding_salt, np.asarray(eligible.persons)
+    coo = assignments.membership.tocoo()
+    ids = [s.segment_id for s in assignments.segments]
+    seg = pd.DataFrame({"person": coo.row, "seg": [ids[c] for c in coo.col]})
+    seg = seg[seg["seg"].isin(spec.segment_ids)].copy()
+    seg["prio"] = [prio(persons[p], s, salt) for p, s in zip(seg["person"], seg["seg"])]
+    seg = seg.sort_values(["person", "prio"])
+    seg = seg[seg.groupby("person").cumcount() < spec.max_segments_per_person]
+    sizes = seg.groupby("seg")["person"].nunique().to_dict()
+    counted = set(seg["person"])
+    values = {}
+    if "age_band" in spec.breakdowns:
+        values["age_band"] = pd.DataFrame({"person": np.arange(persons.size),
+                                           "value": [band(int(b)) for b in eligible.birth_year]})
+    events = pd.DataFrame({"person": eligible.person, "region": eligible.region, "service": eligible.service})
+    names = {"region": list(eligible.regions), "service": list(eligible.services.names)}
+    for dim in ("region", "service"):
+        if dim not in spec.breakdowns:
+            continue
+        d = events[events[dim] >= 0].drop_duplicates(["person", dim])
+        d = d[d["person"].isin(counted)]
+        d = pd.DataFrame({"person": d["person"], "value": [names[dim][v] for v in d[dim]]})
+        d["prio"] = [prio(persons[p], f"{dim}:{v}", salt) for p, v in zip(d["person"], d["value"])]
+        d = d.sort_values(["person", "prio"])
+        values[dim] = d[d.groupby("person").cumcount() < spec.cells_per_person(dim)]
+    cells = {}
+    for dim, v in values.items():
+        joined = seg.merge(v[["person", "value"]], on="person")
+        for (s, val), n in joined.groupby(["seg", "value"])["person"].nunique().items():
+            cells[(s, dim, val)] = int(n)
+    return sizes, cells
