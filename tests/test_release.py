@@ -1,0 +1,230 @@
+"""release(): correctness at ε = ∞ against a pandas oracle, exact accounting, idempotency, invariance to
+excluded data, the sensitive-proxy audit, and validation of the spec against the data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+
+import numpy as np
+import pytest
+from _release_fixtures import END, assignments_for, gate, oracle, world_rows
+
+from adtarget._release._budget_ledger import BudgetLedger
+from adtarget._release._budget_spec import PrivacyBudget
+from adtarget._release._cells import CellCounts, count_cells
+from adtarget._release._release import release, release_counts
+from adtarget._release._spec import ReleaseSpec
+from adtarget.exceptions import BudgetExhaustedError, ParameterError, PrivacyLeakWarning
+
+CREATED = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def world():
+    rows, people = world_rows(0)
+    eligible = gate(rows, people)
+    return eligible, assignments_for(eligible)
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    return BudgetLedger(tmp_path / "budget.sqlite")
+
+
+def ids_of(assignments):
+    return [s.segment_id for s in assignments.segments]
+
+
+def exact(world, ledger, **kw):
+    eligible, assignments = world
+    spec = ReleaseSpec("acme", ids_of(assignments), **{"epsilon": math.inf, "delta": 1e-6, "min_reported_size": 1,
+                                                       **kw})
+    with pytest.warns(PrivacyLeakWarning):
+        result = release(eligible, assignments, spec, ledger=ledger, allow_infinite_epsilon=True)
+    return spec, result
+
+
+def flat_cells(report):
+    return {(s.segment_id, d, v): c for s in report.segments for d, cs in s.breakdowns.items() for v, c in cs.items()}
+
+
+@pytest.mark.parametrize("kw", [
+    {"salt": "a"},
+    {"salt": "b", "max_segments_per_person": 2, "max_cells_per_person": {"region": 2, "service": 3}},
+    {"max_segments_per_person": 1, "public_regions": ["US-CA", "XX-00"]},
+    {"breakdowns": ("service",), "delta": 0.0},
+])
+def test_infinite_epsilon_release_equals_the_pandas_oracle(world, ledger, kw):
+    spec, result = exact(world, ledger, **kw)
+    sizes, cells = oracle(*world, spec)
+    assert {s.segment_id: s.size for s in result.report.segments} == sizes
+    assert flat_cells(result.report) == cells
+    assert result.report.suppressed_segments == len(spec.segment_ids) - len(sizes)
+
+
+def test_bounding_binds_in_the_test_world(world, ledger):
+    """The oracle comparison is only meaningful if persons really lose segments and values to the bounds."""
+    spec, result = exact(world, ledger, max_segments_per_person=2)
+    unbounded = np.asarray(world[1].membership.sum(axis=0)).ravel()
+    assert sum(s.size for s in result.report.segments) < unbounded.sum()
+    assert sum(s.size for s in result.report.segments) <= 2 * world[0].n_persons
+
+
+def test_exact_accounting_laplace(world, ledger):
+    eligible, assignments = world
+    spec = ReleaseSpec("acme", ids_of(assignments), epsilon=1.0, delta=1e-6)
+    result = release(eligible, assignments, spec, ledger=ledger)
+    stages = [(s["epsilon"], s["delta"]) for s in result.explanation.stages]
+    assert stages == [(0.9, 0.0), (0.1, 1e-6)]
+    assert result.explanation.total == {"epsilon": 1.0, "delta": 1e-6, "new_spend": True}
+    adv, glob = ledger.remaining("acme")
+    assert (adv.epsilon, glob.epsilon) == (3.0, 19.0)
+    assert math.isclose(adv.delta, 9e-6) and math.isclose(glob.delta, 9.9e-5)
+    privacy = result.report.privacy
+    assert privacy["epsilon"] == 1.0 and privacy["delta"] == 1e-6 and privacy["unit"] == "person"
+    assert privacy["budget_remaining"] == {"advertiser": 3.0, "global": 19.0}
+    assert result.explanation.sensitivity["l1"] == 5 * (1 + 3)
+    assert result.explanation.noise["scale"] == pytest.approx(20 / 0.9)
+
+
+def test_exact_accounting_gaussian_without_regions(world, ledger):
+    eligible, assignments = world
+    spec = ReleaseSpec("acme", ids_of(assignments)[:3], epsilon=0.5, delta=1e-6, mechanism="discrete_gaussian",
+                       breakdowns=("age_band", "service"))
+    result = release(eligible, assignments, spec, ledger=ledger)
+    assert [(s["epsilon"], s["delta"]) for s in result.explanation.stages] == [(0.5, 1e-6)]
+    assert result.explanation.sensitivity["l1"] == 3 * 3  # S = min(5, 3 segments) = 3
+    assert result.explanation.noise["l2_sensitivity"] == pytest.approx(3.0)
+    assert ledger.remaining("acme")[0].epsilon == 3.5
+
+
+def test_identical_query_returns_the_stored_report_without_new_spend(world, ledger):
+    eligible, assignments = world
+    spec = ReleaseSpec("acme", ids_of(assignments), epsilon=1.0, delta=1e-6)
+    first = release(eligible, assignments, spec, ledger=ledger)
+    second = release(eligible, assignments, spec, ledger=ledger)
+    assert second.report == first.report and second.explanation.reused
+    assert ledger.remaining("acme")[0].epsilon == 3.0
+    other = release(eligible, assignments, ReleaseSpec("acme", ids_of(assignments), epsilon=0.5, delta=1e-6),
+                    ledger=ledger)
+    assert other.report.report_id != first.report.report_id
+    assert ledger.remaining("acme")[0].epsilon == 2.5
+
+
+def test_budget_exhausted_spends_and_emits_nothing(world, ledger):
+    eligible, assignments = world
+    ledger.set_caps(advertiser_cap=PrivacyBudget(1.0, 1e-5))
+    release(eligible, assignments, ReleaseSpec("acme", ids_of(assignments), epsilon=0.8, delta=1e-6),
+            ledger=ledger)
+    with pytest.raises(BudgetExhaustedError):
+        release(eligible, assignments, ReleaseSpec("acme", ids_of(assignments), epsilon=0.3, delta=1e-6),
+                ledger=ledger)
+    assert ledger.remaining("acme")[0].epsilon == pytest.approx(0.2)
+
+
+def seeded(eligible, assignments, path, **kw):
+    spec = ReleaseSpec("acme", ids_of(assignments), epsilon=1.0, delta=1e-6, public_regions=["US-CA"],
+                       min_reported_size=20, **kw)
+    with pytest.warns(PrivacyLeakWarning):
+        return release(eligible, assignments, spec, ledger=BudgetLedger(path), random_state=7, created_at=CREATED)
+
+
+@pytest.mark.parametrize("change", ["excluded", "extra_sensitive"])
+def test_report_is_bit_identical_when_excluded_data_is_added(world, tmp_path, change):
+    base = seeded(*world, tmp_path / "a.sqlite")
+    rows, people = world_rows(0, **{change: True})
+    eligible = gate(rows, people)
+    assert np.array_equal(eligible.persons, world[0].persons)
+    if change == "excluded":
+        assert "ZZ-99" in eligible.regions  # the excluded persons' region reaches the batch, not the counts
+    else:
+        assert eligible.sensitive_audit.person.size > world[0].sensitive_audit.person.size
+    other = seeded(eligible, assignments_for(eligible), tmp_path / "b.sqlite")
+    assert not base.explanation.audit["blocked"] and not other.explanation.audit["blocked"]
+    assert other.report.to_json() == base.report.to_json()
+
+
+def test_seeded_release_is_reproducible_and_secure_release_is_not(world, tmp_path):
+    a = seeded(*world, tmp_path / "a.sqlite").report.to_json()
+    assert seeded(*world, tmp_path / "b.sqlite").report.to_json() == a
+    eligible, assignments = world
+    spec = ReleaseSpec("acme", ids_of(assignments), epsilon=1.0, delta=1e-6, public_regions=["US-CA"],
+                       min_reported_size=20)
+    sizes = set()
+    for i in range(3):  # secure randomness: no PrivacyLeakWarning (pytest turns warnings into errors)
+        r = release(eligible, assignments, spec, ledger=BudgetLedger(tmp_path / f"s{i}.sqlite"), created_at=CREATED)
+        sizes.add(tuple(s.size for s in r.report.segments))
+    assert len(sizes) > 1
+
+
+def test_audit_blocks_a_proxy_segment_and_says_so(tmp_path):
+    rows, people = world_rows(1)
+    eligible = gate(rows, people)
+    proxy = np.zeros(eligible.n_persons, dtype=bool)
+    proxy[np.unique(eligible.sensitive_audit.person)] = True
+    assignments = assignments_for(eligible, proxy_of=proxy)
+    spec = ReleaseSpec("acme", ids_of(assignments), epsilon=math.inf, delta=1e-6, min_reported_size=1)
+    with pytest.warns(PrivacyLeakWarning):
+        result = release(eligible, assignments, spec, ledger=BudgetLedger(tmp_path / "l.sqlite"),
+                         allow_infinite_epsilon=True)
+    assert result.explanation.audit["blocked"] == ["iab-2.2:239"]
+    assert result.explanation.audit["distance"]["iab-2.2:239"] > 0.1
+    assert "iab-2.2:239" not in {s.segment_id for s in result.report.segments}
+    assert result.report.suppressed_segments == 1
+    assert result.explanation.suppression["audit_blocked"] == 1
+    assert "1 blocked" in str(result.explanation)
+
+
+def test_release_counts_over_partitions_equals_release(world, tmp_path):
+    from adtarget._release._audit import audit_counts
+
+    eligible, assignments = world
+    spec = ReleaseSpec("acme", ids_of(assignments), epsilon=1.0, delta=1e-6, min_reported_size=20)
+    with pytest.warns(PrivacyLeakWarning):
+        whole = release(eligible, assignments, spec, ledger=BudgetLedger(tmp_path / "a.sqlite"), random_state=3,
+                        created_at=CREATED)
+    cells = count_cells(eligible, assignments, spec)
+    assert isinstance(cells, CellCounts)
+    infos = tuple(assignments.segments)
+    policy = {"version": "any", "sensitivity_profile": "default", "min_age": 13}
+    window = (END - 730 * 86_400, END)
+    with pytest.warns(PrivacyLeakWarning):
+        parts = release_counts(cells, audit_counts(eligible, assignments), spec, segments=infos, policy=policy,
+                               data_window=window, ledger=BudgetLedger(tmp_path / "b.sqlite"), random_state=3,
+                               created_at=CREATED)
+    assert parts.report.to_json() == whole.report.to_json()
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"segment_ids": ["iab-2.2:99999"]}, "segment_ids must be segments of the assignments"),
+    ({"epsilon": math.inf}, "allow_infinite_epsilon"),
+    ({"data_window": (END - 86_400 * 400, END - 1)}, "data_window end"),
+    ({"data_window": (END - 86_400 * 10, END)}, "data_window start"),
+])
+def test_release_validates_the_spec_against_the_data(world, ledger, kw, match):
+    eligible, assignments = world
+    args = {"advertiser": "acme", "segment_ids": ids_of(assignments), "epsilon": 1.0, "delta": 1e-6, **kw}
+    with pytest.raises(ParameterError, match=match):
+        release(eligible, assignments, ReleaseSpec(**args), ledger=ledger)
+    assert ledger.remaining("acme")[0].epsilon == 4.0
+
+
+def test_release_refuses_anything_but_eligible_events(world, ledger):
+    _, assignments = world
+    with pytest.raises(ParameterError, match="EligibleEvents"):
+        release(object(), assignments, ReleaseSpec("acme", ids_of(assignments), epsilon=1.0, delta=1e-6),
+                ledger=ledger)
+
+
+def test_explanation_is_readable_and_json_able(world, ledger):
+    eligible, assignments = world
+    spec = ReleaseSpec("acme", ids_of(assignments), epsilon=1.0, delta=1e-6)
+    result = release(eligible, assignments, spec, ledger=ledger)
+    text = str(result.explanation)
+    for needle in ("ε=0.9", "ε=0.1", "L1=20", "discrete_laplace", "partition selection", "audit"):
+        assert needle in text
+    assert json.loads(json.dumps(result.explanation.as_dict()))["total"]["epsilon"] == 1.0
+    report, explanation = result
+    assert report is result.report and explanation is result.explanation
