@@ -184,3 +184,22 @@ def test_public_start_recovers_well_separated_groups():
                                                         ledger=InMemoryAccountant()).fit(X).labels_)
                for s in range(3)]
     assert min(ari) > 0.9
+
+
+def test_assign_gives_one_learned_segment_per_person(taxonomy):
+    from _segment_fixtures import eligible_events, random_events, safe_taxonomy
+
+    from adtarget._profiles import build_profiles
+
+    safe = safe_taxonomy(taxonomy)
+    profiles = build_profiles(eligible_events(safe, random_events(safe, n_persons=200, n_events=3000, seed=2)),
+                              level="tier1", norm="l2")
+    est = DPKMeansSegmenter(4, ledger=InMemoryAccountant()).fit(profiles)
+    assignments = est.assign(profiles)
+    np.testing.assert_array_equal(assignments.persons, profiles.persons)
+    np.testing.assert_array_equal(assignments.segments_per_person(), 1)
+    np.testing.assert_array_equal(assignments.membership.indices, est.predict(profiles))
+    assert assignments.segments == est.segment_info_
+    assert all(s.name in set(safe.taxonomy.names[profiles.columns]) or " + " in s.name for s in est.segment_info_)
+    with pytest.raises(ParameterError, match="profiles must be InterestProfiles"):
+        est.assign(profiles.matrix)

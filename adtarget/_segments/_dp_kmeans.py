@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from adtarget._profiles import InterestProfiles, check_non_negative
 from adtarget._release._budget_spec import PrivacyBudget, check_epsilon, check_positive, checked_seed
-from adtarget._segments._info import SegmentInfo
+from adtarget._segments._info import SegmentAssignments, SegmentInfo
 from adtarget._segments._naming import centroid_names
 from adtarget.exceptions import BudgetExhaustedError, LedgerError, ParameterError
 
@@ -275,6 +275,17 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         """Euclidean distance of each (clipped) row to each DP centroid, shape (n_samples, n_clusters)."""
         return np.sqrt(self._distances(X))
+
+    def assign(self, profiles: InterestProfiles) -> SegmentAssignments:
+        """Each person's learned segment (nearest DP centroid) as :class:`SegmentAssignments` (Personal
+        Information), columns ``segment_info_``, ready for ``release`` like rule-based assignments."""
+        if not isinstance(profiles, InterestProfiles):
+            raise ParameterError(f"profiles must be InterestProfiles (they carry the persons), got "
+                                 f"{type(profiles).__name__}")
+        labels = self.predict(profiles)
+        membership = sparse.csr_matrix((np.ones(labels.size, dtype=bool), (np.arange(labels.size), labels)),
+                                       shape=(labels.size, self.n_clusters))
+        return SegmentAssignments(persons=profiles.persons, membership=membership, segments=self.segment_info_)
 
     def score(self, X: Any, y: Any = None) -> float:
         """Minus the sum of squared distances of the (clipped) rows to their nearest DP centroid."""
