@@ -1,0 +1,187 @@
+"""The main job: events and consent in, an advertiser's SegmentReport, the internal assignments and a run
+summary out. Each step is one function of its own module; this module only wires them in order.
+
+    events ─ engine.aggregate (ingest → gate → segments → exact counts, per partition) ─► Aggregates
+    Aggregates ─ release_counts (budget charge → noise → partition selection → thresholds → audit) ─► report
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adtarget._engine._context import BuildContext
+from adtarget._engine._protocol import Engine, LocalEngine
+from adtarget._policy import EligibilityPolicy
+from adtarget.exceptions import ParameterError
+
+__all__ = ["RunResult", "RunSettings", "run"]
+
+POLICY_VERSION = "2018-05-14"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a build releases and to whom. Frozen; the release spec and the policy check their own fields.
+
+    The default mechanism is the discrete Laplace (pure ε for the counts); ``delta`` then goes to DP partition
+    selection of region keys that are not public. ``"discrete_gaussian"`` is available, but diffprivlib's exact
+    sampler costs about 10-40x more per cell (docs/privacy/noise.md).
+    """
+
+    advertiser: str = "demo-advertiser"
+    epsilon: float = 1.0
+    delta: float = 1e-6
+    mechanism: str = "discrete_laplace"
+    breakdowns: tuple[str, ...] = ("age_band", "region", "service")
+    max_segments_per_person: int = 5
+    min_reported_size: int = 50
+    public_regions: tuple[str, ...] = ()
+    sensitivity_profile: str = "default"
+    policy: EligibilityPolicy = field(default_factory=EligibilityPolicy)
+    target_service: str | None = None
+    audit_t: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.policy, EligibilityPolicy):
+            raise ParameterError(f"policy must be an EligibilityPolicy; got {type(self.policy).__name__}")
+        if not (isinstance(self.audit_t, (int, float)) and 0 < self.audit_t <= 1):
+            raise ParameterError(f"audit_t must be in (0, 1]; got {self.audit_t!r}")
+
+    def release_spec(self, segment_ids: tuple[str, ...]) -> Any:
+        from adtarget._release._spec import ReleaseSpec
+
+        return ReleaseSpec(
+            advertiser=self.advertiser,
+            segment_ids=segment_ids,
+            epsilon=self.epsilon,
+            delta=self.delta,
+            breakdowns=self.breakdowns,
+            mechanism=self.mechanism,
+            max_segments_per_person=self.max_segments_per_person,
+            min_reported_size=self.min_reported_size,
+            public_regions=self.public_regions,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """A build's outputs: the advertiser's report (Non-Personal), the data owner's explanation and summary,
+    and — for the local engine — the internal, Personal segment assignments."""
+
+    report: Any
+    explanation: Any
+    aggregates: Any
+    summary: dict[str, Any]
+    assignments: Any = None
+
+    def write(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write ``report.json``, ``summary.json`` and (local engine) ``assignments.parquet`` into ``out_dir``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"report": out / "report.json", "summary": out / "summary.json"}
+        self.report.write(paths["report"])
+        paths["summary"].write_text(json.dumps(self.summary, indent=2, sort_keys=True) + "\n")
+        if self.assignments is not None:
+            paths["assignments"] = out / "assignments.parquet"
+            self.assignments.to_parquet(paths["assignments"])
+        return paths
+
+
+def run(
+    events: Any,
+    consent: Any,
+    *,
+    pseudonymizer: Any,
+    budget: Any,
+    settings: RunSettings | None = None,
+    segmenter: Any = None,
+    engine: Engine | None = None,
+    safe_taxonomy: Any = None,
+    services: Any = None,
+    window_end: int | None = None,
+    random_state: Any = None,
+    allow_infinite_epsilon: bool = False,
+) -> RunResult:
+    """Build segments from events and consent and release a differentially private report.
+
+    Parameters
+    ----------
+    events : path (Parquet/CSV), Arrow table, pandas DataFrame or mapping of arrays, in the event contract.
+    consent : a ConsentLedger (its current snapshot is used) or a ConsentSnapshot.
+    pseudonymizer : the keyed hash for person ids (the same key the consent ledger uses).
+    budget : the BudgetLedger charged before anything is emitted.
+    settings : advertiser, ε, δ, bounds, breakdowns, sensitivity profile, eligibility policy.
+    segmenter : a SegmentCatalog or fitted DPKMeansSegmenter (default: every safe tier-1 and tier-2 node).
+    engine : LocalEngine (default) or SparkEngine.
+    random_state : seed for the noise — for tests and notebooks only (warns); ``None`` uses secure randomness.
+
+    Privacy
+    -------
+    The report is (ε, δ)-DP for the person (all their events in the window) under the release's bounds; the
+    spend is recorded in ``budget`` before the report exists. See docs/privacy/release.md.
+    """
+    from adtarget._segments._rules import SegmentCatalog
+    from adtarget._sensitivity import SafeTaxonomy, SensitivityProfile
+    from adtarget._services import ServiceRegistry
+    from adtarget._taxonomy import Taxonomy
+
+    settings = settings if settings is not None else RunSettings()
+    if safe_taxonomy is None:
+        safe_taxonomy = SafeTaxonomy(Taxonomy.default(), SensitivityProfile.named(settings.sensitivity_profile))
+    services = services if services is not None else ServiceRegistry.synthetic()
+    segmenter = segmenter if segmenter is not None else SegmentCatalog.default(safe_taxonomy)
+    snapshot = consent.snapshot() if hasattr(consent, "snapshot") else consent
+    infos = tuple(_segment_infos(segmenter))
+    spec = settings.release_spec(tuple(s.segment_id for s in infos))
+    context = BuildContext(
+        pseudonymizer=pseudonymizer, snapshot=snapshot, safe_taxonomy=safe_taxonomy, services=services,
+        segmenter=segmenter, spec=spec, policy=settings.policy, target_service=settings.target_service,
+        window_end=window_end,
+    )
+    engine = engine if engine is not None else LocalEngine()
+    aggregates = engine.aggregate(events, context)
+    result = _release(aggregates, spec, infos, context, settings, budget, random_state, allow_infinite_epsilon)
+    assignments = getattr(getattr(engine, "last_build", None), "assignments", None)
+    summary = _summary(aggregates, result, engine)
+    return RunResult(result.report, result.explanation, aggregates, summary, assignments)
+
+
+def _segment_infos(segmenter: Any) -> Any:
+    infos = getattr(segmenter, "segments", None)
+    if infos is None:
+        infos = getattr(segmenter, "segment_info_", None)
+    if infos is None:
+        raise ParameterError(f"segmenter {type(segmenter).__name__} does not describe its segments (fit it first)")
+    return infos
+
+
+def _release(aggregates: Any, spec: Any, infos: Any, context: BuildContext, settings: RunSettings, budget: Any,
+             random_state: Any, allow_infinite_epsilon: bool) -> Any:
+    from adtarget._release._release import release_counts
+
+    start = aggregates.window_start if aggregates.window_start is not None else context.window_end
+    policy = {"version": settings.policy.min_policy_version or POLICY_VERSION,
+              "sensitivity_profile": context.safe_taxonomy.profile.name, "min_age": settings.policy.min_age}
+    return release_counts(
+        aggregates.cells, aggregates.audit, spec, segments=infos, policy=policy,
+        data_window=(int(start), int(context.window_end)), ledger=budget, random_state=random_state,
+        allow_infinite_epsilon=allow_infinite_epsilon, audit_t=settings.audit_t,
+    )
+
+
+def _summary(aggregates: Any, result: Any, engine: Any) -> dict[str, Any]:
+    summary = aggregates.summary()
+    explanation = result.explanation
+    spent = 0.0 if explanation.reused else explanation.total.get("epsilon")
+    summary.update({
+        "engine": getattr(engine, "name", type(engine).__name__),
+        "segments": {"released": len(result.report.segments),
+                     "suppressed": int(result.report.suppressed_segments)},
+        "epsilon_spent": spent if isinstance(spent, (int, float)) and math.isfinite(spent) else str(spent),
+        "reused_stored_report": bool(explanation.reused),
+    })
+    return summary
