@@ -49,6 +49,42 @@ _EXPORTS: dict[str, str] = {
     "EXCLUSION_RULES": "adtarget._gate",
     "SensitiveAudit": "adtarget._gate",
     "apply_gate": "adtarget._gate",
+    # consent and pseudonymisation
+    "Pseudonymizer": "adtarget._pseudonym",
+    "ConsentLedger": "adtarget._consent",
+    "ConsentSnapshot": "adtarget._consent",
+    "ImportReport": "adtarget._consent",
+    # profiles and segments
+    "InterestProfiler": "adtarget._profiles",
+    "InterestProfiles": "adtarget._profiles",
+    "build_profiles": "adtarget._profiles",
+    "TopicSegment": "adtarget._segments._rules",
+    "AllOf": "adtarget._segments._rules",
+    "AnyOf": "adtarget._segments._rules",
+    "SegmentCatalog": "adtarget._segments._rules",
+    "SegmentInfo": "adtarget._segments._info",
+    "SegmentAssignments": "adtarget._segments._info",
+    "DPKMeansSegmenter": "adtarget._segments._dp_kmeans",
+    # the advertiser release
+    "PrivacyBudget": "adtarget._release._budget_spec",
+    "CountNoise": "adtarget._release._noise",
+    "PartitionSelection": "adtarget._release._partition",
+    "BudgetLedger": "adtarget._release._budget_ledger",
+    "ReleaseSpec": "adtarget._release._spec",
+    "SegmentReport": "adtarget._release._report",
+    "audit_report": "adtarget._release._report",
+    "ReleaseExplanation": "adtarget._release._explain",
+    "ReleaseResult": "adtarget._release._release",
+    "release": "adtarget._release._release",
+    "release_counts": "adtarget._release._release",
+    # the main job and engines
+    "RunSettings": "adtarget._pipeline",
+    "RunResult": "adtarget._pipeline",
+    "run": "adtarget._pipeline",
+    "Engine": "adtarget._engine._protocol",
+    "LocalEngine": "adtarget._engine._protocol",
+    "BuildContext": "adtarget._engine._context",
+    "Aggregates": "adtarget._engine._aggregates",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
