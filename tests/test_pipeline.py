@@ -53,7 +53,9 @@ def test_identical_query_returns_the_stored_report_without_new_spend(world, pseu
     second = run(data.events, snapshot, pseudonymizer=pseudonymizer, budget=budget)
     assert second.report.to_json() == first.report.to_json()
     assert second.summary["epsilon_spent"] == 0.0 and second.summary["reused_stored_report"]
-    assert sum(row["epsilon"] for row in budget.show() if "epsilon" in row) == pytest.approx(1.0)
+    rows = {row["scope"]: row for row in budget.show()}
+    assert rows["advertiser"]["epsilon_spent"] == pytest.approx(1.0)
+    assert rows["global"]["epsilon_spent"] == pytest.approx(1.0)
 
 
 def test_report_is_bit_identical_with_excluded_persons_added(world, pseudonymizer, tmp_path):
