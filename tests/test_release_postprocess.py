@@ -1,0 +1,105 @@
+"""Post-processing after noise: non-negative integers, age bands summing to the size, clipping, thresholds,
+and the noise/partition-selection stage (draw order, secure default, ε = ∞)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from adtarget._release._cells import AGE_BANDS, CellCounts
+from adtarget._release._postprocess import largest_remainder, noisy_release, postprocess, project_to_total
+from adtarget._release._spec import ReleaseSpec
+from adtarget.exceptions import ParameterError, PrivacyLeakWarning
+
+rows = st.integers(1, 6).flatmap(lambda n: st.integers(1, 9).flatmap(
+    lambda m: st.tuples(arrays(np.int64, (n, m), elements=st.integers(-500, 500)),
+                        arrays(np.int64, (n,), elements=st.integers(0, 3000)))))
+
+
+@given(rows)
+def test_projection_is_non_negative_sums_to_the_total_and_rounds_exactly(data):
+    noisy, totals = data
+    x = project_to_total(noisy, totals)
+    assert (x >= 0).all()
+    assert np.allclose(x.sum(axis=1), totals, atol=1e-6)
+    r = largest_remainder(x, totals)
+    assert r.dtype == np.int64 and (r >= 0).all() and np.array_equal(r.sum(axis=1), totals)
+    assert (np.abs(r - x) < 1 + 1e-9).all()
+
+
+@given(arrays(np.int64, (4, 8), elements=st.integers(0, 400)))
+def test_consistent_counts_are_left_unchanged(cells):
+    totals = cells.sum(axis=1)
+    assert np.array_equal(largest_remainder(project_to_total(cells, totals), totals), cells)
+
+
+def test_projection_is_the_least_squares_point():
+    # θ = 4: (10 - 4, 3 - 4 -> 0, -4 - 4 -> 0); and with room for two cells, θ = 2.5
+    assert project_to_total(np.array([[10.0, -4.0, 3.0]]), np.array([6])).tolist() == [[6.0, 0.0, 0.0]]
+    assert project_to_total(np.array([[10.0, -4.0, 3.0]]), np.array([8])).tolist() == [[7.5, 0.0, 0.5]]
+    assert project_to_total(np.array([[5.0, 5.0]]), np.array([0])).tolist() == [[0.0, 0.0]]
+
+
+def counts(sizes, age, region, service, regions=("CN-GD", "US-CA"), services=("news", "video")):
+    n = len(sizes)
+    return CellCounts(tuple(f"iab-2.2:{i + 1}" for i in range(n)), np.asarray(sizes, dtype=np.int64),
+                      {"age_band": AGE_BANDS, "region": regions, "service": services},
+                      {"age_band": np.asarray(age, dtype=np.int64), "region": np.asarray(region, dtype=np.int64),
+                       "service": np.asarray(service, dtype=np.int64)},
+                      {"age_band": np.asarray(age).sum(axis=0), "region": np.asarray(region).sum(axis=0),
+                       "service": np.asarray(service).sum(axis=0)}, int(np.sum(sizes)))
+
+
+def test_postprocess_clamps_clips_and_thresholds():
+    sizes = np.array([120, 30, -4])
+    age = np.array([[60, 70, 0, 0, 0, 0, 0, -10], [30, 0, 0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0, 0, 0]])
+    service = np.array([[200, 51], [40, 3], [0, 0]])
+    out = postprocess(sizes, {"age_band": AGE_BANDS, "service": ("news", "video")},
+                      {"age_band": age, "service": service}, segment_ids=("a", "b", "c"),
+                      keep_values={"age_band": np.ones(8, bool), "service": np.ones(2, bool)}, min_reported_size=50)
+    assert out.sizes.tolist() == [120, 30, 0] and out.reported.tolist() == [True, False, False]
+    assert out.cells["age_band"].sum(axis=1).tolist() == [120, 30, 0]
+    assert out.cells["service"][0].tolist() == [120, 51]
+    assert out.cell_reported["service"][0].tolist() == [True, True]
+    assert not out.cell_reported["service"][1:].any()
+    assert out.suppressed == 2
+
+
+def test_partition_selection_and_public_regions():
+    c = counts([500, 400], np.full((2, 8), 50), [[300, 200], [250, 150]], [[300, 200], [100, 300]],
+               regions=("CN-GD", "US-CA"))
+    spec = ReleaseSpec("acme", ["iab-2.2:1", "iab-2.2:2"], epsilon=math.inf, delta=1e-6, min_reported_size=10,
+                       public_regions=["DE-BE", "US-CA"])
+    with pytest.warns(PrivacyLeakWarning):
+        out = noisy_release(c, spec, l1_sensitivity=8, allow_infinite_epsilon=True).counts
+    assert out.values["region"] == ("DE-BE", "US-CA", "CN-GD")  # public first (zeros when absent), then selected
+    assert out.cells["region"].tolist() == [[0, 200, 300], [0, 150, 250]]
+    assert out.cell_reported["region"][:, 0].tolist() == [False, False]
+
+
+def test_noise_stage_refuses_infinite_epsilon_without_the_switch():
+    c = counts([500], np.full((1, 8), 50), [[300, 200]], [[300, 200]])
+    spec = ReleaseSpec("acme", ["iab-2.2:1"], epsilon=math.inf, delta=1e-6)
+    with pytest.raises(ParameterError, match="allow_infinite_epsilon"):
+        noisy_release(c, spec, l1_sensitivity=8)
+
+
+def test_seeded_noise_is_one_shared_stream_and_secure_noise_does_not_warn():
+    c = counts([5000, 4000], np.full((2, 8), 600), [[3000, 2000], [2500, 1500]], [[3000, 2000], [1000, 3000]])
+    spec = ReleaseSpec("acme", ["iab-2.2:1", "iab-2.2:2"], epsilon=1.0, delta=1e-6, min_reported_size=10)
+    with pytest.warns(PrivacyLeakWarning):
+        a = noisy_release(c, spec, l1_sensitivity=8, random_state=1).counts
+    with pytest.warns(PrivacyLeakWarning):
+        b = noisy_release(c, spec, l1_sensitivity=8, random_state=np.random.RandomState(1)).counts
+    assert np.array_equal(a.sizes, b.sizes) and np.array_equal(a.cells["service"], b.cells["service"])
+    noise = a.sizes - c.sizes
+    assert not np.array_equal(noise, (a.cells["service"] - c.cells["service"])[:, 0])
+    secure = noisy_release(c, spec, l1_sensitivity=8).counts  # would raise if it warned
+    assert secure.sizes.shape == (2,)
+    with pytest.raises(ParameterError, match="random_state"):
+        noisy_release(c, spec, l1_sensitivity=8, random_state="seed")
