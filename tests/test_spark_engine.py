@@ -1,0 +1,308 @@
+"""The Spark engine against the numpy reference: identical aggregates (row accounting, exclusions per rule,
+cell counts, audit counts) on random synthetic inputs with opted-out, under-age, deleted and no-consent
+persons, sensitive rows and quarantined rows, for 1, 2 and 7 partitions of persons; identical reports from the
+same noise seed. One SparkSession (``local[2]``) for the module, created by the engine and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import pickle
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adtarget._engine._context import BuildContext
+from adtarget._engine._protocol import Engine, LocalEngine
+from adtarget._engine._spark import PartitionTask, SparkEngine, _run
+from adtarget.exceptions import InputFormatError, ParameterError, RefusedColumnError, SchemaError
+
+pytestmark = [
+    pytest.mark.spark,
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+    pytest.mark.skipif(shutil.which("java") is None,
+                       reason="Java is missing: the Spark engine needs a JVM (CI has OpenJDK 17)"),
+]
+
+KEY = bytes(range(7, 39))
+N_EVENTS = 2_500
+SPARK_SHARES = {  # more of every exclusion than the defaults, so each rule is exercised at this size
+    "opt_out_share": 0.12, "under_13_share": 0.06, "deleted_or_terminated_share": 0.06,
+    "location_deleted_share": 0.08, "no_consent_share": 0.03, "unknown_birth_year_share": 0.04,
+    "sensitive_share": 0.08,
+}
+
+
+# --- data ------------------------------------------------------------------------------------------------------
+def _bad_rows(person_ids: np.ndarray, end: int, rng: np.random.Generator) -> dict[str, list]:
+    """One row per quarantine reason (plus a null id), on existing persons so they share their partitions."""
+    n = 11
+    who = [int(p) for p in rng.choice(person_ids, n)]
+    rows = {
+        "person_id": [None, *who[1:]],
+        "service": ["video", None, "fax", "news", "news", "news", "news", "news", "news", "news", "news"],
+        "ts": [end - 100] * 6 + [end + 86_400 * 30, 0, end - 100, end - 100, end - 100],
+        "category": ["1", "1", "1", None, "no-such-node", "1", "1", "1", "1", "1", "1"],
+        "kind": ["search"] * 8 + ["walk", "search", "search"],
+        "region": ["US-CA"] * 9 + ["48.8566,2.3522", "x!"],
+        "weight": [1.0] * 5 + [-1.0, float("nan"), 1.0, 1.0, 1.0, 1.0],
+    }
+    return rows
+
+
+def make_case(tmp: Path, seed: int, n_events: int = N_EVENTS, *, ts_type: str = "int64"):
+    """Events Parquet (synthetic + bad rows, shuffled) and a BuildContext over a ledger snapshot."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from adtarget._consent import ConsentLedger
+    from adtarget._pseudonym import Pseudonymizer
+    from adtarget._release._spec import ReleaseSpec
+    from adtarget._segments._rules import SegmentCatalog
+    from adtarget._sensitivity import SafeTaxonomy, SensitivityProfile
+    from adtarget._services import ServiceRegistry
+    from adtarget._taxonomy import Taxonomy
+    from adtarget.synth import SyntheticConfig, generate, write_consent
+
+    config = SyntheticConfig(n_events=n_events, seed=seed, **SPARK_SHARES)
+    data = generate(config)
+    rng = np.random.default_rng(seed)
+    columns = {k: list(v.tolist()) for k, v in data.events.items()}
+    for name, values in _bad_rows(data.events["person_id"], config.end, rng).items():
+        columns[name] += values
+    order = rng.permutation(len(columns["person_id"]))
+    table = pa.table({k: pa.array([v[i] for i in order]) for k, v in columns.items()})
+    if ts_type == "timestamp":
+        table = table.set_column(2, "ts", table.column("ts").cast(pa.timestamp("s", tz="UTC")))
+    events = tmp / f"events-{seed}-{ts_type}.parquet"
+    pq.write_table(table, events, row_group_size=700)
+
+    pseudonymizer = Pseudonymizer(KEY)
+    ledger = ConsentLedger(tmp / f"consent-{seed}.sqlite", pseudonymizer)
+    ledger.import_parquet(write_consent(data, tmp / f"consent-{seed}.parquet"), now=config.end)
+    safe = SafeTaxonomy(Taxonomy.default(), SensitivityProfile.named("default"))
+    catalog = SegmentCatalog.default(safe, k=3)
+    ids = [s.segment_id for s in catalog.segments]
+    spec = ReleaseSpec(advertiser="acme", segment_ids=[ids[i] for i in sorted(rng.choice(len(ids), 40, False))],
+                       epsilon=1.0, delta=1e-6, max_segments_per_person=3, max_cells_per_person={"service": 2},
+                       min_reported_size=2)
+    context = BuildContext(pseudonymizer=pseudonymizer, snapshot=ledger.snapshot(as_of=config.end),
+                           safe_taxonomy=safe, services=ServiceRegistry.synthetic(), segmenter=catalog, spec=spec,
+                           now=float(config.end + 3_600))
+    ledger.close()
+    return events, context
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("spark")
+
+
+@pytest.fixture(scope="module")
+def cases(workdir):
+    cache: dict[tuple, tuple] = {}
+
+    def get(seed: int, ts_type: str = "int64"):
+        if (seed, ts_type) not in cache:
+            cache[seed, ts_type] = make_case(workdir, seed, ts_type=ts_type)
+        return cache[seed, ts_type]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """The module's session, created lazily by an engine (the code path users get) and stopped at the end."""
+    from pyspark.sql import SparkSession
+
+    owner = SparkEngine(master="local[2]", app_name="adtarget-tests")
+    session = owner.session
+    yield session
+    owner.stop()
+    assert SparkSession.getActiveSession() is None
+
+
+# --- exact comparison --------------------------------------------------------------------------------------
+def assert_same(a, b, where: str = "aggregates") -> None:
+    """Field by field, exact: arrays by dtype and value, mappings by keys and values (a mapping's key order
+    is not compared: a sum of partitions sorts keys), dataclasses by fields."""
+    if dataclasses.is_dataclass(a):
+        assert type(a) is type(b), where
+        for f in dataclasses.fields(a):
+            assert_same(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == np.asarray(b).dtype and np.array_equal(a, b), where
+    elif isinstance(a, Mapping):
+        assert sorted(a) == sorted(b), f"{where}: keys {sorted(a)} != {sorted(b)}"  # order is not data
+        for k in a:
+            assert_same(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, (tuple, list)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def test_assert_same_can_fail():
+    from adtarget._release._cells import CellCounts
+
+    one = CellCounts(("a:1",), np.array([3]), {"service": ("x",)}, {"service": np.array([[3]])},
+                     {"service": np.array([3])}, 3)
+    other = dataclasses.replace(one, cells={"service": np.array([[2]])})
+    with pytest.raises(AssertionError):
+        assert_same(one, other)
+
+
+# --- Spark equals the reference ----------------------------------------------------------------------------
+@pytest.mark.parametrize("seed, partitions", [(0, 1), (0, 2), (0, 7), (1, 7), (2, 2)])
+def test_spark_aggregates_equal_local_exactly(spark, cases, seed, partitions):
+    events, context = cases(seed)
+    local = LocalEngine().aggregate(events, context)
+    engine = SparkEngine(spark, partitions=partitions)
+    result = engine.aggregate(events, context)
+    assert_same(result, local)
+    summary = result.summary()
+    assert summary["rows"]["quarantined"] >= 10 and summary["excluded"]["sensitive_category"] > 0
+    for rule in ("opted_out", "under_min_age", "no_consent_record", "service_not_permitted"):
+        assert summary["excluded"][rule] > 0, rule
+    assert engine.last_run["nonempty_partitions"] <= partitions
+
+
+def test_timestamp_typed_ts_and_target_service(spark, cases):
+    events, context = cases(3, "timestamp")
+    context = dataclasses.replace(context, target_service="video")
+    local = LocalEngine().aggregate(events, context)
+    assert local.excluded["cross_service_not_permitted"] > 0
+    assert_same(SparkEngine(spark, partitions=3).aggregate(events, context), local)
+
+
+def test_dataframe_input_with_unknown_column_dropped(spark, cases):
+    from pyspark.sql import functions as F
+
+    events, context = cases(0)
+    context = dataclasses.replace(context, drop_unknown_columns=True)
+    frame = spark.read.parquet(str(events)).withColumn("campaign", F.lit("spring"))
+    expected = LocalEngine().aggregate(events, context)
+    assert_same(SparkEngine(partitions=2).aggregate(frame, context), expected)
+
+
+def test_more_partitions_than_persons_and_empty_input(spark, workdir, cases):
+    import pyarrow.parquet as pq
+
+    events, context = cases(0)
+    table = pq.read_table(events)
+    two = table.filter(np.isin(table.column("person_id").to_numpy(zero_copy_only=False),
+                               table.column("person_id").to_numpy(zero_copy_only=False)[:2]))
+    for name, part in (("two-persons", two), ("empty", table.slice(0, 0))):
+        path = workdir / f"{name}.parquet"
+        pq.write_table(part, path)
+        engine = SparkEngine(spark, partitions=7)
+        assert_same(engine.aggregate(path, context), LocalEngine().aggregate(path, context), name)
+        assert engine.last_run["nonempty_partitions"] <= 2
+
+
+def test_reports_identical_with_the_same_noise_seed(spark, cases, workdir):
+    release = pytest.importorskip("adtarget._release._release")
+    if not hasattr(release, "release_counts"):
+        pytest.skip("release from aggregates (release_counts) has not landed yet")
+    from adtarget._release._budget_ledger import BudgetLedger
+    from adtarget.exceptions import PrivacyLeakWarning
+
+    events, context = cases(1)
+    infos = {s.segment_id: s for s in context.segmenter.segments}
+    policy = {"version": "any", "sensitivity_profile": context.safe_taxonomy.profile.name,
+              "min_age": context.policy.min_age}
+    created = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
+    reports = []
+    for name, engine in (("local", LocalEngine()), ("spark", SparkEngine(spark, partitions=3))):
+        agg = engine.aggregate(events, context)
+        with pytest.warns(PrivacyLeakWarning):
+            result = release.release_counts(
+                agg.cells, agg.audit, context.spec, segments=[infos[s] for s in context.spec.segment_ids],
+                policy=policy, data_window=(agg.window_start, context.window_end),
+                ledger=BudgetLedger(workdir / f"budget-{name}.sqlite"), random_state=11, created_at=created)
+        reports.append(result.report.to_json())
+    assert reports[0] == reports[1]
+    assert '"segments": [' in reports[0]
+
+
+# --- errors at the boundary, before any task runs ------------------------------------------------------------
+def test_refused_and_missing_columns_are_raised_on_the_driver(spark, cases):
+    from pyspark.sql import functions as F
+
+    events, context = cases(0)
+    frame = spark.read.parquet(str(events))
+    with pytest.raises(RefusedColumnError, match="user_email"):
+        SparkEngine(spark).aggregate(frame.withColumn("user_email", F.lit("a@b.c")), context)
+    with pytest.raises(SchemaError, match="missing required column"):
+        SparkEngine(spark).aggregate(frame.drop("category"), context)
+
+
+def test_bad_inputs_and_parameters(spark, cases, workdir):
+    events, context = cases(0)
+    engine = SparkEngine(spark)
+    with pytest.raises(InputFormatError, match="does not exist"):
+        engine.aggregate(workdir / "nope.parquet", context)
+    with pytest.raises(InputFormatError, match="reads Parquet"):
+        engine.aggregate(workdir / "events.csv", context)
+    with pytest.raises(SchemaError, match="received dict"):
+        engine.aggregate({"person_id": [1]}, context)
+    with pytest.raises(ParameterError, match="context"):
+        engine.aggregate(events, object())
+    for bad in (0, -2, 2.5, True):
+        with pytest.raises(ParameterError, match="partitions"):
+            SparkEngine(partitions=bad)
+    with pytest.raises(ParameterError, match="master"):
+        SparkEngine(master="")
+
+
+def test_kernel_error_on_an_executor_is_reraised_with_its_type(spark, cases):
+    from pyspark.sql import functions as F
+
+    events, context = cases(0)
+    frame = spark.read.parquet(str(events)).withColumn("person_id", F.lit(True))
+    with pytest.raises(SchemaError) as local_error:
+        LocalEngine().aggregate(frame.toArrow(), context)
+    with pytest.raises(type(local_error.value)) as spark_error:
+        SparkEngine(spark, partitions=2).aggregate(frame, context)
+    assert str(spark_error.value) == str(local_error.value)
+
+
+# --- contract and privacy of what crosses the wire ---------------------------------------------------------
+def test_engine_protocol_and_session_ownership(spark):
+    engine = SparkEngine()
+    assert isinstance(engine, Engine) and engine.name == "spark"
+    assert engine.session is spark  # joins the active session, does not own it
+    engine.stop()
+    assert spark.range(3).count() == 3
+
+
+def test_no_key_in_reprs_and_no_pseudonym_in_partition_results(cases):
+    import pyarrow.parquet as pq
+    from pyspark import cloudpickle
+
+    from adtarget._events import ingest
+    from adtarget._pseudonym import pseudonyms_to_hex
+
+    events, context = cases(2)
+    blob = cloudpickle.dumps(context)
+    assert KEY in blob  # the context carries the key to the executors (docs/spark.md) ...
+    task = PartitionTask(blob)
+    for text in (repr(task), repr(SparkEngine(partitions=2)), repr(context)):
+        assert KEY.hex() not in text and str(KEY) not in text and "\\x07\\x08" not in text
+    assert "not shown" in repr(task)
+    payload = _run(pq.read_table(events), blob)
+    assert KEY not in payload  # ... but nothing the executors return holds it
+    persons = ingest(events, pseudonymizer=context.pseudonymizer, now=context.now).batch.persons
+    assert persons.size > 50
+    raw = persons.astype("<u8").tobytes()
+    hexes = pseudonyms_to_hex(persons)
+    for i in range(persons.size):
+        assert raw[8 * i: 8 * i + 8] not in payload
+        assert hexes[i].encode() not in payload
+    assert pickle.loads(payload)[0] == "ok"
