@@ -54,6 +54,11 @@ _EXPORTS: dict[str, str] = {
     "ConsentLedger": "adtarget._consent",
     "ConsentSnapshot": "adtarget._consent",
     "ImportReport": "adtarget._consent",
+    "access_export": "adtarget._access",
+    "forget_everywhere": "adtarget._purge",
+    "purge_events": "adtarget._purge",
+    "purge_assignments": "adtarget._purge",
+    "PurgeReport": "adtarget._purge",
     # profiles and segments
     "InterestProfiler": "adtarget._profiles",
     "InterestProfiles": "adtarget._profiles",
