@@ -203,3 +203,17 @@ def test_assign_gives_one_learned_segment_per_person(taxonomy):
     assert all(s.name in set(safe.taxonomy.names[profiles.columns]) or " + " in s.name for s in est.segment_info_)
     with pytest.raises(ParameterError, match="profiles must be InterestProfiles"):
         est.assign(profiles.matrix)
+
+
+def test_the_public_start_replaces_diffprivlibs_uniform_start(monkeypatch):
+    from adtarget._segments import _dp_kmeans
+
+    starts = []
+    real = _dp_kmeans.public_init_centers
+    monkeypatch.setattr(_dp_kmeans, "public_init_centers", lambda *a: starts.append(a) or real(*a))
+    X, _ = groups_data(n=200)
+    DPKMeansSegmenter(3, bounds_norm=0.8, ledger=InMemoryAccountant()).fit(X)
+    assert len(starts) == 1 and starts[0][:3] == (3, 6, 0.8)
+    centers = real(3, 6, 0.8, np.random.RandomState(0))
+    np.testing.assert_allclose(np.linalg.norm(centers, axis=1), 0.4)
+    assert np.count_nonzero(centers) == 3 and len(set(np.flatnonzero(centers) % 6)) == 3
