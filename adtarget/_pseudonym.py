@@ -219,7 +219,11 @@ def _float_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | list[bytes
 
 def _object_codes(array: np.ndarray) -> tuple[np.ndarray, list[bytes]]:
     codes, uniques = factorize(array)
-    canonical = [_canonical(u) for u in uniques.tolist()]
+    values = uniques.tolist()
+    if set(map(type, values)) <= {str}:  # the common case (CSV, Arrow strings): no per-value type checks
+        canonical: list[bytes | None] = [u.encode("utf-8") if u else None for u in values]
+    else:
+        canonical = [_canonical(u) for u in values]
     missing = np.array([c is None for c in canonical], dtype=bool)
     present = [c for c in canonical if c is not None]
     remap = np.full(len(canonical), -1, dtype=np.int64)

@@ -73,23 +73,67 @@ def check_columns(columns: Iterable[str], *, drop_unknown_columns: bool = False)
 
 def read_csv(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """``(columns, malformed)``: every field as a ``str`` object array (nothing inferred, so "007" stays
-    "007"), and a mask of rows whose field count differs from the header's."""
+    "007"), and a mask of rows whose field count differs from the header's. Uses pyarrow's parser when
+    installed, the standard library's otherwise or when a row is malformed (to number the rows exactly)."""
     file = _existing(path)
+    header = _csv_header(file)
+    fast = _read_csv_arrow(file, header)
+    if fast is not None:
+        return fast, np.zeros(len(next(iter(fast.values()))), dtype=bool)
     try:
         with open(file, encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
-            header = next(reader, None)
+            next(reader, None)
             rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InputFormatError(f"consent: {file} is not a readable UTF-8 CSV file ({exc})") from None
-    if not header or not any(h.strip() for h in header):
-        raise InputFormatError(f"consent: {file} has no header row")
     width = len(header)
     malformed = np.fromiter((len(r) != width for r in rows), dtype=bool, count=len(rows))
     if malformed.any():
         rows = [r if len(r) == width else [""] * width for r in rows]
     columns = list(zip(*rows)) if rows else [() for _ in header]
-    return {name.strip(): _objects(col) for name, col in zip(header, columns)}, malformed
+    return {name: _objects(col) for name, col in zip(header, columns)}, malformed
+
+
+def _csv_header(file: Path) -> list[str]:
+    try:
+        with open(file, encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle), None)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputFormatError(f"consent: {file} is not a readable UTF-8 CSV file ({exc})") from None
+    if not header or not any(h.strip() for h in header):
+        raise InputFormatError(f"consent: {file} has no header row")
+    names = [h.strip() for h in header]
+    duplicated = sorted({c for c in names if names.count(c) > 1})
+    if duplicated:
+        raise SchemaError(f"consent: duplicate column(s) {duplicated}; each column may appear once")
+    return names
+
+
+def _read_csv_arrow(file: Path, header: list[str]) -> dict[str, np.ndarray] | None:
+    """All columns as strings with pyarrow; None if pyarrow is missing or some row is malformed."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+    except ImportError:  # pragma: no cover - pyarrow comes with the parquet extra
+        return None
+    invalid: list[bool] = []
+
+    def on_invalid(_row: Any) -> str:
+        invalid.append(True)
+        return "skip"
+
+    try:
+        table = pcsv.read_csv(
+            file,
+            read_options=pcsv.ReadOptions(column_names=header, skip_rows=1),
+            parse_options=pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+            convert_options=pcsv.ConvertOptions(column_types={h: pa.string() for h in header},
+                                                strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, OSError) as exc:
+        raise InputFormatError(f"consent: {file} is not a readable UTF-8 CSV file ({_first_line(exc)})") from None
+    return None if invalid else _arrow_columns(table)
 
 
 def read_parquet(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:

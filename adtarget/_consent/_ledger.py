@@ -236,8 +236,8 @@ class ConsentLedger:
         aware ``datetime``), reconstructed from history. Read in one transaction."""
         at = None if as_of is None else _epoch(as_of, "as_of")
         with self._transaction("BEGIN") as conn:
-            rows = read_state(conn) if at is None else state_as_of(conn, at)
-        return ConsentSnapshot.from_rows(rows, int(time.time()) if at is None else at)
+            columns = read_state(conn) if at is None else state_as_of(conn, at)
+        return ConsentSnapshot.from_columns(columns, int(time.time()) if at is None else at)
 
     def history(self, person_id: Any) -> list[dict[str, Any]]:
         """The person's consent history, oldest first (fields, ``recorded_at``, ``source``)."""

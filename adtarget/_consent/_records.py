@@ -65,14 +65,19 @@ class ConsentRecords:
             jurisdiction=np.where(d, "", self.jurisdiction).astype(object),
         )
 
-    def sql_rows(self, hex_ids: list[str], recorded_at: int, source: str) -> list[tuple[Any, ...]]:
-        """Rows for ``INSERT INTO history`` in column order (see ``_store.HISTORY_COLUMNS``)."""
-        birth: list[Any] = self.birth_year.astype(object).tolist()
-        birth = [b if b else None for b in birth]
+    def take(self, index: np.ndarray) -> ConsentRecords:
+        """The rows at ``index``, in that order."""
+        return ConsentRecords(**{f: getattr(self, f)[index] for f in self.__dataclass_fields__})
+
+    def sql_rows(self, seq: np.ndarray, hex_ids: list[str], recorded_at: int, source: str,
+                 ) -> list[tuple[Any, ...]]:
+        """Rows for ``INSERT INTO history`` in ``_store.HISTORY_COLUMNS`` order; the first 11 values are also
+        a row of ``current``."""
+        birth: list[Any] = [b if b else None for b in self.birth_year.tolist()]
         jurisdiction: list[Any] = [j if j else None for j in self.jurisdiction.tolist()]
         n = len(self)
         return list(zip(
-            hex_ids, birth, np.where(self.opted_in, "opt_in", "opt_out").tolist(),
+            seq.tolist(), hex_ids, birth, np.where(self.opted_in, "opt_in", "opt_out").tolist(),
             self.cross_service.astype(np.int64).tolist(), self.policy_version.tolist(),
             self.updated_at.tolist(), self.deleted.astype(np.int64).tolist(),
             self.terminated.astype(np.int64).tolist(), self.location_deleted.astype(np.int64).tolist(),

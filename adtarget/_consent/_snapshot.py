@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
 
 import numpy as np
 
-from adtarget._pseudonym import hex_to_pseudonyms
 from adtarget.exceptions import ParameterError
 
 __all__ = ["ConsentSnapshot"]
@@ -83,21 +81,6 @@ class ConsentSnapshot:
                    for f in fields(self) if f.name != "as_of")
 
     @classmethod
-    def from_rows(cls, rows: list[tuple[Any, ...]], as_of: int) -> ConsentSnapshot:
-        """Build from ``_store`` rows ``(hex pseudonym, birth_year, opted_in, cross_service, policy_version,
-        deleted, terminated, location_deleted, jurisdiction)`` already sorted by pseudonym."""
-        n = len(rows)
-        cols: list[Any] = list(zip(*rows)) if n else [()] * 9
-
-        def flags(i: int) -> np.ndarray:
-            return np.fromiter(cols[i], dtype=np.int8, count=n).astype(bool)
-
-        return cls(
-            as_of=int(as_of),
-            persons=hex_to_pseudonyms(np.array(cols[0], dtype="U16")) if n else np.zeros(0, np.uint64),
-            birth_year=np.fromiter(cols[1], dtype=np.int16, count=n),
-            opted_in=flags(2), cross_service=flags(3), deleted=flags(5), terminated=flags(6),
-            location_deleted=flags(7),
-            policy_version=np.array(cols[4], dtype=str) if n else np.zeros(0, dtype="U1"),
-            jurisdiction=np.array(cols[8], dtype=str) if n else np.zeros(0, dtype="U1"),
-        )
+    def from_columns(cls, columns: dict[str, np.ndarray], as_of: int) -> ConsentSnapshot:
+        """Build from ``_store`` snapshot columns (already sorted by pseudonym)."""
+        return cls(as_of=int(as_of), **columns)

@@ -13,26 +13,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from adtarget._consent._records import ConsentRecords
-from adtarget._pseudonym import pseudonyms_to_hex
+from adtarget._pseudonym import hex_to_pseudonyms, pseudonyms_to_hex
 
-__all__ = ["FIELD_COLUMNS", "WriteResult", "read_history", "read_state", "state_as_of", "write_records"]
+__all__ = ["WriteResult", "latest_before", "read_current", "read_history", "read_state", "state_as_of",
+           "write_records"]
 
-FIELD_COLUMNS: tuple[str, ...] = ("birth_year", "ads_personalization", "cross_service", "policy_version",
-                                  "updated_at", "deleted", "terminated", "location_deleted", "jurisdiction")
 _BATCH = 50_000
-
-_INSERT_HISTORY = """INSERT INTO history (pseudonym, birth_year, ads_personalization, cross_service,
+_FEW = 500  # at most this many persons are looked up by parameter list (SQLite allows 32766)
+_FIELDS = ("birth_year, ads_personalization, cross_service, policy_version, updated_at, deleted, terminated, "
+           "location_deleted, jurisdiction")
+_INSERT_HISTORY = """INSERT INTO history (seq, pseudonym, birth_year, ads_personalization, cross_service,
     policy_version, updated_at, deleted, terminated, location_deleted, jurisdiction, recorded_at, source)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
-
-_UPSERT_CURRENT = """INSERT INTO current (pseudonym, birth_year, ads_personalization, cross_service,
-    policy_version, updated_at, deleted, terminated, location_deleted, jurisdiction, seq)
-    SELECT pseudonym, birth_year, ads_personalization, cross_service, policy_version, updated_at, deleted,
-        terminated, location_deleted, jurisdiction, seq
-    FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY pseudonym ORDER BY updated_at DESC, seq DESC) AS rn
-          FROM history WHERE seq > ?)
-    WHERE rn = 1
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+_UPSERT_CURRENT = """INSERT INTO current (seq, pseudonym, birth_year, ads_personalization, cross_service,
+    policy_version, updated_at, deleted, terminated, location_deleted, jurisdiction)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (pseudonym) DO UPDATE SET birth_year = excluded.birth_year,
         ads_personalization = excluded.ads_personalization, cross_service = excluded.cross_service,
         policy_version = excluded.policy_version, updated_at = excluded.updated_at, deleted = excluded.deleted,
@@ -40,21 +38,21 @@ _UPSERT_CURRENT = """INSERT INTO current (pseudonym, birth_year, ads_personaliza
         jurisdiction = excluded.jurisdiction, seq = excluded.seq
     WHERE excluded.updated_at > current.updated_at
        OR (excluded.updated_at = current.updated_at AND excluded.seq > current.seq)"""
-
 _LATEST_DELETIONS = """INSERT INTO temp.erasure (pseudonym, at, keep_seq)
     SELECT pseudonym, updated_at, seq
     FROM (SELECT pseudonym, updated_at, seq,
                  ROW_NUMBER() OVER (PARTITION BY pseudonym ORDER BY updated_at DESC, seq DESC) AS rn
           FROM history INDEXED BY history_deletions
-          WHERE deleted = 1 AND pseudonym IN (SELECT pseudonym FROM history WHERE seq > ?))
+          WHERE deleted = 1 AND pseudonym IN (SELECT pseudonym FROM temp.erasure_candidates))
     WHERE rn = 1"""
-
 _ERASE = """DELETE FROM history WHERE seq IN (
     SELECT h.seq FROM temp.erasure AS e JOIN history AS h ON h.pseudonym = e.pseudonym
     WHERE h.updated_at < e.at OR (h.updated_at = e.at AND h.seq < e.keep_seq))"""
-
-_SELECT_FIELDS = ("pseudonym, COALESCE(birth_year, 0), ads_personalization = 'opt_in', cross_service, "
-                  "policy_version, deleted, terminated, location_deleted, COALESCE(jurisdiction, '')")
+# Snapshot rows: hex pseudonym, birth year (0 = unknown), five flags packed in one int, two strings.
+_SNAPSHOT_COLUMNS = ("pseudonym, COALESCE(birth_year, 0), (ads_personalization = 'opt_in') | (cross_service << 1) "
+                     "| (deleted << 2) | (terminated << 3) | (location_deleted << 4), policy_version, "
+                     "COALESCE(jurisdiction, '')")
+FLAG_BITS: tuple[str, ...] = ("opted_in", "cross_service", "deleted", "terminated", "location_deleted")
 
 
 @dataclass(frozen=True)
@@ -68,16 +66,26 @@ class WriteResult:
 
 def write_records(conn: sqlite3.Connection, records: ConsentRecords, *, recorded_at: int,
                   source: str) -> WriteResult:
-    """Append ``records`` (already scrubbed) to history, update current, and apply erasures."""
+    """Append ``records`` (already scrubbed) to history, update current, and apply erasures.
+
+    Rows are written sorted by pseudonym (stable, so a person's rows keep their input order and ``seq``),
+    which turns the index inserts into near-sequential ones.
+    """
     if not len(records):
         return WriteResult(0, 0, 0)
+    records = records.take(np.argsort(records.pseudonym, kind="stable"))
     seq0 = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM history").fetchone()[0]
-    hex_ids = pseudonyms_to_hex(records.pseudonym).tolist()
-    for batch in _batches(records.sql_rows(hex_ids, recorded_at, source)):
+    seq = np.arange(seq0 + 1, seq0 + 1 + len(records), dtype=np.int64)
+    rows = records.sql_rows(seq, pseudonyms_to_hex(records.pseudonym).tolist(), recorded_at, source)
+    for batch in _batches(rows):
         conn.executemany(_INSERT_HISTORY, batch)
-    applied = conn.execute(_UPSERT_CURRENT, (seq0,)).rowcount
-    erased = _erase_superseded(conn, seq0) if records.deleted.any() or _has_deletions(conn) else 0
-    return WriteResult(written=len(records), applied=applied, erased=erased)
+    latest = np.lexsort((seq, records.updated_at, records.pseudonym))
+    persons = records.pseudonym[latest]
+    latest = latest[np.append(persons[1:] != persons[:-1], True)]
+    applied = 0
+    for batch in _batches([rows[i][:11] for i in latest.tolist()]):
+        applied += conn.executemany(_UPSERT_CURRENT, batch).rowcount
+    return WriteResult(written=len(records), applied=applied, erased=_erase(conn, records))
 
 
 def _batches(rows: list[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
@@ -85,62 +93,91 @@ def _batches(rows: list[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
         yield rows[start:start + _BATCH]
 
 
-def _has_deletions(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM history INDEXED BY history_deletions WHERE deleted = 1 LIMIT 1").fetchone() \
-        is not None
-
-
-def _erase_superseded(conn: sqlite3.Connection, seq0: int) -> int:
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS erasure (pseudonym TEXT PRIMARY KEY, at INTEGER, keep_seq INTEGER)")
-    conn.execute("DELETE FROM temp.erasure")
-    conn.execute(_LATEST_DELETIONS, (seq0,))
+def _erase(conn: sqlite3.Connection, records: ConsentRecords) -> int:
+    """Erase history rows superseded by a deletion record, for the persons of ``records`` that have one."""
+    persons = np.unique(records.pseudonym)
+    if persons.size <= _FEW:  # single updates and small imports: look only at these persons
+        marks = ", ".join("?" * persons.size)
+        deleted = conn.execute("SELECT DISTINCT pseudonym FROM history INDEXED BY history_deletions "  # noqa: S608
+                               f"WHERE deleted = 1 AND pseudonym IN ({marks})",
+                               pseudonyms_to_hex(persons).tolist()).fetchall()
+    else:  # large imports: all persons with a deletion record (few: one tombstone per deleted person)
+        deleted = conn.execute("SELECT DISTINCT pseudonym FROM history INDEXED BY history_deletions "
+                               "WHERE deleted = 1").fetchall()
+    if not deleted:
+        return 0
+    with_deletion = hex_to_pseudonyms(np.array([row[0] for row in deleted], dtype="U16"))
+    candidates = persons[np.isin(persons, with_deletion)]
+    if not candidates.size:
+        return 0
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS erasure_candidates (pseudonym TEXT PRIMARY KEY)")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS erasure (pseudonym TEXT PRIMARY KEY, at INTEGER, "
+                 "keep_seq INTEGER)")
+    conn.executemany("INSERT INTO temp.erasure_candidates (pseudonym) VALUES (?)",
+                     [(h,) for h in pseudonyms_to_hex(candidates).tolist()])
+    conn.execute(_LATEST_DELETIONS)
     erased = conn.execute(_ERASE).rowcount
+    conn.execute("DELETE FROM temp.erasure_candidates")
     conn.execute("DELETE FROM temp.erasure")
     return erased
 
 
-def read_state(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-    """Current state of every person, sorted by pseudonym, as snapshot rows."""
-    return conn.execute(f"SELECT {_SELECT_FIELDS} FROM current ORDER BY pseudonym").fetchall()  # noqa: S608
+def read_state(conn: sqlite3.Connection) -> dict[str, np.ndarray]:
+    """Current state of every person as snapshot columns, sorted by pseudonym."""
+    rows = conn.execute(f"SELECT {_SNAPSHOT_COLUMNS} FROM current ORDER BY pseudonym").fetchall()  # noqa: S608
+    return _columns(rows)
 
 
-def state_as_of(conn: sqlite3.Connection, as_of: int) -> list[tuple[Any, ...]]:
-    """Each person's latest history row with ``updated_at <= as_of``, sorted by pseudonym, as snapshot rows."""
-    query = (f"SELECT {_SELECT_FIELDS} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY pseudonym "  # noqa: S608
-             "ORDER BY updated_at DESC, seq DESC) AS rn FROM history WHERE updated_at <= ?) "
-             "WHERE rn = 1 ORDER BY pseudonym")
-    return conn.execute(query, (as_of,)).fetchall()
+def state_as_of(conn: sqlite3.Connection, as_of: int) -> dict[str, np.ndarray]:
+    """Each person's latest history row with ``updated_at <= as_of`` as snapshot columns, sorted by pseudonym:
+    an ordered index scan, then the last row of each person's run (vectorised)."""
+    rows = conn.execute(
+        f"SELECT {_SNAPSHOT_COLUMNS} FROM history INDEXED BY history_person WHERE updated_at <= ? "  # noqa: S608
+        "ORDER BY pseudonym, updated_at, seq", (as_of,)).fetchall()
+    columns = _columns(rows)
+    persons = columns["persons"]
+    last = np.append(persons[1:] != persons[:-1], True) if persons.size else np.zeros(0, dtype=bool)
+    return {name: values[last] for name, values in columns.items()}
+
+
+def _columns(rows: list[tuple[Any, ...]]) -> dict[str, np.ndarray]:
+    n = len(rows)
+    if not n:
+        empty: dict[str, np.ndarray] = {name: np.zeros(0, dtype=bool) for name in FLAG_BITS}
+        return {**empty, "persons": np.zeros(0, dtype=np.uint64), "birth_year": np.zeros(0, dtype=np.int16),
+                "policy_version": np.zeros(0, dtype="U1"), "jurisdiction": np.zeros(0, dtype="U1")}
+    hex_ids, birth, flags, policy, jurisdiction = zip(*rows)
+    packed = np.fromiter(flags, dtype=np.int64, count=n)
+    return {"persons": hex_to_pseudonyms(np.array(hex_ids, dtype="U16")),
+            "birth_year": np.fromiter(birth, dtype=np.int16, count=n),
+            **{name: (packed >> bit) & 1 == 1 for bit, name in enumerate(FLAG_BITS)},
+            "policy_version": np.array(policy, dtype=str), "jurisdiction": np.array(jurisdiction, dtype=str)}
+
+
+_READ_FIELDS = f"SELECT {_FIELDS}"
+_BOOLEANS = frozenset({"cross_service", "deleted", "terminated", "location_deleted"})
 
 
 def read_history(conn: sqlite3.Connection, hex_id: str) -> list[dict[str, Any]]:
     """One person's history rows in order, as dicts of the contract fields plus recorded_at and source."""
-    cursor = conn.execute(
-        "SELECT birth_year, ads_personalization, cross_service, policy_version, updated_at, deleted, terminated, "
-        "location_deleted, jurisdiction, recorded_at, source FROM history WHERE pseudonym = ? "
-        "ORDER BY updated_at, seq", (hex_id,))
+    cursor = conn.execute(f"{_READ_FIELDS}, recorded_at, source FROM history WHERE pseudonym = ? "  # noqa: S608
+                          "ORDER BY updated_at, seq", (hex_id,))
     return [_row_dict(cursor.description, row) for row in cursor.fetchall()]
 
 
 def read_current(conn: sqlite3.Connection, hex_id: str) -> dict[str, Any] | None:
     """One person's current row as a dict of the contract fields, or None."""
-    cursor = conn.execute(
-        "SELECT birth_year, ads_personalization, cross_service, policy_version, updated_at, deleted, terminated, "
-        "location_deleted, jurisdiction FROM current WHERE pseudonym = ?", (hex_id,))
+    cursor = conn.execute(f"{_READ_FIELDS} FROM current WHERE pseudonym = ?", (hex_id,))  # noqa: S608
     row = cursor.fetchone()
     return None if row is None else _row_dict(cursor.description, row)
 
 
 def latest_before(conn: sqlite3.Connection, hex_id: str, at: int) -> dict[str, Any] | None:
     """The person's latest history row with ``updated_at <= at``, or None."""
-    cursor = conn.execute(
-        "SELECT birth_year, ads_personalization, cross_service, policy_version, updated_at, deleted, terminated, "
-        "location_deleted, jurisdiction FROM history WHERE pseudonym = ? AND updated_at <= ? "
-        "ORDER BY updated_at DESC, seq DESC LIMIT 1", (hex_id, at))
+    cursor = conn.execute(f"{_READ_FIELDS} FROM history WHERE pseudonym = ? AND updated_at <= ? "  # noqa: S608
+                          "ORDER BY updated_at DESC, seq DESC LIMIT 1", (hex_id, at))
     row = cursor.fetchone()
     return None if row is None else _row_dict(cursor.description, row)
-
-
-_BOOLEANS = frozenset({"cross_service", "deleted", "terminated", "location_deleted"})
 
 
 def _row_dict(description: Any, row: tuple[Any, ...]) -> dict[str, Any]:
