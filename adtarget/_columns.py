@@ -47,7 +47,8 @@ def _to_arrow(values: Any, name: str) -> Any:
     null = np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in array], dtype=bool)
     if any(isinstance(v, (list, dict, set, tuple, bytes)) for v in array[~null]):
         raise SchemaError(f"events: column {name!r} holds nested or binary values; expected scalars")
-    text = np.where(null, None, array.astype(str))
+    text = array.astype(str).astype(object)
+    text[null] = None
     return pa.chunked_array([pa.array(text, type=pa.string(), from_pandas=True)])
 
 

@@ -97,7 +97,7 @@ class Quarantine:
     reason: np.ndarray
 
     def counts(self) -> dict[str, int]:
-        tally = np.bincount(self.reason, minlength=len(QUARANTINE_REASONS)) if self.reason.size else []
+        tally = np.bincount(self.reason.astype(np.int64), minlength=len(QUARANTINE_REASONS))
         return {name: int(n) for name, n in zip(QUARANTINE_REASONS, tally) if n}
 
     def reasons(self) -> np.ndarray:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from adtarget._consent import ConsentSnapshot
     from adtarget._sensitivity import SafeTaxonomy
     from adtarget._services import ServiceRegistry
+    from adtarget._taxonomy import Taxonomy
 
 __all__ = ["EXCLUSION_RULES", "EligibleEvents", "SensitiveAudit", "apply_gate"]
 
@@ -107,7 +108,8 @@ class EligibleEvents:
         return int(self.persons.size)
 
     @property
-    def taxonomy(self):  # noqa: ANN201 - the SafeTaxonomy's underlying Taxonomy
+    def taxonomy(self) -> Taxonomy:
+        """The SafeTaxonomy's underlying taxonomy (sensitive nodes included; events never hold them)."""
         return self.safe_taxonomy.taxonomy
 
     def summary(self) -> dict[str, object]:

@@ -163,12 +163,13 @@ def _release(aggregates: Any, spec: Any, infos: Any, context: BuildContext, sett
              random_state: Any, allow_infinite_epsilon: bool) -> Any:
     from adtarget._release._release import release_counts
 
-    start = aggregates.window_start if aggregates.window_start is not None else context.window_end
+    end = int(context.window_end if context.window_end is not None else 0)
+    start = aggregates.window_start if aggregates.window_start is not None else end
     policy = {"version": settings.policy.min_policy_version or POLICY_VERSION,
               "sensitivity_profile": context.safe_taxonomy.profile.name, "min_age": settings.policy.min_age}
     return release_counts(
         aggregates.cells, aggregates.audit, spec, segments=infos, policy=policy,
-        data_window=(int(start), int(context.window_end)), ledger=budget, random_state=random_state,
+        data_window=(int(start), end), ledger=budget, random_state=random_state,
         allow_infinite_epsilon=allow_infinite_epsilon, audit_t=settings.audit_t,
     )
 
