@@ -1,0 +1,110 @@
+"""The black-box ε audit: the default release's count mechanism at ε = 1 passes on a real worst-case pair of
+neighbouring count vectors, and deliberately broken mechanisms (ε×10, sensitivity understated 5×) are caught.
+All seeded; noise for all runs is drawn in one call through the release's own CountNoise sampler."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _release_fixtures import assignments_for, gate, world_rows
+
+from adtarget._release._budget_spec import PrivacyBudget
+from adtarget._release._cells import count_cells
+from adtarget._release._explain import sensitivity
+from adtarget._release._noise import CountNoise
+from adtarget._release._postprocess import _noise
+from adtarget._release._spec import ReleaseSpec
+from adtarget.exceptions import ParameterError
+from adtarget.testing import (
+    EpsilonViolation,
+    aggregate_vector,
+    audit_epsilon,
+    clopper_pearson,
+    count_mechanism,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::adtarget.exceptions.PrivacyLeakWarning")
+
+
+@pytest.fixture(scope="module")
+def worst_pair():
+    """Exact count vectors of a world and of its neighbour without the person who moves the most cells,
+    restricted to the cells that differ (the others have identical output distributions on both sides)."""
+    rows, people = world_rows(seed=9, n_persons=120)
+    eligible = gate(rows, people)
+    assignments = assignments_for(eligible)
+    spec = ReleaseSpec(advertiser="acme", segment_ids=tuple(s.segment_id for s in assignments.segments),
+                       epsilon=1.0, delta=1e-6)  # the default bounds: 5 segments, 1 cell per dimension
+    full = aggregate_vector(count_cells(eligible, assignments, spec))
+    best = None
+    for person in sorted(people)[:40]:
+        keep = rows["person_id"] != person
+        e2 = gate({k: v[keep] for k, v in rows.items()}, people)
+        other = aggregate_vector(count_cells(e2, assignments_for(e2), spec))
+        keys = sorted((k for k in set(full) | set(other) if full.get(k, 0) != other.get(k, 0)), key=repr)
+        if best is None or len(keys) > len(best[0]):
+            best = (keys, other)
+    keys, other = best
+    return (spec, np.array([full.get(k, 0) for k in keys], dtype=np.int64),
+            np.array([other.get(k, 0) for k in keys], dtype=np.int64))
+
+
+def test_default_release_count_mechanism_passes_at_epsilon_1(worst_pair):
+    spec, d1, d2 = worst_pair
+    l1 = sensitivity(spec)["l1"]
+    assert np.abs(d1 - d2).sum() == len(d1) > 10  # a person in several segments and cells
+    noise = _noise(spec, l1)  # exactly the CountNoise the release builds
+    assert noise.epsilon == pytest.approx(0.9) and noise.l1_sensitivity == l1
+
+    def along_difference(out):  # the sum over the changed cells, signed: the strongest linear test
+        return out @ np.sign(d1 - d2).astype(float)
+
+    result = audit_epsilon(count_mechanism(noise), d1, d2, claimed_epsilon=1.0, n_samples=4_000,
+                           random_state=11, statistics=along_difference)
+    assert result.passed, str(result)
+    result.raise_if_violated()
+    assert result.epsilon_lower_bound < 1.0 and result.confidence == 0.95
+
+
+def test_epsilon_times_ten_is_caught():
+    broken = CountNoise("discrete_laplace", 10.0)  # claims ε = 1 but adds noise for ε = 10
+    result = audit_epsilon(count_mechanism(broken), np.array([40]), np.array([41]), claimed_epsilon=1.0,
+                           n_samples=10_000, random_state=1)
+    assert not result.passed and result.epsilon_lower_bound > 5, str(result)
+    with pytest.raises(EpsilonViolation, match="exceeds the claimed"):
+        result.raise_if_violated()
+
+
+def test_sensitivity_understated_five_times_is_caught():
+    """Counting events, a person adds 5 to one count, but the noise is calibrated for sensitivity 1."""
+    broken = CountNoise.for_counts("discrete_laplace", PrivacyBudget(1.0), max_cells_per_person=1)
+    result = audit_epsilon(count_mechanism(broken), np.array([100]), np.array([105]), claimed_epsilon=1.0,
+                           n_samples=10_000, random_state=2)
+    assert not result.passed and result.epsilon_lower_bound > 3, str(result)
+
+
+def test_correct_single_count_is_tight_but_not_violated():
+    """Sensitivity 1 at ε = 1: the threshold event has ratio exactly e, so the bound is just below 1."""
+    result = audit_epsilon(count_mechanism(CountNoise("discrete_laplace", 1.0)), np.array([10]), np.array([11]),
+                           claimed_epsilon=1.0, n_samples=10_000, random_state=3)
+    assert 0.5 < result.epsilon_lower_bound <= 1.0, str(result)
+
+
+def test_clopper_pearson_bounds():
+    lo, hi = clopper_pearson(0, 100, 0.025)
+    assert lo == 0.0 and hi == pytest.approx(1 - 0.025 ** (1 / 100))
+    lo, hi = clopper_pearson(100, 100, 0.025)
+    assert hi == 1.0 and lo == pytest.approx(0.025 ** (1 / 100))
+    lo, hi = clopper_pearson(50, 100, 0.025)
+    assert lo < 0.5 < hi
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"claimed_epsilon": 0}, "claimed_epsilon"),
+    ({"claimed_epsilon": 1.0, "claimed_delta": 1.0}, "claimed_delta"),
+    ({"claimed_epsilon": 1.0, "n_samples": 10}, "n_samples"),
+    ({"claimed_epsilon": 1.0, "confidence": 1.0}, "confidence"),
+])
+def test_audit_parameters_are_validated(kwargs, match):
+    with pytest.raises(ParameterError, match=match):
+        audit_epsilon(lambda d, n, r: np.zeros((n, 1)), 0, 1, **kwargs)
