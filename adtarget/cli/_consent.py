@@ -1,0 +1,142 @@
+"""``adtarget consent import|show|opt-out|forget|export``: the consent ledger from the command line
+(promises P3, P7, P8; docs/cli.md "consent").
+
+Person ids given here are pseudonymised at once with ``ADTARGET_PSEUDONYM_KEY`` and never printed; the export
+shows the pseudonym, as an access request needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from adtarget.cli._config import (
+    default_consent_ledger,
+    existing_file,
+    ledger_path,
+    pseudonymizer_from_env,
+)
+from adtarget.cli._errors import EXIT_OK, CommandInputError
+from adtarget.cli._output import Output
+
+__all__ = ["add_parser"]
+
+_IMPORT_HINT = "import consent records first: adtarget consent import FILE"
+
+
+def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser("consent", parents=[common], help="import and manage consent records",
+                              description="The consent ledger (default: $ADTARGET_HOME/consent.sqlite).")
+    sub = p.add_subparsers(dest="consent_command", metavar="ACTION", required=True)
+    imp = _action(sub, common, "import", "import consent records from CSV or Parquet", _import)
+    imp.add_argument("file", type=Path, metavar="FILE", help="consent records (.csv, .parquet, .pq)")
+    imp.add_argument("--lenient", action="store_true", help="import the good rows and report the bad ones "
+                     "(default: any bad row rejects the whole file)")
+    imp.add_argument("--drop-unknown-columns", action="store_true",
+                     help="ignore columns outside the consent contract (identifying columns are always refused)")
+    show = _action(sub, common, "show", "ledger counts, or one person's current consent", _show)
+    show.add_argument("person_id", nargs="?", metavar="PERSON_ID", help="show this person's current record")
+    for name, text, handler in (("opt-out", "record that a person opted out of ads personalisation", _opt_out),
+                                ("forget", "erase a person from the ledger (deletion request)", _forget)):
+        _action(sub, common, name, text, handler).add_argument("person_id", metavar="PERSON_ID")
+    exp = _action(sub, common, "export", "everything held about one person (access request)", _export)
+    exp.add_argument("person_id", metavar="PERSON_ID")
+    exp.add_argument("--assignments", type=Path, metavar="PARQUET",
+                     help="also list the person's segments from a run's assignments.parquet")
+    exp.add_argument("--output", type=Path, metavar="FILE", help="write the export to FILE instead of stdout")
+
+
+def _action(sub: Any, common: argparse.ArgumentParser, name: str, text: str, handler: Any,
+            ) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, parents=[common], help=text, description=text)
+    p.add_argument("--ledger", type=Path, metavar="PATH",
+                   help="consent ledger (default: $ADTARGET_HOME/consent.sqlite, ~/.adtarget/consent.sqlite)")
+    p.set_defaults(handler=handler)
+    return p
+
+
+def _open(args: argparse.Namespace, *, create: bool = False) -> Any:
+    from adtarget._consent import ConsentLedger
+
+    path = args.ledger if args.ledger is not None else default_consent_ledger()
+    if create:
+        path = ledger_path(args.ledger, default_consent_ledger(), "consent ledger")
+    else:
+        existing_file(path, "consent ledger", hint=_IMPORT_HINT)
+    return ConsentLedger(path, pseudonymizer_from_env())
+
+
+def _import(args: argparse.Namespace, out: Output) -> int:
+    name = existing_file(args.file, "consent file").name.lower()
+    if not name.endswith((".csv", ".parquet", ".pq")):
+        raise CommandInputError(f"consent file {str(args.file)!r} must end in .csv, .parquet or .pq",
+                                hint="export the consent records as CSV or Parquet")
+    with _open(args, create=True) as ledger:
+        read = ledger.import_csv if name.endswith(".csv") else ledger.import_parquet
+        report = read(args.file, strict=not args.lenient, drop_unknown_columns=args.drop_unknown_columns)
+        data = {"ok": True, "ledger": str(ledger.path), "rows": report.input_rows, "accepted": report.accepted,
+                "rejected": report.rejected, "rejected_reasons": report.reasons(), "applied": report.applied,
+                "erased": report.erased, "dropped_columns": list(report.dropped_columns)}
+    out.result(data, f"{report}\nledger: {data['ledger']}")
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace, out: Output) -> int:
+    with _open(args) as ledger:
+        if args.person_id is None:
+            stats = ledger.stats()
+            out.result({"ok": True, "ledger": str(ledger.path), **stats},
+                       f"consent ledger {ledger.path}\n" + "\n".join(f"  {k:<17} {v}" for k, v in stats.items()))
+            return EXIT_OK
+        current = ledger.export_person(args.person_id)["current"]
+    text = "no consent record for this person" if current is None else json.dumps(current, indent=2)
+    out.result({"ok": True, "current": current}, text)
+    return EXIT_OK
+
+
+def _opt_out(args: argparse.Namespace, out: Output) -> int:
+    with _open(args) as ledger:
+        applied = ledger.opt_out(args.person_id, source="cli")
+    out.result({"ok": True, "applied": bool(applied)},
+               "opt-out recorded" if applied else "opt-out recorded in history (a newer record stays current)")
+    return EXIT_OK
+
+
+def _forget(args: argparse.Namespace, out: Output) -> int:
+    with _open(args) as ledger:
+        ledger.forget(args.person_id, source="cli")
+    out.result({"ok": True, "forgotten": True}, "person erased from the consent ledger (a scrubbed deletion "
+               "record remains so that later imports cannot bring them back)")
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace, out: Output) -> int:
+    with _open(args) as ledger:
+        doc = ledger.export_person(args.person_id)
+    if args.assignments is not None:
+        doc["segments"] = _segments_of(doc["pseudonym"], existing_file(args.assignments, "--assignments"))
+    text = json.dumps(doc, indent=2, sort_keys=True)
+    if args.output is not None:
+        args.output.write_text(text + "\n")
+        out.result({"ok": True, "output": str(args.output)}, f"export written to {args.output}")
+    elif out.json_mode or not out.quiet:
+        print(text, file=out.stdout)
+    return EXIT_OK
+
+
+def _segments_of(pseudonym_hex: str, path: Path) -> list[dict[str, Any]]:
+    """The segments (id, name) a pseudonym belongs to in an assignments.parquet file."""
+    import numpy as np
+
+    from adtarget._segments._assignments_io import parse_hex_pseudonyms, read_assignments_parquet
+
+    assignments = read_assignments_parquet(path)
+    target = parse_hex_pseudonyms(np.array([pseudonym_hex]))[0]
+    rows = np.flatnonzero(assignments.persons == target)
+    if rows.size == 0:
+        return []
+    columns = assignments.membership[rows[0]].indices
+    return [{"segment_id": assignments.segments[j].segment_id, "name": assignments.segments[j].name}
+            for j in sorted(columns.tolist())]
