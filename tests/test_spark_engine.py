@@ -7,7 +7,6 @@ same noise seed. One SparkSession (``local[2]``) for the module, created by the 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import pickle
 import shutil
 from collections.abc import Mapping
@@ -207,28 +206,31 @@ def test_more_partitions_than_persons_and_empty_input(spark, workdir, cases):
 
 
 def test_reports_identical_with_the_same_noise_seed(spark, cases, workdir):
-    release = pytest.importorskip("adtarget._release._release")
-    if not hasattr(release, "release_counts"):
-        pytest.skip("release from aggregates (release_counts) has not landed yet")
+    """The lead's pipeline (engine.aggregate, then release on the driver) gives the same report with either
+    engine when the noise seed is the same (``created_at`` is the clock's, so it is left out)."""
+    import json
+
+    from adtarget._pipeline import RunSettings, run
     from adtarget._release._budget_ledger import BudgetLedger
     from adtarget.exceptions import PrivacyLeakWarning
 
     events, context = cases(1)
-    infos = {s.segment_id: s for s in context.segmenter.segments}
-    policy = {"version": "any", "sensitivity_profile": context.safe_taxonomy.profile.name,
-              "min_age": context.policy.min_age}
-    created = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
-    reports = []
+    documents, summaries = [], []
     for name, engine in (("local", LocalEngine()), ("spark", SparkEngine(spark, partitions=3))):
-        agg = engine.aggregate(events, context)
         with pytest.warns(PrivacyLeakWarning):
-            result = release.release_counts(
-                agg.cells, agg.audit, context.spec, segments=[infos[s] for s in context.spec.segment_ids],
-                policy=policy, data_window=(agg.window_start, context.window_end),
-                ledger=BudgetLedger(workdir / f"budget-{name}.sqlite"), random_state=11, created_at=created)
-        reports.append(result.report.to_json())
-    assert reports[0] == reports[1]
-    assert '"segments": [' in reports[0]
+            result = run(events, context.snapshot, pseudonymizer=context.pseudonymizer,
+                         budget=BudgetLedger(workdir / f"budget-{name}.sqlite"),
+                         settings=RunSettings(advertiser="acme", min_reported_size=3),
+                         segmenter=context.segmenter, safe_taxonomy=context.safe_taxonomy,
+                         services=context.services, window_end=context.window_end, engine=engine,
+                         random_state=11)
+        document = json.loads(result.report.to_json())
+        document.pop("created_at")
+        documents.append(document)
+        summaries.append({k: v for k, v in result.summary.items() if k != "engine"})
+    assert documents[0] == documents[1]
+    assert summaries[0] == summaries[1]
+    assert documents[0]["segments"], "the comparison needs released segments"
 
 
 # --- errors at the boundary, before any task runs ------------------------------------------------------------
