@@ -218,6 +218,8 @@ def _float_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | list[bytes
 
 
 def _object_codes(array: np.ndarray) -> tuple[np.ndarray, list[bytes]]:
+    if _may_hold_booleans(array) and any(isinstance(v, (bool, np.bool_)) for v in array.tolist()):
+        raise SchemaError("ids: must hold integer or string ids; received a boolean")  # factorize merges True, 1
     codes, uniques = factorize(array)
     values = uniques.tolist()
     if set(map(type, values)) <= {str}:  # the common case (CSV, Arrow strings): no per-value type checks
@@ -235,6 +237,15 @@ def _object_codes(array: np.ndarray) -> tuple[np.ndarray, list[bytes]]:
         remap[~missing] = [seen.setdefault(c, len(seen)) for c in present]
         distinct = list(seen)
     return np.where(codes >= 0, remap[np.maximum(codes, 0)], -1) if remap.size else codes, distinct
+
+
+def _may_hold_booleans(array: np.ndarray) -> bool:
+    """False when pandas' type inference (C speed) rules booleans out; True when unsure."""
+    try:
+        from pandas.api.types import infer_dtype
+    except ImportError:  # pragma: no cover - pandas comes with the parquet extra
+        return True
+    return infer_dtype(array, skipna=True) not in ("string", "integer", "floating", "empty", "bytes")
 
 
 def _canonical(value: Any) -> bytes | None:

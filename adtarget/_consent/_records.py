@@ -236,6 +236,8 @@ def _one_epoch(value: Any) -> int:
         return int(value)
     if isinstance(value, (float, np.floating)):
         return int(np.floor(value)) if np.isfinite(value) else int(_INVALID)
+    if isinstance(value, np.datetime64):
+        return int(_INVALID) if np.isnat(value) else int(value.astype("datetime64[s]").astype(np.int64))
     if isinstance(value, _dt.datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
         return int(moment.timestamp())
