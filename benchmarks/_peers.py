@@ -1,0 +1,248 @@
+"""Peers run on the identical task in the same process: PipelineDP, pandas floors, diffprivlib KMeans, Spark.
+
+* PipelineDP's ``LocalBackend``: user-level COUNT per partition (partition = segment id, public partitions, as
+  rule-based segments are data-independent), ``max_partitions_contributed = max_segments_per_person``,
+  ``max_contributions_per_partition = 1``, the same ε; fed the (pseudonym, segment) pairs our DP count stage
+  counts. Building the Python list of pairs is not timed (PipelineDP's best case).
+* pandas, the non-private floors: distinct persons per segment (each event counts for its safe tier-1 and
+  tier-2 ancestors, which are the default catalog's segments) — from the eligible (person, category) arrays,
+  and end to end from the in-memory events table. No pseudonymisation, gate, top-k rule, bounding or noise.
+* diffprivlib ``KMeans`` against ``DPKMeansSegmenter`` on the same tier-1, L2-normalised profile matrix.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+N_CLUSTERS = 8
+
+
+# --- PipelineDP ---------------------------------------------------------------------------------------------
+def segment_pairs(assignments: Any) -> list[tuple[int, str]]:
+    """The (pseudonym, segment id) memberships of ``assignments`` as Python tuples (PipelineDP's input)."""
+    coo = assignments.membership.tocoo()
+    ok = coo.data.astype(bool)
+    persons = np.asarray(assignments.persons)[coo.row[ok]].tolist()
+    ids = np.asarray([s.segment_id for s in assignments.segments], dtype=object)[coo.col[ok]].tolist()
+    return list(zip(persons, ids))
+
+
+def pipelinedp_count(pairs: list[tuple[int, str]], partitions: list[str], *, epsilon: float,
+                     max_partitions: int) -> dict[str, float]:
+    """DP COUNT per segment with PipelineDP's LocalBackend (Laplace, public partitions)."""
+    import pipeline_dp
+
+    accountant = pipeline_dp.NaiveBudgetAccountant(total_epsilon=epsilon, total_delta=0.0)
+    engine = pipeline_dp.DPEngine(accountant, pipeline_dp.LocalBackend())
+    params = pipeline_dp.AggregateParams(
+        metrics=[pipeline_dp.Metrics.COUNT], noise_kind=pipeline_dp.NoiseKind.LAPLACE,
+        max_partitions_contributed=max_partitions, max_contributions_per_partition=1)
+    extractors = pipeline_dp.DataExtractors(privacy_id_extractor=lambda row: row[0],
+                                            partition_extractor=lambda row: row[1],
+                                            value_extractor=lambda row: 0)
+    result = engine.aggregate(pairs, params, extractors, public_partitions=partitions)
+    accountant.compute_budgets()
+    return {key: float(metrics.count) for key, metrics in result}
+
+
+# --- pandas floors ------------------------------------------------------------------------------------------
+def segment_lookup(safe: Any, segment_nodes: np.ndarray) -> np.ndarray:
+    """(2, n_nodes) int64: the segment index of each node's tier-1 and tier-2 ancestor (-1: none or unsafe)."""
+    taxonomy = safe.taxonomy
+    nodes = np.arange(taxonomy.n_nodes)
+    seg_of = np.full(taxonomy.n_nodes, -1, dtype=np.int64)
+    seg_of[segment_nodes] = np.arange(segment_nodes.size)
+    out = np.full((2, taxonomy.n_nodes), -1, dtype=np.int64)
+    for row, tier in enumerate((1, 2)):
+        up = taxonomy.rollup(nodes, tier)
+        ok = np.asarray(safe.safe_mask) & (taxonomy.tier[up] == tier)
+        out[row, ok] = seg_of[up[ok]]
+    return out
+
+
+def _distinct_per_segment(person: Any, segments: np.ndarray) -> Any:
+    import pandas as pd
+
+    frame = pd.DataFrame({"person": np.concatenate([person, person]), "segment": segments.reshape(-1)})
+    return frame[frame["segment"] >= 0].groupby("segment")["person"].nunique()
+
+
+def pandas_segment_floor(eligible: Any, lookup: np.ndarray) -> Any:
+    """Distinct persons per segment from the eligible (person, category) arrays, with pandas."""
+    return _distinct_per_segment(eligible.person, lookup[:, eligible.category])
+
+
+def pandas_e2e_floor(frame: Any, taxonomy: Any, lookup: np.ndarray) -> Any:
+    """Distinct raw account ids per segment from an in-memory events DataFrame (category as Categorical)."""
+    categories = frame["category"].cat.categories.to_numpy(dtype=str)
+    node = np.asarray(taxonomy.index_of(categories), dtype=np.int64)
+    by_code = np.where(node >= 0, lookup[:, np.maximum(node, 0)], -1)
+    return _distinct_per_segment(frame["person_id"].to_numpy(), by_code[:, frame["category"].cat.codes.to_numpy()])
+
+
+# --- k-means ------------------------------------------------------------------------------------------------
+def kmeans_profiles(eligible: Any) -> Any:
+    """The matrix both k-means fit: tier-1 interest profiles, rows L2-normalised (so inside the unit box)."""
+    from adtarget._profiles import build_profiles
+
+    return build_profiles(eligible, level="tier1", norm="l2")
+
+
+def diffprivlib_kmeans(profiles: Any, *, epsilon: float) -> np.ndarray:
+    """diffprivlib's KMeans on the densified profile matrix, bounds [0, 1]^d (rows have L2 norm <= 1)."""
+    from diffprivlib.accountant import BudgetAccountant
+    from diffprivlib.models import KMeans
+
+    dense = profiles.matrix.toarray()
+    d = dense.shape[1]
+    model = KMeans(n_clusters=N_CLUSTERS, epsilon=epsilon, bounds=(np.zeros(d), np.ones(d)),
+                   accountant=BudgetAccountant())
+    return np.asarray(model.fit(dense).cluster_centers_)
+
+
+def adtarget_dp_kmeans(profiles: Any, *, epsilon: float) -> np.ndarray:
+    """``DPKMeansSegmenter`` on the same profiles (clips rows to L2 norm 1, charges an in-memory ledger)."""
+    from adtarget._segments._dp_kmeans import DPKMeansSegmenter, InMemoryAccountant
+
+    model = DPKMeansSegmenter(N_CLUSTERS, epsilon=epsilon, bounds_norm=1.0, ledger=InMemoryAccountant())
+    return np.asarray(model.fit(profiles).cluster_centers_)
+
+
+# --- Spark --------------------------------------------------------------------------------------------------
+def spark_engine() -> Any:
+    """adtarget's Spark engine class if it exists yet, else ``None``."""
+    for module_name in ("adtarget._engine._spark", "adtarget._engine"):
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        module = importlib.import_module(module_name)
+        engine = getattr(module, "SparkEngine", None)
+        if engine is not None:
+            return engine
+    return None
+
+
+_SPARK: dict[str, Any] = {}
+
+
+def spark_aggregate(engine_cls: Any, path: str, context: Any) -> Any:
+    """Exact aggregates with the Spark engine in ``local[2]`` mode; one engine (session) per process."""
+    if "engine" not in _SPARK:
+        _SPARK["engine"] = engine_cls(master="local[2]")
+    return _SPARK["engine"].aggregate(path, context)
+
+
+def stop_spark() -> None:
+    """Stop the Spark session :func:`spark_aggregate` created, if any."""
+    engine = _SPARK.pop("engine", None)
+    if engine is not None:
+        engine.stop()
+
+
+# --- running them -------------------------------------------------------------------------------------------
+def timed(repeats: int, fn: Any, *args: Any, budget_s: float = 30.0, **kwargs: Any) -> tuple[dict[str, Any], Any]:
+    """Median wall seconds over up to ``repeats`` calls (fewer once ``budget_s`` is spent), and the last output."""
+    seconds: list[float] = []
+    out = None
+    while len(seconds) < max(repeats, 1) and (not seconds or sum(seconds) < budget_s):
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        seconds.append(time.perf_counter() - start)
+    return {"seconds": round(statistics.median(seconds), 4), "all": [round(s, 4) for s in seconds]}, out
+
+
+def run_peers(job: dict[str, Any], setup: Any, last: Any, chunk: Any, snapshot: Any) -> dict[str, Any]:
+    """Every requested peer on the data of the last repetition (one chunk: the whole input)."""
+    from run import log
+
+    log(f"{job['n_events']:.0e}: peers {job['peers']}")
+    out: dict[str, Any] = {}
+    repeats, peers = job["repeats"], job["peers"]
+    if "pipelinedp" in peers:
+        out["pipelinedp"] = _pipelinedp(setup, last, repeats) if job["pipelinedp"] else \
+            {"skipped": "above --pipelinedp-max (PipelineDP's LocalBackend is slow)"}
+    others = [p for p in peers if p != "pipelinedp"]
+    if not job["other_peers"]:
+        return {**out, **{p: {"skipped": "above --peers-max"} for p in others}}
+    if "pandas" in others:
+        out["pandas"] = _pandas(setup, last, chunk, repeats)
+    if "diffprivlib" in others:
+        out["diffprivlib"] = _kmeans(last, repeats)
+    if "spark" in others:
+        out["spark"] = _spark(setup, chunk, snapshot, repeats) if job["spark"] else \
+            {"skipped": "outside --spark-sizes (session and job overheads dominate small inputs)"}
+    out["engine_local"] = _engine_local(setup, chunk, snapshot, repeats)
+    return out
+
+
+def _pipelinedp(setup: Any, last: Any, repeats: int) -> dict[str, Any]:
+    from _stages import EPSILON
+
+    pairs = segment_pairs(last.assignments)
+    ids = list(setup.count_spec.segment_ids)
+    stats, counts = timed(repeats, pipelinedp_count, pairs, ids, epsilon=EPSILON,
+                          max_partitions=setup.count_spec.max_segments_per_person)
+    return {**stats, "pairs": len(pairs), "partitions": len(counts),
+            "noisy_total": round(sum(counts.values())), "adtarget_exact_total": int(last.sizes.sizes.sum())}
+
+
+def _segment_nodes(setup: Any) -> np.ndarray:
+    ids = np.asarray([d.node_id for d in setup.catalog.definitions], dtype=str)
+    return np.asarray(setup.safe.taxonomy.index_of(ids), dtype=np.int64)
+
+
+def _pandas(setup: Any, last: Any, chunk: Any, repeats: int) -> dict[str, Any]:
+    from _stages import read_events
+
+    lookup = segment_lookup(setup.safe, _segment_nodes(setup))
+    segment_floor, by_segment = timed(repeats, pandas_segment_floor, last.eligible, lookup)
+    frame = read_events(chunk.events).to_pandas()
+    e2e_floor, _ = timed(repeats, pandas_e2e_floor, frame, setup.safe.taxonomy, lookup)
+    return {"segment_floor": segment_floor, "e2e_floor": e2e_floor, "segments": int(by_segment.size),
+            "pairs": int(by_segment.sum())}
+
+
+def _kmeans(last: Any, repeats: int) -> dict[str, Any]:
+    from _stages import EPSILON
+
+    profiles = kmeans_profiles(last.eligible)
+    theirs, _ = timed(repeats, diffprivlib_kmeans, profiles, epsilon=EPSILON)
+    ours, _ = timed(repeats, adtarget_dp_kmeans, profiles, epsilon=EPSILON)
+    return {"diffprivlib": theirs, "adtarget": ours, "shape": list(profiles.matrix.shape),
+            "n_clusters": N_CLUSTERS}
+
+
+def _context(setup: Any, chunk: Any, snapshot: Any) -> Any:
+    from adtarget._engine._context import BuildContext
+
+    return BuildContext(pseudonymizer=setup.pseudonymizer, snapshot=snapshot, safe_taxonomy=setup.safe,
+                        services=setup.services, segmenter=setup.catalog, spec=setup.spec,
+                        window_end=chunk.end, now=chunk.end)
+
+
+def _spark(setup: Any, chunk: Any, snapshot: Any, repeats: int) -> dict[str, Any]:
+    engine = spark_engine()
+    if engine is None:
+        return {"skipped": "no SparkEngine in adtarget._engine yet"}
+    context = _context(setup, chunk, snapshot)
+    stats, _ = timed(repeats, spark_aggregate, engine, chunk.events, context)
+    return {**stats, "master": "local[2]", "input": "Parquet path (read included)",
+            "kernel_s": _SPARK["engine"].last_run.get("kernel_s")}
+
+
+def _engine_local(setup: Any, chunk: Any, snapshot: Any, repeats: int) -> dict[str, Any]:
+    """``LocalEngine.aggregate`` (the one-call path: ingest..count_cells + audit) on the in-memory table."""
+    from _stages import read_events
+
+    if importlib.util.find_spec("adtarget._release._audit") is None:
+        return {"skipped": "adtarget._release._audit (needed by the engine kernel) has not landed"}
+    from adtarget._engine._protocol import LocalEngine
+
+    table = read_events(chunk.events)
+    stats, _ = timed(repeats, LocalEngine().aggregate, table, _context(setup, chunk, snapshot))
+    return stats

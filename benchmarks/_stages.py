@@ -1,0 +1,258 @@
+"""The adtarget stages the harness times: synthetic input files, the chained pipeline, and per-stage clocks.
+
+Stages, in order: ``read`` (Parquet -> Arrow table with dictionary-encoded strings, as ``adtarget`` reads it),
+``ingest`` (validate + pseudonymise), ``gate``, ``profiles``, ``segments`` (``SegmentCatalog.default``),
+``count`` (``count_cells`` with the default breakdowns) and ``release`` (noise, partition selection and
+thresholds on the summed counts). Above ``chunk_events`` events the input is a set of files, each holding
+every event of its persons, and the exact counts of the chunks are summed (``CellCounts.__add__``), which is
+what the Spark engine does. ``dp_count`` (segment sizes only, the input PipelineDP gets) is timed beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STAGES: tuple[str, ...] = ("read", "ingest", "gate", "profiles", "segments", "count", "release")
+BENCH_KEY = bytes(range(32))  # a public benchmark key: the synthetic ids are not personal data
+PERSON_OFFSET = 10**11  # chunk i's account ids are shifted by i * PERSON_OFFSET, so chunks share no person
+EPSILON, DELTA, MAX_SEGMENTS, MIN_SIZE = 1.0, 1e-6, 5, 50
+
+
+# --- memory -------------------------------------------------------------------------------------------------
+def _status_mb(field_name: str) -> float | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def rss_mb() -> float:
+    """Current resident set size in MiB (``VmRSS``; ``ru_maxrss`` where /proc is missing)."""
+    return _status_mb("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_rss_mb() -> float:
+    """RSS high-water mark in MiB since the last :func:`reset_peak` (``VmHWM``, which ``ru_maxrss`` reads)."""
+    return _status_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak() -> None:
+    """Reset the kernel's RSS high-water mark to the current RSS (Linux ``clear_refs`` 5; no-op elsewhere)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        pass
+
+
+@dataclass
+class StageClock:
+    """Wall seconds and peak RSS per stage, summed (seconds) or maxed (RSS) over chunks."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    peak_mb: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def time(self, stage: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)``, add its wall time to ``stage`` and record its RSS high-water mark."""
+        reset_peak()
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        self.seconds[stage] += time.perf_counter() - start
+        self.peak_mb[stage] = max(self.peak_mb[stage], peak_rss_mb())
+        return out
+
+
+# --- input files --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Chunk:
+    """One Parquet file of events holding every event of its persons, and its consent records."""
+
+    events: str
+    consent: str
+    n_events: int
+    end: int
+
+
+def chunk_sizes(n_events: int, chunk_events: int) -> list[int]:
+    """Split ``n_events`` into ``ceil(n / chunk)`` near-equal chunk sizes."""
+    parts = max(1, math.ceil(n_events / chunk_events))
+    base, extra = divmod(n_events, parts)
+    return [base + (i < extra) for i in range(parts)]
+
+
+def prepare(n_events: int, chunk_events: int, data_dir: Path) -> list[Chunk]:
+    """Write (or reuse) the synthetic input of one size: events and consent Parquet files per chunk."""
+    directory = Path(data_dir) / f"events-{n_events}-chunk-{chunk_events}"
+    manifest = directory / "manifest.json"
+    if manifest.exists():
+        return [Chunk(**c) for c in json.loads(manifest.read_text())]
+    directory.mkdir(parents=True, exist_ok=True)
+    chunks = [_write_chunk(i, n, directory) for i, n in enumerate(chunk_sizes(n_events, chunk_events))]
+    manifest.write_text(json.dumps([c.__dict__ for c in chunks]))
+    return chunks
+
+
+def _write_chunk(index: int, n_events: int, directory: Path) -> Chunk:
+    from adtarget.synth import SyntheticConfig, generate, write_consent, write_events
+
+    data = generate(SyntheticConfig(n_events=n_events, seed=index))
+    if index:
+        offset = np.int64(index * PERSON_OFFSET)
+        data = replace(data, events={**data.events, "person_id": data.events["person_id"] + offset},
+                       consent={**data.consent, "person_id": data.consent["person_id"] + offset})
+    events = write_events(data, directory / f"events-{index:03d}.parquet")
+    consent = write_consent(data, directory / f"consent-{index:03d}.parquet")
+    return Chunk(str(events), str(consent), n_events, int(data.config.end))
+
+
+def read_events(path: str) -> Any:
+    """Read an events Parquet file as ``adtarget`` does: string columns dictionary-encoded."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    strings = [f.name for f in pq.read_schema(path) if pa.types.is_string(f.type)]
+    return pq.read_table(path, read_dictionary=strings)
+
+
+def load_snapshot(path: str, pseudonymizer: Any, as_of: int) -> Any:
+    """ConsentSnapshot of a synthetic consent file (one record per person), pseudonymised and sorted."""
+    import pyarrow.parquet as pq
+
+    from adtarget._consent import ConsentSnapshot
+
+    table = pq.read_table(path)
+
+    def column(name: str, fill: Any = None) -> np.ndarray:
+        values = table.column(name)
+        return (values.fill_null(fill) if fill is not None else values).to_numpy(zero_copy_only=False)
+
+    persons = pseudonymizer.pseudonymize(column("person_id"))
+    order = np.argsort(persons)
+    return ConsentSnapshot(
+        as_of=int(as_of), persons=persons[order], birth_year=column("birth_year", 0).astype(np.int16)[order],
+        opted_in=(column("ads_personalization") == "opt_in")[order],
+        cross_service=column("cross_service").astype(bool)[order], deleted=column("deleted").astype(bool)[order],
+        terminated=column("terminated").astype(bool)[order],
+        location_deleted=column("location_deleted").astype(bool)[order],
+        policy_version=column("policy_version").astype(str)[order],
+        jurisdiction=column("jurisdiction", "").astype(str)[order])
+
+
+# --- the pipeline -------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Setup:
+    """What every chunk of a build shares: key, taxonomy, services, segment catalog and release specs."""
+
+    pseudonymizer: Any
+    safe: Any
+    services: Any
+    catalog: Any
+    spec: Any
+    count_spec: Any
+
+
+def make_setup() -> Setup:
+    """The benchmark's build: IAB 2.2 default profile, every safe tier-1/2 node a top-5 segment, ε=1."""
+    from adtarget._pseudonym import Pseudonymizer
+    from adtarget._release._spec import ReleaseSpec
+    from adtarget._segments._rules import SegmentCatalog
+    from adtarget._sensitivity import SafeTaxonomy, SensitivityProfile
+    from adtarget._services import ServiceRegistry
+    from adtarget._taxonomy import Taxonomy
+
+    safe = SafeTaxonomy(Taxonomy.default(), SensitivityProfile.named("default"))
+    catalog = SegmentCatalog.default(safe)
+    ids = tuple(s.segment_id for s in catalog.segments)
+    common = {"advertiser": "benchmark", "segment_ids": ids, "epsilon": EPSILON, "salt": "benchmark",
+              "max_segments_per_person": MAX_SEGMENTS, "min_reported_size": MIN_SIZE}
+    return Setup(Pseudonymizer(BENCH_KEY), safe, ServiceRegistry.synthetic(), catalog,
+                 ReleaseSpec(delta=DELTA, **common), ReleaseSpec(breakdowns=(), **common))
+
+
+@dataclass(frozen=True, eq=False)
+class ChunkRun:
+    """Exact counts of one chunk, and what the peers and the memory ratio need from it."""
+
+    cells: Any
+    sizes: Any
+    eligible: Any
+    assignments: Any
+    arrow_bytes: int
+    batch_bytes: int
+
+
+def run_chunk(chunk: Chunk, snapshot: Any, setup: Setup, clock: StageClock) -> ChunkRun:
+    """Time read, ingest, gate, profiles, segments and count on one chunk (plus ``dp_count`` aside)."""
+    from adtarget._events import ingest
+    from adtarget._gate import apply_gate
+    from adtarget._profiles import build_profiles
+    from adtarget._release._cells import count_cells
+
+    table = clock.time("read", read_events, chunk.events)
+    arrow_bytes = int(table.nbytes)
+    batch = clock.time("ingest", ingest, table, pseudonymizer=setup.pseudonymizer, taxonomy=setup.safe.taxonomy,
+                       services=setup.services, now=chunk.end).batch
+    del table
+    batch_bytes = sum(getattr(batch, c).nbytes for c in ("person", "service", "ts", "category", "kind", "region",
+                                                          "weight"))
+    eligible = clock.time("gate", apply_gate, batch, snapshot, setup.safe, window_end=chunk.end)
+    del batch
+    profiles = clock.time("profiles", build_profiles, eligible)
+    assignments = clock.time("segments", setup.catalog.assign, profiles)
+    del profiles
+    cells = clock.time("count", count_cells, eligible, assignments, setup.spec)
+    sizes = clock.time("dp_count", count_cells, eligible, assignments, setup.count_spec)
+    return ChunkRun(cells, sizes, eligible, assignments, arrow_bytes, batch_bytes)
+
+
+def release_counts(cells: Any, spec: Any) -> dict[str, int]:
+    """Noise, partition selection and thresholds on exact counts: the release's per-cell work.
+
+    ``adtarget._release._release.release`` takes eligible events, not summed counts, so the chunked path
+    needs this stand-in: the count ε is split evenly between the sizes and each breakdown dimension (basic
+    composition), region keys go through ``PartitionSelection`` with the spec's partition budget, and noisy
+    values below ``min_reported_size`` are dropped. Same samplers and number of draws as the release.
+    """
+    from adtarget._release._budget_spec import PrivacyBudget
+    from adtarget._release._noise import CountNoise
+    from adtarget._release._partition import PartitionSelection
+
+    k = spec.effective_segments_per_person
+    share = PrivacyBudget(spec.count_budget[0] / (1 + len(spec.breakdowns)))
+    sizes = CountNoise.for_counts(spec.mechanism, share, max_cells_per_person=k).add_noise(cells.sizes)
+    kept = sizes >= spec.min_reported_size
+    out = {"segments": int(kept.sum()), "suppressed": int((~kept).sum()), "cells": 0}
+    for dim in spec.breakdowns:
+        per_person = k * spec.cells_per_person(dim)
+        noisy = CountNoise.for_counts(spec.mechanism, share, max_cells_per_person=per_person).add_noise(
+            cells.cells[dim])
+        if dim == "region":
+            eps, delta = spec.partition_budget
+            keys = PartitionSelection(eps, delta, spec.cells_per_person(dim)).select(cells.value_persons[dim])
+            noisy = noisy[:, keys]
+        out["cells"] += int((noisy[kept] >= spec.min_reported_size).sum())
+    return out
+
+
+def dp_sizes(sizes: Any, spec: Any) -> np.ndarray:
+    """Noisy segment sizes: the DP count stage on (person, segment) pairs that PipelineDP is compared with."""
+    from adtarget._release._budget_spec import PrivacyBudget
+    from adtarget._release._noise import CountNoise
+
+    noise = CountNoise.for_counts(spec.mechanism, PrivacyBudget(spec.epsilon),
+                                  max_cells_per_person=spec.effective_segments_per_person)
+    return np.asarray(noise.add_noise(sizes.sizes))
