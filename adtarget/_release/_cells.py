@@ -145,7 +145,8 @@ def _segment_pairs(eligible: Any, assignments: Any, spec: ReleaseSpec) -> tuple[
     """(eligible person index, requested segment index) of every membership, distinct."""
     col_of = {s.segment_id: j for j, s in enumerate(assignments.segments)}
     cols = np.array([col_of[s] for s in spec.segment_ids], dtype=np.int64)
-    sub = assignments.membership.tocsr()[:, cols].tocoo()
+    m = assignments.membership.tocsr()
+    sub = (m if np.array_equal(cols, np.arange(m.shape[1])) else m[:, cols]).tocoo()
     ok = sub.data.astype(bool)
     rows, seg = sub.row[ok].astype(np.int64), sub.col[ok].astype(np.int64)
     persons = np.asarray(assignments.persons)

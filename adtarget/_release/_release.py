@@ -27,7 +27,8 @@ from adtarget._release._report import SCHEMA_ID, SegmentReport, validate_report
 from adtarget._release._spec import ReleaseSpec, _iso
 from adtarget.exceptions import ParameterError
 
-__all__ = ["ReleaseContext", "ReleaseResult", "query_key", "release", "release_counts"]
+__all__ = ["ReleaseContext", "ReleaseResult", "default_window", "query_key", "release", "release_counts",
+           "report_policy"]
 
 
 @dataclass(frozen=True)
@@ -54,17 +55,26 @@ def _hash_arrays(h: Any, *arrays: Any) -> None:
         h.update(arr.data)
 
 
+def report_policy(policy: Any, safe_taxonomy: Any) -> dict[str, Any]:
+    """The report's ``policy`` object: minimum consent policy version ("any"), sensitivity profile, minimum age."""
+    return {"version": policy.min_policy_version or "any", "sensitivity_profile": safe_taxonomy.profile.name,
+            "min_age": int(policy.min_age)}
+
+
+def default_window(policy: Any, window_end: int) -> tuple[int, int]:
+    """The data window when the spec names none: the gate's end minus the longest retention (data-independent;
+    the earliest eligible event would reveal a person's timestamp)."""
+    return (int(window_end) - max(policy.retention_seconds()), int(window_end))
+
+
 def _policy_fields(eligible: Any) -> dict[str, Any]:
-    policy = eligible.policy
-    return {"version": policy.min_policy_version or "any",
-            "sensitivity_profile": eligible.safe_taxonomy.profile.name, "min_age": int(policy.min_age)}
+    return report_policy(eligible.policy, eligible.safe_taxonomy)
 
 
 def _data_window(eligible: Any, spec: ReleaseSpec) -> tuple[int, int]:
     end = int(eligible.window_end)
     if spec.data_window is None:
-        oldest = max(eligible.policy.retention_seconds())
-        return (end - oldest, end)
+        return default_window(eligible.policy, end)
     start, spec_end = spec.data_window
     if spec_end != end:
         raise ParameterError(f"data_window end must equal the eligible events' window end {_iso(end)}, "
@@ -165,7 +175,8 @@ def release_counts(cells: CellCounts, audit: AuditCounts, spec: ReleaseSpec, *, 
     """``release`` from exact counts summed over partitions of persons (what a distributed engine has).
 
     ``segments`` are the SegmentInfo of ``spec.segment_ids`` (in that order), ``policy`` is
-    ``{"version", "sensitivity_profile", "min_age"}``, ``data_window`` epoch seconds. The report is checked
+    ``report_policy(eligibility_policy, safe_taxonomy)``, ``data_window`` epoch seconds (``spec.data_window``
+    or ``default_window(eligibility_policy, window_end)``). The report is checked
     for pseudonym-shaped strings but, without the persons, not against the data's pseudonyms.
     Privacy as in :func:`release`.
     """
