@@ -21,12 +21,7 @@ from typing import Any
 
 from adtarget._engine._aggregates import Aggregates
 from adtarget._engine._context import BuildContext
-from adtarget._engine._spark_session import (
-    active_session,
-    create_session,
-    is_connect,
-    quiet_pyspark_warnings,
-)
+from adtarget._engine._spark_session import active_session, create_session, quiet_pyspark_warnings
 from adtarget.exceptions import AdtargetError, InputFormatError, ParameterError, SchemaError
 
 __all__ = ["SparkEngine"]
@@ -256,8 +251,9 @@ def _read_parquet(session: Any, path: str) -> Any:
 
 
 def _is_spark_frame(obj: Any) -> bool:
+    """A classic (``pyspark.sql.dataframe``) or Spark Connect (``pyspark.sql.connect.dataframe``) DataFrame."""
     kind = type(obj)
-    return kind.__name__ == "DataFrame" and (kind.__module__.startswith("pyspark.sql") or is_connect(obj))
+    return kind.__name__ == "DataFrame" and kind.__module__.startswith("pyspark.sql")
 
 
 def _check_text(name: str, value: Any) -> None:
