@@ -228,3 +228,21 @@ def test_explanation_is_readable_and_json_able(world, ledger):
     assert json.loads(json.dumps(result.explanation.as_dict()))["total"]["epsilon"] == 1.0
     report, explanation = result
     assert report is result.report and explanation is result.explanation
+
+
+def test_completing_a_charged_but_unreported_query_spends_nothing_new(world, ledger, monkeypatch):
+    eligible, assignments = world
+    spec = ReleaseSpec("acme", ids_of(assignments), epsilon=1.0, delta=1e-6)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed between charge and store")
+
+    with monkeypatch.context() as m:
+        m.setattr(ledger, "store_report", crash)
+        with pytest.raises(KeyboardInterrupt):
+            release(eligible, assignments, spec, ledger=ledger)
+    assert ledger.remaining("acme")[0].epsilon == 3.0  # charged before anything was emitted
+    result = release(eligible, assignments, spec, ledger=ledger)
+    assert result.explanation.total["new_spend"] is False and not result.explanation.reused
+    assert ledger.remaining("acme")[0].epsilon == 3.0
+    assert release(eligible, assignments, spec, ledger=ledger).report == result.report

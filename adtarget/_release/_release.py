@@ -302,7 +302,8 @@ def _emit(cells: CellCounts, audit: AuditCounts, spec: ReleaseSpec, context: Rel
         report = SegmentReport.from_json(ledger.store_report(charge.charge_id, report.to_json()))
     explanation = ReleaseExplanation(
         str(spec), key, False, ReleaseExplanation.stages_of(spec),
-        {"epsilon": _num(float(spec.epsilon)), "delta": float(spec.delta), "new_spend": charge is not None},
+        {"epsilon": _num(float(spec.epsilon)), "delta": float(spec.delta),
+         "new_spend": bool(charge is not None and charge.new_spend)},  # False when completing a crashed run
         bounds=_bounds(spec), sensitivity=sens, noise=dict(noisy.noise),
         partition_selection=dict(noisy.partition_selection), audit=outcome.as_dict(),
         suppression=_suppression(counts, outcome, len(doc["segments"])),
