@@ -106,14 +106,15 @@ def test_sigkill_just_before_commit_leaves_the_state_before(tmp_path: Path) -> N
     path = tmp_path / "consent.sqlite"
     before = _seed_ledger(path)
     csv = _write_bulk_csv(tmp_path / "bulk.csv", 20_000, "bulk")
-    child = _start(PRELUDE + """
+    stop_script = """
 import adtarget._consent._store as store
 def stop(conn, records):
     print("inside", conn.execute("SELECT COUNT(*) FROM history").fetchone()[0], flush=True)
     time.sleep(120)
 store._erase = stop
 ledger.import_csv(sys.argv[2])
-""", str(path), str(csv))
+"""
+    child = _start(PRELUDE + stop_script, str(path), str(csv))
     assert child.stdout is not None
     line = child.stdout.readline().split()
     child.send_signal(signal.SIGKILL)
@@ -126,41 +127,42 @@ ledger.import_csv(sys.argv[2])
         assert led.stats()["history_rows"] == 1000
 
 
-WRITER_A = """
+GROUP = 1000  # persons per group import: long enough write transactions to make the writers collide
+WRITER_A = f"GROUP = {GROUP}\n" + """
 for i in range(0, 120, 2):
     ledger.opt_out(f"p{i}")
     if i % 20 == 0:
         k = i // 20 + 1
         rows = [{"person_id": f"h{j}", "birth_year": 1990, "ads_personalization": "opt_in", "cross_service": True,
                  "policy_version": f"gen-{k}", "updated_at": int(sys.argv[2]) + k, "deleted": False,
-                 "terminated": False, "location_deleted": False, "jurisdiction": "CN"} for j in range(100)]
+                 "terminated": False, "location_deleted": False, "jurisdiction": "CN"} for j in range(GROUP)]
         ledger.import_records(rows)
 print("ok")
 """
-WRITER_B = """
+WRITER_B = f"GROUP = {GROUP}\n" + """
 for i in range(0, 120, 3):
     ledger.set_cross_service(f"p{i}", True)
     if i % 12 == 0:
         k = i // 12 + 1
         rows = [{"person_id": f"g{j}", "birth_year": 1990, "ads_personalization": "opt_in", "cross_service": False,
                  "policy_version": f"gen-{k}", "updated_at": int(sys.argv[2]) + k, "deleted": False,
-                 "terminated": False, "location_deleted": False, "jurisdiction": "DE"} for j in range(100)]
+                 "terminated": False, "location_deleted": False, "jurisdiction": "DE"} for j in range(GROUP)]
         ledger.import_records(rows)
 print("ok")
 """
-READER = """
+READER = f"GROUP = {GROUP}\n" + """
 import os
 import numpy as np
 from adtarget._pseudonym import Pseudonymizer
 pz = Pseudonymizer(bytes(range(32)))
-groups = {name: pz.pseudonymize([f"{name}{j}" for j in range(100)]) for name in ("g", "h")}
+groups = {name: pz.pseudonymize([f"{name}{j}" for j in range(GROUP)]) for name in ("g", "h")}
 last = {"g": 0, "h": 0}
 opted_out = 0
 count = 0
 while True:
     stop = os.path.exists(sys.argv[2])
     snap = ledger.snapshot()
-    assert len(snap) == 320, len(snap)
+    assert len(snap) == 120 + 2 * GROUP, len(snap)
     for name, members in groups.items():
         versions = set(snap.policy_version[snap.index_of(members)].tolist())
         assert len(versions) == 1, f"torn import in group {name}: {sorted(versions)}"
@@ -183,7 +185,7 @@ def test_two_writers_and_a_reader_across_processes(tmp_path: Path) -> None:
     base = int(time.time()) - 100_000
     rows = [{"person_id": f"{g}{j}", "birth_year": 1990, "ads_personalization": "opt_in", "cross_service": False,
              "policy_version": "gen-0", "updated_at": base, "deleted": False, "terminated": False,
-             "location_deleted": False, "jurisdiction": "CN"} for g, n in (("p", 120), ("g", 100), ("h", 100))
+             "location_deleted": False, "jurisdiction": "CN"} for g, n in (("p", 120), ("g", GROUP), ("h", GROUP))
             for j in range(n)]
     with ConsentLedger(path, PZ) as led:
         led.import_records(rows)
@@ -206,5 +208,5 @@ def test_two_writers_and_a_reader_across_processes(tmp_path: Path) -> None:
             assert (state["ads_personalization"] == "opt_out") == (i % 2 == 0), i  # no lost opt-out
             assert state["cross_service"] == (i % 3 == 0), i  # no lost cross-service change
         for name, gen in (("g", 10), ("h", 6)):
-            members = PZ.pseudonymize([f"{name}{j}" for j in range(100)])
+            members = PZ.pseudonymize([f"{name}{j}" for j in range(GROUP)])
             assert set(snap.policy_version[snap.index_of(members)].tolist()) == {f"gen-{gen}"}
