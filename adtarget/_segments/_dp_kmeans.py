@@ -245,9 +245,10 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         fit_id = uuid.uuid4().hex
         budget = PrivacyBudget(self.epsilon)
         charge_before_fit(self.ledger, self.purpose, budget, f"learned-segments/dp-kmeans/{fit_id}")
-        centers, self.n_iter_ = self._fit_centers(clip_rows(X, self.bounds_norm), rng)
+        clipped = clip_rows(X, self.bounds_norm)
+        centers, self.n_iter_ = self._fit_centers(clipped, rng)
         self.cluster_centers_ = centers
-        self.labels_ = self._nearest(clip_rows(X, self.bounds_norm))
+        self.labels_ = self._nearest(clipped)
         self.model_id_ = f"dp-kmeans-{fit_id[:8]}"
         self.budget_ = budget
         self.segment_info_ = tuple(SegmentInfo(f"learned:{self.model_id_}:{k}", name)
@@ -281,6 +282,8 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         """Array of ``X`` (profiles' matrix or a validated array) and readable labels of its columns."""
         if isinstance(X, InterestProfiles):
             return self._validate_profiles(X, reset=reset), [str(n) for n in X.taxonomy.names[X.columns]]
+        if reset and hasattr(self, "columns_"):
+            del self.columns_  # fitted on a matrix now, not on profiles
         X = validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=reset)
         check_non_negative(X, whom)
         names = getattr(self, "feature_names_in_", None)
