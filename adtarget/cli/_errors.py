@@ -70,7 +70,7 @@ _TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
      "see 'adtarget budget show'; wait for the next accounting window or ask for a smaller --epsilon"),
     (ReportValidationError, EXIT_REPORT, "the report must follow adtarget.segment_report/v1 and the policy"),
     (ParameterError, EXIT_USAGE, "see 'adtarget <command> --help' for the allowed values"),
-    (SchemaError, EXIT_INPUT, "see DESIGN.md §3 'Events' for the columns adtarget accepts"),
+    (SchemaError, EXIT_INPUT, "see docs/cli.md 'Input files' for the columns adtarget accepts"),
     (TaxonomyError, EXIT_INPUT, "check --taxonomy and --sensitivity-profile"),
     (ConsentError, EXIT_INPUT, "fix the rejected consent rows, or import them with --lenient"),
     (LedgerError, EXIT_INPUT, "check the ledger path and the ADTARGET_PSEUDONYM_KEY it was made with"),

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["add_policy_options", "advertiser", "delta", "epsilon", "non_negative_int", "policy", "positive_int",
-           "run_settings", "safe_taxonomy", "services"]
+           "run_settings", "safe_taxonomy", "services", "window_end"]
 
 MECHANISMS = ("discrete_laplace", "discrete_gaussian")
 
@@ -55,6 +55,27 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """An integer >= 0 (seeds)."""
     return _integer(text, "value", 0)
+
+
+def window_end(text: str) -> int:
+    """The data window's end: ``today`` (00:00 UTC today), ``now``, an ISO date (00:00 UTC that day) or an ISO
+    datetime with a time zone, as epoch seconds."""
+    import datetime as dt
+    import time
+
+    if text in ("today", "now"):
+        now = int(time.time())
+        return now if text == "now" else now - now % 86_400
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"window end must be 'today', 'now', an ISO date or an ISO datetime, "
+                                         f"got {text!r}") from None
+    if len(text) == 10:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    if when.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"window end must name its time zone (e.g. ...T00:00:00Z), got {text!r}")
+    return int(when.timestamp())
 
 
 def advertiser(text: str) -> str:

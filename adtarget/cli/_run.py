@@ -17,6 +17,7 @@ from adtarget.cli._config import (
     pseudonymizer_from_env,
 )
 from adtarget.cli._errors import EXIT_OK, CommandInputError, UsageError
+from adtarget.cli._inputs import check_events_path
 from adtarget.cli._output import Output
 
 __all__ = ["add_parser", "execute", "open_consent", "result_data", "result_text", "write_outputs"]
@@ -56,6 +57,9 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=opt.non_negative_int, metavar="S",
                    help="seed the noise: reproducible, NOT private; for tests and tutorials only (warns)")
     p.add_argument("--target-service", metavar="S", help="build for ads on this service only (P2)")
+    p.add_argument("--window-end", type=opt.window_end, default="today", metavar="WHEN",
+                   help="end of the data window: today (00:00 UTC, the default), now, or an ISO date/datetime; "
+                        "re-running an identical build returns the stored report without new spending")
     p.set_defaults(handler=run_command)
 
 
@@ -67,8 +71,7 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
     settings = opt.run_settings(args)
     safe_taxonomy = opt.safe_taxonomy(args)
     services = opt.services(existing_file(args.services, "--services") if args.services else None)
-    if not args.events.exists():
-        raise CommandInputError(f"--events {str(args.events)!r} does not exist", hint="check the path")
+    check_events_path(args.events)
     pseudonymizer = pseudonymizer_from_env()
     out_dir = output_dir(args.out)
     with out.steps(4, "adtarget run") as step:
@@ -79,7 +82,7 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
         step("build and release")
         result = execute(args.events, consent, pseudonymizer=pseudonymizer, budget=budget, settings=settings,
                          safe_taxonomy=safe_taxonomy, services=services, engine=make_engine(args),
-                         seed=args.seed)
+                         seed=args.seed, window_end=args.window_end)
         step("write outputs")
         paths = write_outputs(result, out_dir)
     data = result_data(result, paths)
@@ -129,14 +132,15 @@ def make_engine(args: argparse.Namespace) -> Any:
 
 
 def execute(events: Path, consent: Any, *, pseudonymizer: Any, budget: Any, settings: Any, safe_taxonomy: Any,
-            services: Any, engine: Any, seed: int | None) -> Any:
+            services: Any, engine: Any, seed: int | None, window_end: int | None = None) -> Any:
     """Run the main job (adtarget._pipeline.run); a Spark session this engine started is stopped after."""
     from adtarget._pipeline import run
 
     source: Any = str(events) if getattr(engine, "name", "") == "spark" else events
     try:
         return run(source, consent, pseudonymizer=pseudonymizer, budget=budget, settings=settings,
-                   safe_taxonomy=safe_taxonomy, services=services, engine=engine, random_state=seed)
+                   safe_taxonomy=safe_taxonomy, services=services, engine=engine, window_end=window_end,
+                   random_state=seed)
     finally:
         stop = getattr(engine, "stop", None)
         if stop is not None:
