@@ -107,6 +107,7 @@ BAD_ROWS = [
     ({"updated_at": str(NOW + 3600)}, "future_updated_at"),
     ({"policy_version": ""}, "missing_policy_version"),
     ({"policy_version": "v" * 65}, "bad_policy_version"),
+    ({"policy_version": "2018\x1f05"}, "bad_policy_version"),
     ({"birth_year": "1800"}, "bad_birth_year"),
     ({"birth_year": "nineteen"}, "bad_birth_year"),
     ({"birth_year": "1990.5"}, "bad_birth_year"),

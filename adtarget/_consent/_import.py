@@ -50,6 +50,7 @@ MIN_UPDATED_AT = 946_684_800  # 2000-01-01T00:00:00Z: older consent timestamps a
 CLOCK_SKEW_S = 300
 MAX_POLICY_VERSION = 64
 _JURISDICTION = re.compile(r"[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?")
+_POLICY_VERSION = re.compile(r"[^\x00-\x1f\x7f]+")  # printable: no control characters
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,7 +120,8 @@ def validate_columns(columns: dict[str, np.ndarray], malformed: np.ndarray, pseu
     flag("missing_person_id", ~valid_id)
     opted_in = _checked(parse_choice(columns["ads_personalization"]), "bad_ads_personalization", flag)
     updated_at = _updated_at(columns["updated_at"], now, flag)
-    policy, null_policy, bad_policy = parse_text(columns["policy_version"], max_length=MAX_POLICY_VERSION)
+    policy, null_policy, bad_policy = parse_text(columns["policy_version"], max_length=MAX_POLICY_VERSION,
+                                                 pattern=_POLICY_VERSION)
     flag("missing_policy_version", null_policy)
     flag("bad_policy_version", bad_policy)
     max_year = _dt.datetime.fromtimestamp(now, _dt.timezone.utc).year

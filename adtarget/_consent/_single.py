@@ -7,7 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._consent._import import _JURISDICTION, CLOCK_SKEW_S, MAX_POLICY_VERSION, MIN_UPDATED_AT
+from adtarget._consent._import import (
+    _JURISDICTION,
+    _POLICY_VERSION,
+    CLOCK_SKEW_S,
+    MAX_POLICY_VERSION,
+    MIN_UPDATED_AT,
+)
 from adtarget._consent._records import (
     FIELDS,
     ConsentRecords,
@@ -72,8 +78,8 @@ def _parse(name: str, value: Any, max_year: int) -> Any:
     elif name == "ads_personalization":
         parsed, bad = parse_choice(column)
     elif name in ("policy_version", "jurisdiction"):
-        pattern = _JURISDICTION if name == "jurisdiction" else None
-        parsed, null, bad = parse_text(column, max_length=MAX_POLICY_VERSION if pattern is None else 6,
+        pattern = _JURISDICTION if name == "jurisdiction" else _POLICY_VERSION
+        parsed, null, bad = parse_text(column, max_length=6 if name == "jurisdiction" else MAX_POLICY_VERSION,
                                        pattern=pattern)
         bad = bad | (null if name == "policy_version" else False)
     else:
