@@ -267,3 +267,20 @@ def test_debug_shows_the_traceback(world, tmp_path):
     result = cli("--debug", *_run_args(world, tmp_path, **{"--events": str(tmp_path / "nope.parquet")}),
                  env=world["env"])
     assert result.returncode == 3 and "Traceback" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_run_on_the_spark_engine_gives_the_same_accounting(world, tmp_path):
+    pytest.importorskip("pyspark")
+    pytest.importorskip("adtarget._engine._spark")
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java")
+    result = cli("--json", *_run_args(world, tmp_path), "--engine", "spark", "--master", "local[2]",
+                 env=world["env"])
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    summary = json.loads(result.stdout)["summary"]
+    local = json.loads((world["run1"] / "summary.json").read_text())
+    assert summary["engine"] == "spark"
+    for key in ("rows", "excluded", "eligible_events", "eligible_persons"):
+        assert summary[key] == local[key]
