@@ -146,8 +146,8 @@ def parse_timestamps(values: Any, name: str) -> np.ndarray:
     if kind in "iu":
         return array.astype(np.int64)
     if kind == "f":
-        finite = np.isfinite(array)
-        return np.where(finite, np.floor(np.where(finite, array, 0)).astype(np.int64), _INVALID_TS)
+        representable = np.isfinite(array) & (np.abs(array) < 2.0**62)
+        return np.where(representable, np.floor(np.where(representable, array, 0)).astype(np.int64), _INVALID_TS)
     return _parse_iso(array, name)
 
 
@@ -193,7 +193,7 @@ def _iso_seconds(value: Any) -> int:
 
 def _float_seconds(value: Any) -> int:
     number = _float_or_nan(value)
-    return int(math.floor(number)) if math.isfinite(number) else int(_INVALID_TS)
+    return int(math.floor(number)) if math.isfinite(number) and abs(number) < 2.0**62 else int(_INVALID_TS)
 
 
 INVALID_TS = _INVALID_TS

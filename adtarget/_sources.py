@@ -26,7 +26,7 @@ def read_columns(source: Any, *, what: str = "events") -> tuple[dict[str, Any], 
         return _table_columns(_read_path(Path(source), what))
     module = type(source).__module__.split(".")[0]
     if module == "pyarrow" and hasattr(source, "column_names"):
-        return _table_columns(source)
+        return _table_columns(_validated(source, what, "the Arrow table"))
     if module == "pandas" and hasattr(source, "columns"):
         return _pandas_columns(source, what)
     if isinstance(source, Mapping):
@@ -60,7 +60,7 @@ def _read_parquet(path: Path, what: str) -> Any:
     try:
         schema = pq.read_schema(path) if path.is_file() else None
         strings = [f.name for f in schema if pa.types.is_string(f.type)] if schema is not None else None
-        return pq.read_table(path, read_dictionary=strings)
+        return _validated(pq.read_table(path, read_dictionary=strings), what, str(path))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise InputFormatError(f"{what}: {path} is not a readable Parquet file or dataset ({_short(exc)})") from None
 
@@ -82,8 +82,24 @@ def _read_csv(path: Path, what: str) -> Any:
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, OSError) as exc:
         raise InputFormatError(f"{what}: {path} is not a readable CSV file ({_short(exc)})") from None
-    if table.num_columns == 0:
+    try:
+        names = table.column_names
+    except UnicodeDecodeError:
+        raise InputFormatError(f"{what}: {path} has a header that is not UTF-8 text") from None
+    if not names:
         raise InputFormatError(f"{what}: {path} has no header row")
+    return table
+
+
+def _validated(table: Any, what: str, where: str) -> Any:
+    """Full Arrow validation (dictionary indices in range, valid UTF-8): corrupted files and hand-built tables
+    become one InputFormatError instead of an IndexError deep inside ingestion."""
+    import pyarrow as pa
+
+    try:
+        table.validate(full=True)
+    except (pa.ArrowInvalid, pa.ArrowException) as exc:
+        raise InputFormatError(f"{what}: {where} holds invalid Arrow data ({_short(exc)})") from None
     return table
 
 
