@@ -60,9 +60,10 @@ def test_impossible_observation_fails_outright():
 
 
 def test_partition_selection_keep_rate_matches_exact_probability():
-    selection = PartitionSelection(0.1, 1e-6, 1)
-    counts = np.arange(0, 2 * selection.threshold)
-    result = check_partition_selection(selection, counts, n_trials=300, random_state=5)
+    selection = PartitionSelection(0.1, 1e-6, 1)  # threshold 133, scale 10
+    t = selection.threshold
+    counts = np.r_[0:3, t - 40:t + 40]  # never-kept, far-below and the whole transition
+    result = check_partition_selection(selection, counts, n_trials=200, random_state=5)
     assert result.passed(ALPHA), str(result)
 
 
@@ -72,8 +73,9 @@ def test_partition_selection_with_a_wrong_threshold_is_rejected():
             return super().select(np.asarray(person_counts) + 2, random_state)
 
     broken = OffByTwo(0.1, 1e-6, 1)
-    counts = np.arange(1, 2 * broken.threshold)
-    assert not check_partition_selection(broken, counts, n_trials=300, random_state=5).passed(ALPHA)
+    t = broken.threshold
+    counts = np.arange(t - 40, t + 40)
+    assert not check_partition_selection(broken, counts, n_trials=200, random_state=5).passed(ALPHA)
 
 
 @pytest.mark.parametrize("bad", [0, -5, 1.5, True])
