@@ -109,9 +109,9 @@ class Pseudonymizer:
 
     def pseudonymize_with_mask(self, ids: np.ndarray | Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
         """``(pseudonyms, valid)``: missing ids (None, NaN, empty string) get ``valid=False`` and pseudonym 0."""
-        codes, canonical = _canonical_codes(_as_id_array(ids))
+        codes, canonical, distinct = _canonical_codes(_as_id_array(ids))
         hashes = self._hash(canonical)
-        if _has_duplicates(hashes):
+        if _count_distinct(hashes) != distinct:
             raise LedgerError(f"pseudonym collision: two distinct ids map to the same 64-bit pseudonym under "
                               f"key_id={self._key_id} ({self._algorithm}); rotate the key "
                               "(docs/privacy/pseudonymisation.md)")
@@ -167,10 +167,10 @@ def _blake2b_many(key: bytes, items: list[bytes]) -> np.ndarray:
     return np.frombuffer(b"".join(map(one, items)), dtype="<u8").astype(np.uint64)
 
 
-def _has_duplicates(values: np.ndarray) -> bool:
-    """Whether a uint64 array holds a repeated value (sort based: numpy's SIMD sort beats hashing here)."""
+def _count_distinct(values: np.ndarray) -> int:
+    """Distinct values of a 1-D array (sort based: numpy's SIMD sort beats a hash table here)."""
     ordered = np.sort(values)
-    return bool(ordered.size > 1 and (ordered[1:] == ordered[:-1]).any())
+    return int(ordered.size and 1 + np.count_nonzero(ordered[1:] != ordered[:-1]))
 
 
 def _as_id_array(ids: Any) -> np.ndarray:
@@ -186,35 +186,47 @@ def _as_id_array(ids: Any) -> np.ndarray:
     return array
 
 
-def _canonical_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | list[bytes]]:
-    """``(codes, canonical)``: per row, the index of its distinct canonical id (-1 if missing), and the
-    canonical bytes of each distinct id (an ``S`` array for ints, else a list)."""
+def _canonical_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | list[bytes], int]:
+    """``(codes, canonical, distinct)``: per row, the index of its canonical id in ``canonical`` (-1 if
+    missing); the canonical bytes to hash (an ``S`` array for ints, else a list); the number of distinct
+    canonical ids (``len(canonical)`` unless the int fast path hashes every row)."""
     kind = array.dtype.kind
     if kind in "iu":
-        codes, uniques = factorize(array)
-        return codes, uniques.astype("S20")
+        return _int_codes(array)
     if kind == "f":
         return _float_codes(array)
     if kind in "US":
         codes, uniques = factorize(array)
         empty = uniques == ("" if kind == "U" else b"")
         codes = np.where((codes >= 0) & empty[np.maximum(codes, 0)], -1, codes) if empty.any() else codes
-        return codes, [u.encode("utf-8") for u in uniques.tolist()] if kind == "U" else uniques.tolist()
+        canonical = [u.encode("utf-8") for u in uniques.tolist()] if kind == "U" else uniques.tolist()
+        return codes, canonical, len(canonical)
     if kind == "O":
-        return _object_codes(array)
+        codes, distinct_ids = _object_codes(array)
+        return codes, distinct_ids, len(distinct_ids)
     raise SchemaError(f"ids: must hold integer or string ids; received dtype {array.dtype}")
 
 
-def _float_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | list[bytes]]:
+def _int_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mostly distinct ints are hashed row by row (a hash table of millions of keys costs more than hashing
+    the repeats); otherwise factorised first. A sort counts the distinct ids for the collision check."""
+    distinct = _count_distinct(array)
+    if 2 * distinct > array.size:
+        return np.arange(array.size), array.astype("S20"), distinct
+    codes, uniques = factorize(array)
+    return codes, uniques.astype("S20"), distinct
+
+
+def _float_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | list[bytes], int]:
     present = ~np.isnan(array)
     values = array[present]
     if not (np.all(values == np.round(values)) and np.all(np.abs(values) < _MAX_EXACT_FLOAT)):
         raise SchemaError("ids: a float id column must hold whole numbers below 2**53 (or NaN for missing); "
                           "received fractional or too large values")
-    sub_codes, uniques = factorize(values.astype(np.int64))
+    sub_codes, canonical, distinct = _int_codes(values.astype(np.int64))
     codes = np.full(array.size, -1, dtype=np.int64)
     codes[present] = sub_codes
-    return codes, uniques.astype("S20")
+    return codes, canonical, distinct
 
 
 def _object_codes(array: np.ndarray) -> tuple[np.ndarray, list[bytes]]:

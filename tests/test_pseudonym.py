@@ -142,6 +142,16 @@ def test_collision_is_detected_without_naming_ids(monkeypatch: pytest.MonkeyPatc
     assert pz.key_id in str(err.value)
     # the same id twice is not a collision
     assert pz.pseudonymize(["same", "same"]).tolist() == [0, 0]
+    for ints in (np.array([7, 8, 9, 10]), np.array([7, 7, 7, 7, 7, 8])):  # hashed per row / factorised
+        with pytest.raises(LedgerError, match="collision"):
+            pz.pseudonymize(ints)
+    assert pz.pseudonymize(np.array([7, 7, 7, 7])).tolist() == [0, 0, 0, 0]
+
+
+def test_mostly_distinct_ints_hashed_per_row_keep_repeats_consistent(pz: Pseudonymizer) -> None:
+    ids = np.array([5, 6, 7, 5, 8, 9, 10, 11])  # mostly distinct: the per-row path
+    out = pz.pseudonymize(ids)
+    assert out.tolist() == [blake_ref(KEY, i) for i in ids.tolist()]
 
 
 def test_distinct_canonical_ids_are_hashed_once(monkeypatch: pytest.MonkeyPatch, pz: Pseudonymizer) -> None:
