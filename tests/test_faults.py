@@ -183,9 +183,6 @@ def test_sigkill_between_spend_and_report_keeps_the_spend(crashed_release, tmp_p
     assert BudgetLedger(paths["budget"]).remaining("acme")[0].epsilon == pytest.approx(3.0)
 
 
-@pytest.mark.xfail(strict=True, reason="_release._emit reports new_spend=True (and the run summary "
-                   "epsilon_spent=1.0) when it completes a charge made by a crashed run; the ledger charged "
-                   "nothing new (Charge.new_spend is False). Use charge.new_spend in ReleaseExplanation.total.")
 def test_completing_a_crashed_release_reports_no_new_spend(crashed_release, tmp_path):
     second = _run_parent(_copy_crashed(crashed_release, tmp_path))
     assert second.explanation.total["new_spend"] is False
@@ -236,10 +233,6 @@ write_assignments_parquet(old, {path!r})
 """
 
 
-@pytest.mark.xfail(strict=True, reason="_segments/_assignments_io.write_assignments_parquet writes the target "
-                   "path in place (pq.write_table(table, path)); a crash mid-write leaves a truncated Parquet "
-                   "instead of the previous file. Write to a temporary file in the same directory and "
-                   "os.replace it, as SegmentReport.write does.")
 def test_sigkill_during_assignments_rewrite_keeps_the_previous_file(world, tmp_path):
     from adtarget._segments._assignments_io import read_assignments_parquet
 
