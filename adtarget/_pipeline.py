@@ -177,7 +177,8 @@ def _release(aggregates: Any, spec: Any, infos: Any, context: BuildContext, sett
 def _summary(aggregates: Any, result: Any, engine: Any) -> dict[str, Any]:
     summary = aggregates.summary()
     explanation = result.explanation
-    spent = 0.0 if explanation.reused else explanation.total.get("epsilon")
+    new_spend = not explanation.reused and explanation.total.get("new_spend", True) is not False
+    spent = explanation.total.get("epsilon") if new_spend else 0.0
     summary.update({
         "engine": getattr(engine, "name", type(engine).__name__),
         "segments": {"released": len(result.report.segments),

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from adtarget._atomic import atomic_path
 from adtarget._event_schema import EVENT_KINDS
 from adtarget._policy import EligibilityPolicy
 from adtarget.exceptions import InputFormatError, ParameterError
@@ -126,34 +127,20 @@ def _rewrite(file: Path, masks: Any) -> PurgeReport:
         source = pq.ParquetFile(file)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputFormatError(f"purge: {file} is not a readable Parquet file ({exc})") from None
-    temporary = file.with_name(f".{file.name}.purge-{os.getpid()}.tmp")
     rows_in = forgotten_n = expired_n = 0
-    try:
-        with pq.ParquetWriter(temporary, source.schema_arrow) as writer:
-            for batch in source.iter_batches(batch_size=1 << 20):
-                table = pa.Table.from_batches([batch])
-                forgotten, expired = masks(table)
-                rows_in += table.num_rows
-                forgotten_n += int(forgotten.sum())
-                expired_n += int(expired.sum())
-                writer.write_table(table.filter(pa.array(~(forgotten | expired))))
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
-        if forgotten_n or expired_n:
-            os.replace(temporary, file)
-            _fsync_dir(file.parent)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+    kept = []
+    for batch in source.iter_batches(batch_size=1 << 20):
+        table = pa.Table.from_batches([batch])
+        forgotten, expired = masks(table)
+        rows_in += table.num_rows
+        forgotten_n += int(forgotten.sum())
+        expired_n += int(expired.sum())
+        kept.append(pa.array(~(forgotten | expired)))
+    if forgotten_n or expired_n:  # second pass writes; untouched files are not rewritten
+        with atomic_path(file) as temporary, pq.ParquetWriter(temporary, source.schema_arrow) as writer:
+            for batch, keep in zip(source.iter_batches(batch_size=1 << 20), kept):
+                writer.write_table(pa.Table.from_batches([batch]).filter(keep))
     return PurgeReport(1, rows_in, forgotten_n, expired_n)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def forget_everywhere(

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from adtarget._atomic import atomic_path
 from adtarget._release._spec import looks_like_pseudonym
 from adtarget.exceptions import InputFormatError, ReportValidationError
 
@@ -260,14 +260,8 @@ class SegmentReport:
         validate_report(self._doc)
         text = self.to_json() + "\n"
         target = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(target) as temporary:
+            temporary.write_text(text, encoding="utf-8")
         return target
 
     # --- read-only accessors -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from adtarget._atomic import atomic_path
 from adtarget._segments._info import SegmentAssignments, SegmentInfo
 from adtarget.exceptions import InputFormatError
 
@@ -65,7 +66,8 @@ def write_assignments_parquet(assignments: SegmentAssignments, path: str | PathL
         column[csc.indices[csc.indptr[j]:csc.indptr[j + 1]]] = True
         columns[segment_id] = pa.array(column)
     table = pa.table(columns).replace_schema_metadata(_metadata(assignments))
-    pq.write_table(table, path)
+    with atomic_path(path) as temporary:
+        pq.write_table(table, temporary)
 
 
 def read_assignments_parquet(path: str | PathLike[str]) -> SegmentAssignments:
