@@ -70,6 +70,8 @@ _EXPORTS: dict[str, str] = {
     "SegmentInfo": "adtarget._segments._info",
     "SegmentAssignments": "adtarget._segments._info",
     "DPKMeansSegmenter": "adtarget._segments._dp_kmeans",
+    "InMemoryAccountant": "adtarget._segments._dp_kmeans",
+    "read_assignments_parquet": "adtarget._segments._assignments_io",
     # the advertiser release
     "PrivacyBudget": "adtarget._release._budget_spec",
     "CountNoise": "adtarget._release._noise",
