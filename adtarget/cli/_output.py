@@ -57,7 +57,7 @@ class Output:
 
         disable = True if (self.json_mode or self.quiet) else None  # None: only when stderr is a terminal
         bar = tqdm(total=total, desc=desc, file=self.stderr, disable=disable, leave=False,
-                   bar_format="{desc}: {n_fmt}/{total_fmt} {bar} {elapsed} {postfix}")
+                   bar_format="{desc} [{n_fmt}/{total_fmt}] {bar:30} {elapsed}{postfix}")
         started = False
 
         def step(name: str) -> None:
