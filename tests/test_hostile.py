@@ -106,7 +106,7 @@ def test_fuzzed_consent_files_raise_only_adtarget_errors(tmp_path, blob, kind):
     path.write_bytes(blob)
     with ConsentLedger(tmp_path / "c.sqlite", PZ) as ledger:
         _only_adtarget_errors(lambda: getattr(ledger, f"import_{kind}")(path))
-        assert ledger.stats()["persons"] in (0, ledger.stats()["persons"])
+        ledger.check_integrity()  # whatever happened, the ledger is still sound
 
 
 @FUZZ
