@@ -189,6 +189,10 @@ BAD = {
     "epsilon nan": (2, lambda w, t: _run_args(w, t, **{"--epsilon": "nan"}), {}),
     "epsilon abc": (2, lambda w, t: _run_args(w, t, **{"--epsilon": "abc"}), {}),
     "delta 1.5": (2, lambda w, t: _run_args(w, t, **{"--delta": "1.5"}), {}),
+    "gaussian noise with delta 0": (2, lambda w, t: _run_args(w, t, **{"--mechanism": "discrete_gaussian",
+                                                                         "--delta": "0"}), {}),
+    "budget ledger that is not a database": (3, lambda w, t: _run_args(
+        w, t, **{"--ledger": _write(t / "b.sqlite", "not a database " * 20)}), {}),
     "unknown sensitivity profile": (2, lambda w, t: _run_args(w, t, **{"--sensitivity-profile": "lax"}), {}),
     "min age 10": (2, lambda w, t: _run_args(w, t, **{"--min-age": "10"}), {}),
     "unknown engine": (2, lambda w, t: _run_args(w, t, **{"--engine": "dask"}), {}),

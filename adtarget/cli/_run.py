@@ -68,8 +68,7 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
     if args.master is not None and args.engine != "spark":
         raise UsageError(f"--master is only used with --engine spark, got --engine {args.engine}",
                          hint="add --engine spark or drop --master")
-    settings = opt.run_settings(args)
-    safe_taxonomy = opt.safe_taxonomy(args)
+    settings, safe_taxonomy = _checked_settings(args)
     services = opt.services(existing_file(args.services, "--services") if args.services else None)
     check_events_path(args.events)
     pseudonymizer = pseudonymizer_from_env()
@@ -90,6 +89,20 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
         data["consent_import"] = imported
     out.result(data, result_text(result, paths))
     return EXIT_OK
+
+
+def _checked_settings(args: argparse.Namespace) -> tuple[Any, Any]:
+    """RunSettings and SafeTaxonomy, with the release spec checked now (ε, δ and mechanism together) rather
+    than after the build."""
+    from adtarget.exceptions import ParameterError
+
+    try:
+        settings, safe_taxonomy = opt.run_settings(args), opt.safe_taxonomy(args)
+        taxonomy = safe_taxonomy.taxonomy
+        settings.release_spec((f"{taxonomy.name}:{taxonomy.ids[0]}",))
+    except ParameterError as exc:
+        raise UsageError(str(exc), hint="see 'adtarget run --help'") from None
+    return settings, safe_taxonomy
 
 
 def _budget_ledger(path: Path | None) -> Any:
