@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adtarget._taxonomy import IAB_NON_INTEREST_ROOTS, Taxonomy
+from adtarget._taxonomy import Taxonomy
+from adtarget._taxonomy_files import IAB_NON_INTEREST_ROOTS
 from adtarget.exceptions import InputFormatError, ParameterError, TaxonomyError
 
 
