@@ -441,3 +441,56 @@ def test_budget_ledger_corrupted_after_opening_blocks_the_release(world, tmp_pat
                      settings=RunSettings(advertiser="acme"), window_end=END)
         result.write(paths["out"])
     assert not paths["out"].exists()
+
+
+# --- Parquet purge (adtarget._purge) ------------------------------------------------------------------------------
+PURGE_KILL = """
+import pyarrow.parquet as pq
+from adtarget._purge import purge_events
+real, written = pq.ParquetWriter.write_table, []
+def write_then_die(self, table, *args, **kwargs):
+    real(self, table, *args, **kwargs)
+    written.append(table.num_rows)
+    if len(written) == 2:  # the second file's rows are in its temporary file, not yet renamed
+        os.kill(os.getpid(), signal.SIGKILL)
+pq.ParquetWriter.write_table = write_then_die
+purge_events({path!r}, pseudonymizer=PZ, forgotten=np.array({forgotten!r}, dtype=np.uint64))
+"""
+
+
+def test_sigkill_during_a_parquet_purge_leaves_each_file_whole_and_a_rerun_completes(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from adtarget._events import ingest
+    from adtarget._purge import purge_events
+
+    dataset = tmp_path / "events"
+    dataset.mkdir()
+    rng = np.random.default_rng(0)
+    for f in range(3):
+        ids = rng.integers(1, 40, 2_000)
+        pq.write_table(pa.table({"person_id": ids, "service": ["video"] * ids.size,
+                                 "ts": np.full(ids.size, END - 86_400), "category": ["1"] * ids.size}),
+                       dataset / f"part-{f}.parquet")
+    forgotten_ids = [3, 7, 11]
+    forgotten = PZ.pseudonymize(np.array(forgotten_ids)).tolist()
+
+    def counts(path):
+        ids = pq.read_table(path).column("person_id").to_numpy()
+        return ids.size, int(np.isin(ids, forgotten_ids).sum())
+
+    before = {p.name: counts(p) for p in dataset.glob("*.parquet")}
+    code, _, err = finish(spawn(PURGE_KILL.format(path=str(dataset), forgotten=forgotten)))
+    assert code == -9, err
+    for p in sorted(dataset.glob("*.parquet")):  # each file: as it was, or fully purged
+        rows, hits = counts(p)
+        assert (rows, hits) in (before[p.name], (before[p.name][0] - before[p.name][1], 0)), p.name
+    # a killed rewrite leaves its (unfinished, footer-less) temporary file: hidden, and written from the
+    # filtered rows only, so it holds no forgotten person's rows; readers skip it
+    leftovers = [p.name for p in dataset.iterdir() if p.name.startswith(".")]
+    assert all(n.startswith(".part-1.parquet.") and n.endswith(".tmp") for n in leftovers), leftovers
+    ingest(dataset, pseudonymizer=PZ, now=END)  # the dataset stays readable (hidden files are ignored)
+    purge_events(dataset, pseudonymizer=PZ, forgotten=np.array(forgotten, dtype=np.uint64))
+    for p in dataset.glob("*.parquet"):
+        assert counts(p) == (before[p.name][0] - before[p.name][1], 0)
