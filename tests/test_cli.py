@@ -101,7 +101,26 @@ def test_audit_passes_a_report_the_run_wrote(world):
     assert ": OK (" in result.stdout
 
 
-def test_consent_import_show_opt_out_export_forget(world, tmp_path):
+def _member(world) -> str:
+    """The account id of a person with at least one segment in the first run's assignments."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from adtarget._pseudonym import Pseudonymizer
+
+    table = pq.read_table(world["run1"] / "assignments.parquet")
+    columns = [c for c in table.column_names if c != "pseudonym"]
+    member = np.zeros(table.num_rows, dtype=bool)
+    for c in columns:
+        member |= table.column(c).to_numpy(zero_copy_only=False)
+    hexes = set(np.asarray(table.column("pseudonym").to_pylist())[member].tolist())
+    ids = pq.read_table(world["data"] / "events.parquet", columns=["person_id"]).column("person_id").to_numpy()
+    ids = np.unique(ids)
+    pseudonyms = Pseudonymizer(bytes.fromhex(KEY)).pseudonymize(ids)
+    return str(next(i for i, p in zip(ids.tolist(), pseudonyms.tolist()) if f"{p:016x}" in hexes))
+
+
+def test_consent_import_show_opt_out(world, tmp_path):
     env, ledger = world["env"], ["--ledger", str(tmp_path / "consent.sqlite")]
     imported = json.loads(ok(cli("consent", "import", str(world["data"] / "consent.csv"), *ledger, "--json",
                                  env=env)).stdout)
@@ -111,13 +130,24 @@ def test_consent_import_show_opt_out_export_forget(world, tmp_path):
     ok(cli("consent", "opt-out", "4242", *ledger, env=env))
     current = json.loads(ok(cli("consent", "show", "4242", *ledger, "--json", env=env)).stdout)["current"]
     assert current["ads_personalization"] == "opt_out"
-    export = json.loads(ok(cli("consent", "export", "4242", *ledger, "--assignments",
-                               str(world["run1"] / "assignments.parquet"), env=env)).stdout)
-    assert export["schema"] == "adtarget.consent_export/v1" and export["segments"] == []
-    assert "4242" not in json.dumps(export)  # the raw id is never written back
-    ok(cli("consent", "forget", "4242", *ledger, env=env))
-    after = json.loads(ok(cli("consent", "show", "4242", *ledger, "--json", env=env)).stdout)["current"]
-    assert after is None or after["deleted"] is True
+
+
+def test_consent_export_and_forget_cover_events_and_assignments(world, tmp_path):
+    env, person = world["env"], _member(world)
+    shutil.copy(world["run1"] / "consent.sqlite", tmp_path / "consent.sqlite")
+    shutil.copy(world["data"] / "events.parquet", tmp_path / "events.parquet")
+    shutil.copy(world["run1"] / "assignments.parquet", tmp_path / "assignments.parquet")
+    files = ["--ledger", str(tmp_path / "consent.sqlite"), "--events", str(tmp_path / "events.parquet"),
+             "--assignments", str(tmp_path / "assignments.parquet")]
+    export = json.loads(ok(cli("consent", "export", person, *files, env=env)).stdout)
+    assert export["schema"] == "adtarget.access_export/v1"
+    assert export["events"] and export["segments"] and export["consent"]["current"] is not None
+    assert person not in json.dumps(export)  # named by pseudonym only
+    forgotten = json.loads(ok(cli("consent", "forget", person, *files, "--json", env=env)).stdout)
+    assert forgotten["rows_removed"] == sum(e["events"] for e in export["events"]) + 1
+    after = json.loads(ok(cli("consent", "export", person, *files, env=env)).stdout)
+    assert after["events"] == [] and after["segments"] == []
+    assert after["consent"]["current"] is None or after["consent"]["current"]["deleted"] is True
 
 
 def test_quiet_prints_nothing_and_seed_warns_on_one_line(world, tmp_path):

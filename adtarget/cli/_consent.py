@@ -38,14 +38,23 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
                      help="ignore columns outside the consent contract (identifying columns are always refused)")
     show = _action(sub, common, "show", "ledger counts, or one person's current consent", _show)
     show.add_argument("person_id", nargs="?", metavar="PERSON_ID", help="show this person's current record")
-    for name, text, handler in (("opt-out", "record that a person opted out of ads personalisation", _opt_out),
-                                ("forget", "erase a person from the ledger (deletion request)", _forget)):
-        _action(sub, common, name, text, handler).add_argument("person_id", metavar="PERSON_ID")
+    _action(sub, common, "opt-out", "record that a person opted out of ads personalisation",
+            _opt_out).add_argument("person_id", metavar="PERSON_ID")
+    forget = _action(sub, common, "forget", "erase a person from the ledger and from event and assignment files "
+                     "(deletion request)", _forget)
+    forget.add_argument("person_id", metavar="PERSON_ID")
+    _add_data_files(forget, "rewrite without the person's rows")
     exp = _action(sub, common, "export", "everything held about one person (access request)", _export)
     exp.add_argument("person_id", metavar="PERSON_ID")
-    exp.add_argument("--assignments", type=Path, metavar="PARQUET",
-                     help="also list the person's segments from a run's assignments.parquet")
+    _add_data_files(exp, "also count the person's events / list their segments in")
     exp.add_argument("--output", type=Path, metavar="FILE", help="write the export to FILE instead of stdout")
+
+
+def _add_data_files(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--events", type=Path, action="append", default=[], metavar="PARQUET",
+                        help=f"{what} this events Parquet file or dataset directory (repeatable)")
+    parser.add_argument("--assignments", type=Path, action="append", default=[], metavar="PARQUET",
+                        help=f"{what} this assignments.parquet of a run (repeatable)")
 
 
 def _action(sub: Any, common: argparse.ArgumentParser, name: str, text: str, handler: Any,
@@ -58,6 +67,7 @@ def _action(sub: Any, common: argparse.ArgumentParser, name: str, text: str, han
 
 
 def _open(args: argparse.Namespace, *, create: bool = False) -> Any:
+    """The consent ledger of ``--ledger`` (created only by ``import``), keyed by ADTARGET_PSEUDONYM_KEY."""
     from adtarget._consent import ConsentLedger
 
     path = args.ledger if args.ledger is not None else default_consent_ledger()
@@ -65,7 +75,15 @@ def _open(args: argparse.Namespace, *, create: bool = False) -> Any:
         path = ledger_path(args.ledger, default_consent_ledger(), "consent ledger")
     else:
         existing_file(path, "consent ledger", hint=_IMPORT_HINT)
-    return ConsentLedger(path, pseudonymizer_from_env())
+    pseudonymizer = pseudonymizer_from_env()
+    return ConsentLedger(path, pseudonymizer), pseudonymizer
+
+
+def _data_files(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
+    for path in [*args.events, *args.assignments]:
+        if not path.exists():
+            raise CommandInputError(f"{str(path)!r} does not exist", hint="check the --events/--assignments paths")
+    return list(args.events), list(args.assignments)
 
 
 def _import(args: argparse.Namespace, out: Output) -> int:
@@ -73,7 +91,8 @@ def _import(args: argparse.Namespace, out: Output) -> int:
     if not name.endswith((".csv", ".parquet", ".pq")):
         raise CommandInputError(f"consent file {str(args.file)!r} must end in .csv, .parquet or .pq",
                                 hint="export the consent records as CSV or Parquet")
-    with _open(args, create=True) as ledger:
+    ledger, _ = _open(args, create=True)
+    with ledger:
         read = ledger.import_csv if name.endswith(".csv") else ledger.import_parquet
         report = read(args.file, strict=not args.lenient, drop_unknown_columns=args.drop_unknown_columns)
         data = {"ok": True, "ledger": str(ledger.path), "rows": report.input_rows, "accepted": report.accepted,
@@ -84,7 +103,8 @@ def _import(args: argparse.Namespace, out: Output) -> int:
 
 
 def _show(args: argparse.Namespace, out: Output) -> int:
-    with _open(args) as ledger:
+    ledger, _ = _open(args)
+    with ledger:
         if args.person_id is None:
             stats = ledger.stats()
             out.result({"ok": True, "ledger": str(ledger.path), **stats},
@@ -97,7 +117,8 @@ def _show(args: argparse.Namespace, out: Output) -> int:
 
 
 def _opt_out(args: argparse.Namespace, out: Output) -> int:
-    with _open(args) as ledger:
+    ledger, _ = _open(args)
+    with ledger:
         applied = ledger.opt_out(args.person_id, source="cli")
     out.result({"ok": True, "applied": bool(applied)},
                "opt-out recorded" if applied else "opt-out recorded in history (a newer record stays current)")
@@ -105,18 +126,28 @@ def _opt_out(args: argparse.Namespace, out: Output) -> int:
 
 
 def _forget(args: argparse.Namespace, out: Output) -> int:
-    with _open(args) as ledger:
-        ledger.forget(args.person_id, source="cli")
-    out.result({"ok": True, "forgotten": True}, "person erased from the consent ledger (a scrubbed deletion "
-               "record remains so that later imports cannot bring them back)")
+    from adtarget._purge import forget_everywhere
+
+    events, assignments = _data_files(args)
+    ledger, pseudonymizer = _open(args)
+    with ledger:
+        purged = forget_everywhere([args.person_id], ledger=ledger, pseudonymizer=pseudonymizer, events=events,
+                                   assignments=assignments)
+    data = {"ok": True, "forgotten": True, "files_rewritten": purged.files, "rows_removed": purged.removed_forgotten}
+    out.result(data, "person erased from the consent ledger (a scrubbed deletion record remains so that later "
+                     f"imports cannot bring them back); {purged.removed_forgotten} row(s) removed from "
+                     f"{purged.files} file(s)")
     return EXIT_OK
 
 
 def _export(args: argparse.Namespace, out: Output) -> int:
-    with _open(args) as ledger:
-        doc = ledger.export_person(args.person_id)
-    if args.assignments is not None:
-        doc["segments"] = _segments_of(doc["pseudonym"], existing_file(args.assignments, "--assignments"))
+    from adtarget._access import access_export
+
+    events, assignments = _data_files(args)
+    ledger, pseudonymizer = _open(args)
+    with ledger:
+        doc = access_export(args.person_id, ledger=ledger, pseudonymizer=pseudonymizer, events=events,
+                            assignments=assignments)
     text = json.dumps(doc, indent=2, sort_keys=True)
     if args.output is not None:
         args.output.write_text(text + "\n")
@@ -124,19 +155,3 @@ def _export(args: argparse.Namespace, out: Output) -> int:
     elif out.json_mode or not out.quiet:
         print(text, file=out.stdout)
     return EXIT_OK
-
-
-def _segments_of(pseudonym_hex: str, path: Path) -> list[dict[str, Any]]:
-    """The segments (id, name) a pseudonym belongs to in an assignments.parquet file."""
-    import numpy as np
-
-    from adtarget._segments._assignments_io import parse_hex_pseudonyms, read_assignments_parquet
-
-    assignments = read_assignments_parquet(path)
-    target = parse_hex_pseudonyms(np.array([pseudonym_hex]))[0]
-    rows = np.flatnonzero(assignments.persons == target)
-    if rows.size == 0:
-        return []
-    columns = assignments.membership[rows[0]].indices
-    return [{"segment_id": assignments.segments[j].segment_id, "name": assignments.segments[j].name}
-            for j in sorted(columns.tolist())]
