@@ -3,9 +3,9 @@
 A :class:`SensitivityProfile` names its classes and, per taxonomy (by name), the root node ids of each class.
 A node is sensitive when it is a root or descends from one; its class is the class of its deepest such root.
 :class:`SafeTaxonomy` binds a taxonomy to a profile: the gate drops events on unsafe nodes, and segment
-definitions go through :meth:`SafeTaxonomy.check_node`. The bundled node lists are at the bottom of this
-module, each root with its name (a test checks the names, so a mistyped id cannot slip through); the reasoning
-for every borderline node is in ``docs/sensitivity.md``.
+definitions go through :meth:`SafeTaxonomy.check_node`. The bundled node lists are in
+:mod:`adtarget._sensitivity_tables`, each root with its name (a test checks the names, so a mistyped id cannot
+slip through); the reasoning for every borderline node is in ``docs/sensitivity.md``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from adtarget._sensitivity_tables import IAB_SCD_NOT_SPECIAL, PROFILE_NAMES, profile_parts
 from adtarget._taxonomy import Taxonomy
 from adtarget.exceptions import ParameterError, SensitiveCategoryError, TaxonomyError
 
@@ -25,8 +26,6 @@ __all__ = ["IAB_SCD_NOT_SPECIAL", "PROFILE_NAMES", "SafeTaxonomy", "SensitivityP
 
 _CLASS_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _MAX_CLASSES = int(np.iinfo(np.int8).max)
-
-RootTable = Mapping[str, Mapping[str, Sequence[str]]]
 
 
 @dataclass(frozen=True)
@@ -310,114 +309,4 @@ def _classify(profile: SensitivityProfile, taxonomy: Taxonomy) -> tuple[np.ndarr
 
 @functools.cache
 def _bundled(name: str) -> SensitivityProfile:
-    description, tables = _PROFILES[name]
-    classes = tuple(dict.fromkeys(c for table in tables for per_tax in table.values() for c in per_tax))
-    roots: dict[str, dict[str, tuple[str, ...]]] = {}
-    for table in tables:
-        for tax, per_class in table.items():
-            for cls, nodes in per_class.items():
-                roots.setdefault(tax, {})[cls] = tuple(node_id for node_id, _ in nodes)
-    return SensitivityProfile(name, description, classes, roots)
-
-
-# --- the bundled node lists (taxonomy -> class -> [(root id, root name)]); reasons in docs/sensitivity.md ----
-_Table = dict[str, dict[str, list[tuple[str, str]]]]
-
-POLICY_CLASSES: _Table = {
-    "iab-2.2": {
-        "racial_or_ethnic_origin": [("214", "World Cuisines")],
-        "religious_or_philosophical_beliefs": [
-            ("453", "Religion & Spirituality"), ("175", "Religious Events"),
-            ("361", "Religious (Music and Audio)"), ("354", "Gospel Music"),
-        ],
-        "health": [
-            ("286", "Medical Health"), ("224", "Children's Health"), ("228", "Men's Health"),
-            ("230", "Senior Health"), ("231", "Weight Loss"), ("233", "Alternative Medicine"),
-            ("236", "Physical Therapy"), ("237", "Smoking Cessation"), ("238", "Women's Health"),
-            ("219", "Food Allergies"), ("136", "Special Education"), ("199", "Special Needs Kids"),
-            ("494", "Disabled Sports"), ("399", "Health Insurance"), ("169", "Birth"),
-        ],
-    },
-    "topics-v2": {
-        "racial_or_ethnic_origin": [],
-        "religious_or_philosophical_beliefs": [],
-        "health": [("160", "Health Insurance")],
-    },
-    "iab-audience-1.1": {
-        "racial_or_ethnic_origin": [
-            ("380", "World Cuisines"), ("1095", "Ethnic"), ("1426", "Holiday and Ethnic Items"),
-            ("156", "Language"),
-        ],
-        "religious_or_philosophical_beliefs": [
-            ("503", "Religious (Music and Audio)"), ("496", "Gospel Music"), ("1344", "Religious Items"),
-            ("1474", "Psychics and Astrology"), ("1097", "Matzoh Food"),
-        ],
-        "health": [
-            ("381", "Health and Medical Services"), ("466", "Medical Health"),
-            ("550", "Pharmaceuticals, Conditions, and Symptoms"), ("1448", "Health and Medical Services"),
-            ("1555", "Pharmaceuticals, Conditions, and Symptoms"), ("407", "Children's Health"),
-            ("411", "Men's Health"), ("413", "Senior Health"), ("414", "Weight Loss"),
-            ("416", "Alternative Medicine"), ("419", "Physical Therapy"), ("420", "Smoking Cessation"),
-            ("421", "Women's Health"), ("374", "Food Allergies"), ("627", "Disabled Sports"),
-            ("762", "Health and Fitness Apps"), ("765", "Medical Apps"), ("1393", "Medical Insurance"),
-            ("925", "Maternity Clothing"), ("1501", "Births"),
-        ],
-    },
-}
-
-GDPR_ART9_EXTRA: _Table = {
-    "iab-2.2": {
-        "political_opinions": [("386", "Politics"), ("174", "Political Event")],
-        "trade_union_membership": [],
-        "genetic_data": [("468", "Genetics"), ("273", "Genealogy and Ancestry")],
-        "biometric_data": [],
-        "sex_life_or_sexual_orientation": [("188", "Dating"), ("307", "Sexual Health")],
-    },
-    "topics-v2": {
-        "political_opinions": [("247", "Politics")],
-        "trade_union_membership": [],
-        "genetic_data": [],
-        "biometric_data": [],
-        "sex_life_or_sexual_orientation": [],
-    },
-    "iab-audience-1.1": {
-        "political_opinions": [("529", "Politics")],
-        "trade_union_membership": [("1541", "Federations and Professional Associations")],
-        "genetic_data": [("222", "Genetics"), ("449", "Genealogy and Ancestry"),
-                         ("1381", "Genealogy and Family Trees")],
-        "biometric_data": [],
-        "sex_life_or_sexual_orientation": [("51", "Other Gender")],
-    },
-}
-
-MINORS_EXTRA: _Table = {
-    "iab-2.2": {"age_restricted": [
-        ("211", "Alcoholic Beverages"), ("260", "Cigars"), ("181", "Casinos & Gambling"),
-        ("524", "Poker and Professional Gambling"), ("480", "Lotteries and Scratchcards"), ("158", "Nightclubs"),
-    ]},
-    "topics-v2": {"age_restricted": [("353", "Bars, Clubs & Nightlife")]},
-    "iab-audience-1.1": {"age_restricted": [
-        ("369", "Alcoholic Beverages"), ("436", "Cigars"), ("654", "Poker and Professional Gambling"),
-        ("1402", "Bars"), ("794", "Nightclubs"),
-    ]},
-}
-
-#: IAB Content 2.2 nodes flagged "SCD" that no bundled profile treats as special-category data, and why.
-IAB_SCD_NOT_SPECIAL: Mapping[str, str] = {
-    "189": "Divorce: marital status, not a special category (GDPR Art. 9) nor in the policy's list",
-    "200": "Single Life: relationship status, not a special category; Dating is covered under sex life",
-    "211": "Alcoholic Beverages: an age-restricted product, not health data; covered by strict_minors",
-    "410": "Personal Investing: financial interest, not a special category (GDPR Art. 9) nor in the policy",
-    "465": "Biological Sciences: an academic subject; its genetics part, 468 Genetics, is covered",
-    "549": "Bodybuilding: a sport, like the unflagged Fitness and Exercise; reveals no condition",
-}
-
-_PROFILES: dict[str, tuple[str, tuple[_Table, ...]]] = {
-    "default": ("the privacy policy's sensitive information: racial or ethnic origin, religious or "
-                "philosophical beliefs, personal health", (POLICY_CLASSES,)),
-    "gdpr_art9": ("all GDPR Art. 9 special categories", (POLICY_CLASSES, GDPR_ART9_EXTRA)),
-    "strict_minors": ("GDPR Art. 9 plus age-restricted products, for persons under 18",
-                      (POLICY_CLASSES, GDPR_ART9_EXTRA, MINORS_EXTRA)),
-}
-
-PROFILE_NAMES: tuple[str, ...] = tuple(_PROFILES)
+    return SensitivityProfile(name, *profile_parts(name))
