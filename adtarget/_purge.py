@@ -50,7 +50,11 @@ def _parquet_files(path: str | os.PathLike[str]) -> list[Path]:
     if not root.exists():
         raise InputFormatError(f"purge: {root} does not exist")
     files = sorted(root.rglob("*.parquet")) if root.is_dir() else [root]
-    return [f for f in files if not f.name.startswith(".")]
+    files = [f for f in files if not f.name.startswith(".")]
+    for file in files:  # a purge killed mid-write leaves its temporary file; it holds a subset of the rows
+        for stale in file.parent.glob(f".{file.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+    return files
 
 
 def purge_events(
