@@ -9,6 +9,7 @@ taxonomies and user TSV/CSV/JSON files are read by :mod:`adtarget._taxonomy_file
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from os import PathLike
 from typing import Any
@@ -226,23 +227,17 @@ class Taxonomy:
     @classmethod
     def default(cls) -> Taxonomy:
         """IAB Content Taxonomy 2.2 interest categories (name ``"iab-2.2"``), cached."""
-        from adtarget._taxonomy_files import builtin
-
-        return builtin("iab-2.2")
+        return _bundled("iab-2.2")
 
     @classmethod
     def chrome_topics_v2(cls) -> Taxonomy:
         """Chrome Topics API taxonomy v2 (name ``"topics-v2"``), cached."""
-        from adtarget._taxonomy_files import builtin
-
-        return builtin("topics-v2")
+        return _bundled("topics-v2")
 
     @classmethod
     def iab_audience_1_1(cls) -> Taxonomy:
         """IAB Audience Taxonomy 1.1 (name ``"iab-audience-1.1"``), cached."""
-        from adtarget._taxonomy_files import builtin
-
-        return builtin("iab-audience-1.1")
+        return _bundled("iab-audience-1.1")
 
     @classmethod
     def load(cls, path_or_name: str | PathLike[str], *, name: str | None = None) -> Taxonomy:
@@ -267,6 +262,13 @@ class Taxonomy:
 
 def _restore(name: str, ids: np.ndarray, parents: np.ndarray, names: np.ndarray, scd: np.ndarray) -> Taxonomy:
     return Taxonomy(name, ids, parents, names, scd=scd)
+
+
+@functools.cache  # the same objects as builtin's cache; this one saves the import on Taxonomy.default()
+def _bundled(name: str) -> Taxonomy:
+    from adtarget._taxonomy_files import builtin  # it imports this module: import on use
+
+    return builtin(name)
 
 
 def _lookup(sorted_keys: np.ndarray, sorted_pos: np.ndarray, query: np.ndarray) -> np.ndarray:
