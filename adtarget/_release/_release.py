@@ -105,7 +105,9 @@ def _check_inputs(eligible: Any, assignments: Any, spec: ReleaseSpec, allow_infi
     if missing:
         raise ParameterError(f"segment_ids must be segments of the assignments; {len(missing)} are not, "
                              f"e.g. {missing[:3]}")
-    stray = int(np.count_nonzero(~np.isin(assignments.persons, eligible.persons)))
+    assigned, persons = np.asarray(assignments.persons), np.asarray(eligible.persons)  # both sorted
+    pos = np.minimum(np.searchsorted(persons, assigned), max(persons.size - 1, 0))
+    stray = int(np.count_nonzero(persons[pos] != assigned)) if persons.size else int(assigned.size)
     if stray or assignments.membership.shape[0] != len(assignments.persons):
         raise ParameterError(f"assignments.persons must be among the eligible persons (one membership row "
                              f"each); {stray} are not")

@@ -140,14 +140,20 @@ def _pseudonym_errors(doc: Any, pseudonyms: np.ndarray | None) -> list[str]:
     if pseudonyms is None or len(pseudonyms) == 0:
         return errors
     known = np.asarray(pseudonyms, dtype=np.uint64)
+    if known.size > 1 and not (known[1:] > known[:-1]).all():
+        known = np.sort(known)
+    where, tokens = [], []
     for p, v in values:
         if isinstance(v, bool) or not isinstance(v, int | str):
             continue
-        tokens = [int(t) for t in re.findall(r"[0-9]{1,20}", v)] if isinstance(v, str) else [v]
-        tokens = [t for t in tokens if 0 <= t < 2**64]
-        if tokens and np.isin(np.array(tokens, dtype=np.uint64), known).any():
-            errors.append(f"{p}: holds (the decimal form of) a pseudonym of the data")
-    return errors
+        for t in ([int(t) for t in re.findall(r"[0-9]{1,20}", v)] if isinstance(v, str) else [v]):
+            if 0 <= t < 2**64:
+                where.append(p)
+                tokens.append(t)
+    arr = np.array(tokens, dtype=np.uint64)
+    pos = np.minimum(np.searchsorted(known, arr), known.size - 1)  # one vectorised lookup for the whole report
+    hits = dict.fromkeys(p for p, hit in zip(where, known[pos] == arr) if hit)
+    return errors + [f"{p}: holds (the decimal form of) a pseudonym of the data" for p in hits]
 
 
 def _segment_errors(seg: Mapping[str, Any], i: int, min_size: int) -> list[str]:
