@@ -217,3 +217,18 @@ def test_audit_report_checks_schema_policy_and_sensitive_segments(tmp_path):
     assert not audit_report(tmp_path / "junk.json", None, safe).ok
     with pytest.raises(InputFormatError):
         audit_report(tmp_path / "missing.json", None, safe)
+
+
+def test_the_writer_needs_no_jsonschema(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['jsonschema'] = None\n"
+            "from adtarget._release._report import SegmentReport, report_errors\n"
+            f"doc = {valid_doc()!r}\n"
+            f"SegmentReport(doc).write({str(tmp_path / 'r.json')!r})\n"
+            "doc['privacy']['unit'] = 'event'\n"
+            "assert report_errors(doc)\n"
+            "assert 'jsonschema' not in [m for m in sys.modules if sys.modules[m] is not None]\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    assert (tmp_path / "r.json").exists()
