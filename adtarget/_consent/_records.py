@@ -201,6 +201,8 @@ def parse_epoch(values: np.ndarray) -> np.ndarray:
 
 def _parse_epoch_objects(values: np.ndarray) -> np.ndarray:
     out = np.full(values.size, _INVALID, dtype=np.int64)
+    if _all_strings(values):  # CSV and Arrow string columns: skip the per-value type check
+        return _parse_epoch_strings(values.astype("U")) if values.size else out
     is_str = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=values.size)
     others = np.flatnonzero(~is_str)
     if others.size:  # Python ints/floats/datetimes in a record column: rare, per value
@@ -209,6 +211,14 @@ def _parse_epoch_objects(values: np.ndarray) -> np.ndarray:
     if strings.size:
         out[strings] = _parse_epoch_strings(values[strings].astype("U"))
     return out
+
+
+def _all_strings(values: np.ndarray) -> bool:
+    try:
+        from pandas.api.types import infer_dtype
+    except ImportError:  # pragma: no cover - pandas comes with the parquet extra
+        return False
+    return bool(infer_dtype(values, skipna=False) == "string")
 
 
 def _parse_epoch_strings(text: np.ndarray) -> np.ndarray:

@@ -100,7 +100,8 @@ def _batches(rows: list[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
 
 def _erase(conn: sqlite3.Connection, records: ConsentRecords) -> int:
     """Erase history rows superseded by a deletion record, for the persons of ``records`` that have one."""
-    persons = np.unique(records.pseudonym)
+    ordered = np.sort(records.pseudonym)  # (already sorted here; np.unique would hash, which is far slower)
+    persons = ordered[np.append(True, ordered[1:] != ordered[:-1])] if ordered.size else ordered
     if persons.size <= _FEW:  # single updates and small imports: look only at these persons
         marks = ", ".join("?" * persons.size)
         deleted = conn.execute("SELECT DISTINCT pseudonym FROM history INDEXED BY history_deletions "  # noqa: S608
