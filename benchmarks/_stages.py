@@ -1,11 +1,13 @@
 """The adtarget stages the harness times: synthetic input files, the chained pipeline, and per-stage clocks.
 
-Stages, in order: ``read`` (Parquet -> Arrow table with dictionary-encoded strings, as ``adtarget`` reads it),
-``ingest`` (validate + pseudonymise), ``gate``, ``profiles``, ``segments`` (``SegmentCatalog.default``),
-``count`` (``count_cells`` with the default breakdowns) and ``release`` (noise, partition selection and
-thresholds on the summed counts). Above ``chunk_events`` events the input is a set of files, each holding
-every event of its persons, and the exact counts of the chunks are summed (``CellCounts.__add__``), which is
-what the Spark engine does. ``dp_count`` (segment sizes only, the input PipelineDP gets) is timed beside them.
+Stages, in order, as ``adtarget._pipeline.run`` chains them: ``read`` (Parquet -> Arrow table with
+dictionary-encoded strings, as ``adtarget`` reads it), ``ingest`` (validate + pseudonymise), ``gate``,
+``profiles``, ``segments`` (``SegmentCatalog.default``), ``count`` (``count_cells`` with the default
+breakdowns), ``audit`` (``audit_counts``, the sensitive-proxy audit) and ``release`` (``release_counts``:
+budget charge, noise, partition selection, thresholds, post-processing, report). Above ``chunk_events``
+events the input is a set of files, each holding every event of its persons, and the exact counts of the
+chunks are summed (``CellCounts``/``AuditCounts.__add__``), which is what the Spark engine does.
+``dp_count`` (segment sizes only, the input PipelineDP gets) is timed beside them, outside end to end.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
-STAGES: tuple[str, ...] = ("read", "ingest", "gate", "profiles", "segments", "count", "release")
+from adtarget._policy import EligibilityPolicy
+
+STAGES: tuple[str, ...] = ("read", "ingest", "gate", "profiles", "segments", "count", "audit", "release")
 BENCH_KEY = bytes(range(32))  # a public benchmark key: the synthetic ids are not personal data
 PERSON_OFFSET = 10**11  # chunk i's account ids are shifted by i * PERSON_OFFSET, so chunks share no person
 EPSILON, DELTA, MAX_SEGMENTS, MIN_SIZE = 1.0, 1e-6, 5, 50
@@ -61,17 +65,23 @@ def reset_peak() -> None:
 
 @dataclass
 class StageClock:
-    """Wall seconds and peak RSS per stage, summed (seconds) or maxed (RSS) over chunks."""
+    """Wall and CPU seconds and peak RSS per stage, summed (seconds) or maxed (RSS) over chunks.
+
+    CPU seconds (``time.process_time``, all threads of this process) are less sensitive than wall time to
+    other processes competing for the cores, so they are reported beside it.
+    """
 
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    cpu_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     peak_mb: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def time(self, stage: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)``, add its wall time to ``stage`` and record its RSS high-water mark."""
         reset_peak()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         out = fn(*args, **kwargs)
         self.seconds[stage] += time.perf_counter() - start
+        self.cpu_seconds[stage] += time.process_time() - cpu
         self.peak_mb[stage] = max(self.peak_mb[stage], peak_rss_mb())
         return out
 
@@ -188,18 +198,21 @@ class ChunkRun:
     """Exact counts of one chunk, and what the peers and the memory ratio need from it."""
 
     cells: Any
+    audit: Any
     sizes: Any
     eligible: Any
     assignments: Any
     arrow_bytes: int
     batch_bytes: int
+    window_start: int
 
 
 def run_chunk(chunk: Chunk, snapshot: Any, setup: Setup, clock: StageClock) -> ChunkRun:
-    """Time read, ingest, gate, profiles, segments and count on one chunk (plus ``dp_count`` aside)."""
+    """Time read, ingest, gate, profiles, segments, count and audit on one chunk (plus ``dp_count`` aside)."""
     from adtarget._events import ingest
     from adtarget._gate import apply_gate
     from adtarget._profiles import build_profiles
+    from adtarget._release._audit import audit_counts
     from adtarget._release._cells import count_cells
 
     table = clock.time("read", read_events, chunk.events)
@@ -215,37 +228,27 @@ def run_chunk(chunk: Chunk, snapshot: Any, setup: Setup, clock: StageClock) -> C
     assignments = clock.time("segments", setup.catalog.assign, profiles)
     del profiles
     cells = clock.time("count", count_cells, eligible, assignments, setup.spec)
+    audit = clock.time("audit", audit_counts, eligible, assignments)
     sizes = clock.time("dp_count", count_cells, eligible, assignments, setup.count_spec)
-    return ChunkRun(cells, sizes, eligible, assignments, arrow_bytes, batch_bytes)
+    start = int(eligible.ts.min()) if eligible.n_events else chunk.end
+    return ChunkRun(cells, audit, sizes, eligible, assignments, arrow_bytes, batch_bytes, start)
 
 
-def release_counts(cells: Any, spec: Any) -> dict[str, int]:
-    """Noise, partition selection and thresholds on exact counts: the release's per-cell work.
+def release_report(cells: Any, audit: Any, setup: Setup, window: tuple[int, int], ledger: Any) -> dict[str, int]:
+    """``release_counts`` on the summed exact counts, charging ``ledger`` (as ``adtarget._pipeline.run``)."""
+    from adtarget._release._release import release_counts, report_policy
 
-    ``adtarget._release._release.release`` takes eligible events, not summed counts, so the chunked path
-    needs this stand-in: the count ε is split evenly between the sizes and each breakdown dimension (basic
-    composition), region keys go through ``PartitionSelection`` with the spec's partition budget, and noisy
-    values below ``min_reported_size`` are dropped. Same samplers and number of draws as the release.
-    """
-    from adtarget._release._budget_spec import PrivacyBudget
-    from adtarget._release._noise import CountNoise
-    from adtarget._release._partition import PartitionSelection
+    result = release_counts(cells, audit, setup.spec, segments=setup.catalog.segments,
+                            policy=report_policy(EligibilityPolicy(), setup.safe), data_window=window,
+                            ledger=ledger)
+    return {"segments": len(result.report.segments), "suppressed": int(result.report.suppressed_segments)}
 
-    k = spec.effective_segments_per_person
-    share = PrivacyBudget(spec.count_budget[0] / (1 + len(spec.breakdowns)))
-    sizes = CountNoise.for_counts(spec.mechanism, share, max_cells_per_person=k).add_noise(cells.sizes)
-    kept = sizes >= spec.min_reported_size
-    out = {"segments": int(kept.sum()), "suppressed": int((~kept).sum()), "cells": 0}
-    for dim in spec.breakdowns:
-        per_person = k * spec.cells_per_person(dim)
-        noisy = CountNoise.for_counts(spec.mechanism, share, max_cells_per_person=per_person).add_noise(
-            cells.cells[dim])
-        if dim == "region":
-            eps, delta = spec.partition_budget
-            keys = PartitionSelection(eps, delta, spec.cells_per_person(dim)).select(cells.value_persons[dim])
-            noisy = noisy[:, keys]
-        out["cells"] += int((noisy[kept] >= spec.min_reported_size).sum())
-    return out
+
+def new_ledger(directory: str) -> Any:
+    """A fresh SQLite budget ledger (a repeated identical query would return the stored report, unspent)."""
+    from adtarget._release._budget_ledger import BudgetLedger
+
+    return BudgetLedger(Path(directory) / f"budget-{time.perf_counter_ns()}.sqlite")
 
 
 def dp_sizes(sizes: Any, spec: Any) -> np.ndarray:

@@ -162,25 +162,37 @@ def measure_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _repeat(chunks: list[Any], snapshots: list[Any], setup: Any, repeats: int) -> tuple[list[Any], Any]:
-    """Run the chained stages ``repeats`` times over all chunks; counts of chunks are summed."""
-    from _stages import StageClock, dp_sizes, release_counts, run_chunk
+    """Run the chained stages ``repeats`` times over all chunks; the chunks' exact counts are summed."""
+    from _stages import StageClock, dp_sizes, new_ledger, release_report, run_chunk
 
     clocks: list[Any] = []
     last: Any = None
-    for _ in range(repeats):
-        last = None
-        gc.collect()
-        clock, cells, sizes, stats = StageClock(), None, None, dict.fromkeys(_STATS, 0)
-        for chunk, snapshot in zip(chunks, snapshots):
+    with tempfile.TemporaryDirectory() as ledgers:
+        for _ in range(repeats):
             last = None
-            last = run_chunk(chunk, snapshot, setup, clock)
-            cells = last.cells if cells is None else clock.time("count", cells.__add__, last.cells)
-            sizes = last.sizes if sizes is None else clock.time("dp_count", sizes.__add__, last.sizes)
-            _add_stats(stats, last)
-        stats["released"] = clock.time("release", release_counts, cells, setup.spec)
-        clock.time("dp_count", dp_sizes, sizes, setup.count_spec)
-        clocks.append((clock, stats))
+            gc.collect()
+            clock, parts, stats = StageClock(), [], dict.fromkeys(_STATS, 0)
+            for chunk, snapshot in zip(chunks, snapshots):
+                last = None
+                last = run_chunk(chunk, snapshot, setup, clock)
+                parts.append((last.cells, last.audit, last.sizes, last.window_start))
+                _add_stats(stats, last)
+            cells, audit = (clock.time("count", _total, [p[0] for p in parts]),
+                            clock.time("audit", _total, [p[1] for p in parts]))
+            sizes = clock.time("dp_count", _total, [p[2] for p in parts])
+            window = (min(p[3] for p in parts), max(c.end for c in chunks))
+            ledger = new_ledger(ledgers)
+            stats["released"] = clock.time("release", release_report, cells, audit, setup, window, ledger)
+            clock.time("dp_count", dp_sizes, sizes, setup.count_spec)
+            clocks.append((clock, stats))
     return clocks, last
+
+
+def _total(parts: list[Any]) -> Any:
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
 
 
 _STATS = ("eligible_events", "eligible_persons", "memberships", "arrow_bytes_total", "arrow_bytes_max_chunk",
@@ -199,7 +211,9 @@ def _add_stats(stats: dict[str, Any], run: Any) -> None:
 def _stage_summary(n: int, clocks: list[Any], stage: str) -> dict[str, Any]:
     seconds = [clock.seconds[stage] for clock, _ in clocks]
     median = statistics.median(seconds)
+    cpu = statistics.median(clock.cpu_seconds[stage] for clock, _ in clocks)
     return {"seconds": round(median, 4), "all": [round(s, 4) for s in seconds], "events_per_s": n / median,
+            "cpu_seconds": round(cpu, 4),
             "peak_rss_mb": round(max(clock.peak_mb[stage] for clock, _ in clocks), 1)}
 
 
@@ -209,6 +223,7 @@ def _summarise(job: dict[str, Any], clocks: list[Any], baseline: float) -> dict[
     n = job["n_events"]
     e2e = [sum(clock.seconds[s] for s in STAGES) for clock, _ in clocks]
     in_memory = [sum(clock.seconds[s] for s in STAGES if s != "read") for clock, _ in clocks]
+    cpu = statistics.median(sum(clock.cpu_seconds[s] for s in STAGES) for clock, _ in clocks)
     peak = max(clock.peak_mb[s] for clock, _ in clocks for s in STAGES)
     stats = clocks[-1][1]
     columns = stats["arrow_bytes_max_chunk"] / 2**20
@@ -219,7 +234,8 @@ def _summarise(job: dict[str, Any], clocks: list[Any], baseline: float) -> dict[
         "end_to_end": {"seconds": round(statistics.median(e2e), 4), "all": [round(s, 4) for s in e2e],
                        "events_per_s": n / statistics.median(e2e),
                        "in_memory_seconds": round(statistics.median(in_memory), 4),
-                       "in_memory_events_per_s": n / statistics.median(in_memory)},
+                       "in_memory_events_per_s": n / statistics.median(in_memory),
+                       "cpu_seconds": round(cpu, 4), "cpu_events_per_s": n / cpu},
         "memory": {"method": "VmHWM (the RSS high-water mark getrusage reports as ru_maxrss), reset before each "
                              "stage via /proc/self/clear_refs; fresh process per size",
                    "baseline_rss_mb": round(baseline, 1), "peak_rss_mb": round(peak, 1),
