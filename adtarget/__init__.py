@@ -84,6 +84,12 @@ _EXPORTS: dict[str, str] = {
     "ReleaseResult": "adtarget._release._release",
     "release": "adtarget._release._release",
     "release_counts": "adtarget._release._release",
+    "report_policy": "adtarget._release._release",
+    "default_window": "adtarget._release._release",
+    "count_cells": "adtarget._release._cells",
+    "CellCounts": "adtarget._release._cells",
+    "audit_counts": "adtarget._release._audit",
+    "validate_report": "adtarget._release._report",
     # the main job and engines
     "RunSettings": "adtarget._pipeline",
     "RunResult": "adtarget._pipeline",

@@ -299,7 +299,7 @@ def _build(batch: EventBatch, snapshot: ConsentSnapshot, safe_taxonomy: SafeTaxo
         regions=batch.regions,
         safe_taxonomy=safe_taxonomy,
         services=batch.services,
-        window_start=int(ts.min()) if ts.size else end,
+        window_start=end - max(policy.retention_seconds()),
         window_end=end,
         target_service=target_service,
         policy=policy,

@@ -20,8 +20,6 @@ from adtarget.exceptions import ParameterError
 
 __all__ = ["RunResult", "RunSettings", "run"]
 
-POLICY_VERSION = "2018-05-14"
-
 
 @dataclass(frozen=True)
 class RunSettings:
@@ -161,15 +159,13 @@ def _segment_infos(segmenter: Any) -> Any:
 
 def _release(aggregates: Any, spec: Any, infos: Any, context: BuildContext, settings: RunSettings, budget: Any,
              random_state: Any, allow_infinite_epsilon: bool) -> Any:
-    from adtarget._release._release import release_counts
+    from adtarget._release._release import default_window, release_counts, report_policy
 
     end = int(context.window_end if context.window_end is not None else 0)
-    start = aggregates.window_start if aggregates.window_start is not None else end
-    policy = {"version": settings.policy.min_policy_version or POLICY_VERSION,
-              "sensitivity_profile": context.safe_taxonomy.profile.name, "min_age": settings.policy.min_age}
     return release_counts(
-        aggregates.cells, aggregates.audit, spec, segments=infos, policy=policy,
-        data_window=(int(start), end), ledger=budget, random_state=random_state,
+        aggregates.cells, aggregates.audit, spec, segments=infos,
+        policy=report_policy(settings.policy, context.safe_taxonomy),
+        data_window=default_window(settings.policy, end), ledger=budget, random_state=random_state,
         allow_infinite_epsilon=allow_infinite_epsilon, audit_t=settings.audit_t,
     )
 

@@ -35,7 +35,6 @@ class Aggregates:
     eligible_events: int
     eligible_persons: int
     region_redacted: int
-    window_start: int | None
     cells: Any
     audit: Any
 
@@ -52,7 +51,6 @@ class Aggregates:
     def __add__(self, other: Aggregates) -> Aggregates:
         if not isinstance(other, Aggregates):
             return NotImplemented
-        starts = [w for w in (self.window_start, other.window_start) if w is not None]
         return Aggregates(
             input_rows=self.input_rows + other.input_rows,
             quarantined=_add_counts(self.quarantined, other.quarantined),
@@ -60,7 +58,6 @@ class Aggregates:
             eligible_events=self.eligible_events + other.eligible_events,
             eligible_persons=self.eligible_persons + other.eligible_persons,
             region_redacted=self.region_redacted + other.region_redacted,
-            window_start=min(starts) if starts else None,
             cells=self.cells + other.cells,
             audit=self.audit + other.audit,
         )

@@ -56,7 +56,6 @@ def build_partition(source: Any, context: BuildContext) -> PartitionBuild:
         eligible_events=eligible.n_events,
         eligible_persons=eligible.n_persons,
         region_redacted=eligible.region_redacted,
-        window_start=int(eligible.ts.min()) if eligible.n_events else None,
         cells=count_cells(eligible, assignments, context.spec),
         audit=audit_counts(eligible, assignments),
     )
