@@ -246,3 +246,16 @@ def test_completing_a_charged_but_unreported_query_spends_nothing_new(world, led
     assert result.explanation.total["new_spend"] is False and not result.explanation.reused
     assert ledger.remaining("acme")[0].epsilon == 3.0
     assert release(eligible, assignments, spec, ledger=ledger).report == result.report
+
+
+def test_release_inputs_cannot_be_forged_past_the_gate():
+    """CellCounts and AuditCounts come only from count_cells / audit_counts over EligibleEvents."""
+    import numpy as np
+
+    from adtarget._release._audit import AuditCounts
+    from adtarget._release._cells import CellCounts
+
+    with pytest.raises(TypeError, match="count_cells"):
+        CellCounts(("iab-2.2:1",), np.array([500]), {}, {}, {}, 500)
+    with pytest.raises(TypeError, match="audit_counts"):
+        AuditCounts(("none",), ("iab-2.2:1",), np.array([1]), np.array([[1]]), np.array([1]), 1, 1)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from adtarget._release._cells import AGE_BANDS, CellCounts
+from adtarget._release._cells import _COUNTED, AGE_BANDS, CellCounts
 from adtarget._release._postprocess import largest_remainder, noisy_release, postprocess, project_to_total
 from adtarget._release._spec import ReleaseSpec
 from adtarget.exceptions import ParameterError, PrivacyLeakWarning
@@ -52,7 +52,7 @@ def counts(sizes, age, region, service, regions=("CN-GD", "US-CA"), services=("n
                       {"age_band": np.asarray(age, dtype=np.int64), "region": np.asarray(region, dtype=np.int64),
                        "service": np.asarray(service, dtype=np.int64)},
                       {"age_band": np.asarray(age).sum(axis=0), "region": np.asarray(region).sum(axis=0),
-                       "service": np.asarray(service).sum(axis=0)}, int(np.sum(sizes)))
+                       "service": np.asarray(service).sum(axis=0)}, int(np.sum(sizes)), _COUNTED)
 
 
 def test_postprocess_clamps_clips_and_thresholds():

@@ -148,10 +148,10 @@ def assert_same(a, b, where: str = "aggregates") -> None:
 
 
 def test_assert_same_can_fail():
-    from adtarget._release._cells import CellCounts
+    from adtarget._release._cells import _COUNTED, CellCounts
 
     one = CellCounts(("a:1",), np.array([3]), {"service": ("x",)}, {"service": np.array([[3]])},
-                     {"service": np.array([3])}, 3)
+                     {"service": np.array([3])}, 3, _COUNTED)
     other = dataclasses.replace(one, cells={"service": np.array([[2]])})
     with pytest.raises(AssertionError):
         assert_same(one, other)

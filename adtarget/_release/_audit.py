@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,8 @@ from scipy import sparse
 __all__ = ["DEFAULT_T", "AuditCounts", "AuditOutcome", "audit_counts", "audit_segments"]
 
 DEFAULT_T = 0.1
+
+_AUDITED = object()  # provenance: only audit_counts and AuditCounts.__add__ hold it
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,6 +55,12 @@ class AuditCounts:
     population: np.ndarray
     n_population: int
     scale: int
+    _token: object = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self._token is not _AUDITED:
+            raise TypeError("AuditCounts can only be built by audit_counts (from the gate's EligibleEvents) or by "
+                            "adding AuditCounts")
 
     def __add__(self, other: AuditCounts) -> AuditCounts:
         if not isinstance(other, AuditCounts):
@@ -69,7 +77,7 @@ class AuditCounts:
             members[rows] += part.members
             mass[rows] += part.mass
         return AuditCounts(self.classes, ids, members, mass, self.population + other.population,
-                           self.n_population + other.n_population, self.scale)
+                           self.n_population + other.n_population, self.scale, _AUDITED)
 
     def __repr__(self) -> str:
         return (f"AuditCounts(n_segments={len(self.segment_ids)}, n_classes={len(self.classes) - 1}, "
@@ -140,7 +148,7 @@ def audit_counts(eligible: Any, assignments: Any) -> AuditCounts:
     mass = np.asarray((m.T @ w).todense(), dtype=np.int64).reshape(m.shape[1], len(classes))
     members = np.asarray(m.sum(axis=0), dtype=np.int64).ravel()
     ids = tuple(s.segment_id for s in assignments.segments)
-    return AuditCounts(classes, ids, members, mass, population, n, scale)
+    return AuditCounts(classes, ids, members, mass, population, n, scale, _AUDITED)
 
 
 def audit_segments(counts: AuditCounts, segment_ids: Sequence[str], t: float = DEFAULT_T) -> AuditOutcome:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,8 @@ __all__ = ["AGE_BANDS", "CellCounts", "age_band_codes", "count_cells"]
 AGE_BANDS: tuple[str, ...] = ("13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknown")
 _BAND_EDGES = np.array([18, 25, 35, 45, 55, 65])
 _MASK_MAX = 1 << 23  # distinct pairs via a boolean mask up to this key space (cache-sized), else one sort
+
+_COUNTED = object()  # provenance: only count_cells and CellCounts.__add__ hold it
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,6 +54,12 @@ class CellCounts:
     cells: Mapping[str, np.ndarray]
     value_persons: Mapping[str, np.ndarray]
     n_persons: int
+    _token: object = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self._token is not _COUNTED:
+            raise TypeError("CellCounts can only be built by count_cells (from the gate's EligibleEvents) or by "
+                            "adding CellCounts; the release accepts nothing else")
 
     def __add__(self, other: CellCounts) -> CellCounts:
         if not isinstance(other, CellCounts):
@@ -66,7 +74,7 @@ class CellCounts:
                  for d in self.cells}
         vp = {d: _aligned(self.value_persons[d], self.values[d], values[d])
               + _aligned(other.value_persons[d], other.values[d], values[d]) for d in self.cells}
-        return CellCounts(seg_ids, sizes, values, cells, vp, self.n_persons + other.n_persons)
+        return CellCounts(seg_ids, sizes, values, cells, vp, self.n_persons + other.n_persons, _COUNTED)
 
     @staticmethod
     def sum(parts: Iterable[CellCounts]) -> CellCounts:
@@ -233,7 +241,7 @@ def count_cells(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCount
         values[dim] = tuple(names[i] for i in order)
         cells[dim], vp[dim] = c[:, order], per_value[order]
     sizes = np.bincount(seg, minlength=n_seg).astype(np.int64)
-    return CellCounts(spec.segment_ids, sizes, values, cells, vp, int(counted.sum()))
+    return CellCounts(spec.segment_ids, sizes, values, cells, vp, int(counted.sum()), _COUNTED)
 
 
 def _bounded_values(eligible: Any, dim: str, spec: ReleaseSpec, counted: np.ndarray,
