@@ -286,6 +286,8 @@ def test_snapshot_types_follow_internals(ledger: ConsentLedger) -> None:
     aware = dt.datetime.fromtimestamp(T + 4, dt.timezone.utc)
     assert len(ledger.snapshot(as_of=aware)) == 5 and ledger.snapshot(as_of=T + 4).as_of == T + 4
     assert "persons=20" in str(snap) and snap.counts()["persons"] == 20
+    for text in (repr(snap), str(snap)):  # counts only, never a pseudonym
+        assert not any(str(p) in text or f"{p:016x}" in text for p in snap.persons.tolist())
 
 
 def test_empty_ledger_snapshot(ledger: ConsentLedger) -> None:

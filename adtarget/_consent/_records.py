@@ -51,6 +51,9 @@ class ConsentRecords:
     def __len__(self) -> int:
         return int(self.pseudonym.size)
 
+    def __repr__(self) -> str:
+        return f"ConsentRecords({len(self)} rows)"  # never the pseudonyms
+
     def scrubbed(self) -> ConsentRecords:
         """Deletion rows keep only what a tombstone needs: opted out, no cross-service use, location deleted,
         birth year and jurisdiction unknown (``policy_version`` and ``terminated`` are kept)."""

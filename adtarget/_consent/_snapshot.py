@@ -71,9 +71,12 @@ class ConsentSnapshot:
         return {"persons": len(self), **{name: int(getattr(self, name).sum()) for name in
                                          ("opted_in", "cross_service", "deleted", "terminated", "location_deleted")}}
 
-    def __str__(self) -> str:
+    def __repr__(self) -> str:
+        """Counts only: the pseudonyms never reach a log, a notebook or a traceback."""
         body = ", ".join(f"{k}={v}" for k, v in self.counts().items())
         return f"ConsentSnapshot(as_of={self.as_of}, {body})"
+
+    __str__ = __repr__
 
     def equals(self, other: ConsentSnapshot) -> bool:
         """Same persons and the same state for each (``as_of`` is not compared)."""
