@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adtarget._release._audit import AuditCounts, audit_counts, audit_segments
+from adtarget._release._audit import AuditCounts, audit_segments, class_mass
 
 CLASSES = ("racial_or_ethnic_origin", "religious_or_philosophical_beliefs", "health")
 
@@ -49,7 +49,7 @@ def oracle_distance(eligible, assignments):
 @given(n=st.integers(1, 40), n_events=st.integers(0, 80), seed=st.integers(0, 2**16))
 def test_distances_equal_the_pandas_oracle(n, n_events, seed):
     eligible, assignments = fake(n, n_events, 4, seed)
-    outcome = audit_segments(audit_counts(eligible, assignments), [s.segment_id for s in assignments.segments])
+    outcome = audit_segments(class_mass(eligible, assignments), [s.segment_id for s in assignments.segments])
     expected = oracle_distance(eligible, assignments)
     assert outcome.distance == pytest.approx(expected, abs=1e-12)
     assert outcome.metric == "total_variation"
@@ -66,12 +66,12 @@ def test_audit_counts_add_up_over_partitions_of_persons(n, seed):
         new[rows] = np.arange(rows.size)
         audit = NS(person=new[eligible.sensitive_audit.person[keep]].astype(np.int32),
                    sensitive_class=eligible.sensitive_audit.sensitive_class[keep], classes=CLASSES)
-        return audit_counts(NS(persons=eligible.persons[rows], sensitive_audit=audit),
+        return class_mass(NS(persons=eligible.persons[rows], sensitive_audit=audit),
                             NS(persons=eligible.persons[rows], membership=assignments.membership[rows],
                                segments=assignments.segments))
 
     total = part(np.arange(cut)) + part(np.arange(cut, n))
-    whole = audit_counts(eligible, assignments)
+    whole = class_mass(eligible, assignments)
     assert isinstance(total, AuditCounts) and total.n_population == whole.n_population == n
     for name in ("members", "mass", "population"):
         assert np.array_equal(getattr(total, name), getattr(whole, name))
@@ -81,7 +81,7 @@ def test_masses_are_exact_integers_scaled_by_lcm():
     eligible, assignments = fake(5, 0, 1, 0)
     eligible.sensitive_audit.person = np.array([0, 0, 0, 1], dtype=np.int32)
     eligible.sensitive_audit.sensitive_class = np.array([0, 1, 2, 2], dtype=np.int8)
-    counts = audit_counts(eligible, assignments)
+    counts = class_mass(eligible, assignments)
     assert counts.scale == 6 and counts.classes == (*CLASSES, "none")
     assert counts.population.tolist() == [2, 2, 2 + 6, 3 * 6]  # person 0: 1/3 each; person 1: health
 
@@ -95,9 +95,9 @@ def test_a_segment_over_representing_a_class_is_blocked():
     members[::2, 1] = True  # 10% health: TV = 0
     assignments = NS(persons=eligible.persons, membership=sp.csr_matrix(members),
                      segments=(NS(segment_id="iab-2.2:1"), NS(segment_id="iab-2.2:2")))
-    outcome = audit_segments(audit_counts(eligible, assignments), ["iab-2.2:1", "iab-2.2:2"], t=0.1)
+    outcome = audit_segments(class_mass(eligible, assignments), ["iab-2.2:1", "iab-2.2:2"], t=0.1)
     assert outcome.distance["iab-2.2:1"] == pytest.approx(0.4)
     assert outcome.distance["iab-2.2:2"] == pytest.approx(0.0)
     assert outcome.blocked == ("iab-2.2:1",) and outcome.worst_class == {"iab-2.2:1": "health"}
-    assert audit_segments(audit_counts(eligible, assignments), ["iab-2.2:1"], t=0.5).blocked == ()
+    assert audit_segments(class_mass(eligible, assignments), ["iab-2.2:1"], t=0.5).blocked == ()
     assert outcome.as_dict()["blocked"] == ["iab-2.2:1"]

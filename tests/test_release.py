@@ -259,3 +259,40 @@ def test_release_inputs_cannot_be_forged_past_the_gate():
         CellCounts(("iab-2.2:1",), np.array([500]), {}, {}, {}, 500)
     with pytest.raises(TypeError, match="audit_counts"):
         AuditCounts(("none",), ("iab-2.2:1",), np.array([1]), np.array([[1]]), np.array([1]), 1, 1)
+
+
+def test_a_hand_built_segment_on_a_sensitive_node_is_never_counted(pseudonymizer):
+    """P5 by construction: count_cells refuses segment ids on sensitive nodes, whoever built the assignments."""
+    import numpy as np
+    from scipy import sparse
+
+    from adtarget._release._cells import count_cells
+    from adtarget._segments._info import SegmentAssignments, SegmentInfo
+    from adtarget.exceptions import SensitiveCategoryError
+
+    eligible = _tiny_eligible(pseudonymizer)
+    health = SegmentInfo("iab-2.2:286", "Medical Health", ("Medical Health",))
+    assignments = SegmentAssignments(eligible.persons, sparse.csr_matrix(np.ones((eligible.n_persons, 1), bool)),
+                                     (health,))
+    spec = ReleaseSpec(advertiser="acme", segment_ids=("iab-2.2:286",), epsilon=1.0, breakdowns=())
+    with pytest.raises(SensitiveCategoryError, match="286"):
+        count_cells(eligible, assignments, spec)
+    with pytest.raises(ParameterError, match="EligibleEvents"):
+        count_cells(object(), assignments, spec)
+
+
+def _tiny_eligible(pseudonymizer):
+    import numpy as np
+
+    from adtarget import ConsentSnapshot, SafeTaxonomy, SensitivityProfile, apply_gate, ingest
+
+    end = 1_790_000_000
+    batch = ingest({"person_id": np.array([1, 2]), "service": np.array(["video", "news"], dtype=object),
+                    "ts": np.array([end - 10, end - 10]), "category": np.array(["1", "1"], dtype=object)},
+                   pseudonymizer=pseudonymizer, now=end).batch
+    snap = ConsentSnapshot(
+        as_of=end, persons=batch.persons, birth_year=np.array([1980, 1990], np.int16),
+        opted_in=np.ones(2, bool), cross_service=np.ones(2, bool), deleted=np.zeros(2, bool),
+        terminated=np.zeros(2, bool), location_deleted=np.zeros(2, bool),
+        policy_version=np.array(["2018-05-14"] * 2), jurisdiction=np.array(["US"] * 2))
+    return apply_gate(batch, snap, SafeTaxonomy(batch.taxonomy, SensitivityProfile.named("default")))

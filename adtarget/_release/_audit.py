@@ -21,11 +21,13 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from adtarget._provenance import Provenance
+
 __all__ = ["DEFAULT_T", "AuditCounts", "AuditOutcome", "audit_counts", "audit_segments"]
 
 DEFAULT_T = 0.1
 
-_AUDITED = object()  # provenance: only audit_counts and AuditCounts.__add__ hold it
+_AUDITED = Provenance("_AUDITED")  # only audit_counts and AuditCounts.__add__ hold it
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,6 +140,14 @@ def audit_counts(eligible: Any, assignments: Any) -> AuditCounts:
     -------
     AuditCounts
     """
+    from adtarget._release._cells import check_gate_input
+
+    check_gate_input(eligible, [s.segment_id for s in assignments.segments])
+    return class_mass(eligible, assignments)
+
+
+def class_mass(eligible: Any, assignments: Any) -> AuditCounts:
+    """The kernel of :func:`audit_counts` (inputs trusted: checked by the caller)."""
     n = int(eligible.persons.size)
     w, scale, classes = _person_mass(eligible.sensitive_audit, n)
     population = np.asarray(w.sum(axis=0), dtype=np.int64).ravel()

@@ -11,12 +11,13 @@ Inner kernel: it trusts its inputs; ``release`` validates them first.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from adtarget._provenance import Provenance
 from adtarget._release._bounding import bound_pairs, run_starts, stable64_many
 from adtarget._release._spec import ReleaseSpec
 
@@ -26,7 +27,7 @@ AGE_BANDS: tuple[str, ...] = ("13-17", "18-24", "25-34", "35-44", "45-54", "55-6
 _BAND_EDGES = np.array([18, 25, 35, 45, 55, 65])
 _MASK_MAX = 1 << 23  # distinct pairs via a boolean mask up to this key space (cache-sized), else one sort
 
-_COUNTED = object()  # provenance: only count_cells and CellCounts.__add__ hold it
+_COUNTED = Provenance("_COUNTED")  # only count_cells and CellCounts.__add__ hold it
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,6 +195,20 @@ def _count_dim(table: np.ndarray, person: np.ndarray, seg: np.ndarray, n_seg: in
     return counts.reshape(n_seg, n_values)
 
 
+def check_gate_input(eligible: Any, segment_ids: Sequence[str]) -> None:
+    """Counts exist only over the gate's output, and never for a segment on a sensitive node (P5)."""
+    from adtarget._gate import EligibleEvents
+    from adtarget._release._report import sensitive_segment_problems
+    from adtarget.exceptions import ParameterError, SensitiveCategoryError
+
+    if not isinstance(eligible, EligibleEvents):
+        raise ParameterError(f"eligible must be EligibleEvents from adtarget.apply_gate, got {type(eligible).__name__}")
+    problems = sensitive_segment_problems(segment_ids, eligible.safe_taxonomy)
+    if problems:
+        raise SensitiveCategoryError(f"segments on sensitive nodes cannot be counted: {problems[0]}"
+                                     + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+
+
 def count_cells(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCounts:
     """Distinct-person counts per segment and per (segment, breakdown value), after contribution bounding.
 
@@ -216,6 +231,7 @@ def count_cells(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCount
     ``spec.cells_per_person(dim)`` values per dimension, by keyed priority over names, so the result over
     disjoint partitions of persons sums to the result over their union.
     """
+    check_gate_input(eligible, spec.segment_ids)
     n_p, n_seg, salt = eligible.persons.size, len(spec.segment_ids), spec.bounding_salt
     person, seg = _segment_pairs(eligible, assignments, spec)
     keep = bound_pairs(person, seg, eligible.persons, stable64_many(spec.segment_ids), salt,

@@ -349,24 +349,29 @@ def _policy_problems(doc: Mapping[str, Any], policy: Any, safe_taxonomy: Any) ->
     return problems
 
 
-def _sensitive_problems(segments: Sequence[Mapping[str, Any]], safe_taxonomy: Any) -> list[str]:
+def sensitive_segment_problems(segment_ids: Sequence[str], safe_taxonomy: Any) -> list[str]:
+    """Problems with segment ids of ``safe_taxonomy``'s taxonomy that name a sensitive node (or no node)."""
     from adtarget.exceptions import SensitiveCategoryError
 
     taxonomy, problems = safe_taxonomy.taxonomy, []
-    for i, seg in enumerate(segments):
-        prefix, _, local = seg["segment_id"].partition(":")
+    for i, segment_id in enumerate(segment_ids):
+        prefix, _, local = segment_id.partition(":")
         if prefix != taxonomy.name:
             continue
         nodes = [tok for tok in local.split("-") if tok in taxonomy]  # "483", "483-top3", "all2-483-597"
         if not nodes and not re.match(r"(all|any)[0-9]*-", local):
-            problems.append(f"$.segments[{i}].segment_id: {seg['segment_id']!r} names no node of taxonomy "
+            problems.append(f"$.segments[{i}].segment_id: {segment_id!r} names no node of taxonomy "
                             f"{taxonomy.name!r}")
         for node in nodes:
             try:
                 safe_taxonomy.check_node(node)
             except SensitiveCategoryError:
-                problems.append(f"$.segments[{i}].segment_id: {seg['segment_id']!r} uses sensitive node {node!r}")
+                problems.append(f"$.segments[{i}].segment_id: {segment_id!r} uses sensitive node {node!r}")
     return problems
+
+
+def _sensitive_problems(segments: Sequence[Mapping[str, Any]], safe_taxonomy: Any) -> list[str]:
+    return sensitive_segment_problems([seg["segment_id"] for seg in segments], safe_taxonomy)
 
 
 def audit_report(path: str | os.PathLike[str], policy: Any, safe_taxonomy: Any) -> ReportAudit:
