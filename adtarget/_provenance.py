@@ -6,17 +6,24 @@ argument and refuses any other. Tokens pickle by reference, so objects keep them
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __all__ = ["Provenance"]
 
 
+def _token(module: str, name: str) -> Any:
+    return getattr(importlib.import_module(module), name)
+
+
 class Provenance:
-    """A named token; ``__reduce__`` returns the module-global name so unpickling yields the same object."""
+    """A token named by the module global that holds it; unpickling yields that same object."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
 
-    def __reduce__(self) -> str:
-        return self.name
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return _token, (self.module, self.name)
 
     def __repr__(self) -> str:
-        return f"<provenance {self.name}>"
+        return f"<provenance {self.module}.{self.name}>"

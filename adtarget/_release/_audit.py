@@ -27,7 +27,7 @@ __all__ = ["DEFAULT_T", "AuditCounts", "AuditOutcome", "audit_counts", "audit_se
 
 DEFAULT_T = 0.1
 
-_AUDITED = Provenance("_AUDITED")  # only audit_counts and AuditCounts.__add__ hold it
+_AUDITED = Provenance(__name__, "_AUDITED")  # only audit_counts and AuditCounts.__add__ hold it
 
 
 @dataclass(frozen=True, eq=False)

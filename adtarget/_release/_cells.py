@@ -27,7 +27,7 @@ AGE_BANDS: tuple[str, ...] = ("13-17", "18-24", "25-34", "35-44", "45-54", "55-6
 _BAND_EDGES = np.array([18, 25, 35, 45, 55, 65])
 _MASK_MAX = 1 << 23  # distinct pairs via a boolean mask up to this key space (cache-sized), else one sort
 
-_COUNTED = Provenance("_COUNTED")  # only count_cells and CellCounts.__add__ hold it
+_COUNTED = Provenance(__name__, "_COUNTED")  # only count_cells and CellCounts.__add__ hold it
 
 
 @dataclass(frozen=True, eq=False)
