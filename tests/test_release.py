@@ -296,3 +296,21 @@ def _tiny_eligible(pseudonymizer):
         terminated=np.zeros(2, bool), location_deleted=np.zeros(2, bool),
         policy_version=np.array(["2018-05-14"] * 2), jurisdiction=np.array(["US"] * 2))
     return apply_gate(batch, snap, SafeTaxonomy(batch.taxonomy, SensitivityProfile.named("default")))
+
+
+def test_exact_counts_survive_pickling_between_engine_processes(pseudonymizer):
+    import pickle
+
+    from scipy import sparse
+
+    from adtarget._release._audit import audit_counts
+    from adtarget._segments._info import SegmentAssignments, SegmentInfo
+
+    eligible = _tiny_eligible(pseudonymizer)
+    info = SegmentInfo("iab-2.2:1", "Automotive", ("Automotive",))
+    assignments = SegmentAssignments(eligible.persons, sparse.csr_matrix(np.ones((eligible.n_persons, 1), bool)),
+                                     (info,))
+    spec = ReleaseSpec(advertiser="acme", segment_ids=("iab-2.2:1",), epsilon=1.0, breakdowns=())
+    cells = pickle.loads(pickle.dumps(count_cells(eligible, assignments, spec)))
+    audit = pickle.loads(pickle.dumps(audit_counts(eligible, assignments)))
+    assert (cells + cells).sizes.tolist() == [4] and (audit + audit).n_population == 4
