@@ -308,3 +308,38 @@ def test_no_key_in_reprs_and_no_pseudonym_in_partition_results(cases):
         assert raw[8 * i: 8 * i + 8] not in payload
         assert hexes[i].encode() not in payload
     assert pickle.loads(payload)[0] == "ok"
+
+
+_CONNECT_CHECK = """
+import os, sys, tempfile, warnings
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+os.environ["PYSPARK_PYTHON"] = sys.executable
+warnings.filterwarnings("ignore", category=FutureWarning)
+from pyspark.sql import SparkSession
+from test_spark_engine import assert_same, make_case
+from adtarget._engine._protocol import LocalEngine
+from adtarget._engine._spark import SparkEngine
+events, context = make_case(Path(tempfile.mkdtemp()), 4)
+spark = SparkSession.builder.remote("local[2]").config("spark.sql.session.timeZone", "UTC").getOrCreate()
+assert type(spark).__module__.startswith("pyspark.sql.connect")
+local = LocalEngine().aggregate(events, context)
+assert_same(SparkEngine(spark, partitions=3).aggregate(str(events), context), local)
+assert_same(SparkEngine(partitions=2).aggregate(spark.read.parquet(str(events)), context), local)
+spark.stop()
+print("connect-equal")
+"""
+
+
+@pytest.mark.slow
+def test_spark_connect_aggregates_equal_local(tmp_path):
+    """Under Spark Connect (a local ``sc://`` server in a fresh process) the engine gives the same aggregates.
+    Needs the Connect client packages (``pip install 'pyspark[connect]'``), which the dev extra does not pull."""
+    import subprocess
+    import sys
+
+    for module in ("grpc", "grpc_status", "google.protobuf", "zstandard"):
+        pytest.importorskip(module, reason=f"Spark Connect client package {module!r} is not installed")
+    script = _CONNECT_CHECK.format(tests=str(Path(__file__).parent))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "connect-equal" in done.stdout, done.stderr[-3000:]
