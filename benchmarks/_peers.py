@@ -158,27 +158,39 @@ def timed(repeats: int, fn: Any, *args: Any, budget_s: float = 30.0, **kwargs: A
 
 
 def run_peers(job: dict[str, Any], setup: Any, last: Any, chunk: Any, snapshot: Any) -> dict[str, Any]:
-    """Every requested peer on the data of the last repetition (one chunk: the whole input)."""
+    """Every requested peer on the data of the last repetition (one chunk: the whole input).
+
+    A peer that raises is recorded as ``{"error": ...}`` and the others still run.
+    """
     from run import log
 
     log(f"{job['n_events']:.0e}: peers {job['peers']}")
-    out: dict[str, Any] = {}
     repeats, peers = job["repeats"], job["peers"]
+    runs: dict[str, Any] = {}
     if "pipelinedp" in peers:
-        out["pipelinedp"] = _pipelinedp(setup, last, repeats) if job["pipelinedp"] else \
-            {"skipped": "above --pipelinedp-max (PipelineDP's LocalBackend is slow)"}
-    others = [p for p in peers if p != "pipelinedp"]
-    if not job["other_peers"]:
-        return {**out, **{p: {"skipped": "above --peers-max"} for p in others}}
-    if "pandas" in others:
-        out["pandas"] = _pandas(setup, last, chunk, repeats)
-    if "diffprivlib" in others:
-        out["diffprivlib"] = _kmeans(last, repeats)
-    if "spark" in others:
-        out["spark"] = _spark(setup, chunk, snapshot, repeats) if job["spark"] else \
-            {"skipped": "outside --spark-sizes (session and job overheads dominate small inputs)"}
-    out["pipeline_run"] = _pipeline_run(setup, chunk, snapshot, repeats)
-    return out
+        runs["pipelinedp"] = (lambda: _pipelinedp(setup, last, repeats)) if job["pipelinedp"] else \
+            "above --pipelinedp-max (PipelineDP's LocalBackend is slow)"
+    others = {"pandas": lambda: _pandas(setup, last, chunk, repeats), "diffprivlib": lambda: _kmeans(last, repeats),
+              "spark": lambda: _spark(setup, chunk, snapshot, repeats),
+              "pipeline_run": lambda: _pipeline_run(setup, chunk, snapshot, repeats)}
+    for name, fn in others.items():
+        if name in peers or name == "pipeline_run":
+            runs[name] = fn if job["other_peers"] else "above --peers-max"
+    if not job["spark"] and "spark" in runs:
+        runs["spark"] = "outside --spark-sizes (session and job overheads dominate small inputs)"
+    return {name: _guarded(name, fn) for name, fn in runs.items()}
+
+
+def _guarded(name: str, fn: Any) -> dict[str, Any]:
+    if isinstance(fn, str):
+        return {"skipped": fn}
+    try:
+        return dict(fn())
+    except Exception as exc:  # a broken peer must not lose the other measurements
+        from run import log
+
+        log(f"peer {name} failed: {type(exc).__name__}: {str(exc)[:300]}")
+        return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"}
 
 
 def _pipelinedp(setup: Any, last: Any, repeats: int) -> dict[str, Any]:

@@ -41,10 +41,24 @@ def _version(module: str) -> str:
         return "not installed"
 
 
+def _commit() -> str:
+    """``git describe --always --dirty`` of the tree the harness runs from ("?" outside git)."""
+    import subprocess
+
+    if os.environ.get("ADTARGET_BENCH_COMMIT"):  # set when running from an exported tree
+        return os.environ["ADTARGET_BENCH_COMMIT"]
+    try:
+        done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).parent,
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return done.stdout.strip() or "?"
+
+
 def machine_info() -> dict[str, Any]:
     """nproc, CPU model, RAM, Python and library versions, load average at the start."""
     libs = ("numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "diffprivlib", "pipeline-dp", "pyspark")
-    return {"nproc": os.cpu_count(), "cpu": _cpuinfo_model(), "ram_gib": _ram_gib(),
+    return {"nproc": os.cpu_count(), "cpu": _cpuinfo_model(), "ram_gib": _ram_gib(), "commit": _commit(),
             "python": platform.python_version(), "platform": platform.platform(),
             **{lib: _version(lib) for lib in libs}, "load_average_start": round(os.getloadavg()[0], 2)}
 
@@ -156,7 +170,7 @@ def _skip(run: Run, *keys: str) -> str | None:
     node = run.get("peers", {}).get(keys[0])
     if node is None:
         return "not run"
-    return "skipped" if "skipped" in node else None
+    return "skipped" if "skipped" in node else ("error" if "error" in node else None)
 
 
 def peer_rows(runs: list[Run]) -> list[list[str]]:
@@ -219,7 +233,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines = ["# adtarget benchmark: latest results", "",
              f"Machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, Python {m['python']}, "
              f"numpy {m['numpy']}, pandas {m['pandas']}, pyarrow {m['pyarrow']}, scikit-learn {m['scikit-learn']}, "
-             f"diffprivlib {m['diffprivlib']}, pipeline-dp {m['pipeline-dp']}. Load average (1 min) before each "
+             f"diffprivlib {m['diffprivlib']}, pipeline-dp {m['pipeline-dp']}; adtarget at commit "
+             f"{m.get('commit', '?')}. Load average (1 min) before each "
              "size: " + ", ".join(f"{_size(r['n_events'])}: {r['load_average']['before']}" for r in runs)
              + " (a shared machine: other engineers' tests ran at the same time; timings are noisy).", "",
              f"Build: IAB Content 2.2, default sensitivity profile, {runs[0].get('segments', '?') if runs else '?'} "
@@ -254,8 +269,9 @@ def skip_notes(runs: list[Run]) -> list[str]:
     reasons: dict[tuple[str, str], list[str]] = {}
     for r in runs:
         for peer, node in r.get("peers", {}).items():
-            if isinstance(node, dict) and "skipped" in node:
-                reasons.setdefault((peer, node["skipped"]), []).append(_size(r["n_events"]))
+            why = node.get("skipped") or (f"failed: {node['error']}" if "error" in node else None)
+            if why:
+                reasons.setdefault((peer, why), []).append(_size(r["n_events"]))
     return [f"{peer} at {', '.join(sizes)}: {why}" for (peer, why), sizes in reasons.items()]
 
 
