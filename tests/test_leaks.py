@@ -152,9 +152,6 @@ def test_consent_ledger_reprs(world):
             assert world["secrets"].in_text(repr(obj) + str(obj)) == [], type(obj).__name__
 
 
-@pytest.mark.xfail(strict=True, reason="ConsentSnapshot (adtarget/_consent/_snapshot.py) uses the dataclass repr, "
-                   "which prints its persons array: the pseudonyms in decimal appear in repr()/str() (and so in "
-                   "logs, notebooks and tracebacks). Give it a shape-only __repr__ like SegmentAssignments'.")
 def test_consent_snapshot_repr_holds_no_pseudonym(world):
     with ConsentLedger(world["consent"], PZ) as ledger:
         snapshot = ledger.snapshot()
