@@ -238,3 +238,32 @@ def test_records_must_be_columns_or_rows(ledger: ConsentLedger) -> None:
         ledger.import_records([GOOD, ["not", "a", "mapping"]])
     with pytest.raises(SchemaError, match="different lengths"):
         ledger.import_records({**{c: [GOOD[c]] for c in CONSENT_COLUMNS}, "deleted": [False, True]})
+
+
+def test_large_files_take_the_same_path_as_records(tmp_path: Path) -> None:
+    """Over 1024 rows, Arrow string columns are dictionary-encoded before numpy: same result as records."""
+    n = 3000
+    k = np.arange(n)
+    jurisdiction = np.where(k % 4 == 0, None, np.where(k % 2 == 0, "CN", "US-CA")).astype(object)
+    columns: dict[str, Any] = {
+        "person_id": np.array([f"acct-{i}" for i in k], dtype=object),
+        "birth_year": np.where(k % 5 == 0, np.nan, 1950 + k % 50),
+        "ads_personalization": np.where(k % 3 == 0, "opt_out", "opt_in").astype(object),
+        "cross_service": k % 2 == 0, "policy_version": np.array(["2018-05-14"] * n, dtype=object),
+        "updated_at": 1_700_000_000 + k, "deleted": k % 97 == 0, "terminated": k % 89 == 0,
+        "location_deleted": k % 7 == 0, "jurisdiction": jurisdiction,
+    }
+    pq.write_table(pa.table({name: pa.array(v, from_pandas=True) for name, v in columns.items()}),
+                   tmp_path / "big.parquet")
+    rows = [{name: _csv_value(v[i]) if v[i] is not None else "" for name, v in columns.items()} for i in range(n)]
+    _write_csv(tmp_path / "big.csv", rows)
+    snaps = []
+    for name in ("records", "csv", "parquet"):
+        with ConsentLedger(tmp_path / f"{name}.sqlite", PZ) as led:
+            if name == "records":
+                led.import_records(columns, now=NOW)
+            else:
+                getattr(led, f"import_{name}")(tmp_path / f"big.{name}", now=NOW)
+            snaps.append(led.snapshot())
+    assert len(snaps[0]) == n and snaps[0].equals(snaps[1]) and snaps[0].equals(snaps[2])
+    assert int((snaps[0].jurisdiction == "").sum()) == int(((k % 4 == 0) | (k % 97 == 0)).sum())

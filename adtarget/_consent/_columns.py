@@ -181,11 +181,27 @@ def _row_columns(rows: list[Any]) -> dict[str, np.ndarray]:
 
 def _column(values: Any, name: str) -> np.ndarray:
     if type(values).__module__.split(".")[0] == "pyarrow":
-        values = values.to_numpy(zero_copy_only=False)
+        values = _arrow_to_numpy(values)
     array = np.asarray(values) if hasattr(values, "__array__") else _objects(list(values))
     if array.ndim != 1:
         raise SchemaError(f"consent: column {name!r} must be one-dimensional; received shape {array.shape}")
     return array
+
+
+def _arrow_to_numpy(values: Any) -> np.ndarray:
+    """An Arrow column as numpy. A low-cardinality string column is dictionary-encoded first, so only its
+    distinct values become Python strings (then gathered; nulls become None)."""
+    import pyarrow as pa
+
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or len(values) < 1024:
+        return np.asarray(values.to_numpy(zero_copy_only=False))
+    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    encoded = array.dictionary_encode()
+    if len(encoded.dictionary) * 4 > len(array):
+        return np.asarray(array.to_numpy(zero_copy_only=False))
+    distinct = _objects([*encoded.dictionary.to_pylist(), None])
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    return distinct[codes]
 
 
 def _arrow_columns(table: Any) -> dict[str, np.ndarray]:
