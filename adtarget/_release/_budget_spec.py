@@ -130,6 +130,24 @@ class PrivacyBudget:
         return f"ε={self.epsilon!r}, δ={self.delta!r}"
 
 
+class SpendsBudget:
+    """Mixin of the DP stages (count noise, partition selection): the (ε, δ) a stage spends, with ε = ∞ only
+    for the test-only disabled stage. The class defines ``epsilon`` and ``delta``."""
+
+    epsilon: float
+    delta: float
+
+    @property
+    def is_disabled(self) -> bool:
+        """True for the test-only ε = ∞ stage (no privacy; refused unless explicitly allowed)."""
+        return math.isinf(self.epsilon)
+
+    @property
+    def budget(self) -> PrivacyBudget:
+        """The (ε, δ) this stage spends."""
+        return PrivacyBudget(self.epsilon, self.delta, allow_infinite_epsilon=self.is_disabled)
+
+
 @dataclass(frozen=True)
 class RemainingBudget:
     """What is left of a cap in the current window: ε >= 0 and δ >= 0 (zero when exhausted)."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from adtarget._release._budget_spec import (
     PrivacyBudget,
+    SpendsBudget,
     check_delta,
     check_epsilon,
     check_positive,
@@ -77,7 +78,7 @@ def _discrete_gaussian_variance(sigma: float) -> float:
 
 
 @dataclass(frozen=True)
-class CountNoise:
+class CountNoise(SpendsBudget):
     """Discrete noise for a vector of counts, calibrated to (ε, δ) and the query's sensitivities.
 
     Parameters
@@ -149,16 +150,6 @@ class CountNoise:
         return cls("discrete_laplace", math.inf, allow_infinite_epsilon=True)
 
     # --- derived -----------------------------------------------------------------------------------
-    @property
-    def is_disabled(self) -> bool:
-        """True for the ε = ∞ spec of :meth:`disabled`."""
-        return math.isinf(self.epsilon)
-
-    @property
-    def budget(self) -> PrivacyBudget:
-        """The (ε, δ) this noise spends."""
-        return PrivacyBudget(self.epsilon, self.delta, allow_infinite_epsilon=self.is_disabled)
-
     @property
     def scale(self) -> float:
         """Discrete Laplace scale b = Δ1 / ε: P(k) ∝ exp(-|k| / b)."""

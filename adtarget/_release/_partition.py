@@ -23,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._release._budget_spec import PrivacyBudget, check_epsilon, checked_seed
+from adtarget._release._budget_spec import SpendsBudget, check_epsilon, checked_seed
 from adtarget.exceptions import ParameterError, PrivacyLeakWarning
 
 __all__ = ["PartitionSelection", "select_partitions"]
 
 
 @dataclass(frozen=True)
-class PartitionSelection:
+class PartitionSelection(SpendsBudget):
     """Thresholded discrete-Laplace partition selection, (ε, δ)-DP with respect to the person.
 
     Parameters
@@ -70,16 +70,6 @@ class PartitionSelection:
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ParameterError(f"max_partitions_per_person must be an integer >= 1, got {k!r}")
         object.__setattr__(self, "delta", float(delta))
-
-    @property
-    def is_disabled(self) -> bool:
-        """True for the test-only ε = ∞ selection (keeps every key with at least one person)."""
-        return math.isinf(self.epsilon)
-
-    @property
-    def budget(self) -> PrivacyBudget:
-        """The (ε, δ) this selection spends."""
-        return PrivacyBudget(self.epsilon, self.delta, allow_infinite_epsilon=self.is_disabled)
 
     @property
     def scale(self) -> float:
