@@ -51,8 +51,33 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
+_COLUMNS = ("person", "service", "ts", "category", "kind", "region", "weight", "persons")
+
+
+class EventColumns:
+    """Shared by EventBatch and EligibleEvents: event columns indexed into sorted unique ``persons``."""
+
+    person: np.ndarray
+    persons: np.ndarray
+
+    def _freeze(self, *extra: str) -> None:
+        for name in (*_COLUMNS, *extra):
+            _frozen(getattr(self, name))
+
+    @property
+    def n_events(self) -> int:
+        return int(self.person.size)
+
+    @property
+    def n_persons(self) -> int:
+        return int(self.persons.size)
+
+    def __len__(self) -> int:
+        return self.n_events
+
+
 @dataclass(frozen=True, eq=False)
-class EventBatch:
+class EventBatch(EventColumns):
     """Validated, pseudonymised events as numpy columns (see docs/internals.md). Arrays are read-only."""
 
     person: np.ndarray
@@ -68,19 +93,7 @@ class EventBatch:
     services: ServiceRegistry
 
     def __post_init__(self) -> None:
-        for name in ("person", "persons", "service", "ts", "category", "kind", "region", "weight"):
-            _frozen(getattr(self, name))
-
-    @property
-    def n_events(self) -> int:
-        return int(self.person.size)
-
-    @property
-    def n_persons(self) -> int:
-        return int(self.persons.size)
-
-    def __len__(self) -> int:
-        return self.n_events
+        self._freeze()
 
     def __repr__(self) -> str:
         return (

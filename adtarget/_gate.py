@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adtarget._events import EventBatch
+from adtarget._events import EventBatch, EventColumns
 from adtarget._policy import EligibilityPolicy
 from adtarget.exceptions import ParameterError
 
@@ -64,7 +64,7 @@ class SensitiveAudit:
 
 
 @dataclass(frozen=True, eq=False)
-class EligibleEvents:
+class EligibleEvents(EventColumns):
     """Events that passed the eligibility gate. Only :func:`apply_gate` can construct one.
 
     Later stages (profiles, segments, releases) accept nothing else, so every promise the gate enforces holds
@@ -96,16 +96,7 @@ class EligibleEvents:
     def __post_init__(self) -> None:
         if self._token is not _GATE_TOKEN:
             raise TypeError("EligibleEvents can only be constructed by adtarget.apply_gate")
-        for name in ("person", "service", "ts", "category", "kind", "region", "weight", "persons", "birth_year"):
-            getattr(self, name).flags.writeable = False
-
-    @property
-    def n_events(self) -> int:
-        return int(self.person.size)
-
-    @property
-    def n_persons(self) -> int:
-        return int(self.persons.size)
+        self._freeze("birth_year")
 
     @property
     def taxonomy(self) -> Taxonomy:
