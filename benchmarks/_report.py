@@ -290,7 +290,8 @@ def _series(runs: list[Run]) -> dict[str, list[tuple[int, float]]]:
         add("PipelineDP count (peer)", n, _peer_seconds(r, "pipelinedp"))
         add("pandas e2e floor (peer)", n, _peer_seconds(r, "pandas", "e2e_floor"))
         add("pandas segment floor (peer)", n, _peer_seconds(r, "pandas", "segment_floor"))
-        add("Spark local[2] (peer)", n, _peer_seconds(r, "spark"))
+        add("pipeline.run LocalEngine (one call)", n, _peer_seconds(r, "pipeline_run"))
+        add("pipeline.run Spark local[2] (peer)", n, _peer_seconds(r, "spark"))
     return series
 
 
@@ -301,18 +302,20 @@ def plot(runs: list[Run], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 6))
-    for name, points in _series(runs).items():
-        style = "--" if "peer" in name else ("-" if name != "end to end" else "-")
-        width = 3 if name == "end to end" else 1.5
-        ax.plot(*zip(*points), style, marker="o", linewidth=width, label=name)
+    fig, ax = plt.subplots(figsize=(11, 6))
+    colors = plt.get_cmap("tab20").colors
+    for i, (name, points) in enumerate(_series(runs).items()):
+        peer = "peer" in name
+        color = "black" if name == "end to end" else colors[i % len(colors)]
+        ax.plot(*zip(*points), "--" if peer else "-", marker="s" if peer else "o", color=color,
+                linewidth=3 if name == "end to end" else 1.5, label=name)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("events")
     ax.set_ylabel("events per second")
     ax.set_title("adtarget stages and peers (median wall time)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

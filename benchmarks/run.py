@@ -261,7 +261,8 @@ def _profile(path: str, chunks: list[Any], snapshots: list[Any], setup: Any) -> 
     stats.sort_stats("cumulative").print_stats(45)
     stats.sort_stats("tottime").print_stats(30)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text.getvalue().replace(str(Path(sys.prefix)), "<venv>"))
+    text_out = text.getvalue().replace(str(Path(sys.prefix)), "<venv>").replace(str(HERE.parent) + "/", "")
+    Path(path).write_text(text_out)
 
 
 def _run_peers(job: dict[str, Any], setup: Any, last: Any, chunk: Any, snapshot: Any) -> dict[str, Any]:
