@@ -17,6 +17,9 @@ from adtarget.exceptions import InputFormatError, SchemaError
 __all__ = ["read_columns"]
 
 _PARQUET_SUFFIXES = (".parquet", ".pq")
+# Identifier-like CSV columns are read as text, never inferred as numbers: "007" stays "007" (as the consent
+# reader keeps it), so one account id pseudonymises alike in events and consent.
+_TEXT_COLUMNS: dict[str, Any] = {name: "string" for name in ("person_id", "service", "category", "kind", "region")}
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
 
 
@@ -78,7 +81,7 @@ def _read_csv(path: Path, what: str) -> Any:
         table = pcsv.read_csv(
             path,
             parse_options=pcsv.ParseOptions(delimiter=delimiter),
-            convert_options=pcsv.ConvertOptions(strings_can_be_null=True),
+            convert_options=pcsv.ConvertOptions(strings_can_be_null=True, column_types=_TEXT_COLUMNS),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, OSError) as exc:
         raise InputFormatError(f"{what}: {path} is not a readable CSV file ({_short(exc)})") from None

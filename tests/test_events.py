@@ -232,3 +232,12 @@ def test_no_identifying_column_ever_reaches_a_batch(pseudonymizer, cols, column,
     with pytest.raises(RefusedColumnError) as info:
         run(cols, pseudonymizer, drop_unknown_columns=drop)
     assert column in info.value.columns
+
+
+def test_csv_ids_keep_leading_zeros_and_match_consent(tmp_path, pseudonymizer):
+    """"007" in an events CSV is the account "007" (as in the consent CSV), not the number 7."""
+    path = tmp_path / "e.csv"
+    path.write_text(f"person_id,service,ts,category\n007,video,{TS},239\n7,video,{TS},239\n")
+    batch = run(path, pseudonymizer).batch
+    assert batch.n_persons == 2
+    assert set(batch.persons.tolist()) == set(pseudonymizer.pseudonymize(np.array(["007", "7"], dtype=object)).tolist())
