@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from adtarget.exceptions import InputFormatError, RefusedColumnError, SchemaError
+from adtarget._column_names import check_contract_columns
+from adtarget._column_names import identifying_columns as _identifying
+from adtarget.exceptions import InputFormatError, SchemaError
 
 __all__ = ["CONSENT_COLUMNS", "check_columns", "identifying_columns", "read_csv", "read_parquet",
            "read_records"]
@@ -23,51 +24,19 @@ CONSENT_COLUMNS: tuple[str, ...] = (
     "deleted", "terminated", "location_deleted", "jurisdiction",
 )
 
-# Tokens that make a column identifying wherever they appear in its name (by token: "user_email", "DeviceId",
-# "date_of_birth"). The consent contract needs a year of birth at most, never a date of birth.
-_IDENTIFYING_TOKENS = frozenset({
-    "name", "firstname", "lastname", "fullname", "surname", "username",
-    "phone", "mobile", "msisdn", "tel", "telephone", "email", "mail",
-    "ip", "ipv4", "ipv6", "ipaddr", "ipaddress",
-    "device", "deviceid", "imei", "imsi", "idfa", "idfv", "gaid", "aaid", "udid", "mac", "macaddress",
-    "lat", "lon", "lng", "latitude", "longitude", "gps", "coordinates", "coords", "geohash", "latlon",
-    "address", "street", "postcode", "postal", "zip", "zipcode",
-    "contact", "contacts", "peer", "recipient", "sender", "callee", "caller",
-    "ssn", "passport", "nationalid", "dob", "birthdate", "birthday", "dateofbirth",
-})
-_TOKEN = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-
-
-def _tokens(column: str) -> set[str]:
-    parts = [t.lower() for t in _TOKEN.findall(column)]
-    return {*parts, "".join(parts)}
-
-
 def identifying_columns(columns: Iterable[str]) -> tuple[str, ...]:
     """The columns whose names mark them as identifying (P1, P11), in input order."""
-    return tuple(c for c in columns if c not in CONSENT_COLUMNS and _tokens(c) & _IDENTIFYING_TOKENS)
+    return _identifying(columns, CONSENT_COLUMNS)
 
 
 def check_columns(columns: Iterable[str], *, drop_unknown_columns: bool = False) -> tuple[str, ...]:
-    """Validate column names against the consent contract; return the unknown columns that were dropped."""
-    names = tuple(str(c) for c in columns)
-    duplicated = sorted({c for c in names if names.count(c) > 1})
-    if duplicated:
-        raise SchemaError(f"consent: duplicate column(s) {duplicated}; each column may appear once")
-    refused = identifying_columns(names)
-    if refused:
-        raise RefusedColumnError(
-            f"consent: identifying column(s) {list(refused)} refused: the consent ledger never stores names, "
-            "contact details, network or device ids, coordinates or dates of birth; remove them", refused)
-    unknown = tuple(c for c in names if c not in CONSENT_COLUMNS)
-    if unknown and not drop_unknown_columns:
-        raise RefusedColumnError(
-            f"consent: unknown column(s) {list(unknown)}; the contract has exactly {list(CONSENT_COLUMNS)} "
-            "(pass drop_unknown_columns=True to drop unknown, non-identifying columns)", unknown)
-    missing = [c for c in CONSENT_COLUMNS if c not in names]
-    if missing:
-        raise SchemaError(f"consent: missing column(s) {missing}; all of {list(CONSENT_COLUMNS)} are required "
-                          "(birth_year and jurisdiction may hold nulls)")
+    """Validate column names against the consent contract; return the unknown columns that were dropped.
+    ``birth_year`` and ``jurisdiction`` are required columns that may hold nulls."""
+    _, unknown = check_contract_columns(
+        columns, what="consent", required=CONSENT_COLUMNS, drop_unknown_columns=drop_unknown_columns,
+        refusal="the consent ledger never stores names, contact details, network or device ids, coordinates "
+                "or dates of birth; remove them",
+    )
     return unknown
 
 
