@@ -69,5 +69,5 @@ def check_contract_columns(
             "drop_unknown_columns=True to drop unknown, non-identifying columns)", unknown)
     missing = [c for c in required if c not in names]
     if missing:
-        raise SchemaError(f"{what}: missing column(s) {missing}; required are {list(required)}")
+        raise SchemaError(f"{what}: missing required column(s) {missing}; required are {list(required)}")
     return tuple(c for c in names if c in known), unknown

@@ -23,7 +23,8 @@ from adtarget._release._bounding import (
     stable64,
     stable64_many,
 )
-from adtarget._release._cells import AGE_BANDS, CellCounts, age_band_codes, count_cells, distinct_pairs
+from adtarget._release._cells import AGE_BANDS, CellCounts, age_band_codes, distinct_pairs
+from adtarget._release._cells import bounded_counts as count_cells
 from adtarget._release._spec import ReleaseSpec
 
 END = 1_790_000_000  # 2026-09-21

@@ -178,7 +178,7 @@ def _bad_files(tmp: Path) -> list[tuple[Path, type[Exception], str]]:
         (broken_parquet, InputFormatError, "not a readable Parquet"),
         (tmp / "missing.csv", InputFormatError, "does not exist"),
         (_write_csv(tmp / "no_updated_at.csv", _good_rows(2), [h for h in header if h != "updated_at"]),
-         SchemaError, r"missing column\(s\) \['updated_at'\]"),
+         SchemaError, r"missing required column\(s\) \['updated_at'\]"),
         (_write_csv(tmp / "email.csv", _good_rows(2), [*header, "email"]), RefusedColumnError, "identifying.*email"),
         (_write_csv(tmp / "dob.csv", _good_rows(2), [*header, "DateOfBirth"]), RefusedColumnError, "DateOfBirth"),
         (_write_csv(tmp / "ip.csv", _good_rows(2), [*header, "last_ip"]), RefusedColumnError, "last_ip"),

@@ -232,6 +232,11 @@ def count_cells(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCount
     disjoint partitions of persons sums to the result over their union.
     """
     check_gate_input(eligible, spec.segment_ids)
+    return bounded_counts(eligible, assignments, spec)
+
+
+def bounded_counts(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCounts:
+    """The kernel of :func:`count_cells` (inputs trusted: checked by the caller)."""
     n_p, n_seg, salt = eligible.persons.size, len(spec.segment_ids), spec.bounding_salt
     person, seg = _segment_pairs(eligible, assignments, spec)
     keep = bound_pairs(person, seg, eligible.persons, stable64_many(spec.segment_ids), salt,
