@@ -303,7 +303,7 @@ def plot(runs: list[Run], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(11, 6))
-    colors = plt.get_cmap("tab20").colors
+    colors = [plt.get_cmap("tab20")(i) for i in range(20)]
     for i, (name, points) in enumerate(_series(runs).items()):
         peer = "peer" in name
         color = "black" if name == "end to end" else colors[i % len(colors)]
