@@ -62,6 +62,8 @@ def factorize(values: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     arr = _to_arrow(values, name)
     if pa.types.is_null(arr.type) or len(arr) == 0:
         return np.zeros(0, dtype=object), np.full(len(arr), -1, dtype=np.int32)
+    if isinstance(arr, pa.ChunkedArray) and not pa.types.is_dictionary(arr.type):
+        arr = arr.combine_chunks()  # one hash table over the column, not one per chunk
     if not pa.types.is_dictionary(arr.type):
         arr = pc.dictionary_encode(arr)
     if isinstance(arr, pa.ChunkedArray):

@@ -176,24 +176,30 @@ def ingest(
         reason[(reason < 0) & mask] = _REASON[name]
 
     person_codes, person_uniques = _person_column(columns["person_id"], flag)
-    service = _lookup(columns["service"], "service", services.index_of, flag)
-    category = _lookup(columns["category"], "category", lambda u: taxonomy.index_of(u.astype(str)), flag)
+    service = _lookup(columns["service"], "service", services.index_of, flag, np.int16)
+    category = _lookup(columns["category"], "category", lambda u: taxonomy.index_of(u.astype(str)), flag,
+                       np.int32)
     ts = _timestamps(columns["ts"], flag, time.time() if now is None else now)
     kind = _kinds(columns.get("kind"), n_rows, flag)
     weight = _weights(columns.get("weight"), n_rows, flag)
     region, regions = _regions(columns.get("region"), n_rows, flag)
 
     accepted = reason < 0
-    person, persons = _pseudonymise(person_codes[accepted], person_uniques, pseudonymizer)
+    everything = bool(accepted.all())
+
+    def keep(column: np.ndarray) -> np.ndarray:  # no copy when nothing was quarantined
+        return column if everything else column[accepted]
+
+    person, persons = _pseudonymise(keep(person_codes), person_uniques, pseudonymizer)
     batch = EventBatch(
         person=person,
         persons=persons,
-        service=service[accepted].astype(np.int16),
-        ts=ts[accepted],
-        category=category[accepted].astype(np.int32),
-        kind=kind[accepted],
-        region=region[accepted],
-        weight=weight[accepted],
+        service=keep(service),
+        ts=keep(ts),
+        category=keep(category),
+        kind=keep(kind),
+        region=keep(region),
+        weight=keep(weight),
         regions=regions,
         taxonomy=taxonomy,
         services=services,
@@ -209,12 +215,20 @@ def _person_column(values: Any, flag: Any) -> tuple[np.ndarray, np.ndarray]:
     return codes, uniques
 
 
-def _lookup(values: Any, name: str, index_of: Any, flag: Any) -> np.ndarray:
+def _gather(per_unique: Any, codes: np.ndarray, missing: int, dtype: Any) -> np.ndarray:
+    """``per_unique[codes]`` with ``missing`` where ``codes == -1``: one gather, no temporaries (the value
+    for nulls is appended last, and index -1 picks it)."""
+    table = np.append(np.asarray(per_unique, dtype=dtype), np.asarray(missing, dtype=dtype))
+    return table[codes]
+
+
+def _lookup(values: Any, name: str, index_of: Any, flag: Any, dtype: Any) -> np.ndarray:
     uniques, codes = factorize(values, name)
-    known = np.asarray(index_of(uniques), dtype=np.int64) if uniques.size else np.zeros(0, np.int64)
-    out = np.where(codes >= 0, known[np.maximum(codes, 0)] if known.size else -1, -1)
-    flag(f"missing_{name}", codes < 0)
-    flag(f"unknown_{name}", (codes >= 0) & (out < 0))
+    known = index_of(uniques) if uniques.size else np.zeros(0, dtype)
+    out = _gather(known, codes, -1, dtype)
+    missing = codes < 0
+    flag(f"missing_{name}", missing)
+    flag(f"unknown_{name}", (out < 0) & ~missing)
     return out
 
 
@@ -229,10 +243,10 @@ def _kinds(values: Any, n_rows: int, flag: Any) -> np.ndarray:
     if values is None:
         return np.full(n_rows, DEFAULT_KIND, dtype=np.int8)
     uniques, codes = factorize(values, "kind")
-    known = np.array([EVENT_KINDS.index(u) if u in EVENT_KINDS else -1 for u in uniques], dtype=np.int8)
-    kind = np.where(codes >= 0, known[np.maximum(codes, 0)] if known.size else -1, DEFAULT_KIND)
+    known = [EVENT_KINDS.index(u) if u in EVENT_KINDS else -1 for u in uniques]
+    kind = _gather(known, codes, DEFAULT_KIND, np.int8)
     flag("unknown_kind", kind < 0)
-    return kind.astype(np.int8)
+    return kind
 
 
 def _weights(values: Any, n_rows: int, flag: Any) -> np.ndarray:
@@ -255,13 +269,9 @@ def _regions(values: Any, n_rows: int, flag: Any) -> tuple[np.ndarray, tuple[str
     regions = tuple(sorted({t for t, ok in zip(text, valid) if ok}))
     code_of = {r: i for i, r in enumerate(regions)}
     mapped = np.array([code_of.get(t, -1) for t in text], dtype=np.int16)
-    safe = np.maximum(codes, 0)
-    present = codes >= 0
-    if uniques.size:
-        flag("region_looks_like_coordinates", present & coordinates[safe])
-        flag("invalid_region", present & ~valid[safe])
-        return np.where(present, mapped[safe], -1).astype(np.int16), regions
-    return np.full(n_rows, -1, dtype=np.int16), regions
+    flag("region_looks_like_coordinates", _gather(coordinates, codes, False, bool))
+    flag("invalid_region", ~_gather(valid, codes, True, bool))
+    return _gather(mapped, codes, -1, np.int16), regions
 
 
 def _pseudonymise(

@@ -351,22 +351,25 @@ def _policy_problems(doc: Mapping[str, Any], policy: Any, safe_taxonomy: Any) ->
 
 def sensitive_segment_problems(segment_ids: Sequence[str], safe_taxonomy: Any) -> list[str]:
     """Problems with segment ids of ``safe_taxonomy``'s taxonomy that name a sensitive node (or no node)."""
-    from adtarget.exceptions import SensitiveCategoryError
-
     taxonomy, problems = safe_taxonomy.taxonomy, []
+    owners, tokens = [], []  # "483", "483-top3", "all2-483-597": every token that may be a node id
     for i, segment_id in enumerate(segment_ids):
         prefix, _, local = segment_id.partition(":")
-        if prefix != taxonomy.name:
-            continue
-        nodes = [tok for tok in local.split("-") if tok in taxonomy]  # "483", "483-top3", "all2-483-597"
-        if not nodes and not re.match(r"(all|any)[0-9]*-", local):
-            problems.append(f"$.segments[{i}].segment_id: {segment_id!r} names no node of taxonomy "
+        if prefix == taxonomy.name:
+            parts = local.split("-")
+            owners += [i] * len(parts)
+            tokens += parts
+    index = np.asarray(taxonomy.index_of(np.asarray(tokens, dtype=str)), dtype=np.int64).reshape(-1)
+    safe = np.asarray(safe_taxonomy.safe_mask)
+    named = {owners[j] for j in np.flatnonzero(index >= 0)}
+    for i in sorted(set(owners) - named):
+        local = segment_ids[i].partition(":")[2]
+        if not re.match(r"(all|any)[0-9]*-", local):
+            problems.append(f"$.segments[{i}].segment_id: {segment_ids[i]!r} names no node of taxonomy "
                             f"{taxonomy.name!r}")
-        for node in nodes:
-            try:
-                safe_taxonomy.check_node(node)
-            except SensitiveCategoryError:
-                problems.append(f"$.segments[{i}].segment_id: {segment_id!r} uses sensitive node {node!r}")
+    for j in np.flatnonzero((index >= 0) & ~safe[np.maximum(index, 0)]):
+        i = owners[j]
+        problems.append(f"$.segments[{i}].segment_id: {segment_ids[i]!r} uses sensitive node {tokens[j]!r}")
     return problems
 
 
