@@ -14,10 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from adtarget._engine._aggregates import Aggregates
 from adtarget._engine._context import BuildContext
 from adtarget._engine._protocol import Engine, LocalEngine
-from adtarget._engine._spark import PartitionTask, SparkEngine, _run
+from adtarget._engine._spark import PartitionTask, SparkEngine, _load, _run
 from adtarget.exceptions import InputFormatError, ParameterError, RefusedColumnError, SchemaError
 
 pytestmark = [
@@ -170,6 +173,28 @@ def test_spark_aggregates_equal_local_exactly(spark, cases, seed, partitions):
     for rule in ("opted_out", "under_min_age", "no_consent_record", "service_not_permitted"):
         assert summary["excluded"][rule] > 0, rule
     assert engine.last_run["nonempty_partitions"] <= partitions
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2), n=st.integers(1, 9), batch=st.integers(1, 3_000), salt=st.integers(0, 2**31))
+def test_any_split_by_person_sums_to_the_local_result(cases, seed, n, batch, salt):
+    """Property behind the engine, without Spark: any partition of persons, cut into any Arrow batch size and
+    run through the executors' code (``PartitionTask``), sums to the local engine's aggregates exactly."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    from pyspark import cloudpickle
+
+    events, context = cases(seed)
+    table = pq.read_table(events)
+    ids = pc.fill_null(table.column("person_id"), -1).to_numpy()
+    part = (ids * 2_654_435_761 + salt) % n
+    task = PartitionTask(cloudpickle.dumps(context))
+    results = []
+    for i in range(n):
+        rows = table.filter(part == i)
+        results += [_load(r.column(0)[0].as_py()) for r in task(iter(rows.to_batches(max_chunksize=batch)))]
+    assert 1 <= len(results) <= n
+    assert_same(Aggregates.sum(r[0] for r in results), LocalEngine().aggregate(events, context))
 
 
 def test_timestamp_typed_ts_and_target_service(spark, cases):
