@@ -96,6 +96,7 @@ _EXPORTS: dict[str, str] = {
     "run": "adtarget._pipeline",
     "Engine": "adtarget._engine._protocol",
     "LocalEngine": "adtarget._engine._protocol",
+    "SparkEngine": "adtarget._engine._spark",
     "BuildContext": "adtarget._engine._context",
     "Aggregates": "adtarget._engine._aggregates",
 }

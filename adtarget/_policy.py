@@ -69,6 +69,12 @@ class EligibilityPolicy:
         if self.min_policy_version is not None:
             _check_version(self.min_policy_version)
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        """Pickle with plain dicts (mapping proxies are not picklable), e.g. for Spark executors."""
+        return (EligibilityPolicy, (self.min_age, self.unknown_age, dict(self.retention_days),
+                                    self.min_policy_version, dict(self.jurisdiction_min_age),
+                                    dict(self.jurisdiction_profiles)))
+
     def retention_seconds(self) -> list[int]:
         """Retention per event kind code, in seconds, aligned with ``EVENT_KINDS``."""
         return [int(self.retention_days[k]) * 86_400 for k in EVENT_KINDS]

@@ -38,6 +38,10 @@ class Aggregates:
     cells: Any
     audit: Any
 
+    def __post_init__(self) -> None:  # one key order in every engine, however many partitions were summed
+        object.__setattr__(self, "quarantined", _add_counts(self.quarantined, {}))
+        object.__setattr__(self, "excluded", _add_counts(self.excluded, {}))
+
     @property
     def accepted(self) -> int:
         return self.input_rows - sum(self.quarantined.values())
