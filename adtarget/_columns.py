@@ -14,7 +14,7 @@ import numpy as np
 
 from adtarget.exceptions import SchemaError
 
-__all__ = ["column_length", "factorize", "parse_float", "parse_timestamps"]
+__all__ = ["INVALID_TS", "factorize", "parse_float", "parse_timestamps"]
 
 
 def _pyarrow() -> Any:
@@ -28,10 +28,6 @@ def _pyarrow() -> Any:
 def _is_arrow(values: Any) -> bool:
     pa = _pyarrow()
     return pa is not None and isinstance(values, (pa.Array, pa.ChunkedArray))
-
-
-def column_length(values: Any) -> int:
-    return len(values)
 
 
 def _to_arrow(values: Any, name: str) -> Any:
