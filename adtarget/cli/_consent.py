@@ -121,7 +121,8 @@ def _opt_out(args: argparse.Namespace, out: Output) -> int:
     with ledger:
         applied = ledger.opt_out(args.person_id, source="cli")
     out.result({"ok": True, "applied": bool(applied)},
-               "opt-out recorded" if applied else "opt-out recorded in history (a newer record stays current)")
+               "opt-out recorded" if applied else "opt-out not applied: a newer record stays current, or the person "
+               "was forgotten (and is excluded from everything already)")
     return EXIT_OK
 
 
