@@ -80,7 +80,8 @@ def world_rows(seed: int = 0, n_persons: int = 400, *, excluded: bool = False, e
 
 def gate(rows, people):
     """EligibleEvents of ``rows`` under a consent snapshot of ``people`` (unknown ages included)."""
-    from adtarget._consent import ConsentSnapshot
+    from _consent_fixtures import snapshot_of
+
     from adtarget._events import ingest
     from adtarget._gate import apply_gate
     from adtarget._policy import EligibilityPolicy
@@ -88,20 +89,7 @@ def gate(rows, people):
 
     pz = Pseudonymizer(KEY)
     batch = ingest(rows, pseudonymizer=pz, now=END).batch
-    ids = np.array(sorted(people), dtype=np.int64)
-    pseud = pz.pseudonymize(ids)
-    order = np.argsort(pseud)
-    recs = [people[int(i)] for i in ids[order]]
-
-    def col(name, default, dtype):
-        return np.array([r.get(name, default) for r in recs], dtype=dtype)
-
-    snapshot = ConsentSnapshot(
-        as_of=END, persons=pseud[order], birth_year=col("birth_year", 1990, np.int16),
-        opted_in=col("opted_in", True, bool), cross_service=np.ones(len(recs), bool),
-        deleted=col("deleted", False, bool), terminated=col("terminated", False, bool),
-        location_deleted=np.zeros(len(recs), bool), policy_version=np.full(len(recs), "2018-05-14"),
-        jurisdiction=np.full(len(recs), "US"))
+    snapshot = snapshot_of(pz, people, END)
     return apply_gate(batch, snapshot, safe_taxonomy(), EligibilityPolicy(unknown_age="include"),
                       window_end=END)
 
