@@ -169,7 +169,7 @@ def test_demo_writes_report_assignments_summary_and_plot(world, tmp_path):
 
 def test_import_adtarget_cli_stays_light():
     code = ("import sys, adtarget.cli; heavy = [m for m in ('numpy', 'pandas', 'pyarrow', 'pyspark', 'matplotlib', "
-            "'sklearn', 'scipy', 'diffprivlib', 'tqdm') "
+            "'sklearn', 'scipy', 'diffprivlib', 'tqdm', 'numba') "
             "if m in sys.modules]; print(heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr

@@ -8,7 +8,7 @@ import sys
 
 import adtarget
 
-HEAVY = ("pandas", "pyarrow", "pyspark", "matplotlib", "sklearn", "diffprivlib", "scipy")
+HEAVY = ("pandas", "pyarrow", "pyspark", "matplotlib", "sklearn", "diffprivlib", "scipy", "numba")
 
 
 def test_every_public_name_exists():
