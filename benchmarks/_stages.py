@@ -234,13 +234,17 @@ def run_chunk(chunk: Chunk, snapshot: Any, setup: Setup, clock: StageClock) -> C
     return ChunkRun(cells, audit, sizes, eligible, assignments, arrow_bytes, batch_bytes, start)
 
 
-def release_report(cells: Any, audit: Any, setup: Setup, window: tuple[int, int], ledger: Any) -> dict[str, int]:
-    """``release_counts`` on the summed exact counts, charging ``ledger`` (as ``adtarget._pipeline.run``)."""
+def release_report(cells: Any, audit: Any, setup: Setup, window: tuple[int, int], ledger: Any,
+                   out_dir: str | Path | None = None) -> dict[str, int]:
+    """``release_counts`` on the summed exact counts, charging ``ledger`` (as ``adtarget._pipeline.run``), then
+    ``report.json`` written into ``out_dir`` (as ``RunResult.write`` does) when it is given."""
     from adtarget._release._release import release_counts, report_policy
 
     result = release_counts(cells, audit, setup.spec, segments=setup.catalog.segments,
                             policy=report_policy(EligibilityPolicy(), setup.safe), data_window=window,
                             ledger=ledger)
+    if out_dir is not None:
+        result.report.write(Path(out_dir) / "report.json")
     return {"segments": len(result.report.segments), "suppressed": int(result.report.suppressed_segments)}
 
 

@@ -182,7 +182,8 @@ def _repeat(chunks: list[Any], snapshots: list[Any], setup: Any, repeats: int) -
             sizes = clock.time("dp_count", _total, [p[2] for p in parts])
             window = (min(p[3] for p in parts), max(c.end for c in chunks))
             ledger = new_ledger(ledgers)
-            stats["released"] = clock.time("release", release_report, cells, audit, setup, window, ledger)
+            stats["released"] = clock.time("release", release_report, cells, audit, setup, window, ledger,
+                                           ledgers)
             clock.time("dp_count", dp_sizes, sizes, setup.count_spec)
             clocks.append((clock, stats))
     return clocks, last
