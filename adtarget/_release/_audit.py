@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 
 from adtarget._provenance import Provenance
 
@@ -107,25 +106,6 @@ class AuditOutcome:
                 "distance": {k: round(v, 6) for k, v in self.distance.items()}}
 
 
-def _person_mass(audit: Any, n_persons: int) -> tuple[sparse.csr_matrix, int, tuple[str, ...]]:
-    """(n_persons, n_classes + 1) integer mass matrix: each person's ``scale`` split over their classes."""
-    classes = tuple(audit.classes)
-    n_cls = len(classes)
-    scale = math.lcm(*range(1, n_cls + 1)) if n_cls else 1
-    key = np.asarray(audit.person, dtype=np.int64) * max(n_cls, 1) + np.asarray(audit.sensitive_class)
-    seen = np.zeros(n_persons * max(n_cls, 1), dtype=bool)
-    seen[key] = True
-    pc = np.flatnonzero(seen)
-    person, cls = pc // max(n_cls, 1), pc % max(n_cls, 1)
-    per_person = np.bincount(person, minlength=n_persons)
-    none = np.flatnonzero(per_person == 0)
-    rows = np.concatenate([person, none])
-    cols = np.concatenate([cls, np.full(none.size, n_cls)])
-    vals = np.concatenate([scale // per_person[person], np.full(none.size, scale)]).astype(np.int64)
-    w = sparse.csr_matrix((vals, (rows, cols)), shape=(n_persons, n_cls + 1))
-    return w, scale, (*classes, "none")
-
-
 def audit_counts(eligible: Any, assignments: Any) -> AuditCounts:
     """Exact sensitive-class masses per segment of ``assignments`` and for all eligible persons.
 
@@ -147,18 +127,25 @@ def audit_counts(eligible: Any, assignments: Any) -> AuditCounts:
 
 
 def class_mass(eligible: Any, assignments: Any) -> AuditCounts:
-    """The kernel of :func:`audit_counts` (inputs trusted: checked by the caller)."""
+    """The kernel of :func:`audit_counts` (inputs trusted: checked by the caller).
+
+    Each person's mass (``scale`` split equally over the distinct classes of their removed sensitive events,
+    else all on ``"none"``) is added to every segment of their membership row, in one pass over the rows.
+    """
+    from adtarget._kernels import _bounding as kernels
+    from adtarget._release._cells import row_persons
+
     n = int(eligible.persons.size)
-    w, scale, classes = _person_mass(eligible.sensitive_audit, n)
-    population = np.asarray(w.sum(axis=0), dtype=np.int64).ravel()
-    m = assignments.membership.tocsr().astype(np.int64)
-    persons = np.asarray(assignments.persons)
-    if not np.array_equal(persons, eligible.persons):
-        w = w[np.searchsorted(eligible.persons, persons)]
-    mass = np.asarray((m.T @ w).todense(), dtype=np.int64).reshape(m.shape[1], len(classes))
-    members = np.asarray(m.sum(axis=0), dtype=np.int64).ravel()
+    audit = eligible.sensitive_audit
+    classes = tuple(audit.classes)
+    scale = math.lcm(*range(1, len(classes) + 1)) if classes else 1
+    bits = kernels.bitset_table(n, len(classes))
+    kernels.value_bits(audit.person, audit.sensitive_class, bits)
+    m = assignments.membership.tocsr()
+    members, mass, population = kernels.class_mass(bits, len(classes), scale, m.indptr, m.indices, m.data,
+                                                   row_persons(eligible, assignments), m.shape[1])
     ids = tuple(s.segment_id for s in assignments.segments)
-    return AuditCounts(classes, ids, members, mass, population, n, scale, _AUDITED)
+    return AuditCounts((*classes, "none"), ids, members, mass, population, n, scale, _AUDITED)
 
 
 def audit_segments(counts: AuditCounts, segment_ids: Sequence[str], t: float = DEFAULT_T) -> AuditOutcome:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from adtarget._provenance import Provenance
-from adtarget._release._bounding import bound_pairs, run_starts, stable64_many
+from adtarget._release._bounding import stable64, stable64_many
 from adtarget._release._spec import ReleaseSpec
 
 __all__ = ["AGE_BANDS", "CellCounts", "age_band_codes", "count_cells"]
@@ -150,30 +150,6 @@ def distinct_pairs(person: np.ndarray, value: np.ndarray, n_persons: int,
     return key // width, key % width - 1
 
 
-def _segment_pairs(eligible: Any, assignments: Any, spec: ReleaseSpec) -> tuple[np.ndarray, np.ndarray]:
-    """(eligible person index, requested segment index) of every membership, distinct."""
-    col_of = {s.segment_id: j for j, s in enumerate(assignments.segments)}
-    cols = np.array([col_of[s] for s in spec.segment_ids], dtype=np.int64)
-    m = assignments.membership.tocsr()
-    sub = (m if np.array_equal(cols, np.arange(m.shape[1])) else m[:, cols]).tocoo()
-    ok = sub.data.astype(bool)
-    rows, seg = sub.row[ok].astype(np.int64), sub.col[ok].astype(np.int64)
-    persons = np.asarray(assignments.persons)
-    if not np.array_equal(persons, eligible.persons):
-        rows = np.searchsorted(eligible.persons, persons)[rows]
-    return rows, seg
-
-
-def _value_table(person: np.ndarray, value: np.ndarray, keep: np.ndarray, n_persons: int, k: int) -> np.ndarray:
-    """(n_persons, k) table of each person's kept value codes (-1 pads); ``person`` is sorted."""
-    p, v = person[keep], value[keep]
-    start = run_starts(p)
-    first = np.maximum.accumulate(np.where(start, np.arange(p.size), 0))
-    table = np.full((n_persons, k), -1, dtype=np.int64)
-    table[p, np.arange(p.size) - first] = v
-    return table
-
-
 def _dimension_source(eligible: Any, dim: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
     """Per-event value codes, their names, and the codes in the dimension's domain."""
     if dim == "region":
@@ -182,17 +158,6 @@ def _dimension_source(eligible: Any, dim: str) -> tuple[np.ndarray, np.ndarray, 
     names = tuple(eligible.services.names)
     permitted = np.asarray(getattr(eligible.services, "ads_permitted", np.ones(len(names), dtype=bool)), bool)
     return eligible.person, eligible.service, names, np.flatnonzero(permitted)
-
-
-def _count_dim(table: np.ndarray, person: np.ndarray, seg: np.ndarray, n_seg: int,
-               n_values: int) -> np.ndarray:
-    """(n_seg, n_values) counts of kept (person, segment) pairs joined with each person's kept values."""
-    counts = np.zeros(n_seg * n_values, dtype=np.int64)
-    for r in range(table.shape[1]):  # k is a small bound, not a per-person loop
-        v = table[person, r]
-        ok = v >= 0
-        counts += np.bincount(seg[ok] * n_values + v[ok], minlength=n_seg * n_values)
-    return counts.reshape(n_seg, n_values)
 
 
 def check_gate_input(eligible: Any, segment_ids: Sequence[str]) -> None:
@@ -237,11 +202,10 @@ def count_cells(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCount
 
 def bounded_counts(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCounts:
     """The kernel of :func:`count_cells` (inputs trusted: checked by the caller)."""
-    n_p, n_seg, salt = eligible.persons.size, len(spec.segment_ids), spec.bounding_salt
-    person, seg = _segment_pairs(eligible, assignments, spec)
-    keep = bound_pairs(person, seg, eligible.persons, stable64_many(spec.segment_ids), salt,
-                       spec.max_segments_per_person)
-    person, seg = person[keep], seg[keep]
+    from adtarget._kernels import _bounding as kernels
+
+    n_p, n_seg, salt64 = eligible.persons.size, len(spec.segment_ids), np.uint64(stable64(spec.bounding_salt))
+    person, seg = _kept_segments(eligible, assignments, spec, salt64)
     counted = np.zeros(n_p, dtype=bool)
     counted[person] = True
     values: dict[str, tuple[str, ...]] = {}
@@ -249,11 +213,11 @@ def bounded_counts(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCo
     vp: dict[str, np.ndarray] = {}
     for dim in spec.breakdowns:
         if dim == "age_band":
-            table = age_band_codes(eligible.birth_year, eligible.window_end)[:, None].astype(np.int64)
+            table = age_band_codes(eligible.birth_year, eligible.window_end)[:, None].astype(np.int32)
             names, domain = AGE_BANDS, np.arange(len(AGE_BANDS))
         else:
-            table, names, domain = _bounded_values(eligible, dim, spec, counted, salt)
-        c = _count_dim(table, person, seg, n_seg, len(names))
+            table, names, domain = _bounded_values(eligible, dim, spec, counted, salt64)
+        c = kernels.count_joined(person, seg, table, n_seg, len(names))
         per_value = _value_persons(table, counted, len(names))
         if dim == "region":
             domain = domain[per_value[domain] > 0]
@@ -265,18 +229,42 @@ def bounded_counts(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCo
     return CellCounts(spec.segment_ids, sizes, values, cells, vp, int(counted.sum()), _COUNTED)
 
 
+def _kept_segments(eligible: Any, assignments: Any, spec: ReleaseSpec,
+                   salt64: np.uint64) -> tuple[np.ndarray, np.ndarray]:
+    """(eligible person index, requested segment index) of the memberships each person keeps (int32)."""
+    from adtarget._kernels import _bounding as kernels
+
+    m = assignments.membership.tocsr()
+    col_of = {s.segment_id: j for j, s in enumerate(assignments.segments)}
+    col_key = np.full(m.shape[1], -1, dtype=np.int64)
+    col_key[[col_of[s] for s in spec.segment_ids]] = np.arange(len(spec.segment_ids))
+    return kernels.bound_rows(m.indptr, m.indices, m.data, col_key, row_persons(eligible, assignments),
+                              eligible.persons, stable64_many(spec.segment_ids), salt64,
+                              spec.max_segments_per_person)
+
+
+def row_persons(eligible: Any, assignments: Any) -> np.ndarray:
+    """Eligible person index (int64) of each row of ``assignments.membership``."""
+    persons = np.asarray(assignments.persons)
+    if np.array_equal(persons, eligible.persons):
+        return np.arange(persons.size, dtype=np.int64)
+    return np.searchsorted(eligible.persons, persons).astype(np.int64)
+
+
 def _bounded_values(eligible: Any, dim: str, spec: ReleaseSpec, counted: np.ndarray,
-                    salt: str) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+                    salt64: np.uint64) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    """(n_persons, k) table of each counted person's kept values of ``dim`` (-1 pads), names, domain."""
+    from adtarget._kernels import _bounding as kernels
+
     ev_person, ev_value, names, domain = _dimension_source(eligible, dim)
-    p, v = distinct_pairs(ev_person, ev_value, counted.size, len(names))
+    bits = kernels.bitset_table(counted.size, len(names))
+    kernels.value_bits(ev_person, ev_value, bits)
     in_domain = np.zeros(len(names), dtype=bool)
     in_domain[domain] = True
-    ok = counted[p] & in_domain[v]
-    p, v = p[ok], v[ok]
-    k = spec.cells_per_person(dim)
     hashes = stable64_many([f"{dim}:{n}" for n in names])
-    keep = bound_pairs(p, v, eligible.persons, hashes, salt, k)
-    return _value_table(p, v, keep, counted.size, k), names, domain
+    table = kernels.bound_values(bits, counted, in_domain, eligible.persons, hashes, salt64,
+                                 spec.cells_per_person(dim))
+    return table, names, domain
 
 
 def _value_persons(table: np.ndarray, counted: np.ndarray, n_values: int) -> np.ndarray:
