@@ -14,7 +14,16 @@ import numpy as np
 
 from adtarget.exceptions import SchemaError
 
-__all__ = ["INVALID_TS", "factorize", "parse_float", "parse_timestamps"]
+__all__ = [
+    "INVALID_TS",
+    "blank_values",
+    "dictionary_chunks",
+    "factorize",
+    "float64_chunks",
+    "int64_chunks",
+    "parse_float",
+    "parse_timestamps",
+]
 
 
 def _pyarrow() -> Any:
@@ -66,18 +75,76 @@ def factorize(values: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
         arr = arr.unify_dictionaries().combine_chunks()
     codes = arr.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
     uniques = arr.dictionary.to_numpy(zero_copy_only=False)
-    empty = _empty_strings(uniques)
+    empty = blank_values(uniques)
     if empty.any():
         codes = np.where(empty[np.maximum(codes, 0)] & (codes >= 0), -1, codes).astype(np.int32)
     return uniques, codes
 
 
-def _empty_strings(uniques: np.ndarray) -> np.ndarray:
+def blank_values(uniques: np.ndarray) -> np.ndarray:
+    """Which distinct values count as missing: blank strings, and non-finite floats."""
     if uniques.dtype.kind in "OUS":
         return np.array([isinstance(u, (str, bytes)) and not u.strip() for u in uniques], dtype=bool)
     if uniques.dtype.kind == "f":
         return ~np.isfinite(uniques)
     return np.zeros(len(uniques), dtype=bool)
+
+
+def int64_chunks(values: Any) -> list[np.ndarray] | None:
+    """The column as int64 numpy chunks (no copy for int64), if it holds integers that fit int64 and no nulls;
+    None for anything else (the caller then takes the general path)."""
+    if isinstance(values, np.ndarray):
+        kind, size = values.dtype.kind, values.dtype.itemsize
+        ints = values.ndim == 1 and (kind == "i" or (kind == "u" and size < 8))
+        return [np.ascontiguousarray(values, dtype=np.int64)] if ints else None
+    pa = _pyarrow()
+    if not _is_arrow(values) or values.null_count or not pa.types.is_integer(values.type):
+        return None
+    if pa.types.is_unsigned_integer(values.type) and values.type.bit_width == 64:
+        return None
+    return [c.cast(pa.int64()).to_numpy() for c in _chunks(values)]
+
+
+def float64_chunks(values: Any, default: float) -> list[np.ndarray] | None:
+    """The column as float64 numpy chunks, nulls as ``default``, if it holds float64; None otherwise."""
+    if isinstance(values, np.ndarray):
+        return [np.ascontiguousarray(values)] if values.ndim == 1 and values.dtype == np.float64 else None
+    pa = _pyarrow()
+    if not _is_arrow(values) or values.type != pa.float64():
+        return None
+    return [(c.fill_null(default) if c.null_count else c).to_numpy() for c in _chunks(values)]
+
+
+def dictionary_chunks(values: Any) -> tuple[list[np.ndarray], list[tuple[np.ndarray, int]]] | None:
+    """For an Arrow dictionary-encoded string column: its distinct dictionaries (object arrays of str) and, per
+    chunk, the indices (nulls as -1) with the number of the chunk's dictionary. None for any other column, or
+    when a dictionary holds nulls."""
+    pa = _pyarrow()
+    if not _is_arrow(values) or not pa.types.is_dictionary(values.type):
+        return None
+    if not (pa.types.is_string(values.type.value_type) or pa.types.is_large_string(values.type.value_type)):
+        return None
+    dictionaries: list[Any] = []
+    chunks = []
+    for chunk in _chunks(values):
+        if chunk.dictionary.null_count:
+            return None
+        if not dictionaries or not chunk.dictionary.equals(dictionaries[-1]):
+            dictionaries.append(chunk.dictionary)
+        chunks.append((_indices(chunk), len(dictionaries) - 1))
+    return [d.to_numpy(zero_copy_only=False) for d in dictionaries], chunks
+
+
+def _chunks(values: Any) -> list[Any]:
+    return list(values.chunks) if hasattr(values, "chunks") else [values]
+
+
+def _indices(chunk: Any) -> np.ndarray:
+    indices = chunk.indices
+    if not chunk.null_count:
+        return indices.to_numpy()
+    pa = _pyarrow()
+    return indices.cast(pa.int64()).fill_null(-1).to_numpy()
 
 
 def _factorize_numpy(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -6,15 +6,25 @@ a coarse region. Accounting rule: ``accepted + quarantined == input_rows`` for e
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from adtarget._columns import INVALID_TS, factorize, parse_float, parse_timestamps
-from adtarget._event_schema import DEFAULT_KIND, EVENT_KINDS, check_columns
+from adtarget._event_columns import (
+    ACCEPTED,
+    QUARANTINE_REASONS,
+    REASON,
+    category_column,
+    kind_column,
+    region_column,
+    service_column,
+    timestamp_column,
+    weight_column,
+)
+from adtarget._event_schema import check_columns
+from adtarget._person_ids import person_ids, pseudonymise
 from adtarget._sources import read_columns
 
 if TYPE_CHECKING:
@@ -23,28 +33,6 @@ if TYPE_CHECKING:
     from adtarget._taxonomy import Taxonomy
 
 __all__ = ["QUARANTINE_REASONS", "EventBatch", "IngestResult", "Quarantine", "ingest"]
-
-# Order matters: a row with several problems is quarantined for the first one.
-QUARANTINE_REASONS: tuple[str, ...] = (
-    "missing_person_id",
-    "missing_service",
-    "unknown_service",
-    "missing_category",
-    "unknown_category",
-    "bad_timestamp",
-    "future_timestamp",
-    "unknown_kind",
-    "negative_weight",
-    "non_finite_weight",
-    "region_looks_like_coordinates",
-    "invalid_region",
-)
-_REASON = {name: code for code, name in enumerate(QUARANTINE_REASONS)}
-MIN_PLAUSIBLE_TS = 946_684_800  # 2000-01-01T00:00:00Z: older timestamps are taken as unparseable
-CLOCK_SKEW_S = 300
-_REGION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
-_COORDINATE = re.compile(r"[-+]?\d{1,3}\.\d+")
-
 
 def _frozen(array: np.ndarray) -> np.ndarray:
     array.flags.writeable = False
@@ -170,27 +158,25 @@ def ingest(
     columns, n_rows = read_columns(source)
     kept = check_columns(columns, drop_unknown_columns=drop_unknown_columns)
     dropped = tuple(c for c in columns if c not in kept)
-    reason = np.full(n_rows, -1, dtype=np.int8)
+    reason = np.full(n_rows, ACCEPTED, dtype=np.int8)
+    ids = person_ids(columns["person_id"])
+    if ids.missing is not None:
+        reason[ids.missing] = REASON["missing_person_id"]
+    service = service_column(columns["service"], services, reason)
+    category = category_column(columns["category"], taxonomy, reason)
+    ts = timestamp_column(columns["ts"], n_rows, reason, time.time() if now is None else now)
+    kind = kind_column(columns.get("kind"), n_rows, reason)
+    weight = weight_column(columns.get("weight"), n_rows, reason)
+    region, regions = region_column(columns.get("region"), n_rows, reason)
+    del columns
 
-    def flag(name: str, mask: np.ndarray) -> None:
-        reason[(reason < 0) & mask] = _REASON[name]
-
-    person_codes, person_uniques = _person_column(columns["person_id"], flag)
-    service = _lookup(columns["service"], "service", services.index_of, flag, np.int16)
-    category = _lookup(columns["category"], "category", lambda u: taxonomy.index_of(u.astype(str)), flag,
-                       np.int32)
-    ts = _timestamps(columns["ts"], flag, time.time() if now is None else now)
-    kind = _kinds(columns.get("kind"), n_rows, flag)
-    weight = _weights(columns.get("weight"), n_rows, flag)
-    region, regions = _regions(columns.get("region"), n_rows, flag)
-
-    accepted = reason < 0
-    everything = bool(accepted.all())
+    rows = np.flatnonzero(reason != ACCEPTED)
+    accepted = None if rows.size == 0 else reason == ACCEPTED
 
     def keep(column: np.ndarray) -> np.ndarray:  # no copy when nothing was quarantined
-        return column if everything else column[accepted]
+        return column if accepted is None else column[accepted]
 
-    person, persons = _pseudonymise(keep(person_codes), person_uniques, pseudonymizer)
+    person, persons = pseudonymise(ids, accepted, pseudonymizer)
     batch = EventBatch(
         person=person,
         persons=persons,
@@ -204,85 +190,5 @@ def ingest(
         taxonomy=taxonomy,
         services=services,
     )
-    rows = np.flatnonzero(~accepted)
     quarantine = Quarantine(rows=_frozen(rows.astype(np.int64)), reason=_frozen(reason[rows]))
     return IngestResult(batch=batch, quarantine=quarantine, input_rows=n_rows, dropped_columns=dropped)
-
-
-def _person_column(values: Any, flag: Any) -> tuple[np.ndarray, np.ndarray]:
-    uniques, codes = factorize(values, "person_id")
-    flag("missing_person_id", codes < 0)
-    return codes, uniques
-
-
-def _gather(per_unique: Any, codes: np.ndarray, missing: int, dtype: Any) -> np.ndarray:
-    """``per_unique[codes]`` with ``missing`` where ``codes == -1``: one gather, no temporaries (the value
-    for nulls is appended last, and index -1 picks it)."""
-    table = np.append(np.asarray(per_unique, dtype=dtype), np.asarray(missing, dtype=dtype))
-    return table[codes]
-
-
-def _lookup(values: Any, name: str, index_of: Any, flag: Any, dtype: Any) -> np.ndarray:
-    uniques, codes = factorize(values, name)
-    known = index_of(uniques) if uniques.size else np.zeros(0, dtype)
-    out = _gather(known, codes, -1, dtype)
-    missing = codes < 0
-    flag(f"missing_{name}", missing)
-    flag(f"unknown_{name}", (out < 0) & ~missing)
-    return out
-
-
-def _timestamps(values: Any, flag: Any, now: float) -> np.ndarray:
-    ts = parse_timestamps(values, "ts")
-    flag("bad_timestamp", (ts == INVALID_TS) | (ts < MIN_PLAUSIBLE_TS))
-    flag("future_timestamp", ts > int(now) + CLOCK_SKEW_S)
-    return ts
-
-
-def _kinds(values: Any, n_rows: int, flag: Any) -> np.ndarray:
-    if values is None:
-        return np.full(n_rows, DEFAULT_KIND, dtype=np.int8)
-    uniques, codes = factorize(values, "kind")
-    known = [EVENT_KINDS.index(u) if u in EVENT_KINDS else -1 for u in uniques]
-    kind = _gather(known, codes, DEFAULT_KIND, np.int8)
-    flag("unknown_kind", kind < 0)
-    return kind
-
-
-def _weights(values: Any, n_rows: int, flag: Any) -> np.ndarray:
-    if values is None:
-        return np.ones(n_rows, dtype=np.float64)
-    weight = parse_float(values, "weight", default=1.0)
-    finite = np.isfinite(weight)
-    flag("negative_weight", finite & (weight < 0))
-    flag("non_finite_weight", ~finite)
-    return weight
-
-
-def _regions(values: Any, n_rows: int, flag: Any) -> tuple[np.ndarray, tuple[str, ...]]:
-    if values is None:
-        return np.full(n_rows, -1, dtype=np.int16), ()
-    uniques, codes = factorize(values, "region")
-    text = [str(u).strip().upper() for u in uniques]
-    coordinates = np.array([bool(_COORDINATE.search(t)) for t in text], dtype=bool)
-    valid = np.array([bool(_REGION.match(t)) for t in text], dtype=bool) & ~coordinates
-    regions = tuple(sorted({t for t, ok in zip(text, valid) if ok}))
-    code_of = {r: i for i, r in enumerate(regions)}
-    mapped = np.array([code_of.get(t, -1) for t in text], dtype=np.int16)
-    flag("region_looks_like_coordinates", _gather(coordinates, codes, False, bool))
-    flag("invalid_region", ~_gather(valid, codes, True, bool))
-    return _gather(mapped, codes, -1, np.int16), regions
-
-
-def _pseudonymise(
-    codes: np.ndarray, uniques: np.ndarray, pseudonymizer: Pseudonymizer
-) -> tuple[np.ndarray, np.ndarray]:
-    """Hash the distinct ids that accepted rows use, sort the pseudonyms, and index rows into them."""
-    used = np.zeros(uniques.size, dtype=bool)
-    used[codes] = True
-    used_codes = np.flatnonzero(used)
-    pseudonyms = np.asarray(pseudonymizer.pseudonymize(uniques[used_codes]), dtype=np.uint64)
-    order = np.argsort(pseudonyms, kind="stable")
-    position = np.full(uniques.size, -1, dtype=np.int64)
-    position[used_codes[order]] = np.arange(order.size)
-    return position[codes].astype(np.int32), pseudonyms[order]

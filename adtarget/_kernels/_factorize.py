@@ -1,0 +1,263 @@
+"""Compiled kernels of ingestion: factorise int64 ids by radix partitioning; map and check event columns.
+
+Factorising 10^7 ids with a few 10^5 distinct values through one hash table is bound by cache and TLB misses
+(the table outgrows the caches). Here the ids are first partitioned by the top bits of a mixing hash
+(:func:`count_partitions`, :func:`scatter_partitions`: sequential reads, one write stream per partition), each
+partition is factorised with a small hash table that stays in cache (:func:`factorize_partitions`), and every
+row gets its code back by reading the partitions' code streams in row order (:func:`unpartition_codes`).
+Codes are dense, numbered partition by partition; callers only need them consistent, and renumber them with
+:func:`relabel` while they are still in partition order (the look-ups of one partition then hit a small range).
+
+The column kernels (:func:`map_codes`, :func:`copy_timestamps`, :func:`copy_weights`) write one column's
+values and lower each row's quarantine reason code to the first rule it fails (codes are in precedence
+order, so the first failing rule is the smallest code). :func:`argsort_uint64` is a stable LSD radix argsort.
+Kernels trust their inputs except the indices they gather with, which they check (an out-of-range index
+returns ``ok = False``, never a wrong answer).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = [
+    "argsort_uint64",
+    "copy_timestamps",
+    "copy_weights",
+    "count_partitions",
+    "factorize_partitions",
+    "map_codes",
+    "partition_bits",
+    "relabel",
+    "scatter_partitions",
+    "unpartition_codes",
+]
+
+_MIN_TABLE_BITS = 8
+_ROWS_PER_PARTITION = 1 << 15
+_MAX_PARTITION_BITS = 10
+_DIGIT_BITS = 11
+
+
+def partition_bits(n_rows: int) -> int:
+    """How many top hash bits choose a partition: enough that one partition's table stays in the L2 cache."""
+    bits = 0
+    while bits < _MAX_PARTITION_BITS and (n_rows >> bits) > _ROWS_PER_PARTITION:
+        bits += 1
+    return bits
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _mix(key: np.int64) -> np.uint64:
+    """MurmurHash3's 64-bit finaliser: every input bit affects the top and the bottom bits."""
+    h = np.uint64(key)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+@numba.njit(cache=True, nogil=True)
+def count_partitions(keys: np.ndarray, bits: int, parts: np.ndarray, counts: np.ndarray) -> None:
+    """Each key's partition (its hash's top ``bits``) into ``parts`` (uint16, like ``keys``), tallied into
+    ``counts`` (int64, ``2**bits``)."""
+    if bits == 0:
+        parts[:] = 0
+        counts[0] += keys.size
+        return
+    shift = np.uint64(64 - bits)
+    for i in range(keys.size):
+        p = np.int64(_mix(keys[i]) >> shift)
+        parts[i] = p
+        counts[p] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def scatter_partitions(keys: np.ndarray, parts: np.ndarray, cursor: np.ndarray, out: np.ndarray) -> None:
+    """Append each key to its partition of ``out`` at ``cursor[partition]`` (advanced); stable."""
+    for i in range(keys.size):
+        p = parts[i]
+        out[cursor[p]] = keys[i]
+        cursor[p] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def factorize_partitions(
+    partitioned: np.ndarray, offsets: np.ndarray, codes: np.ndarray, uniques: np.ndarray
+) -> int:
+    """Dense codes of ``partitioned`` into ``codes`` (int32) and its distinct keys into ``uniques``; returns
+    how many distinct keys there are.
+
+    ``offsets`` (int64, ``n_partitions + 1``) delimits the partitions; ``uniques`` must be as long as
+    ``partitioned`` (checked: -1 is returned otherwise). Codes number the distinct keys in order of first
+    appearance within each partition, partitions in order. One hash table, cleared per partition, doubles
+    (and the partition restarts) whenever it would be more than a quarter full.
+    """
+    if uniques.size < partitioned.size:
+        return -1
+    bits = _MIN_TABLE_BITS
+    table_keys = np.empty(1 << bits, dtype=np.int64)
+    table_codes = np.empty(1 << bits, dtype=np.int32)
+    n_unique = 0
+    p = 0
+    while p < offsets.size - 1:
+        table_codes[:] = -1
+        done = _factorize_one(partitioned, offsets[p], offsets[p + 1], table_keys, table_codes, codes,
+                              uniques, n_unique)
+        if done < 0:
+            bits += 1
+            table_keys = np.empty(1 << bits, dtype=np.int64)
+            table_codes = np.empty(1 << bits, dtype=np.int32)
+            continue
+        n_unique = done
+        p += 1
+    return n_unique
+
+
+@numba.njit(cache=True, nogil=True)
+def _factorize_one(
+    keys: np.ndarray, lo: int, hi: int, table_keys: np.ndarray, table_codes: np.ndarray, codes: np.ndarray,
+    uniques: np.ndarray, n_unique: int,
+) -> int:
+    """One partition (``keys[lo:hi]``) into an empty table: the new number of distinct keys, or -1 if the
+    table became more than a quarter full before the end."""
+    mask = np.uint64(table_codes.size - 1)
+    limit = n_unique + table_codes.size // 4
+    for j in range(lo, hi):
+        key = keys[j]
+        slot = np.int64(_mix(key) & mask)
+        while True:
+            code = table_codes[slot]
+            if code < 0:
+                if n_unique >= limit:
+                    return -1
+                table_keys[slot] = key
+                table_codes[slot] = n_unique
+                uniques[n_unique] = key
+                codes[j] = n_unique
+                n_unique += 1
+                break
+            if table_keys[slot] == key:
+                codes[j] = code
+                break
+            slot = np.int64(np.uint64(slot + 1) & mask)
+    return n_unique
+
+
+@numba.njit(cache=True, nogil=True)
+def relabel(codes: np.ndarray, table: np.ndarray) -> bool:
+    """``codes[:] = table[codes]`` in place; False (codes partly relabelled) if a code is out of range."""
+    for j in range(codes.size):
+        c = codes[j]
+        if c < 0 or c >= table.size:
+            return False
+        codes[j] = table[c]
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def unpartition_codes(parts: np.ndarray, cursor: np.ndarray, codes: np.ndarray, out: np.ndarray) -> None:
+    """``out[i]`` = the next code of row ``i``'s partition (``codes`` at ``cursor[partition]``, advanced).
+
+    With the ``parts`` that :func:`scatter_partitions` used and ``cursor`` reset to the partitions' starts,
+    it puts every row's code back in row order.
+    """
+    for i in range(parts.size):
+        p = parts[i]
+        out[i] = codes[cursor[p]]
+        cursor[p] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def map_codes(codes: np.ndarray, values: np.ndarray, reasons: np.ndarray, out: np.ndarray,
+              reason: np.ndarray) -> bool:
+    """``out[i] = values[codes[i]]`` and ``reason[i] = min(reason[i], reasons[codes[i]])``.
+
+    A negative code (a null) takes the tables' last entry. Returns False if a code is ``>= values.size - 1``.
+    """
+    last = values.size - 1
+    for i in range(codes.size):
+        k = np.int64(codes[i])
+        if k < 0:
+            k = last
+        elif k >= last:
+            return False
+        out[i] = values[k]
+        r = reasons[k]
+        if r < reason[i]:
+            reason[i] = r
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def copy_timestamps(ts: np.ndarray, out: np.ndarray, reason: np.ndarray, lowest: int, highest: int,
+                    too_low: int, too_high: int) -> None:
+    """``out[:] = ts``; rows below ``lowest`` get reason ``too_low``, above ``highest`` ``too_high``."""
+    for i in range(ts.size):
+        t = ts[i]
+        out[i] = t
+        if t < lowest:
+            r = too_low
+        elif t > highest:
+            r = too_high
+        else:
+            continue
+        if r < reason[i]:
+            reason[i] = r
+
+
+@numba.njit(cache=True, nogil=True)
+def copy_weights(weight: np.ndarray, out: np.ndarray, reason: np.ndarray, negative: int,
+                 non_finite: int) -> None:
+    """``out[:] = weight``; negative finite weights get reason ``negative``, NaN and infinities
+    ``non_finite``."""
+    for i in range(weight.size):
+        w = weight[i]
+        out[i] = w
+        if not np.isfinite(w):
+            r = non_finite
+        elif w < 0:
+            r = negative
+        else:
+            continue
+        if r < reason[i]:
+            reason[i] = r
+
+
+@numba.njit(cache=True, nogil=True)
+def argsort_uint64(values: np.ndarray) -> np.ndarray:
+    """The stable ascending order (int64) of ``values`` (uint64): LSD radix sort, 11-bit digits, skipping a
+    digit that all values share. Equals ``numpy.argsort(values, kind="stable")``."""
+    n = values.size
+    n_digits = (64 + _DIGIT_BITS - 1) // _DIGIT_BITS
+    radix = 1 << _DIGIT_BITS
+    counts = np.zeros((n_digits, radix), dtype=np.int64)
+    for i in range(n):
+        v = values[i]
+        for d in range(n_digits):
+            counts[d, np.int64((v >> np.uint64(d * _DIGIT_BITS)) & np.uint64(radix - 1))] += 1
+    order = np.arange(n)
+    keys = values.copy()
+    spare_order = np.empty(n, dtype=np.int64)
+    spare_keys = np.empty(n, dtype=np.uint64)
+    for d in range(n_digits):
+        shift = np.uint64(d * _DIGIT_BITS)
+        starts = np.empty(radix, dtype=np.int64)
+        total = 0
+        skip = False
+        for b in range(radix):
+            starts[b] = total
+            total += counts[d, b]
+            skip = skip or counts[d, b] == n
+        if skip:
+            continue
+        for i in range(n):
+            b = np.int64((keys[i] >> shift) & np.uint64(radix - 1))
+            spare_keys[starts[b]] = keys[i]
+            spare_order[starts[b]] = order[i]
+            starts[b] += 1
+        keys, spare_keys = spare_keys, keys
+        order, spare_order = spare_order, order
+    return order
