@@ -13,17 +13,9 @@ from _release_fixtures import prio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adtarget._release import _cells
-from adtarget._release._bounding import (
-    bound_pairs,
-    priorities,
-    rank_within_person,
-    smallest_k_in_runs,
-    splitmix64,
-    stable64,
-    stable64_many,
-)
-from adtarget._release._cells import AGE_BANDS, CellCounts, age_band_codes, distinct_pairs
+from adtarget._kernels import _bounding as kernels
+from adtarget._release._bounding import priorities, splitmix64, stable64, stable64_many
+from adtarget._release._cells import AGE_BANDS, CellCounts, age_band_codes
 from adtarget._release._cells import bounded_counts as count_cells
 from adtarget._release._spec import ReleaseSpec
 
@@ -54,44 +46,19 @@ pairs_strategy = st.lists(st.tuples(st.integers(0, 12), st.integers(0, 9)), min_
 
 
 @given(pairs=pairs_strategy, k=st.integers(1, 12), seed=st.integers(0, 2**32 - 1))
-def test_bound_pairs_keeps_the_k_smallest_priorities_per_person(pairs, k, seed):
+def test_bounding_keeps_the_k_smallest_priorities_per_person(pairs, k, seed):
     pairs = sorted(pairs)
-    person = np.array([p for p, _ in pairs], dtype=np.int64)
-    key = np.array([c for _, c in pairs], dtype=np.int64)
+    m = sp.csr_matrix((np.ones(len(pairs), bool), ([p for p, _ in pairs], [c for _, c in pairs])), shape=(13, 10))
     pseud = np.random.default_rng(seed).integers(0, 2**64 - 1, 13, dtype=np.uint64)
     hashes = stable64_many([f"seg{i}" for i in range(10)])
-    keep = bound_pairs(person, key, pseud, hashes, "s", k)
-    for p in set(person.tolist()):
-        mine = sorted(c for (q, c), kp in zip(pairs, keep) if q == p and kp)
+    person, key = kernels.bound_rows(m.indptr, m.indices, m.data, np.arange(10), np.arange(13), pseud, hashes,
+                                     np.uint64(stable64("s")), k)
+    kept = list(zip(person.tolist(), key.tolist()))
+    for p in {q for q, _ in pairs}:
+        mine = sorted(c for q, c in kept if q == p)
         ranked = sorted((prio(int(pseud[p]), f"seg{c}", "s"), c) for q, c in pairs if q == p)
         assert len(mine) <= k
         assert mine == sorted(c for _, c in ranked[:k])
-
-
-@given(n=st.integers(1, 60), k=st.integers(1, 5), seed=st.integers(0, 2**16))
-def test_reduceat_path_equals_the_sorting_path_even_with_ties(n, k, seed):
-    rng = np.random.default_rng(seed)
-    person = np.sort(rng.integers(0, 6, n))
-    priority = rng.integers(0, 4, n).astype(np.uint64)  # many exact ties: the fallback must resolve them
-    tiebreak = np.arange(n)
-    assert np.array_equal(smallest_k_in_runs(person, priority, tiebreak, k),
-                          rank_within_person(person, priority, tiebreak) < k)
-
-
-@given(person=st.lists(st.integers(0, 30), max_size=200), value=st.lists(st.integers(-1, 6), max_size=200))
-def test_distinct_pairs_mask_and_sort_paths_agree(person, value):
-    n = min(len(person), len(value))
-    p, v = np.array(person[:n], dtype=np.int32), np.array(value[:n], dtype=np.int16)
-    expected = sorted({(a, b) for a, b in zip(p.tolist(), v.tolist()) if b >= 0})
-    got = distinct_pairs(p, v, 31, 7)
-    assert list(zip(got[0].tolist(), got[1].tolist())) == expected
-    saved = _cells._MASK_MAX
-    _cells._MASK_MAX = 0
-    try:
-        got = distinct_pairs(p, v, 31, 7)
-    finally:
-        _cells._MASK_MAX = saved
-    assert list(zip(got[0].tolist(), got[1].tolist())) == expected
 
 
 def test_age_bands_at_the_window_end():

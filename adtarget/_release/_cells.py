@@ -1,8 +1,9 @@
 """The engine-independent pre-noise kernel: distinct-person counts per segment and per breakdown cell.
 
-``count_cells`` bounds contributions (keyed priority, see ``_bounding``) and counts, with numpy only, in
-O(n log n) at worst: distinct (person, value) pairs come from a boolean mask over combined integer keys when it
-is small enough (else one sort), and counts from ``bincount`` over combined (segment, value) keys. Keys in the
+``count_cells`` bounds contributions (keyed priority, see ``_bounding``) and counts in linear time, person by
+person, with the compiled kernels of ``adtarget._kernels._bounding``: a person's segments are a row of the
+membership matrix, their distinct breakdown values a bitset filled in one pass over the events, and each kept
+(person, segment) pair adds one to the cells of the person's kept values. Keys in the
 result are names (segment ids, age bands, region codes, service names), never batch codes, so results over
 disjoint partitions of persons add up exactly (``CellCounts.__add__`` / ``CellCounts.sum``).
 Inner kernel: it trusts its inputs; ``release`` validates them first.
@@ -25,7 +26,6 @@ __all__ = ["AGE_BANDS", "CellCounts", "age_band_codes", "count_cells"]
 
 AGE_BANDS: tuple[str, ...] = ("13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknown")
 _BAND_EDGES = np.array([18, 25, 35, 45, 55, 65])
-_MASK_MAX = 1 << 23  # distinct pairs via a boolean mask up to this key space (cache-sized), else one sort
 
 _COUNTED = Provenance(__name__, "_COUNTED")  # only count_cells and CellCounts.__add__ hold it
 
@@ -122,32 +122,6 @@ def age_band_codes(birth_year: np.ndarray, window_end: int) -> np.ndarray:
     age = year - by - 1
     band = np.searchsorted(_BAND_EDGES, age, side="right").astype(np.int8)
     return np.where((by > 0) & (age >= 13), band, len(AGE_BANDS) - 1).astype(np.int8)
-
-
-def distinct_pairs(person: np.ndarray, value: np.ndarray, n_persons: int,
-                   n_values: int) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (person, value) pairs with value >= 0, sorted by person then value.
-
-    Keys are ``person * (n_values + 1) + value + 1`` (slot 0 of each person holds "no value", so no
-    compress pass is needed), int32 when they fit. Distinct keys come from a boolean mask when the key space
-    is cache-sized, else from one sort (a random scatter into a large mask is slower than sorting).
-    """
-    width = n_values + 1
-    space = n_persons * width
-    key = np.multiply(person, width, dtype=np.int32 if space < 2**31 else np.int64)
-    key += value
-    key += 1
-    if space <= _MASK_MAX:
-        seen = np.zeros(space, dtype=bool)
-        seen[key] = True
-        seen[::width] = False
-        key = np.flatnonzero(seen)
-    else:
-        key = np.sort(key)
-        first = np.ones(key.size, dtype=bool)
-        first[1:] = key[1:] != key[:-1]
-        key = key[first & (key % width != 0)]
-    return key // width, key % width - 1
 
 
 def _dimension_source(eligible: Any, dim: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
