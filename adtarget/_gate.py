@@ -11,7 +11,7 @@ import datetime as _dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -46,6 +46,7 @@ EVENT_RULES: tuple[str, ...] = (
 EXCLUSION_RULES: tuple[str, ...] = PERSON_RULES + EVENT_RULES
 _RULE = {name: code for code, name in enumerate(EXCLUSION_RULES)}
 _GATE_TOKEN = object()
+_EVENT_COLUMNS: tuple[str, ...] = ("person", "service", "ts", "category", "kind", "region", "weight")
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,21 +148,23 @@ def apply_gate(
     target_service : for a build that targets one service, persons without cross-service permission
         contribute only that service's events (P2).
     window_end : the data window's end, epoch seconds (default: the snapshot's ``as_of``).
+
+    Notes
+    -----
+    Person rules are evaluated once per batch person (numpy); the event rules, the exclusion counts and the
+    eligible columns come from two compiled passes over the events (``adtarget/_kernels/_gate.py``).
     """
     policy = policy if policy is not None else EligibilityPolicy()
     _check_inputs(batch, safe_taxonomy, services, target_service)
     end = int(snapshot.as_of if window_end is None else window_end)
-    person_rule, found, sorted_at = _person_rules(batch, snapshot, policy, end)
-    event_rule = person_rule[batch.person]
-    sensitive = _sensitive_events(batch, snapshot, safe_taxonomy, policy, found, sorted_at)
-    masks = _event_masks(batch, snapshot, policy, found, sorted_at, sensitive, target_service, end)
-    only_sensitive = sensitive & (event_rule < 0)
-    for name, mask in masks.items():
-        if name != "sensitive_category":
-            only_sensitive &= ~mask
-        event_rule[(event_rule < 0) & mask] = _RULE[name]
-    return _build(batch, snapshot, safe_taxonomy, policy, event_rule, only_sensitive, found, sorted_at,
-                  target_service, end)
+    found, at = _snapshot_rows(batch.persons, snapshot)
+    persons = _PersonTables(
+        state=_person_state(batch, snapshot, policy, found, at, target_service, end),
+        profile=_person_profiles(batch, snapshot, policy, found, at),
+        birth_year=_birth_years(snapshot, found, at),
+    )
+    return _build(batch, persons, _sensitive_table(batch, snapshot, safe_taxonomy, policy), safe_taxonomy,
+                  policy, target_service, end)
 
 
 def _check_inputs(batch: EventBatch, safe_taxonomy: SafeTaxonomy, services: ServiceRegistry | None,
@@ -181,21 +184,57 @@ def _check_inputs(batch: EventBatch, safe_taxonomy: SafeTaxonomy, services: Serv
         )
 
 
-def _person_rules(batch: EventBatch, snapshot: ConsentSnapshot, policy: EligibilityPolicy,
-                  end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per batch person: the first person-level rule it breaks (-1 none), whether it has a consent record,
-    and its row in the snapshot."""
-    at = np.searchsorted(snapshot.persons, batch.persons)
-    at_clipped = np.minimum(at, max(snapshot.persons.size - 1, 0))
-    found = (at < snapshot.persons.size) & (snapshot.persons[at_clipped] == batch.persons) if snapshot.persons.size \
-        else np.zeros(batch.persons.size, dtype=bool)
-    rule = np.full(batch.persons.size, -1, dtype=np.int8)
+class _PersonTables(NamedTuple):
+    """Per batch person: ``state`` (int8: a person rule code, or ``-1 - flags`` when eligible; see
+    ``adtarget/_kernels/_gate.py``), ``profile`` (int16 row of the sensitive table, or empty when the policy
+    has no jurisdiction profiles) and ``birth_year`` (int16, 0 = unknown or no consent record)."""
+
+    state: np.ndarray
+    profile: np.ndarray
+    birth_year: np.ndarray
+
+
+def _snapshot_rows(pseudonyms: np.ndarray, snapshot: ConsentSnapshot) -> tuple[np.ndarray, np.ndarray]:
+    """Per batch person: whether it has a consent record, and its snapshot row (0 where it has none)."""
+    if not snapshot.persons.size:
+        return np.zeros(pseudonyms.size, dtype=bool), np.zeros(pseudonyms.size, dtype=np.int64)
+    from adtarget._kernels import _gate as kernels
+
+    rows, ok = kernels.sorted_rows(pseudonyms, snapshot.persons)
+    if not ok:  # batch persons not strictly increasing: look each one up
+        at = np.searchsorted(snapshot.persons, pseudonyms)
+        at = np.minimum(at, snapshot.persons.size - 1)
+        found = snapshot.persons[at] == pseudonyms
+        return found, at
+    found = rows >= 0
+    return found, np.where(found, rows, 0)
+
+
+def _person_state(batch: EventBatch, snapshot: ConsentSnapshot, policy: EligibilityPolicy, found: np.ndarray,
+                  at: np.ndarray, target_service: str | None, end: int) -> np.ndarray:
+    """Per batch person: the first person rule it breaks, or ``-1 - flags`` (cross-service, location) if none."""
+    from adtarget._kernels import _gate as kernels
+
+    flags = np.zeros(batch.persons.size, dtype=np.int8)
+    if snapshot.persons.size:
+        flags[found & np.asarray(snapshot.location_deleted)[at].astype(bool)] |= kernels.REDACT_LOCATION
+    if target_service is not None:
+        cross = found & np.asarray(snapshot.cross_service)[at].astype(bool) if snapshot.persons.size else found
+        flags[~cross] |= kernels.NO_CROSS_SERVICE
+    rule = _person_rules(snapshot, policy, found, at, end)
+    return np.where(rule >= 0, rule, -1 - flags).astype(np.int8)
+
+
+def _person_rules(snapshot: ConsentSnapshot, policy: EligibilityPolicy, found: np.ndarray, at: np.ndarray,
+                  end: int) -> np.ndarray:
+    """Per batch person: the first person-level rule it breaks (-1 none)."""
+    rule = np.full(found.size, -1, dtype=np.int8)
 
     def flag(name: str, mask: np.ndarray) -> None:
         rule[(rule < 0) & mask] = _RULE[name]
 
     def col(name: str) -> np.ndarray:
-        return np.asarray(getattr(snapshot, name))[at_clipped] if snapshot.persons.size else np.zeros(0)
+        return np.asarray(getattr(snapshot, name))[at]
 
     flag("no_consent_record", ~found)
     if snapshot.persons.size:
@@ -211,7 +250,7 @@ def _person_rules(batch: EventBatch, snapshot: ConsentSnapshot, policy: Eligibil
             flag("unknown_age", ~known)
         if policy.min_policy_version is not None:
             flag("policy_version", col("policy_version").astype(str) < policy.min_policy_version)
-    return rule, found, at_clipped
+    return rule
 
 
 def _min_age_per_person(jurisdiction: np.ndarray, policy: EligibilityPolicy) -> np.ndarray:
@@ -222,71 +261,66 @@ def _min_age_per_person(jurisdiction: np.ndarray, policy: EligibilityPolicy) -> 
     return ages[inverse]
 
 
-def _sensitive_events(batch: EventBatch, snapshot: ConsentSnapshot, safe_taxonomy: SafeTaxonomy,
-                      policy: EligibilityPolicy, found: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Per event: sensitive under the build's profile or the person's jurisdiction profile (bool)."""
-    sensitive = ~np.asarray(safe_taxonomy.safe_mask)[batch.category]
+def _person_profiles(batch: EventBatch, snapshot: ConsentSnapshot, policy: EligibilityPolicy, found: np.ndarray,
+                     at: np.ndarray) -> np.ndarray:
+    """Per batch person: 1 + the index of its jurisdiction's stricter profile, 0 for none (empty: no profiles)."""
+    profile = np.zeros(0, dtype=np.int16)
     if not policy.jurisdiction_profiles or not snapshot.persons.size:
-        return sensitive
-    from adtarget._sensitivity import SensitivityProfile
-
+        return profile
     jurisdiction = np.where(found, np.asarray(snapshot.jurisdiction)[at].astype(str), "")
-    for code, profile_name in policy.jurisdiction_profiles.items():
-        stricter = SensitivityProfile.named(profile_name).sensitive_mask(batch.taxonomy)
-        in_jurisdiction = (jurisdiction == code)[batch.person]
-        sensitive |= in_jurisdiction & np.asarray(stricter)[batch.category]
-    return sensitive
+    profile = np.zeros(batch.persons.size, dtype=np.int16)
+    for row, code in enumerate(policy.jurisdiction_profiles, start=1):
+        profile[jurisdiction == code] = row
+    return profile
 
 
-def _event_masks(batch: EventBatch, snapshot: ConsentSnapshot, policy: EligibilityPolicy, found: np.ndarray,
-                 at: np.ndarray, sensitive: np.ndarray, target_service: str | None,
-                 end: int) -> dict[str, np.ndarray]:
+def _sensitive_table(batch: EventBatch, snapshot: ConsentSnapshot, safe_taxonomy: SafeTaxonomy,
+                     policy: EligibilityPolicy) -> np.ndarray:
+    """Sensitive nodes (bool, profiles x nodes): row 0 the build's profile, row k also jurisdiction profile k."""
+    base = ~np.asarray(safe_taxonomy.safe_mask, dtype=bool)
+    rows = [base]
+    if policy.jurisdiction_profiles and snapshot.persons.size:
+        from adtarget._sensitivity import SensitivityProfile
+
+        for profile_name in policy.jurisdiction_profiles.values():
+            stricter = SensitivityProfile.named(profile_name).sensitive_mask(batch.taxonomy)
+            rows.append(base | np.asarray(stricter, dtype=bool))
+    return np.ascontiguousarray(np.stack(rows))
+
+
+def _birth_years(snapshot: ConsentSnapshot, found: np.ndarray, at: np.ndarray) -> np.ndarray:
+    if not snapshot.persons.size:
+        return np.zeros(found.size, dtype=np.int16)
+    return np.where(found, np.asarray(snapshot.birth_year)[at], 0).astype(np.int16)
+
+
+def _build(batch: EventBatch, persons: _PersonTables, sensitive: np.ndarray, safe_taxonomy: SafeTaxonomy,
+           policy: EligibilityPolicy, target_service: str | None, end: int) -> EligibleEvents:
+    from adtarget._kernels import _gate as kernels
+
     permitted = np.asarray(batch.services.ads_permitted, dtype=bool)
-    masks = {"service_not_permitted": ~permitted[batch.service]}
-    if target_service is not None:
-        cross = np.zeros(batch.persons.size, dtype=bool)
-        if snapshot.persons.size:
-            cross = found & np.asarray(snapshot.cross_service)[at].astype(bool)
-        target = batch.services.names.index(target_service)
-        masks["cross_service_not_permitted"] = ~cross[batch.person] & (batch.service != target)
-    masks["sensitive_category"] = sensitive
     oldest = end - np.asarray(policy.retention_seconds(), dtype=np.int64)
-    masks["outside_retention"] = batch.ts < oldest[batch.kind]
-    masks["after_window_end"] = batch.ts > end
-    return masks
-
-
-def _build(batch: EventBatch, snapshot: ConsentSnapshot, safe_taxonomy: SafeTaxonomy, policy: EligibilityPolicy,
-           event_rule: np.ndarray, only_sensitive: np.ndarray, found: np.ndarray,
-           at: np.ndarray, target_service: str | None, end: int) -> EligibleEvents:
-    eligible = event_rule < 0
-    counts = np.bincount(event_rule[~eligible].astype(np.int64), minlength=len(EXCLUSION_RULES))
-    exclusions = MappingProxyType({name: int(n) for name, n in zip(EXCLUSION_RULES, counts)})
-    old_person = batch.person[eligible]
-    keep = np.zeros(batch.persons.size, dtype=bool)
-    keep[old_person] = True
-    new_index = np.cumsum(keep) - 1
-    person = new_index[old_person].astype(np.int32)
-    birth_year = np.zeros(batch.persons.size, dtype=np.int16)
-    if snapshot.persons.size:
-        birth_year = np.where(found, np.asarray(snapshot.birth_year)[at], 0).astype(np.int16)
-    region = batch.region[eligible].copy()
-    redacted = np.zeros(batch.persons.size, dtype=bool)
-    if snapshot.persons.size:
-        redacted = found & np.asarray(snapshot.location_deleted)[at].astype(bool)
-    redact_events = redacted[old_person] & (region >= 0)
-    region[redact_events] = -1
-    ts = batch.ts[eligible]
+    if not kernels.indices_in_range(batch.person, batch.n_persons, batch.service, permitted.size, batch.category,
+                                    sensitive.shape[1], batch.kind, oldest.size):
+        raise ParameterError("batch holds a person, service, category or kind index out of range; "
+                             "build EventBatch with adtarget.ingest")
+    columns = tuple(getattr(batch, name) for name in _EVENT_COLUMNS)
+    out = tuple(np.empty(batch.n_events, dtype=np.int32 if name == "person" else column.dtype)
+                for name, column in zip(_EVENT_COLUMNS, columns))
+    audit = (np.empty(batch.n_events, dtype=np.int32), np.empty(batch.n_events, dtype=np.int8))
+    rules = (persons.state, persons.profile, permitted,
+             -1 if target_service is None else batch.services.names.index(target_service), sensitive, oldest, end,
+             len(PERSON_RULES))
+    n_eligible, n_audit, redacted, counts = kernels.filter_events(
+        columns, rules, np.asarray(safe_taxonomy.sensitive_class, dtype=np.int8), out, audit)
+    for column in out:  # shrink in place: the pages past n_eligible were never written, so never resident
+        column.resize(n_eligible, refcheck=False)
+    keep, new_index = kernels.renumber_persons(out[0], batch.n_persons)
+    n_audit = kernels.compact_audit(audit[0], audit[1], n_audit, new_index)
     return EligibleEvents(
-        person=person,
-        service=batch.service[eligible],
-        ts=ts,
-        category=batch.category[eligible],
-        kind=batch.kind[eligible],
-        region=region,
-        weight=batch.weight[eligible],
+        **dict(zip(_EVENT_COLUMNS, out)),
         persons=batch.persons[keep],
-        birth_year=birth_year[keep],
+        birth_year=persons.birth_year[keep],
         regions=batch.regions,
         safe_taxonomy=safe_taxonomy,
         services=batch.services,
@@ -294,21 +328,33 @@ def _build(batch: EventBatch, snapshot: ConsentSnapshot, safe_taxonomy: SafeTaxo
         window_end=end,
         target_service=target_service,
         policy=policy,
-        exclusions=exclusions,
+        exclusions=_exclusions(counts[2:]),
         input_events=batch.n_events,
-        region_redacted=int(redact_events.sum()),
-        sensitive_audit=_audit(batch, safe_taxonomy, only_sensitive, keep, new_index),
+        region_redacted=int(redacted),
+        sensitive_audit=_audit(audit[0][:n_audit], audit[1][:n_audit], safe_taxonomy),
         _token=_GATE_TOKEN,
     )
 
 
-def _audit(batch: EventBatch, safe_taxonomy: SafeTaxonomy, only_sensitive: np.ndarray, keep: np.ndarray,
-           new_index: np.ndarray) -> SensitiveAudit:
+def _exclusions(counts: np.ndarray) -> Mapping[str, int]:
+    """Events excluded per named rule, from the kernel's counts per code (sensitive-only events are sensitive)."""
+    from adtarget._kernels import _gate as kernels
+
+    base = len(PERSON_RULES)
+    offset = {"service_not_permitted": kernels.SERVICE_NOT_PERMITTED,
+              "cross_service_not_permitted": kernels.CROSS_SERVICE_NOT_PERMITTED,
+              "sensitive_category": kernels.SENSITIVE_CATEGORY, "outside_retention": kernels.OUTSIDE_RETENTION,
+              "after_window_end": kernels.AFTER_WINDOW_END}
+    named = {name: int(counts[code]) for code, name in enumerate(PERSON_RULES)}
+    named.update({name: int(counts[base + offset[name]]) for name in EVENT_RULES})
+    named["sensitive_category"] += int(counts[base + kernels.SENSITIVE_ONLY])
+    return MappingProxyType(named)
+
+
+def _audit(person: np.ndarray, sensitive_class: np.ndarray, safe_taxonomy: SafeTaxonomy) -> SensitiveAudit:
     """Sensitive events whose only failing rule is the sensitive category, of persons who stay eligible."""
-    classes = np.asarray(safe_taxonomy.sensitive_class)[batch.category]
-    mask = only_sensitive & (classes >= 0) & keep[batch.person]
-    person = new_index[batch.person[mask]].astype(np.int32)
-    audit = SensitiveAudit(person=person, sensitive_class=classes[mask].astype(np.int8),
+    person, sensitive_class = person.copy(), sensitive_class.copy()  # not views of the kernel's larger buffers
+    audit = SensitiveAudit(person=person, sensitive_class=sensitive_class,
                            classes=tuple(safe_taxonomy.profile.classes))
     person.flags.writeable = False
     return audit

@@ -1,0 +1,268 @@
+"""The gate's compiled kernels against plain numpy: each kernel alone, and apply_gate as a whole against the
+numpy formulation it replaced (same columns, dtypes, persons, exclusion counts, redactions and audit)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from adtarget._consent import ConsentSnapshot
+from adtarget._events import EventBatch
+from adtarget._gate import EXCLUSION_RULES, apply_gate
+from adtarget._kernels import _gate as kernels
+from adtarget._policy import EligibilityPolicy
+from adtarget._sensitivity import SafeTaxonomy, SensitivityProfile
+from adtarget.exceptions import ParameterError
+
+END = int(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc).timestamp())
+DAY = 86_400
+U64_MAX = np.iinfo(np.uint64).max
+REGIONS = ("US-CA", "DE", "KR")
+
+
+# --- the numpy formulation the kernels replaced (adtarget/_gate.py before the compiled kernels) -------------
+def reference_gate(batch, snapshot, safe, policy, target, end):
+    """Everything apply_gate computes, as the numpy code before the kernels computed it."""
+    rule_of = {name: code for code, name in enumerate(EXCLUSION_RULES)}
+    at = np.searchsorted(snapshot.persons, batch.persons)
+    at = np.minimum(at, max(snapshot.persons.size - 1, 0))
+    found = (snapshot.persons[at] == batch.persons) if snapshot.persons.size else np.zeros(batch.n_persons, bool)
+    rule = np.full(batch.n_persons, -1, dtype=np.int8)
+
+    def flag(name, mask):
+        rule[(rule < 0) & mask] = rule_of[name]
+
+    flag("no_consent_record", ~found)
+    if snapshot.persons.size:
+        flag("deleted", snapshot.deleted[at])
+        flag("terminated", snapshot.terminated[at])
+        flag("opted_out", ~snapshot.opted_in[at])
+        birth = snapshot.birth_year[at].astype(np.int64)
+        min_age = np.array([policy.jurisdiction_min_age.get(c, policy.min_age) for c in snapshot.jurisdiction[at]],
+                           dtype=np.int64)
+        youngest = dt.datetime.fromtimestamp(end, tz=dt.timezone.utc).year - birth - 1
+        flag("under_min_age", (birth > 0) & (youngest < min_age))
+        if policy.unknown_age == "exclude":
+            flag("unknown_age", birth <= 0)
+        if policy.min_policy_version is not None:
+            flag("policy_version", snapshot.policy_version[at] < policy.min_policy_version)
+    event_rule = rule[batch.person]
+    sensitive = ~safe.safe_mask[batch.category]
+    if policy.jurisdiction_profiles and snapshot.persons.size:
+        jurisdiction = np.where(found, snapshot.jurisdiction[at], "")
+        for code, name in policy.jurisdiction_profiles.items():
+            stricter = SensitivityProfile.named(name).sensitive_mask(batch.taxonomy)
+            sensitive |= (jurisdiction == code)[batch.person] & stricter[batch.category]
+    cross = found & snapshot.cross_service[at] if snapshot.persons.size else found
+    masks = {"service_not_permitted": ~batch.services.ads_permitted[batch.service]}
+    if target is not None:
+        masks["cross_service_not_permitted"] = ~cross[batch.person] & (
+            batch.service != batch.services.names.index(target))
+    masks["sensitive_category"] = sensitive
+    oldest = end - np.asarray(policy.retention_seconds(), dtype=np.int64)
+    masks["outside_retention"] = batch.ts < oldest[batch.kind]
+    masks["after_window_end"] = batch.ts > end
+    only_sensitive = sensitive & (event_rule < 0)
+    for name, mask in masks.items():
+        if name != "sensitive_category":
+            only_sensitive &= ~mask
+        event_rule[(event_rule < 0) & mask] = rule_of[name]
+    eligible = event_rule < 0
+    counts = np.bincount(event_rule[~eligible].astype(np.int64), minlength=len(EXCLUSION_RULES))
+    keep = np.zeros(batch.n_persons, dtype=bool)
+    keep[batch.person[eligible]] = True
+    new_index = np.cumsum(keep) - 1
+    redacted = found & snapshot.location_deleted[at] if snapshot.persons.size else found
+    region = batch.region[eligible].copy()
+    hide = redacted[batch.person[eligible]] & (region >= 0)
+    region[hide] = -1
+    birth_year = np.where(found, snapshot.birth_year[at], 0).astype(np.int16) if snapshot.persons.size else \
+        np.zeros(batch.n_persons, np.int16)
+    classes = safe.sensitive_class[batch.category]
+    audit = only_sensitive & (classes >= 0) & keep[batch.person]
+    return {
+        "person": new_index[batch.person[eligible]].astype(np.int32), "service": batch.service[eligible],
+        "ts": batch.ts[eligible], "category": batch.category[eligible], "kind": batch.kind[eligible],
+        "region": region, "weight": batch.weight[eligible], "persons": batch.persons[keep],
+        "birth_year": birth_year[keep], "region_redacted": int(hide.sum()),
+        "exclusions": {name: int(n) for name, n in zip(EXCLUSION_RULES, counts)},
+        "audit_person": new_index[batch.person[audit]].astype(np.int32),
+        "audit_class": classes[audit].astype(np.int8),
+    }
+
+
+def outputs(eligible):
+    got = {name: getattr(eligible, name) for name in ("person", "service", "ts", "category", "kind", "region",
+                                                        "weight", "persons", "birth_year", "region_redacted")}
+    got["exclusions"] = dict(eligible.exclusions)
+    got["audit_person"] = eligible.sensitive_audit.person
+    got["audit_class"] = eligible.sensitive_audit.sensitive_class
+    return got
+
+
+def assert_same(got, expected):
+    assert got.keys() == expected.keys()
+    for name, value in expected.items():
+        if isinstance(value, np.ndarray):
+            assert got[name].dtype == value.dtype, name
+            np.testing.assert_array_equal(got[name], value, err_msg=name)
+        else:
+            assert got[name] == value, name
+
+
+# --- random batches and snapshots ---------------------------------------------------------------------------
+def make_world(seed, n_persons, n_events, n_snapshot_only, taxonomy, services, *, sorted_persons=True):
+    rng = np.random.default_rng(seed)
+    pool = np.unique(np.concatenate([rng.integers(0, U64_MAX, 3 * (n_persons + n_snapshot_only) + 2,
+                                                  dtype=np.uint64, endpoint=True),
+                                     np.array([0, 1, U64_MAX - 1, U64_MAX], dtype=np.uint64)]))
+    chosen = rng.permutation(pool)[:n_persons + n_snapshot_only]
+    persons = np.sort(chosen[:n_persons])
+    with_record = np.sort(np.concatenate([persons[rng.random(n_persons) < 0.8], chosen[n_persons:]]))
+    n = with_record.size
+    snapshot = ConsentSnapshot(
+        as_of=END, persons=with_record,
+        birth_year=rng.choice(np.array([0, 1970, 1999, 2010, 2012, 2013, 2014], np.int16), n),
+        opted_in=rng.random(n) < 0.85, cross_service=rng.random(n) < 0.5, deleted=rng.random(n) < 0.05,
+        terminated=rng.random(n) < 0.05, location_deleted=rng.random(n) < 0.3,
+        policy_version=rng.choice(np.array(["2016-01-01", "2018-05-14", "2020-01-01"]), n),
+        jurisdiction=rng.choice(np.array(["US", "DE", "KR", ""]), n),
+    )
+    if not sorted_persons:
+        persons = rng.permutation(persons)
+    offsets = np.array([-800, -400, -200, -179, -100, -1, 0, 1], dtype=np.int64) * DAY
+    batch = EventBatch(
+        person=rng.integers(0, max(n_persons, 1), n_events).astype(np.int32) if n_persons else
+        np.zeros(0, np.int32),
+        persons=persons,
+        service=rng.integers(0, len(services.names), n_events).astype(np.int16),
+        ts=END + rng.choice(offsets, n_events) + rng.integers(-2, 3, n_events),
+        category=rng.integers(0, taxonomy.n_nodes, n_events).astype(np.int32),
+        kind=rng.integers(0, 4, n_events).astype(np.int8),
+        region=rng.integers(-1, len(REGIONS), n_events).astype(np.int16),
+        weight=rng.random(n_events),
+        regions=REGIONS, taxonomy=taxonomy, services=services,
+    )
+    return batch, snapshot
+
+
+POLICIES = [
+    EligibilityPolicy(),
+    EligibilityPolicy(unknown_age="include", min_policy_version="2018-05-14"),
+    EligibilityPolicy(jurisdiction_min_age={"KR": 14, "US": 16}, jurisdiction_profiles={"DE": "gdpr_art9"}),
+    EligibilityPolicy(jurisdiction_profiles={"DE": "gdpr_art9", "KR": "strict_minors", "": "gdpr_art9"},
+                      retention_days={"search": 30}),
+]
+
+
+@pytest.fixture(scope="module")
+def safes(taxonomy):
+    return [SafeTaxonomy(taxonomy, SensitivityProfile.named(name)) for name in ("default", "strict_minors")]
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_persons=st.integers(0, 40), n_events=st.integers(0, 400),
+       n_snapshot_only=st.integers(0, 10), policy=st.sampled_from(POLICIES),
+       target=st.sampled_from([None, "video", "news"]), which_safe=st.integers(0, 1),
+       window=st.sampled_from([None, END - 100 * DAY]))
+def test_gate_equals_the_numpy_formulation(taxonomy, services, safes, seed, n_persons, n_events, n_snapshot_only,
+                                           policy, target, which_safe, window):
+    n_events = n_events if n_persons else 0
+    batch, snapshot = make_world(seed, n_persons, n_events, n_snapshot_only, taxonomy, services)
+    safe = safes[which_safe]
+    eligible = apply_gate(batch, snapshot, safe, policy, target_service=target, window_end=window)
+    end = END if window is None else window
+    assert_same(outputs(eligible), reference_gate(batch, snapshot, safe, policy, target, end))
+    assert eligible.input_events == eligible.n_events + sum(eligible.exclusions.values())
+
+
+@pytest.mark.parametrize("case", ["empty snapshot", "unsorted persons", "one person", "no events"])
+def test_gate_edge_cases_equal_the_numpy_formulation(taxonomy, services, safes, case):
+    n_persons, n_events = (1, 50) if case == "one person" else (20, 0 if case == "no events" else 300)
+    batch, snapshot = make_world(7, n_persons, n_events, 3, taxonomy, services,
+                                 sorted_persons=case != "unsorted persons")
+    if case == "empty snapshot":
+        snapshot = ConsentSnapshot(as_of=END, persons=np.zeros(0, np.uint64), birth_year=np.zeros(0, np.int16),
+                                   **{name: np.zeros(0, bool) for name in ("opted_in", "cross_service", "deleted",
+                                                                            "terminated", "location_deleted")},
+                                   policy_version=np.zeros(0, "<U10"), jurisdiction=np.zeros(0, "<U2"))
+    for policy in POLICIES:
+        eligible = apply_gate(batch, snapshot, safes[0], policy, target_service="news")
+        assert_same(outputs(eligible), reference_gate(batch, snapshot, safes[0], policy, "news", END))
+
+
+@pytest.mark.parametrize("column, value", [("person", 20), ("person", -1), ("category", 698), ("kind", 4),
+                                           ("service", -3)])
+def test_gate_refuses_an_index_out_of_range(taxonomy, services, safes, column, value):
+    batch, snapshot = make_world(3, 20, 100, 0, taxonomy, services)
+    bad = getattr(batch, column).copy()
+    bad[17] = value
+    fields = {name: getattr(batch, name) for name in ("person", "persons", "service", "ts", "category", "kind",
+                                                      "region", "weight", "regions", "taxonomy", "services")}
+    broken = EventBatch(**{**fields, column: bad})
+    with pytest.raises(ParameterError, match="out of range"):
+        apply_gate(broken, snapshot, safes[0])
+
+
+# --- each kernel against numpy --------------------------------------------------------------------------------
+uint64s = st.lists(st.one_of(st.integers(0, 20), st.integers(2**64 - 20, 2**64 - 1), st.integers(0, 2**64 - 1)),
+                   max_size=60)
+
+
+@given(needles=uint64s, haystack=uint64s)
+def test_sorted_rows_equals_searchsorted(needles, haystack):
+    needles = np.unique(np.array(needles, dtype=np.uint64))
+    haystack = np.unique(np.array(haystack, dtype=np.uint64))
+    rows, ok = kernels.sorted_rows(needles, haystack)
+    assert ok
+    at = np.minimum(np.searchsorted(haystack, needles), max(haystack.size - 1, 0))
+    found = haystack[at] == needles if haystack.size else np.zeros(needles.size, bool)
+    np.testing.assert_array_equal(rows, np.where(found, at, -1))
+
+
+def test_sorted_rows_refuses_unsorted_input():
+    sorted_ = np.array([1, 5, 9], dtype=np.uint64)
+    assert not kernels.sorted_rows(np.array([5, 1], dtype=np.uint64), sorted_)[1]
+    assert not kernels.sorted_rows(np.array([5, 5], dtype=np.uint64), sorted_)[1]
+    assert not kernels.sorted_rows(sorted_, np.array([9, 1], dtype=np.uint64))[1]
+
+
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300))
+def test_indices_in_range_equals_numpy(seed, n):
+    rng = np.random.default_rng(seed)
+    person = rng.integers(-2, 40, n).astype(np.int32)
+    service = rng.integers(-1, 8, n).astype(np.int16)
+    category = rng.integers(-1, 699, n).astype(np.int32)
+    kind = rng.integers(-1, 5, n).astype(np.int8)
+    limits = (38, 7, 698, 4)
+    expected = all(((c >= 0) & (c < m)).all() for c, m in zip((person, service, category, kind), limits))
+    assert kernels.indices_in_range(person, 38, service, 7, category, 698, kind, 4) == expected
+
+
+@given(person=st.lists(st.integers(0, 29), max_size=200), n_extra=st.integers(0, 5))
+def test_renumber_persons_equals_numpy(person, n_extra):
+    person = np.array(person, dtype=np.int32)
+    n_persons = 30 + n_extra
+    keep = np.zeros(n_persons, bool)
+    keep[person] = True
+    expected = (np.cumsum(keep) - 1)[person].astype(np.int32)
+    got_keep, new_index = kernels.renumber_persons(person, n_persons)
+    np.testing.assert_array_equal(got_keep, keep)
+    np.testing.assert_array_equal(person, expected)
+    np.testing.assert_array_equal(new_index, np.where(keep, np.cumsum(keep) - 1, -1))
+
+
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 100))
+def test_compact_audit_equals_numpy(seed, n):
+    rng = np.random.default_rng(seed)
+    person = rng.integers(0, 12, n + 5).astype(np.int32)
+    classes = rng.integers(0, 3, n + 5).astype(np.int8)
+    new_index = np.where(rng.random(12) < 0.5, np.arange(12), -1).astype(np.int32)
+    mask = new_index[person[:n]] >= 0
+    expected = new_index[person[:n][mask]], classes[:n][mask]
+    m = kernels.compact_audit(person, classes, n, new_index)
+    np.testing.assert_array_equal(person[:m], expected[0])
+    np.testing.assert_array_equal(classes[:m], expected[1])
