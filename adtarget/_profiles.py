@@ -2,8 +2,10 @@
 
 Profiles are built from :class:`~adtarget._gate.EligibleEvents` only (the gate has already removed opted-out,
 under-age, deleted persons and sensitive categories), so a profile can never hold a sensitive category.
-Everything is vectorised: a per-person event cap by lexsort + rank-within-group, time decay as one array
-expression, and the persons × categories matrix by a COO -> CSR conversion that sums duplicates.
+A per-person event cap by lexsort + rank-within-group over the events of the persons over the cap only, time
+decay as one array expression, and the persons × categories matrix by a linear counting sort on person with
+per-row duplicate sums (compiled kernels in ``adtarget/_kernels/_profiles.py``, bit-identical to scipy's
+COO -> CSR, summation order included).
 """
 
 from __future__ import annotations
@@ -101,11 +103,15 @@ def recent_events_mask(person: np.ndarray, ts: np.ndarray, category: np.ndarray,
     """
     if cap is None or person.size == 0:
         return None
-    counts = np.bincount(person)
-    over = counts[person] > cap
-    if not over.any():
+    return capped_events_mask(person, ts, category, weight, cap, np.bincount(person))
+
+
+def capped_events_mask(person: np.ndarray, ts: np.ndarray, category: np.ndarray, weight: np.ndarray, cap: int,
+                       counts: np.ndarray) -> np.ndarray | None:
+    """:func:`recent_events_mask` given the events per person (``counts``, from ``np.bincount(person)``)."""
+    if counts.size == 0 or counts.max() <= cap:
         return None
-    idx = np.flatnonzero(over)
+    idx = np.flatnonzero((counts > cap)[person])
     order = idx[np.lexsort((category[idx], -weight[idx], -ts[idx], person[idx]))]
     sorted_person = person[order]
     starts = np.flatnonzero(np.r_[True, sorted_person[1:] != sorted_person[:-1]])
@@ -116,20 +122,55 @@ def recent_events_mask(person: np.ndarray, ts: np.ndarray, category: np.ndarray,
     return keep
 
 
+def kept_events(eligible: Any, cap: int | None) -> tuple[np.ndarray | None, np.ndarray]:
+    """(:func:`recent_events_mask` of the eligible events, or ``None``; kept events per person)."""
+    counts = np.bincount(eligible.person, minlength=eligible.persons.size)
+    if cap is None:
+        return None, counts
+    keep = capped_events_mask(eligible.person, eligible.ts, eligible.category, eligible.weight, cap, counts)
+    return keep, (counts if keep is None else np.minimum(counts, cap))
+
+
 def decayed_weights(ts: np.ndarray, weight: np.ndarray, window_end: int, half_life_days: float) -> np.ndarray:
-    """``weight * 0.5 ** ((window_end - ts) / half_life)``; ages are clipped at 0, ``inf`` means no decay."""
+    """``weight * 0.5 ** ((window_end - ts) / half_life)``; ages are clipped at 0, ``inf`` means no decay.
+
+    Computed as ``weight * exp2(-max(window_end - ts, 0) / (half_life_days * 86400))`` in one float64 array
+    (numpy's ``exp2``, in place).
+    """
     if np.isinf(half_life_days):
         return weight.astype(np.float64, copy=True)
-    age = np.maximum(window_end - ts, 0).astype(np.float64)
-    return weight * np.exp2(-age / (half_life_days * SECONDS_PER_DAY))
+    from adtarget._kernels import _profiles as kernels
+
+    out = np.empty(ts.size, dtype=np.float64)
+    kernels.negative_scaled_ages(ts, int(window_end), half_life_days * SECONDS_PER_DAY, out)
+    np.exp2(out, out=out)
+    np.multiply(weight, out, out=out)
+    return out
 
 
-def profile_matrix(person: np.ndarray, column: np.ndarray, values: np.ndarray, n_persons: int,
-                   n_columns: int) -> sparse.csr_matrix:
-    """Sum ``values`` into a persons × columns CSR matrix (COO -> CSR, duplicates summed, indices sorted)."""
-    coo = sparse.coo_matrix((values, (person, column)), shape=(n_persons, n_columns), dtype=np.float64)
-    matrix = coo.tocsr()
-    matrix.sum_duplicates()
+def profile_matrix(person: np.ndarray, category: np.ndarray, column_of: np.ndarray, values: np.ndarray,
+                   keep: np.ndarray | None, kept_per_row: np.ndarray, n_columns: int) -> sparse.csr_matrix:
+    """Sum the kept events' ``values`` into a persons × columns CSR matrix (column ``column_of[category]``).
+
+    ``kept_per_row`` counts the kept events of each person. Bit-identical to
+    ``coo_matrix((values, (person, column)), shape).tocsr()`` on the kept events (index dtype, per-row order
+    of summing duplicates), in linear time; canonical (sorted, duplicates summed).
+    """
+    from adtarget._kernels import _profiles as kernels
+
+    shape = (int(kept_per_row.size), int(n_columns))
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(kept_per_row, out=indptr[1:])
+    n_kept = int(indptr[-1])
+    rows, cols = np.empty(n_kept, dtype=np.int32), np.empty(n_kept, dtype=np.int32)
+    vals = np.empty(n_kept, dtype=np.float64)
+    mask = np.empty(0, dtype=bool) if keep is None else keep
+    nnz = kernels.profile_csr(person, category, column_of, values, mask, indptr, rows, cols, vals)
+    del rows
+    idx_dtype = np.int32 if max(n_kept, *shape) <= np.iinfo(np.int32).max else np.int64
+    matrix = sparse.csr_matrix((vals[:nnz].copy(), cols[:nnz].astype(idx_dtype), indptr.astype(idx_dtype)),
+                               shape=shape)
+    matrix.has_canonical_format = True
     return matrix
 
 
@@ -183,13 +224,11 @@ def build_profiles(eligible: Any, *, half_life_days: float = 30.0, level: str = 
     check_profile_params(half_life_days, level, max_events_per_person, norm)
     safe = eligible.safe_taxonomy
     columns = level_columns(safe, level)
-    person, ts, category, weight = eligible.person, eligible.ts, eligible.category, eligible.weight
-    keep = recent_events_mask(person, ts, category, weight, max_events_per_person)
-    if keep is not None:
-        person, ts, category, weight = person[keep], ts[keep], category[keep], weight[keep]
-    values = decayed_weights(ts, weight, int(eligible.window_end), float(half_life_days))
-    column = column_of_node(safe, columns, level)[category]
-    matrix = profile_matrix(person, column, values, int(eligible.persons.size), int(columns.size))
+    keep, kept = kept_events(eligible, max_events_per_person)
+    values = decayed_weights(eligible.ts, eligible.weight, int(eligible.window_end), float(half_life_days))
+    matrix = profile_matrix(eligible.person, eligible.category, column_of_node(safe, columns, level), values,
+                            keep, kept, int(columns.size))
+    del values, keep
     return InterestProfiles(persons=eligible.persons, matrix=normalize_rows(matrix, norm), columns=columns,
                             level=level, safe_taxonomy=safe)
 
