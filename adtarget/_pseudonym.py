@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._siphash import siphash24_packed
+from adtarget._siphash import siphash24_buffers, siphash24_packed
 from adtarget.exceptions import LedgerError, ParameterError, SchemaError
 
 __all__ = [
@@ -109,13 +109,22 @@ class Pseudonymizer:
 
     def pseudonymize_with_mask(self, ids: np.ndarray | Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
         """``(pseudonyms, valid)``: missing ids (None, NaN, empty string) get ``valid=False`` and pseudonym 0."""
-        codes, canonical, distinct = _canonical_codes(_as_id_array(ids))
+        array = _as_id_array(ids)
+        if array.dtype.kind in "iu" and _looks_distinct(array):
+            hashes = self._hash(array)  # one id per row: hash first, sort the input only if hashes repeat
+            distinct_hashes = _count_distinct(hashes)
+            if distinct_hashes != hashes.size and distinct_hashes != _count_distinct(array):
+                raise self._collision()
+            return hashes, np.ones(hashes.size, dtype=bool)
+        codes, canonical, distinct = _canonical_codes(array)
         hashes = self._hash(canonical)
         if _count_distinct(hashes) != distinct:
-            raise LedgerError(f"pseudonym collision: two distinct ids map to the same 64-bit pseudonym under "
-                              f"key_id={self._key_id} ({self._algorithm}); rotate the key "
-                              "(docs/privacy/pseudonymisation.md)")
+            raise self._collision()
+        if codes is None:  # every row hashed, none missing
+            return hashes, np.ones(hashes.size, dtype=bool)
         valid = codes >= 0
+        if valid.all():
+            return hashes[codes], valid
         out = np.zeros(codes.size, dtype=np.uint64)
         out[valid] = hashes[codes[valid]]
         return out, valid
@@ -129,12 +138,18 @@ class Pseudonymizer:
             raise ParameterError(f"{name}: must be a non-empty str or an int; received an empty string")
         return int(pseudonyms[0])
 
-    def _hash(self, canonical: np.ndarray | list[bytes]) -> np.ndarray:
+    def _hash(self, canonical: np.ndarray | CanonicalTexts) -> np.ndarray:
         if self._algorithm == "siphash24":
             sub = hashlib.blake2b(key=self._key, digest_size=16, person=b"adtarget-sip").digest()
-            return siphash24_packed(sub, canonical)
-        items = canonical.tolist() if isinstance(canonical, np.ndarray) else canonical
-        return _blake2b_many(self._key, items)
+            if isinstance(canonical, CanonicalTexts):
+                return siphash24_buffers(sub, canonical.data, canonical.offsets)
+            return siphash24_packed(sub, canonical.astype("S20"))
+        return _blake2b_many(self._key, canonical)
+
+    def _collision(self) -> LedgerError:
+        return LedgerError(f"pseudonym collision: two distinct ids map to the same 64-bit pseudonym under "
+                           f"key_id={self._key_id} ({self._algorithm}); rotate the key "
+                           "(docs/privacy/pseudonymisation.md)")
 
     def __repr__(self) -> str:
         return f"Pseudonymizer(algorithm={self._algorithm!r}, key_id={self._key_id!r})"
@@ -154,18 +169,45 @@ class Pseudonymizer:
         self.__init__(state["key"], algorithm=state["algorithm"])  # type: ignore[misc]
 
 
-def _blake2b_many(key: bytes, items: list[bytes]) -> np.ndarray:
-    """Keyed BLAKE2b-64 of each item, little-endian uint64. The keyed state is built once and copied."""
-    base = hashlib.blake2b(key=key, digest_size=8, person=PERSON)
-    copy = base.copy
+class CanonicalTexts:
+    """Canonical bytes of distinct text ids in Arrow's layout: item ``i`` is ``data[offsets[i]:offsets[i + 1]]``."""
 
-    def one(item: bytes) -> bytes:
-        state = copy()
-        state.update(item)
-        return state.digest()
+    __slots__ = ("data", "offsets")
 
-    return np.frombuffer(b"".join(map(one, items)), dtype="<u8").astype(np.uint64)
+    def __init__(self, data: np.ndarray, offsets: np.ndarray) -> None:
+        self.data = np.ascontiguousarray(data, dtype=np.uint8)
+        self.offsets = np.ascontiguousarray(offsets, dtype=np.int64)
 
+    @classmethod
+    def from_bytes(cls, items: Sequence[bytes]) -> CanonicalTexts:
+        """From a list of bytes (C-level joins, no Python loop per item)."""
+        lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
+        offsets = np.zeros(lengths.size + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return cls(np.frombuffer(b"".join(items), dtype=np.uint8), offsets)
+
+    def __len__(self) -> int:
+        return int(self.offsets.size - 1)
+
+
+def _blake2b_many(key: bytes, items: np.ndarray | CanonicalTexts) -> np.ndarray:
+    """Keyed BLAKE2b-64 of each canonical id (ints: their decimal string), little-endian uint64, computed by
+    the numba kernel of :mod:`adtarget._kernels._blake2b` (equal to ``hashlib``, tested)."""
+    from adtarget._kernels import _blake2b as kernel
+
+    state, key_block = kernel.initial_state(key, PERSON, 8)
+    if isinstance(items, CanonicalTexts):
+        return kernel.blake2b_buffers(state, key_block, items.data, items.offsets)
+    if items.dtype == np.uint64:
+        return kernel.blake2b_uint64(state, key_block, np.ascontiguousarray(items))
+    return kernel.blake2b_int64(state, key_block, np.ascontiguousarray(items, dtype=np.int64))
+
+
+def _looks_distinct(array: np.ndarray) -> bool:
+    """Whether an evenly spaced sample of at most 4096 ids has no repeat: then the ids are most likely (nearly)
+    all distinct, e.g. the distinct ids of an ingest batch. A heuristic for speed only."""
+    sample = array[:: max(1, array.size // 4096)]
+    return _count_distinct(sample) == sample.size
 
 def _count_distinct(values: np.ndarray) -> int:
     """Distinct values of a 1-D array (sort based: numpy's SIMD sort beats a hash table here)."""
@@ -186,10 +228,11 @@ def _as_id_array(ids: Any) -> np.ndarray:
     return array
 
 
-def _canonical_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | list[bytes], int]:
+def _canonical_codes(array: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | CanonicalTexts, int]:
     """``(codes, canonical, distinct)``: per row, the index of its canonical id in ``canonical`` (-1 if
-    missing); the canonical bytes to hash (an ``S`` array for ints, else a list); the number of distinct
-    canonical ids (``len(canonical)`` unless the int fast path hashes every row)."""
+    missing; ``None`` when every row is its own, present id); the canonical ids to hash (an int array, or
+    :class:`CanonicalTexts`); the number of distinct canonical ids (``len(canonical)`` unless the int fast path
+    hashes every row)."""
     kind = array.dtype.kind
     if kind in "iu":
         return _int_codes(array)
@@ -199,25 +242,45 @@ def _canonical_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | list[b
         codes, uniques = factorize(array)
         empty = uniques == ("" if kind == "U" else b"")
         codes = np.where((codes >= 0) & empty[np.maximum(codes, 0)], -1, codes) if empty.any() else codes
-        canonical = [u.encode("utf-8") for u in uniques.tolist()] if kind == "U" else uniques.tolist()
-        return codes, canonical, len(canonical)
+        return codes, _texts(uniques), uniques.size
     if kind == "O":
         codes, distinct_ids = _object_codes(array)
-        return codes, distinct_ids, len(distinct_ids)
+        return codes, CanonicalTexts.from_bytes(distinct_ids), len(distinct_ids)
     raise SchemaError(f"ids: must hold integer or string ids; received dtype {array.dtype}")
 
 
-def _int_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def _texts(uniques: np.ndarray) -> CanonicalTexts:
+    """UTF-8 of a ``U`` or ``S`` array of distinct ids; ``U`` through Arrow when importable (from Python
+    strings: Arrow would cut a numpy ``U`` item at an inner NUL, as it does ``S`` items, which keep the list
+    path)."""
+    if uniques.dtype.kind == "S":
+        return CanonicalTexts.from_bytes(uniques.tolist())
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - pyarrow comes with the parquet extra
+        return CanonicalTexts.from_bytes([u.encode("utf-8") for u in uniques.tolist()])
+    return _arrow_texts(pa.array(uniques.astype(object), type=pa.large_string()))
+
+
+def _arrow_texts(arrow: Any) -> CanonicalTexts:
+    """The buffers of a ``pa.large_string()`` array without nulls, as :class:`CanonicalTexts` (no copy)."""
+    _, offsets, data = arrow.buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int64)[arrow.offset:arrow.offset + len(arrow) + 1]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return CanonicalTexts(raw, bounds)
+
+
+def _int_codes(array: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, int]:
     """Mostly distinct ints are hashed row by row (a hash table of millions of keys costs more than hashing
     the repeats); otherwise factorised first. A sort counts the distinct ids for the collision check."""
     distinct = _count_distinct(array)
     if 2 * distinct > array.size:
-        return np.arange(array.size), array.astype("S20"), distinct
+        return None, array, distinct
     codes, uniques = factorize(array)
-    return codes, uniques.astype("S20"), distinct
+    return codes, uniques, distinct
 
 
-def _float_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | list[bytes], int]:
+def _float_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     present = ~np.isnan(array)
     values = array[present]
     if not (np.all(values == np.round(values)) and np.all(np.abs(values) < _MAX_EXACT_FLOAT)):
@@ -225,7 +288,7 @@ def _float_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | list[bytes
                           "received fractional or too large values")
     sub_codes, canonical, distinct = _int_codes(values.astype(np.int64))
     codes = np.full(array.size, -1, dtype=np.int64)
-    codes[present] = sub_codes
+    codes[present] = np.arange(values.size) if sub_codes is None else sub_codes
     return codes, canonical, distinct
 
 
