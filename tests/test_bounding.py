@@ -51,9 +51,10 @@ def test_bounding_keeps_the_k_smallest_priorities_per_person(pairs, k, seed):
     m = sp.csr_matrix((np.ones(len(pairs), bool), ([p for p, _ in pairs], [c for _, c in pairs])), shape=(13, 10))
     pseud = np.random.default_rng(seed).integers(0, 2**64 - 1, 13, dtype=np.uint64)
     hashes = stable64_many([f"seg{i}" for i in range(10)])
-    person, key = kernels.bound_rows(m.indptr, m.indices, m.data, np.arange(10), np.arange(13), pseud, hashes,
-                                     np.uint64(stable64("s")), k)
-    kept = list(zip(person.tolist(), key.tolist()))
+    keep, _, _ = kernels.bound_rows(m.indptr, m.indices, m.data, np.arange(10), np.arange(13), pseud, hashes,
+                                    np.uint64(stable64("s")), k)
+    coo = m.tocoo()
+    kept = list(zip(coo.row[keep].tolist(), coo.col[keep].tolist()))
     for p in {q for q, _ in pairs}:
         mine = sorted(c for q, c in kept if q == p)
         ranked = sorted((prio(int(pseud[p]), f"seg{c}", "s"), c) for q, c in pairs if q == p)

@@ -103,21 +103,23 @@ def test_smallest_k_is_the_first_k_of_a_stable_lexsort(m, k, seed):
 def test_bound_rows_keeps_the_pairs_bound_pairs_keeps(world, k, tied):
     m, col_key, row_person, n_persons, n_keys, rng = world
     pseud, hashes = pseudonyms_for(rng, n_persons), key_hashes_for(rng, n_keys, tied)
-    person, key = kernels.bound_rows(m.indptr, m.indices, m.data, col_key, row_person, pseud, hashes,
-                                     np.uint64(stable64("s")), k)
-    coo = m.tocoo()
+    keep, sizes, counted = kernels.bound_rows(m.indptr, m.indices, m.data, col_key, row_person, pseud, hashes,
+                                              np.uint64(stable64("s")), k)
+    coo = m.tocoo()  # entries in storage order, as keep
     ok = coo.data & (col_key[coo.col] >= 0)
     p, c = row_person[coo.row[ok]], col_key[coo.col[ok]]
-    keep = bound_pairs(p, c, pseud, hashes, "s", k)
-    assert sorted(zip(person.tolist(), key.tolist())) == sorted(zip(p[keep].tolist(), c[keep].tolist()))
-    assert person.dtype == key.dtype == np.int32
+    expected = bound_pairs(p, c, pseud, hashes, "s", k)
+    assert np.array_equal(keep[ok], expected) and not keep[~ok].any()
+    assert np.array_equal(sizes, np.bincount(c[expected], minlength=n_keys))
+    assert np.array_equal(counted, np.isin(np.arange(n_persons), p[expected]))
+    assert keep.dtype == counted.dtype == bool and sizes.dtype == np.int64
 
 
 def test_bound_rows_of_an_empty_membership():
     m = sp.csr_matrix((0, 4), dtype=bool)
-    person, key = kernels.bound_rows(m.indptr, m.indices, m.data, np.arange(4), np.arange(0),
-                                     np.zeros(0, np.uint64), np.arange(4, dtype=np.uint64), np.uint64(1), 5)
-    assert person.size == key.size == 0
+    keep, sizes, counted = kernels.bound_rows(m.indptr, m.indices, m.data, np.arange(4), np.arange(0),
+                                              np.zeros(2, np.uint64), np.arange(4, dtype=np.uint64), np.uint64(1), 5)
+    assert keep.size == 0 and not sizes.any() and sizes.size == 4 and not counted.any() and counted.size == 2
 
 
 # --- value bitsets and bound_values ---------------------------------------------------------------------------
@@ -159,21 +161,31 @@ def test_bound_values_without_events_or_counted_persons():
     assert (table == -1).all() and table.shape == (3, 2)
 
 
-# --- count_joined ---------------------------------------------------------------------------------------------
-@given(n_pairs=st.integers(0, 60), n_keys=st.integers(1, 6), n_values=st.integers(1, 9), k=st.integers(1, 3),
-       seed=st.integers(0, 2**32 - 1))
-def test_count_joined_equals_bincounts_per_table_column(n_pairs, n_keys, n_values, k, seed):
-    rng = np.random.default_rng(seed)
-    person = rng.integers(0, 10, n_pairs).astype(np.int32)
-    key = rng.integers(0, n_keys, n_pairs).astype(np.int32)
-    table = rng.integers(-1, n_values, (10, k)).astype(np.int32)
-    expected = np.zeros(n_keys * n_values, dtype=np.int64)
-    for r in range(k):
-        v = table[person, r]
-        ok = v >= 0
-        expected += np.bincount(key[ok] * n_values + v[ok], minlength=n_keys * n_values)
-    got = kernels.count_joined(person, key, table, n_keys, n_values)
-    assert got.dtype == np.int64 and np.array_equal(got, expected.reshape(n_keys, n_values))
+# --- count_joined and value_persons -----------------------------------------------------------------------------
+@settings(max_examples=150)
+@given(world=memberships(), widths=st.lists(st.tuples(st.integers(1, 9), st.integers(1, 3)), min_size=1,
+                                            max_size=3))
+def test_count_joined_equals_bincounts_per_table_column(world, widths):
+    m, col_key, row_person, n_persons, n_keys, rng = world
+    keep = np.asarray(m.data, bool) & (col_key[m.indices] >= 0) & (rng.random(m.data.size) < 0.7)
+    tables = [rng.integers(-1, n_values, (n_persons, k)).astype(np.int32) for n_values, k in widths]
+    starts = np.cumsum([0] + [n for n, _ in widths])
+    offset = np.repeat(starts[:-1], [k for _, k in widths]).astype(np.int64)
+    table = np.hstack(tables)
+    got = kernels.count_joined(m.indptr, m.indices, keep, col_key, row_person, table, offset, n_keys, starts[-1])
+    coo = m.tocoo()
+    person, key = row_person[coo.row[keep]], col_key[coo.col[keep]]
+    counted = rng.random(n_persons) < 0.7
+    per_cell = kernels.value_persons(table, offset, counted, starts[-1])
+    for (n_values, k), t, start in zip(widths, tables, starts):
+        expected, persons = np.zeros(n_keys * n_values, dtype=np.int64), np.zeros(n_values, dtype=np.int64)
+        for r in range(k):
+            v = t[person, r]
+            expected += np.bincount(key[v >= 0] * n_values + v[v >= 0], minlength=n_keys * n_values)
+            persons += np.bincount(t[counted, r][t[counted, r] >= 0], minlength=n_values)
+        assert np.array_equal(got[:, start:start + n_values], expected.reshape(n_keys, n_values))
+        assert np.array_equal(per_cell[start:start + n_values], persons)
+    assert got.dtype == per_cell.dtype == np.int64 and got.shape == (n_keys, starts[-1])
 
 
 # --- class_mass -----------------------------------------------------------------------------------------------

@@ -17,6 +17,10 @@ _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 _ONE = np.uint64(1)
+_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)  # index of a single set bit: (bit * _DEBRUIJN) >> 58 is unique
+_DEBRUIJN_INDEX = np.zeros(64, dtype=np.int64)
+_DEBRUIJN_INDEX[(np.left_shift(np.uint64(1), np.arange(64, dtype=np.uint64)) * _DEBRUIJN) >> np.uint64(58)] = np.arange(64)
+_S58 = np.uint64(58)
 _RANK_MAX = 32  # up to this many candidates, rank by counting (m² compares); above, two stable sorts
 
 
@@ -38,6 +42,8 @@ def smallest_k(prio: np.ndarray, key: np.ndarray, m: int, k: int, keep: np.ndarr
     if m <= k:
         keep[:m] = True
     elif m <= _RANK_MAX:
+        if _rank_by_priority(prio, m, k, keep) == m * (m - 1) // 2:
+            return  # no two priorities equal: the priority alone orders the candidates
         for i in range(m):
             p, c, rank = prio[i], key[i], 0
             for j in range(m):
@@ -50,42 +56,59 @@ def smallest_k(prio: np.ndarray, key: np.ndarray, m: int, k: int, keep: np.ndarr
 
 
 @numba.njit(cache=True, nogil=True)
+def _rank_by_priority(prio: np.ndarray, m: int, k: int, keep: np.ndarray) -> int:
+    """Keep the candidates with fewer than ``k`` strictly smaller priorities; return the sum of those counts.
+
+    The sum is the number of strictly ordered pairs, ``m (m - 1) / 2`` exactly when no two priorities tie.
+    """
+    total = 0
+    for i in range(m):
+        p, rank = prio[i], 0
+        for j in range(m):
+            rank += prio[j] < p
+        keep[i] = rank < k
+        total += rank
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
 def bound_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, col_key: np.ndarray,
                row_person: np.ndarray, pseudonyms: np.ndarray, key_hashes: np.ndarray, salt64: np.uint64,
-               k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(person, key) of the kept entries of a CSR matrix: per row, the ``k`` smallest priorities.
+               k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The entries of a CSR membership each person keeps: per row, the ``k`` smallest priorities.
 
-    Entries count when ``data != 0`` and ``col_key[column] >= 0`` (the key index of a requested column);
-    row ``r`` is person ``row_person[r]``. Pairs come out row by row, in storage order within a row.
+    An entry is a candidate when ``data != 0`` and ``col_key[column] >= 0`` (the key index of a requested
+    column); row ``r`` is person ``row_person[r]``. Returns ``keep`` (bool per stored entry), ``sizes``
+    (int64 kept entries per key) and ``counted`` (bool per person: keeps at least one entry).
     """
-    n_rows = indptr.size - 1
-    out_p = np.empty(indices.size, dtype=np.int32)
-    out_k = np.empty(indices.size, dtype=np.int32)
+    keep = np.zeros(indices.size, dtype=np.bool_)
+    sizes = np.zeros(key_hashes.size, dtype=np.int64)
+    counted = np.zeros(pseudonyms.size, dtype=np.bool_)
     width = 0
-    for r in range(n_rows):
+    for r in range(indptr.size - 1):
         width = max(width, indptr[r + 1] - indptr[r])
+    pos = np.empty(width, dtype=np.int64)
     keys = np.empty(width, dtype=np.int64)
     prio = np.empty(width, dtype=np.uint64)
-    keep = np.empty(width, dtype=np.bool_)
-    n = 0
-    for r in range(n_rows):
+    chosen = np.empty(width, dtype=np.bool_)
+    for r in range(indptr.size - 1):
         m = 0
         for j in range(indptr[r], indptr[r + 1]):
             c = col_key[indices[j]]
             if data[j] != 0 and c >= 0:
-                keys[m] = c
+                pos[m], keys[m] = j, c
                 m += 1
-        p = row_person[r]
         if m > k:
-            base = pseudonyms[p] ^ salt64
+            base = pseudonyms[row_person[r]] ^ salt64
             for i in range(m):
                 prio[i] = splitmix64(base ^ key_hashes[keys[i]])
-        smallest_k(prio, keys, m, k, keep)
+        smallest_k(prio, keys, m, k, chosen)
         for i in range(m):
-            if keep[i]:
-                out_p[n], out_k[n] = p, keys[i]
-                n += 1
-    return out_p[:n].copy(), out_k[:n].copy()
+            if chosen[i]:
+                keep[pos[i]] = True
+                sizes[keys[i]] += 1
+                counted[row_person[r]] = True
+    return keep, sizes, counted
 
 
 def bitset_table(n_persons: int, n_values: int) -> np.ndarray:
@@ -111,17 +134,21 @@ def bound_values(bits: np.ndarray, counted: np.ndarray, in_domain: np.ndarray, p
                  key_hashes: np.ndarray, salt64: np.uint64, k: int) -> np.ndarray:
     """(n_persons, k) int32 table of each counted person's kept values in the domain, ascending; -1 pads."""
     table = np.full((bits.shape[0], k), -1, dtype=np.int32)
+    domain = _domain_words(in_domain, bits.shape[1], bits.itemsize * 8)
     keys = np.empty(in_domain.size, dtype=np.int64)
     prio = np.empty(in_domain.size, dtype=np.uint64)
     keep = np.empty(in_domain.size, dtype=np.bool_)
     for p in range(bits.shape[0]):
         if not counted[p]:
             continue
-        m = _set_bits(bits[p], in_domain, keys)
+        m = _set_bits(bits[p], domain, keys)
         if m > k:
             base = pseudonyms[p] ^ salt64
             for i in range(m):
                 prio[i] = splitmix64(base ^ key_hashes[keys[i]])
+        if k == 1 and m > 1:
+            table[p, 0] = keys[_argmin_first(prio, m)]  # keys ascending: the first minimum has the smaller key
+            continue
         smallest_k(prio, keys, m, k, keep)
         slot = 0
         for i in range(m):
@@ -132,31 +159,71 @@ def bound_values(bits: np.ndarray, counted: np.ndarray, in_domain: np.ndarray, p
 
 
 @numba.njit(cache=True, nogil=True)
-def _set_bits(row: np.ndarray, in_domain: np.ndarray, out: np.ndarray) -> int:
-    """Write the set bits of a bitset row that are in the domain to ``out``, ascending; return how many."""
+def _argmin_first(prio: np.ndarray, m: int) -> int:
+    """Index of the first minimum of ``prio[:m]``."""
+    best = 0
+    for i in range(1, m):
+        if prio[i] < prio[best]:
+            best = i
+    return best
+
+
+@numba.njit(cache=True, nogil=True)
+def _domain_words(in_domain: np.ndarray, n_words: int, width: int) -> np.ndarray:
+    """The domain as a bitset of ``n_words`` words of ``width`` bits (held in uint64)."""
+    words = np.zeros(n_words, dtype=np.uint64)
+    for v in range(in_domain.size):
+        if in_domain[v]:
+            words[v // width] |= _ONE << np.uint64(v % width)
+    return words
+
+
+@numba.njit(cache=True, nogil=True)
+def _set_bits(row: np.ndarray, domain: np.ndarray, out: np.ndarray) -> int:
+    """Write the set bits of ``row & domain`` to ``out``, ascending; return how many."""
     width, m = row.itemsize * 8, 0
     for w in range(row.size):
-        word, v = np.uint64(row[w]), w * width
+        word = np.uint64(row[w]) & domain[w]
         while word:
-            if word & _ONE and in_domain[v]:
-                out[m] = v
-                m += 1
-            word >>= _ONE
-            v += 1
+            low = word & (~word + _ONE)
+            out[m] = w * width + _DEBRUIJN_INDEX[(low * _DEBRUIJN) >> _S58]
+            m += 1
+            word ^= low
     return m
 
 
 @numba.njit(cache=True, nogil=True)
-def count_joined(person: np.ndarray, key: np.ndarray, table: np.ndarray, n_keys: int,
-                 n_values: int) -> np.ndarray:
-    """(n_keys, n_values) int64 counts of kept (person, key) pairs joined with the person's table row."""
-    counts = np.zeros((n_keys, n_values), dtype=np.int64)
-    for i in range(person.size):
-        row = table[person[i]]
-        for v in row:
-            if v >= 0:
-                counts[key[i], v] += 1
+def count_joined(indptr: np.ndarray, indices: np.ndarray, keep: np.ndarray, col_key: np.ndarray,
+                 row_person: np.ndarray, table: np.ndarray, col_offset: np.ndarray, n_keys: int,
+                 n_cells: int) -> np.ndarray:
+    """(n_keys, n_cells) int64 counts of the kept entries joined with their person's table row.
+
+    Kept entry (row ``r``, key ``c``) adds one to cell ``table[p, t] + col_offset[t]`` of key ``c`` for every
+    column ``t`` of person ``p = row_person[r]`` with ``table[p, t] >= 0`` (tables of several breakdowns side by
+    side, each column offset into its breakdown's block of cells).
+    """
+    counts = np.zeros((n_keys, n_cells), dtype=np.int64)
+    for r in range(indptr.size - 1):
+        row = table[row_person[r]]
+        for j in range(indptr[r], indptr[r + 1]):
+            if keep[j]:
+                c = col_key[indices[j]]
+                for t in range(row.size):
+                    if row[t] >= 0:
+                        counts[c, row[t] + col_offset[t]] += 1
     return counts
+
+
+@numba.njit(cache=True, nogil=True)
+def value_persons(table: np.ndarray, col_offset: np.ndarray, counted: np.ndarray, n_cells: int) -> np.ndarray:
+    """int64 counts, per cell (``table[p, t] + col_offset[t]``), of the counted persons holding it."""
+    out = np.zeros(n_cells, dtype=np.int64)
+    for p in range(table.shape[0]):
+        if counted[p]:
+            for t in range(table.shape[1]):
+                if table[p, t] >= 0:
+                    out[table[p, t] + col_offset[t]] += 1
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

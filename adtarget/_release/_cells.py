@@ -26,6 +26,7 @@ __all__ = ["AGE_BANDS", "CellCounts", "age_band_codes", "count_cells"]
 
 AGE_BANDS: tuple[str, ...] = ("13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknown")
 _BAND_EDGES = np.array([18, 25, 35, 45, 55, 65])
+_YEARS_MAX = 1 << 16  # birth years spanning more than this are banded one by one, not through a table
 
 _COUNTED = Provenance(__name__, "_COUNTED")  # only count_cells and CellCounts.__add__ hold it
 
@@ -118,10 +119,18 @@ def age_band_codes(birth_year: np.ndarray, window_end: int) -> np.ndarray:
     (unknown) or an impossible age (< 13, which the gate excludes) gives ``"unknown"``.
     """
     year = _dt.datetime.fromtimestamp(window_end, tz=_dt.timezone.utc).year
-    by = np.asarray(birth_year, dtype=np.int64)
-    age = year - by - 1
+    by = np.asarray(birth_year)
+    if by.size == 0 or int(by.max()) - int(by.min()) > _YEARS_MAX:
+        return _bands(by.astype(np.int64), year)
+    low = int(by.min())  # one band per year of the range, then a gather from that small table
+    return _bands(np.arange(low, int(by.max()) + 1, dtype=np.int64), year)[np.subtract(by, low, dtype=np.int64)]
+
+
+def _bands(birth_year: np.ndarray, year: int) -> np.ndarray:
+    """Age band code (int8) of each birth year in ``year``."""
+    age = year - birth_year - 1
     band = np.searchsorted(_BAND_EDGES, age, side="right").astype(np.int8)
-    return np.where((by > 0) & (age >= 13), band, len(AGE_BANDS) - 1).astype(np.int8)
+    return np.where((birth_year > 0) & (age >= 13), band, len(AGE_BANDS) - 1).astype(np.int8)
 
 
 def _dimension_source(eligible: Any, dim: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
@@ -178,43 +187,55 @@ def bounded_counts(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCo
     """The kernel of :func:`count_cells` (inputs trusted: checked by the caller)."""
     from adtarget._kernels import _bounding as kernels
 
-    n_p, n_seg, salt64 = eligible.persons.size, len(spec.segment_ids), np.uint64(stable64(spec.bounding_salt))
-    person, seg = _kept_segments(eligible, assignments, spec, salt64)
-    counted = np.zeros(n_p, dtype=bool)
-    counted[person] = True
+    salt64, n_seg = np.uint64(stable64(spec.bounding_salt)), len(spec.segment_ids)
+    m = assignments.membership.tocsr()
+    col_key, rows = _column_keys(assignments, spec, m.shape[1]), row_persons(eligible, assignments)
+    keep, sizes, counted = kernels.bound_rows(m.indptr, m.indices, m.data, col_key, rows, eligible.persons,
+                                              stable64_many(spec.segment_ids), salt64,
+                                              spec.max_segments_per_person)
     values: dict[str, tuple[str, ...]] = {}
     cells: dict[str, np.ndarray] = {}
     vp: dict[str, np.ndarray] = {}
-    for dim in spec.breakdowns:
-        if dim == "age_band":
-            table = age_band_codes(eligible.birth_year, eligible.window_end)[:, None].astype(np.int32)
-            names, domain = AGE_BANDS, np.arange(len(AGE_BANDS))
-        else:
-            table, names, domain = _bounded_values(eligible, dim, spec, counted, salt64)
-        c = kernels.count_joined(person, seg, table, n_seg, len(names))
-        per_value = _value_persons(table, counted, len(names))
-        if dim == "region":
-            domain = domain[per_value[domain] > 0]
-        order = domain[np.argsort(np.asarray(names, dtype=object)[domain], kind="stable")] \
-            if dim != "age_band" else domain
-        values[dim] = tuple(names[i] for i in order)
-        cells[dim], vp[dim] = c[:, order], per_value[order]
-    sizes = np.bincount(seg, minlength=n_seg).astype(np.int64)
+    blocks = [_breakdown_table(eligible, dim, spec, counted, salt64) for dim in spec.breakdowns]
+    if blocks:
+        table = np.hstack([b[0] for b in blocks])
+        widths = [len(b[1]) for b in blocks]
+        offset = np.repeat(np.cumsum([0, *widths[:-1]]), [b[0].shape[1] for b in blocks]).astype(np.int64)
+        joined = kernels.count_joined(m.indptr, m.indices, keep, col_key, rows, table, offset, n_seg, sum(widths))
+        per_cell = kernels.value_persons(table, offset, counted, sum(widths))
+        start = 0
+        for dim, (_, names, domain), width in zip(spec.breakdowns, blocks, widths):
+            block = slice(start, start + width)
+            values[dim], cells[dim], vp[dim] = _named_cells(dim, names, domain, joined[:, block], per_cell[block])
+            start += width
     return CellCounts(spec.segment_ids, sizes, values, cells, vp, int(counted.sum()), _COUNTED)
 
 
-def _kept_segments(eligible: Any, assignments: Any, spec: ReleaseSpec,
-                   salt64: np.uint64) -> tuple[np.ndarray, np.ndarray]:
-    """(eligible person index, requested segment index) of the memberships each person keeps (int32)."""
-    from adtarget._kernels import _bounding as kernels
-
-    m = assignments.membership.tocsr()
+def _column_keys(assignments: Any, spec: ReleaseSpec, n_columns: int) -> np.ndarray:
+    """Requested segment index of each membership column (-1: not requested)."""
     col_of = {s.segment_id: j for j, s in enumerate(assignments.segments)}
-    col_key = np.full(m.shape[1], -1, dtype=np.int64)
+    col_key = np.full(n_columns, -1, dtype=np.int64)
     col_key[[col_of[s] for s in spec.segment_ids]] = np.arange(len(spec.segment_ids))
-    return kernels.bound_rows(m.indptr, m.indices, m.data, col_key, row_persons(eligible, assignments),
-                              eligible.persons, stable64_many(spec.segment_ids), salt64,
-                              spec.max_segments_per_person)
+    return col_key
+
+
+def _named_cells(dim: str, names: tuple[str, ...], domain: np.ndarray, counts: np.ndarray,
+                 per_value: np.ndarray) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """A dimension's reported values (regions without counted persons dropped; sorted by name but age bands)."""
+    if dim == "region":
+        domain = domain[per_value[domain] > 0]
+    order = domain[np.argsort(np.asarray(names, dtype=object)[domain], kind="stable")] \
+        if dim != "age_band" else domain
+    return tuple(names[i] for i in order), counts[:, order], per_value[order]
+
+
+def _breakdown_table(eligible: Any, dim: str, spec: ReleaseSpec, counted: np.ndarray,
+                     salt64: np.uint64) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    """(n_persons, k) int32 table of each person's kept values of ``dim`` (-1 pads), the names, the domain."""
+    if dim == "age_band":
+        table = age_band_codes(eligible.birth_year, eligible.window_end)[:, None].astype(np.int32)
+        return table, AGE_BANDS, np.arange(len(AGE_BANDS))
+    return _bounded_values(eligible, dim, spec, counted, salt64)
 
 
 def row_persons(eligible: Any, assignments: Any) -> np.ndarray:
@@ -239,10 +260,3 @@ def _bounded_values(eligible: Any, dim: str, spec: ReleaseSpec, counted: np.ndar
     table = kernels.bound_values(bits, counted, in_domain, eligible.persons, hashes, salt64,
                                  spec.cells_per_person(dim))
     return table, names, domain
-
-
-def _value_persons(table: np.ndarray, counted: np.ndarray, n_values: int) -> np.ndarray:
-    """Distinct counted persons per value code."""
-    rows = table[counted]
-    flat = rows[rows >= 0]
-    return np.bincount(flat, minlength=n_values).astype(np.int64)
