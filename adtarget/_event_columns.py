@@ -170,13 +170,13 @@ def _map(chunks: list[_Chunk], values: tuple[np.ndarray, int], reasons: tuple[np
 
     n_rows = sum(codes.size for _, codes, _, _ in chunks)
     out = np.empty(n_rows, dtype=dtype)
-    tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    tables: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     for start, codes, base, size in chunks:
-        if base not in tables:
-            tables[base] = (np.append(values[0][base:base + size], values[1]).astype(dtype),
-                            np.append(reasons[0][base:base + size], reasons[1]).astype(np.int8))
+        if (base, size) not in tables:
+            tables[base, size] = (np.append(values[0][base:base + size], values[1]).astype(dtype),
+                                  np.append(reasons[0][base:base + size], reasons[1]).astype(np.int8))
         stop = start + codes.size
-        if not kernels.map_codes(codes, *tables[base], out[start:stop], reason[start:stop]):
+        if not kernels.map_codes(codes, *tables[base, size], out[start:stop], reason[start:stop]):
             raise InputFormatError("events: a dictionary-encoded column has indices outside its dictionary")
     return out
 

@@ -100,10 +100,55 @@ def _validated(table: Any, what: str, where: str) -> Any:
     import pyarrow as pa
 
     try:
-        table.validate(full=True)
+        table.validate()
+        for column in table.columns:
+            _validate_column(column)
     except (pa.ArrowInvalid, pa.ArrowException) as exc:
         raise InputFormatError(f"{what}: {where} holds invalid Arrow data ({_short(exc)})") from None
     return table
+
+
+def _validated_column(column: Any, what: str, where: str) -> Any:
+    import pyarrow as pa
+
+    try:
+        _validate_column(column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column]))
+    except (pa.ArrowInvalid, pa.ArrowException) as exc:
+        raise InputFormatError(f"{what}: {where} holds invalid Arrow data ({_short(exc)})") from None
+    return column
+
+
+def _validate_column(column: Any) -> None:
+    """``validate(full=True)``, except that a dictionary column's indices are checked by their range (what the
+    full validation checks of them, at a fraction of its cost) and each distinct dictionary fully, once."""
+    import pyarrow as pa
+
+    if not pa.types.is_dictionary(column.type):
+        column.validate(full=True)
+        return
+    column.validate()
+    checked = None
+    for chunk in column.chunks:
+        if checked is None or chunk.dictionary is not checked:
+            chunk.dictionary.validate(full=True)
+            checked = chunk.dictionary
+        _check_indices(chunk)
+
+
+def _check_indices(chunk: Any) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(chunk) == chunk.null_count:
+        return
+    if chunk.null_count:
+        bounds = pc.min_max(chunk.indices)
+        low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    else:
+        indices = chunk.indices.to_numpy()
+        low, high = int(indices.min()), int(indices.max())
+    if low < 0 or high >= len(chunk.dictionary):
+        raise pa.ArrowInvalid(f"dictionary indices must be in [0, {len(chunk.dictionary)}); found {low}..{high}")
 
 
 def _short(exc: BaseException) -> str:
@@ -130,6 +175,9 @@ def _mapping_columns(mapping: Mapping[Any, Any], what: str) -> tuple[dict[str, A
     for key, values in mapping.items():
         if not isinstance(key, str):
             raise SchemaError(f"{what}: column names must be strings; got {key!r}")
+        if type(values).__module__.split(".")[0] == "pyarrow" and hasattr(values, "null_count"):
+            columns[key] = _validated_column(values, what, f"column {key!r}")  # 1-D; not copied to numpy
+            continue
         array = values if hasattr(values, "__array__") or hasattr(values, "to_numpy") else np.asarray(values)
         if np.ndim(array) != 1:
             raise SchemaError(f"{what}: column {key!r} must be one-dimensional; got shape {np.shape(array)}")

@@ -10,7 +10,7 @@ Codes are dense, numbered partition by partition; callers only need them consist
 
 The column kernels (:func:`map_codes`, :func:`copy_timestamps`, :func:`copy_weights`) write one column's
 values and lower each row's quarantine reason code to the first rule it fails (codes are in precedence
-order, so the first failing rule is the smallest code). :func:`argsort_uint64` is a stable LSD radix argsort.
+order, so the first failing rule is the smallest code). :func:`argsort_uint64` orders the pseudonyms.
 Kernels trust their inputs except the indices they gather with, which they check (an out-of-range index
 returns ``ok = False``, never a wrong answer).
 """
@@ -35,8 +35,8 @@ __all__ = [
 
 _MIN_TABLE_BITS = 8
 _ROWS_PER_PARTITION = 1 << 15
+_LONG_RUN = 32
 _MAX_PARTITION_BITS = 10
-_DIGIT_BITS = 11
 
 
 def partition_bits(n_rows: int) -> int:
@@ -177,7 +177,7 @@ def map_codes(codes: np.ndarray, values: np.ndarray, reasons: np.ndarray, out: n
 
     A negative code (a null) takes the tables' last entry. Returns False if a code is ``>= values.size - 1``.
     """
-    last = values.size - 1
+    last = np.int64(values.size - 1)
     for i in range(codes.size):
         k = np.int64(codes[i])
         if k < 0:
@@ -226,38 +226,60 @@ def copy_weights(weight: np.ndarray, out: np.ndarray, reason: np.ndarray, negati
             reason[i] = r
 
 
-@numba.njit(cache=True, nogil=True)
 def argsort_uint64(values: np.ndarray) -> np.ndarray:
-    """The stable ascending order (int64) of ``values`` (uint64): LSD radix sort, 11-bit digits, skipping a
-    digit that all values share. Equals ``numpy.argsort(values, kind="stable")``."""
-    n = values.size
-    n_digits = (64 + _DIGIT_BITS - 1) // _DIGIT_BITS
-    radix = 1 << _DIGIT_BITS
-    counts = np.zeros((n_digits, radix), dtype=np.int64)
-    for i in range(n):
-        v = values[i]
-        for d in range(n_digits):
-            counts[d, np.int64((v >> np.uint64(d * _DIGIT_BITS)) & np.uint64(radix - 1))] += 1
-    order = np.arange(n)
-    keys = values.copy()
-    spare_order = np.empty(n, dtype=np.int64)
-    spare_keys = np.empty(n, dtype=np.uint64)
-    for d in range(n_digits):
-        shift = np.uint64(d * _DIGIT_BITS)
-        starts = np.empty(radix, dtype=np.int64)
-        total = 0
-        skip = False
-        for b in range(radix):
-            starts[b] = total
-            total += counts[d, b]
-            skip = skip or counts[d, b] == n
-        if skip:
+    """The stable ascending order (int64) of ``values`` (uint64); equals ``numpy.argsort(values,
+    kind="stable")``.
+
+    Each value's top bits and its index are packed into one uint64 and sorted by numpy's vectorised sort (an
+    argsort costs several times more); values whose top bits tie are then put in order by their full value.
+    For uniformly spread values such as pseudonyms ties are rare.
+    """
+    values = np.ascontiguousarray(values, dtype=np.uint64)
+    index_bits = max(1, int(values.size - 1).bit_length())
+    packed = _pack(values, index_bits)
+    packed.sort()
+    return _unpack(packed, values, index_bits)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pack(values: np.ndarray, index_bits: int) -> np.ndarray:
+    shift = np.uint64(index_bits)
+    packed = np.empty(values.size, dtype=np.uint64)
+    for i in range(values.size):
+        packed[i] = ((values[i] >> shift) << shift) | np.uint64(i)
+    return packed
+
+
+@numba.njit(cache=True, nogil=True)
+def _unpack(packed: np.ndarray, values: np.ndarray, index_bits: int) -> np.ndarray:
+    """The indices of ``packed`` (sorted), runs of tied top bits reordered by full value (insertion sort:
+    stable, and the run is already in index order)."""
+    shift = np.uint64(index_bits)
+    mask = np.uint64((1 << index_bits) - 1)
+    order = np.empty(packed.size, dtype=np.int64)
+    run = 0
+    for j in range(packed.size):
+        order[j] = np.int64(packed[j] & mask)
+        if j > 0 and (packed[j] >> shift) == (packed[j - 1] >> shift):
             continue
-        for i in range(n):
-            b = np.int64((keys[i] >> shift) & np.uint64(radix - 1))
-            spare_keys[starts[b]] = keys[i]
-            spare_order[starts[b]] = order[i]
-            starts[b] += 1
-        keys, spare_keys = spare_keys, keys
-        order, spare_order = spare_order, order
+        _sort_run(order, values, run, j)
+        run = j
+    _sort_run(order, values, run, packed.size)
     return order
+
+
+@numba.njit(cache=True, nogil=True)
+def _sort_run(order: np.ndarray, values: np.ndarray, lo: int, hi: int) -> None:
+    """Stable sort of ``order[lo:hi]`` by ``values[order]``: insertion sort, merge sort for a long run."""
+    if hi - lo > _LONG_RUN:
+        run = order[lo:hi].copy()
+        order[lo:hi] = run[np.argsort(values[run], kind="mergesort")]
+        return
+    for j in range(lo + 1, hi):
+        index = order[j]
+        key = values[index]
+        k = j - 1
+        while k >= lo and values[order[k]] > key:
+            order[k + 1] = order[k]
+            k -= 1
+        order[k + 1] = index
