@@ -120,8 +120,6 @@ class Pseudonymizer:
         hashes = self._hash(canonical)
         if _count_distinct(hashes) != distinct:
             raise self._collision()
-        if codes is None:  # every row hashed, none missing
-            return hashes, np.ones(hashes.size, dtype=bool)
         valid = codes >= 0
         if valid.all():
             return hashes[codes], valid
@@ -198,8 +196,8 @@ def _blake2b_many(key: bytes, items: np.ndarray | CanonicalTexts) -> np.ndarray:
     state, key_block = kernel.initial_state(key, PERSON, 8)
     if isinstance(items, CanonicalTexts):
         return kernel.blake2b_buffers(state, key_block, items.data, items.offsets)
-    if items.dtype == np.uint64:
-        return kernel.blake2b_uint64(state, key_block, np.ascontiguousarray(items))
+    if items.dtype.kind == "u" and items.dtype.itemsize == 8:
+        return kernel.blake2b_uint64(state, key_block, np.ascontiguousarray(items, dtype=np.uint64))
     return kernel.blake2b_int64(state, key_block, np.ascontiguousarray(items, dtype=np.int64))
 
 
@@ -228,11 +226,10 @@ def _as_id_array(ids: Any) -> np.ndarray:
     return array
 
 
-def _canonical_codes(array: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | CanonicalTexts, int]:
+def _canonical_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | CanonicalTexts, int]:
     """``(codes, canonical, distinct)``: per row, the index of its canonical id in ``canonical`` (-1 if
-    missing; ``None`` when every row is its own, present id); the canonical ids to hash (an int array, or
-    :class:`CanonicalTexts`); the number of distinct canonical ids (``len(canonical)`` unless the int fast path
-    hashes every row)."""
+    missing); the canonical ids to hash (an int array, or :class:`CanonicalTexts`); the number of distinct
+    canonical ids (``len(canonical)``)."""
     kind = array.dtype.kind
     if kind in "iu":
         return _int_codes(array)
@@ -270,14 +267,15 @@ def _arrow_texts(arrow: Any) -> CanonicalTexts:
     return CanonicalTexts(raw, bounds)
 
 
-def _int_codes(array: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, int]:
-    """Mostly distinct ints are hashed row by row (a hash table of millions of keys costs more than hashing
-    the repeats); otherwise factorised first. A sort counts the distinct ids for the collision check."""
-    distinct = _count_distinct(array)
-    if 2 * distinct > array.size:
-        return None, array, distinct
-    codes, uniques = factorize(array)
-    return codes, uniques, distinct
+def _int_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Ints with repeats: a compiled hash table gives each row the code of its distinct id (each distinct id is
+    hashed once) and counts the distinct ids for the collision check."""
+    from adtarget._kernels._distinct import factorize_int64
+
+    unsigned = array.dtype.kind == "u" and array.dtype.itemsize == 8
+    wide = array.astype(np.uint64, copy=False).view(np.int64) if unsigned else array.astype(np.int64, copy=False)
+    codes, uniques = factorize_int64(np.ascontiguousarray(wide))
+    return codes, uniques.view(np.uint64) if unsigned else uniques, int(uniques.size)
 
 
 def _float_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -288,7 +286,7 @@ def _float_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
                           "received fractional or too large values")
     sub_codes, canonical, distinct = _int_codes(values.astype(np.int64))
     codes = np.full(array.size, -1, dtype=np.int64)
-    codes[present] = np.arange(values.size) if sub_codes is None else sub_codes
+    codes[present] = sub_codes
     return codes, canonical, distinct
 
 
