@@ -120,7 +120,7 @@ def test_noise_is_actually_added() -> None:
 
 
 class _SpyRandom(secrets.SystemRandom):
-    """secrets.SystemRandom that records its instances and calls."""
+    """secrets.SystemRandom that records its instances and the uniforms drawn (7 bytes each in a batch)."""
 
     instances: list[_SpyRandom] = []
 
@@ -132,6 +132,10 @@ class _SpyRandom(secrets.SystemRandom):
     def random(self) -> float:
         self.calls += 1
         return super().random()
+
+    def randbytes(self, n: int) -> bytes:
+        self.calls += n // 7
+        return super().randbytes(n)
 
 
 @pytest.mark.parametrize("spec", [LAPLACE, GAUSS], ids=["laplace", "gaussian"])

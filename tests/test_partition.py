@@ -92,6 +92,10 @@ def test_default_path_draws_from_secrets_system_random(monkeypatch: pytest.Monke
             draws.append(1)
             return super().random()
 
+        def randbytes(self, n: int) -> bytes:  # the batch sampler: 7 bytes per uniform
+            draws.extend([1] * (n // 7))
+            return super().randbytes(n)
+
     monkeypatch.setattr(secrets, "SystemRandom", Spy)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

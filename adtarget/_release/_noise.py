@@ -5,12 +5,21 @@ and Sundararajan 2009) and ``GaussianDiscrete`` (exact sampler of Canonne, Kamat
 Algorithm 3). With ``random_state=None`` diffprivlib draws from ``secrets.SystemRandom``; a seed switches to a
 numpy ``RandomState`` and emits a :class:`~adtarget.exceptions.PrivacyLeakWarning` on every call. No
 floating-point Laplace ever touches a count (Mironov 2012). See ``docs/privacy/noise.md``.
+
+Batches. diffprivlib samples one value per Python call (~36 µs). :func:`batch_randomise` is the same
+mechanism over a vector: it reads the mechanism object diffprivlib built (its ``_scale`` and its ``_rng``),
+draws the uniforms that ``_rng.random()`` would return in one call (``RandomState.random_sample(n)``, or for
+``secrets.SystemRandom`` 7 bytes per value from its ``randbytes``, turned into a double exactly as its
+``random()`` does), and applies diffprivlib's formula to all of them: the inverse CDF of ``Geometric`` in
+numpy, and ``GaussianDiscrete``'s rejection sampler in a compiled kernel (``adtarget._kernels._noise``) that
+consumes uniforms in the same order. Fed the same uniforms, both give the same integers (tests prove it).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
 from functools import cached_property
 from typing import Any
@@ -27,7 +36,8 @@ from adtarget._release._budget_spec import (
 )
 from adtarget.exceptions import ParameterError, PrivacyLeakWarning
 
-__all__ = ["MECHANISMS", "CountNoise", "gaussian_sigma", "zcdp_delta"]
+__all__ = ["MECHANISMS", "CountNoise", "UniformStream", "batch_randomise", "gaussian_sigma", "uniforms_from_bytes",
+           "zcdp_delta"]
 
 MECHANISMS: tuple[str, ...] = ("discrete_laplace", "discrete_gaussian")
 
@@ -200,8 +210,7 @@ class CountNoise(SpendsBudget):
         if self.is_disabled:
             return self._noise_off(exact, allow_infinite_epsilon)
         mech = self._mechanism(checked_seed(random_state, where="CountNoise.add_noise"))
-        noise = np.fromiter((mech.randomise(0) for _ in range(exact.size)), dtype=np.int64, count=exact.size)
-        return exact + noise.reshape(exact.shape)
+        return exact + batch_randomise(mech, exact.size).reshape(exact.shape)
 
     @staticmethod
     def _checked_counts(counts: Any) -> np.ndarray:
@@ -246,3 +255,104 @@ class CountNoise(SpendsBudget):
                        sampler="diffprivlib.mechanisms.GaussianDiscrete (CKS 2020 Algorithm 3)")
         out.update(std=math.sqrt(self.variance), randomness="secrets.SystemRandom unless random_state is set")
         return out
+
+
+# --- batch sampling: diffprivlib's mechanisms over a vector of uniforms ---------------------------------------
+_RECIP_BPF = 2.0**-53  # random.RECIP_BPF
+_MAX_BUFFER = 1 << 20  # uniforms per round of the Gaussian sampler (8 MB)
+
+
+def uniforms_from_bytes(raw: bytes) -> np.ndarray:
+    """Doubles in [0, 1) from 7 bytes each, exactly as ``secrets.SystemRandom.random()`` makes one from
+    ``os.urandom(7)``: ``(int.from_bytes(b, "big") >> 3) * 2**-53``."""
+    octets = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 7)
+    padded = np.zeros((octets.shape[0], 8), dtype=np.uint8)
+    padded[:, 1:] = octets
+    return (padded.view(">u8")[:, 0] >> np.uint64(3)).astype(np.float64) * _RECIP_BPF
+
+
+class UniformStream:
+    """The successive values of a diffprivlib mechanism's ``_rng.random()``, drawn in batches.
+
+    ``rng`` is that ``_rng``: a ``secrets.SystemRandom`` (secure default) or a seeded numpy ``RandomState``.
+    :meth:`unread` gives back the tail of the last batch, so the next batch starts where a per-value sampler
+    would be: a seeded stream stays exactly the per-value one (``random_sample(n)`` equals ``n`` calls of
+    ``random()``), and secure bytes are never wasted nor reused out of order.
+    """
+
+    def __init__(self, rng: Any) -> None:
+        self._rng = rng
+        self._spare = np.zeros(0, dtype=np.float64)
+        self._state: Any = None
+
+    def draw(self, n: int) -> np.ndarray:
+        """The next ``n`` uniforms."""
+        if isinstance(self._rng, np.random.RandomState):
+            self._state = self._rng.get_state()
+            return np.asarray(self._rng.random_sample(n), dtype=np.float64)
+        fresh = uniforms_from_bytes(self._rng.randbytes(7 * max(n - self._spare.size, 0)))
+        out, self._spare = np.concatenate([self._spare, fresh])[:n], np.zeros(0, dtype=np.float64)
+        return out
+
+    def unread(self, batch: np.ndarray, used: int) -> None:
+        """Give back ``batch[used:]`` (``batch`` is the last :meth:`draw`): the next draw starts with them."""
+        if isinstance(self._rng, np.random.RandomState):
+            self._rng.set_state(self._state)
+            self._rng.random_sample(used)
+        else:
+            self._spare = batch[used:].copy()
+
+
+def geometric_noise(scale: float, stream: UniformStream, size: int) -> np.ndarray:
+    """``size`` draws of diffprivlib ``Geometric.randomise(0)`` with ``_scale = scale`` (= -ε/Δ), as int64.
+
+    diffprivlib: ``u = (random() - 0.5) * (1 + exp(scale))``, ``s = sign(u)``, ``s * floor(log(s*u) / scale)``.
+    A uniform of exactly 0.5 (probability 2^-53) makes diffprivlib raise OverflowError (log 0); it is redrawn.
+    """
+    uniforms = stream.draw(size)
+    while (half := uniforms == 0.5).any():
+        uniforms[half] = stream.draw(int(half.sum()))
+    unif = (uniforms - 0.5) * (1 + np.exp(scale))
+    sgn = np.where(unif < 0, -1.0, 1.0)
+    return np.round(sgn * np.floor(np.log(sgn * unif) / scale)).astype(np.int64)
+
+
+def _gamma_table(tau: Any, sigma2: float, n: int) -> np.ndarray:
+    """diffprivlib's ``(|y| - tau * sigma2) ** 2 / 2 / sigma2`` for ``|y| < n``, with its scalar types (a numpy
+    ``pow``, which differs from ``x * x`` in the last bit now and then)."""
+    shift = tau * sigma2
+    return np.array([(k - shift) ** 2 / 2 / sigma2 for k in range(n)], dtype=np.float64)
+
+
+def discrete_gaussian_noise(scale: float, stream: UniformStream, size: int) -> np.ndarray:
+    """``size`` draws of diffprivlib ``GaussianDiscrete.randomise(0)`` with ``_scale = scale`` (σ), as int64."""
+    from adtarget._kernels._noise import discrete_gaussian
+
+    out = np.zeros(size, dtype=np.int64)
+    if scale == 0 or size == 0:
+        return out
+    tau, sigma2 = 1 / (1 + np.floor(scale)), scale**2
+    gammas, filled, floor = _gamma_table(tau, sigma2, int(12 * scale) + 16), 0, 64
+    while filled < size:  # about 4(1 + ⌊σ⌋) uniforms per draw
+        batch = stream.draw(max(floor, min(_MAX_BUFFER, (size - filled) * 4 * (1 + math.floor(scale)))))
+        done, used, need = discrete_gaussian(float(tau), gammas, batch, out, filled)
+        stream.unread(batch, used)
+        if need:
+            gammas = _gamma_table(tau, sigma2, 2 * need + 1)
+        elif done == filled:  # one draw needs more uniforms than the batch held
+            floor = 2 * batch.size
+        filled = done
+    return out
+
+
+_SAMPLERS: dict[str, Callable[[float, UniformStream, int], np.ndarray]] = {
+    "Geometric": geometric_noise, "GaussianDiscrete": discrete_gaussian_noise}
+
+
+def batch_randomise(mech: Any, size: int) -> np.ndarray:
+    """``[mech.randomise(0) for _ in range(size)]`` as int64, in one batch, from ``mech._rng``'s stream.
+
+    ``mech`` is a diffprivlib ``Geometric`` (sensitivity 1) or ``GaussianDiscrete`` whose ``_scale`` is set.
+    """
+    sampler = _SAMPLERS[type(mech).__name__]
+    return sampler(float(mech._scale), UniformStream(mech._rng), int(size))

@@ -1,7 +1,8 @@
 """DP partition selection for keys that come from the data: thresholded discrete-Laplace counts.
 
 For each candidate key with ``n`` distinct persons, keep the key when ``n + Z >= T``, where ``Z`` is discrete
-Laplace noise (diffprivlib ``Geometric``, secure by default) of scale ``b = k / ε`` and ``k`` is the most keys
+Laplace noise (diffprivlib ``Geometric``, secure by default, sampled in one batch by
+:func:`~adtarget._release._noise.batch_randomise`) of scale ``b = k / ε`` and ``k`` is the most keys
 one person can contribute to. This is the Laplace-threshold partition selection of Korolova, Kenthapadi, Mishra
 and Ntoulas (WWW 2009) as implemented in Google's differential-privacy library (``LaplacePartitionSelection``),
 with discrete instead of continuous noise so that ``T`` is an exact integer. See ``docs/privacy/noise.md``.
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from adtarget._release._budget_spec import SpendsBudget, check_epsilon, checked_seed
+from adtarget._release._noise import batch_randomise
 from adtarget.exceptions import ParameterError, PrivacyLeakWarning
 
 __all__ = ["PartitionSelection", "select_partitions"]
@@ -134,7 +136,7 @@ class PartitionSelection(SpendsBudget):
 
         rng = checked_seed(random_state, where="PartitionSelection.select")
         mech = Geometric(epsilon=1.0 / self.scale, sensitivity=1, random_state=rng)
-        noise = np.fromiter((mech.randomise(0) for _ in range(counts.size)), dtype=np.int64, count=counts.size)
+        noise = batch_randomise(mech, counts.size)  # mech.randomise(0) per key, in one batch
         return (counts > 0) & (counts + noise.reshape(counts.shape) >= self.threshold)
 
     @staticmethod
