@@ -188,12 +188,14 @@ class CanonicalTexts:
         return int(self.offsets.size - 1)
 
 
-def _blake2b_many(key: bytes, items: np.ndarray | CanonicalTexts) -> np.ndarray:
-    """Keyed BLAKE2b-64 of each canonical id (ints: their decimal string), little-endian uint64, computed by
-    the numba kernel of :mod:`adtarget._kernels._blake2b` (equal to ``hashlib``, tested)."""
+def _blake2b_many(key: bytes, items: np.ndarray | CanonicalTexts | Sequence[bytes]) -> np.ndarray:
+    """Keyed BLAKE2b-64 of each canonical id (ints: their decimal string; bytes as they are), little-endian
+    uint64, computed by the numba kernel of :mod:`adtarget._kernels._blake2b` (equal to ``hashlib``, tested)."""
     from adtarget._kernels import _blake2b as kernel
 
     state, key_block = kernel.initial_state(key, PERSON, 8)
+    if not isinstance(items, (np.ndarray, CanonicalTexts)):
+        items = CanonicalTexts.from_bytes(items)
     if isinstance(items, CanonicalTexts):
         return kernel.blake2b_buffers(state, key_block, items.data, items.offsets)
     if items.dtype.kind == "u" and items.dtype.itemsize == 8:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -287,7 +288,7 @@ def test_every_compiled_path_equals_the_reference(algorithm: str) -> None:
         return blake_ref(KEY, data.decode("utf-8")) if algorithm == "blake2b" else siphash_ref(sub, data)
 
     big = [2**64 - 1, 2**63, 5, 2**64 - 1]
-    cases: list[tuple[object, list[object]]] = [
+    cases: list[tuple[Any, list[Any]]] = [
         (np.arange(-50, 50), list(range(-50, 50))),
         (np.array([9, -9, 9, 2**63 - 1, -(2**63)] * 3), [9, -9, 9, 2**63 - 1, -(2**63)] * 3),
         (np.array(big, dtype=np.uint64), big), (np.array(big, dtype=">u8"), big),

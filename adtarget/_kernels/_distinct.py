@@ -55,9 +55,9 @@ def factorize_int64(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for i in range(values.size):
         x = values[i]
         mask = np.uint64(keys.size - 1)
-        s = _slot(x, mask)
+        s = int(_slot(x, mask))
         while slots[s] >= 0 and keys[s] != x:
-            s = (s + 1) & np.int64(mask)
+            s = (s + 1) & int(mask)
         if slots[s] >= 0:
             codes[i] = slots[s]
             continue
