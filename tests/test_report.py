@@ -10,6 +10,8 @@ import math
 import jsonschema
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adtarget._release._report import (
     SegmentReport,
@@ -232,3 +234,42 @@ def test_the_writer_needs_no_jsonschema(tmp_path):
             "assert 'jsonschema' not in [m for m in sys.modules if sys.modules[m] is not None]\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     assert (tmp_path / "r.json").exists()
+
+
+# --- the fast accept paths agree with the detailed walks that name the violations --------------------------
+def _walk_errors(doc):
+    from adtarget._release._report import _validate
+
+    errors: list[str] = []
+    _validate(doc, load_schema(), load_schema(), "$", errors)
+    return errors
+
+
+@pytest.mark.parametrize("path, value, schema_level", TAMPERING, ids=[repr(case)[:60] for case in TAMPERING])
+def test_the_compiled_schema_check_rejects_what_the_walk_rejects(path, value, schema_level):
+    from adtarget._release._report import _compiled_schema, _holds_pseudonym, _pseudonym_problems
+
+    doc = set_at(valid_doc(), path, copy.deepcopy(value))
+    assert _compiled_schema()(doc) == (not _walk_errors(doc))
+    assert _compiled_schema()(valid_doc()) and not _walk_errors(valid_doc())
+    persons = np.array([800, PSEUDONYM], dtype=np.uint64)
+    for known in (persons, persons[:1], None):
+        assert _holds_pseudonym(doc, known) == bool(_pseudonym_problems(doc, known))
+
+
+_JSONISH = st.recursive(st.none() | st.booleans() | st.integers(-5, 2**65) | st.floats(allow_nan=True)
+                        | st.text(max_size=20),
+                        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                     max_size=4), max_leaves=12)
+
+
+@given(where=st.sampled_from([["privacy"], ["segments", 0, "breakdowns"], ["segments", 0, "breakdowns", "region"],
+                              ["segments", 1], ["policy"], ["data_window"], []]),
+       key=st.sampled_from(["size", "min_age", "epsilon", "region", "CN-GD", "start", "path", "x", "age_band"]),
+       value=_JSONISH)
+def test_the_compiled_schema_check_agrees_on_random_mutations(where, key, value):
+    from adtarget._release._report import _compiled_schema
+
+    doc = valid_doc()
+    set_at(doc, [*where, key], value)
+    assert _compiled_schema()(doc) == (not _walk_errors(doc))

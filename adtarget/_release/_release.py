@@ -251,14 +251,16 @@ def _report_id(spec: ReleaseSpec, counts_digest: str) -> str:
 
 
 def _segment_docs(counts: ReleasedCounts, context: ReleaseContext, blocked: set[str]) -> list[dict[str, Any]]:
-    docs = []
+    cells = {d: (names, counts.cells[d].tolist(), counts.cell_reported[d].tolist())  # Python ints, once
+             for d, names in counts.values.items()}
+    sizes, reported, docs = counts.sizes.tolist(), counts.reported.tolist(), []
     for i, info in enumerate(context.segments):
-        if not counts.reported[i] or info.segment_id in blocked:
+        if not reported[i] or info.segment_id in blocked:
             continue
-        breakdowns = {d: {v: int(c) for v, c, ok in zip(names, counts.cells[d][i], counts.cell_reported[d][i])
-                          if ok} for d, names in counts.values.items()}
+        breakdowns = {d: {v: c for v, c, ok in zip(names, values[i], shown[i]) if ok}
+                      for d, (names, values, shown) in cells.items()}
         docs.append({"segment_id": info.segment_id, "name": info.name, "path": list(info.path),
-                     "size": int(counts.sizes[i]), "breakdowns": breakdowns})
+                     "size": sizes[i], "breakdowns": breakdowns})
     return docs
 
 
@@ -279,7 +281,8 @@ def _document(spec: ReleaseSpec, context: ReleaseContext, counts: ReleasedCounts
 
 
 def _suppression(counts: ReleasedCounts, outcome: AuditOutcome, n_reported: int) -> dict[str, int]:
-    shown = np.array([r and s not in set(outcome.blocked) for s, r in zip(counts.segment_ids, counts.reported)],
+    blocked = set(outcome.blocked)
+    shown = np.array([r and s not in blocked for s, r in zip(counts.segment_ids, counts.reported.tolist())],
                      dtype=bool)
     left_out = sum(int((~m[shown]).sum()) for m in counts.cell_reported.values())
     return {"requested": len(counts.segment_ids), "reported": n_reported, "below_threshold": counts.suppressed,
@@ -298,10 +301,13 @@ def _emit(cells: CellCounts, audit: AuditCounts, spec: ReleaseSpec, context: Rel
     remaining = ledger.remaining(spec.advertiser)
     doc = _document(spec, context, counts, outcome, report_id=report_id, created_at=_created_at(created_at),
                     remaining=remaining)
-    validate_report(doc, pseudonyms=context.pseudonyms)
-    report = SegmentReport(doc)
+    validate_report(doc, pseudonyms=context.pseudonyms)  # the one validation of this document
+    report = SegmentReport._of_validated(doc)
     if charge is not None:
-        report = SegmentReport.from_json(ledger.store_report(charge.charge_id, report.to_json()))
+        text = report.to_json(indent=None)
+        stored = ledger.store_report(charge.charge_id, text)
+        if stored != text:  # another process stored its report for this charge first: emit that one
+            report = SegmentReport.from_json(stored)
     explanation = ReleaseExplanation(
         str(spec), key, False, ReleaseExplanation.stages_of(spec),
         {"epsilon": _num(float(spec.epsilon)), "delta": float(spec.delta),

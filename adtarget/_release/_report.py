@@ -15,7 +15,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -116,11 +116,91 @@ def _validate(v: Any, schema: dict[str, Any], root: dict[str, Any], path: str, e
 
 
 def schema_errors(doc: Any) -> list[str]:
-    """Violations of the bundled JSON Schema (empty when valid)."""
+    """Violations of the bundled JSON Schema (empty when valid).
+
+    A compiled accept-only check runs first; the walk above, which names every violation, runs only when
+    it rejects (it is never more lenient than the walk: ``tests/test_report.py`` compares them).
+    """
+    if _compiled_schema()(doc):
+        return []
     errors: list[str] = []
     schema = load_schema()
     _validate(doc, schema, schema, "$", errors)
     return errors
+
+
+# --- the compiled accept-only check: same rules as _validate, no paths, no messages -----------------------
+_Check = Callable[[Any], bool]
+
+
+@functools.cache
+def _compiled_schema() -> _Check:
+    schema = load_schema()
+    return _compile(schema, schema)
+
+
+def _compile(schema: dict[str, Any], root: dict[str, Any]) -> _Check:
+    s = _resolve(schema, root)
+    checks = [_TYPES[s["type"]]] if "type" in s else []
+    if "const" in s:
+        checks.append(lambda v, c=s["const"]: v == c)
+    if "enum" in s:
+        checks.append(lambda v, e=tuple(s["enum"]): v in e)
+    if "pattern" in s:
+        checks.append(lambda v, r=re.compile(s["pattern"]): not isinstance(v, str) or r.search(v) is not None)
+    if any(k in s for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")):
+        checks.append(_compile_bounds(s))
+    if "properties" in s or "required" in s or "additionalProperties" in s or "propertyNames" in s:
+        checks.append(_compile_object(s, root))
+    if "items" in s or "maxItems" in s:
+        checks.append(_compile_array(s, root))
+    return _all_of(checks)
+
+
+def _all_of(checks: list[_Check]) -> _Check:
+    if not checks:
+        return lambda v: True
+    if len(checks) == 1:
+        return checks[0]
+    first, rest = checks[0], _all_of(checks[1:])
+    return lambda v: first(v) and rest(v)
+
+
+def _compile_bounds(s: dict[str, Any]) -> _Check:
+    lo, hi = s.get("minimum", -math.inf), s.get("maximum", math.inf)
+    xlo, xhi = s.get("exclusiveMinimum", -math.inf), s.get("exclusiveMaximum", math.inf)
+    return lambda v: not _TYPES["number"](v) or (lo <= v <= hi and (xlo == -math.inf or v > xlo)
+                                                 and (xhi == math.inf or v < xhi))
+
+
+def _compile_array(s: dict[str, Any], root: dict[str, Any]) -> _Check:
+    most, item = s.get("maxItems", math.inf), _compile(s.get("items", {}), root)
+    return lambda v: not isinstance(v, list) or (len(v) <= most and all(item(x) for x in v))
+
+
+def _compile_object(s: dict[str, Any], root: dict[str, Any]) -> _Check:
+    props = {k: _compile(sub, root) for k, sub in s.get("properties", {}).items()}
+    required, extra = tuple(s.get("required", ())), s.get("additionalProperties", True)
+    other = _compile(extra, root) if isinstance(extra, dict) else None
+    names = _compile(s["propertyNames"], root) if "propertyNames" in s else None
+    good_names: set[str] = set()  # property names already accepted (region and service keys repeat)
+
+    def check(v: Any) -> bool:
+        if not isinstance(v, dict):
+            return True
+        if any(k not in v for k in required):
+            return False
+        for key, item in v.items():
+            if names is not None and key not in good_names:
+                if not names(key):
+                    return False
+                if len(good_names) < 100_000:
+                    good_names.add(key)
+            sub = props.get(key, other)
+            if (sub is None and extra is False) or (sub is not None and not sub(item)):
+                return False
+        return True
+    return check
 
 
 # --- checks beyond the schema ----------------------------------------------------------------------------
@@ -133,15 +213,53 @@ def _strings_and_ints(v: Any, path: str) -> list[tuple[str, Any]]:
     return [(path, v)]
 
 
+def _leaves(v: Any, strings: set[str], ints: list[int]) -> None:
+    """Every string (keys included) and every int (not bool) of a JSON document, without their paths."""
+    if isinstance(v, dict):
+        strings.update(k for k in v if isinstance(k, str))
+        ints.extend(k for k in v if isinstance(k, int) and not isinstance(k, bool))
+        for item in v.values():
+            _leaves(item, strings, ints)
+    elif isinstance(v, list):
+        for item in v:
+            _leaves(item, strings, ints)
+    elif isinstance(v, str):
+        strings.add(v)
+    elif isinstance(v, int) and not isinstance(v, bool):
+        ints.append(v)
+
+
+def _sorted_known(pseudonyms: np.ndarray) -> np.ndarray:
+    known = np.asarray(pseudonyms, dtype=np.uint64)
+    return known if known.size < 2 or (known[1:] > known[:-1]).all() else np.sort(known)
+
+
+def _holds_pseudonym(doc: Any, pseudonyms: np.ndarray | None) -> bool:
+    """Whether :func:`_pseudonym_errors` finds anything: the same tests over the distinct leaves, no paths."""
+    strings: set[str] = set()
+    ints: list[int] = []
+    _leaves(doc, strings, ints)
+    if any(looks_like_pseudonym(t) for t in strings):
+        return True
+    if pseudonyms is None or len(pseudonyms) == 0:
+        return False
+    tokens = [t for t in ints if 0 <= t < 2**64]
+    tokens += [t for text in strings for t in map(int, re.findall(r"[0-9]{1,20}", text)) if t < 2**64]
+    known, arr = _sorted_known(pseudonyms), np.array(tokens, dtype=np.uint64)
+    return bool((known[np.minimum(np.searchsorted(known, arr), known.size - 1)] == arr).any())
+
+
 def _pseudonym_errors(doc: Any, pseudonyms: np.ndarray | None) -> list[str]:
+    return _pseudonym_problems(doc, pseudonyms) if _holds_pseudonym(doc, pseudonyms) else []
+
+
+def _pseudonym_problems(doc: Any, pseudonyms: np.ndarray | None) -> list[str]:
     values = _strings_and_ints(doc, "$")
     errors = [f"{p}: holds a run of 16+ hex digits (the form of a pseudonym)"
               for p, v in values if isinstance(v, str) and looks_like_pseudonym(v)]
     if pseudonyms is None or len(pseudonyms) == 0:
         return errors
-    known = np.asarray(pseudonyms, dtype=np.uint64)
-    if known.size > 1 and not (known[1:] > known[:-1]).all():
-        known = np.sort(known)
+    known = _sorted_known(pseudonyms)
     where, tokens = [], []
     for p, v in values:
         if isinstance(v, bool) or not isinstance(v, int | str):
@@ -156,7 +274,16 @@ def _pseudonym_errors(doc: Any, pseudonyms: np.ndarray | None) -> list[str]:
     return errors + [f"{p}: holds (the decimal form of) a pseudonym of the data" for p in hits]
 
 
+def _segment_ok(seg: Mapping[str, Any], min_size: int) -> bool:
+    """Whether :func:`_segment_errors` finds nothing (the same rules, no messages)."""
+    size, breakdowns = seg["size"], seg["breakdowns"]
+    return (size >= min_size and all(min_size <= c <= size for cells in breakdowns.values() for c in cells.values())
+            and sum(breakdowns.get("age_band", {}).values()) <= size)
+
+
 def _segment_errors(seg: Mapping[str, Any], i: int, min_size: int) -> list[str]:
+    if _segment_ok(seg, min_size):
+        return []
     errors, size = [], seg["size"]
     if size < min_size:
         errors.append(f"$.segments[{i}].size: must be >= min_reported_size {min_size}, got {size}")
@@ -233,6 +360,14 @@ class SegmentReport:
         raise AttributeError("SegmentReport is immutable")
 
     @classmethod
+    def _of_validated(cls, doc: dict[str, Any]) -> SegmentReport:
+        """Wrap ``doc`` that :func:`validate_report` has just accepted and that no one else holds (the
+        release's own document): no second validation, no copy."""
+        report = object.__new__(cls)
+        object.__setattr__(report, "_doc", doc)
+        return report
+
+    @classmethod
     def from_json(cls, text: str) -> SegmentReport:
         """Parse and validate a report's JSON text."""
         try:
@@ -302,7 +437,8 @@ class SegmentReport:
     @property
     def segments(self) -> tuple[ReportSegment, ...]:
         return tuple(ReportSegment(s["segment_id"], s["name"], tuple(s["path"]), s["size"],
-                                   copy.deepcopy(s["breakdowns"])) for s in self._doc["segments"])
+                                   {d: dict(cells) for d, cells in s["breakdowns"].items()})  # str -> int: a copy
+                     for s in self._doc["segments"])
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SegmentReport) and self._doc == other._doc
