@@ -186,10 +186,16 @@ def _set_bits(row: np.ndarray, domain: np.ndarray, out: np.ndarray) -> int:
         word = np.uint64(row[w]) & domain[w]
         while word:
             low = word & (~word + _ONE)
-            out[m] = w * width + _DEBRUIJN_INDEX[(low * _DEBRUIJN) >> _S58]
+            out[m] = w * width + _bit_index(low)
             m += 1
             word ^= low
     return m
+
+
+@numba.njit(cache=True, nogil=True)
+def _bit_index(low: np.uint64) -> int:
+    """Index of the single set bit of ``low`` (de Bruijn multiplication)."""
+    return _DEBRUIJN_INDEX[(low * _DEBRUIJN) >> _S58]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -235,36 +241,36 @@ def class_mass(bits: np.ndarray, n_classes: int, scale: int, indptr: np.ndarray,
     Returns ``members`` (column sums of ``data``), ``mass`` (n_cols, n_classes + 1: the data-weighted sum
     of the rows' persons' masses) and ``population`` (n_classes + 1: the sum over all persons), int64.
     """
-    own = np.zeros((bits.shape[0], n_classes + 1), dtype=np.int64)
-    width = bits.itemsize * 8
+    classes = np.empty(n_classes + 1, dtype=np.int64)
+    population = np.zeros(n_classes + 1, dtype=np.int64)
     for p in range(bits.shape[0]):
-        c = 0
-        for w in range(bits.shape[1]):
-            c += _popcount(np.uint64(bits[p, w]))
-        if c == 0:
-            own[p, n_classes] = scale
-            continue
-        for j in range(n_classes):
-            if (np.uint64(bits[p, j // width]) >> np.uint64(j % width)) & _ONE:
-                own[p, j] = scale // c
-    population = own.sum(axis=0)
+        share = _own_classes(bits[p], n_classes, scale, classes)
+        for i in range(share[1]):
+            population[classes[i]] += share[0]
     members = np.zeros(n_cols, dtype=np.int64)
     mass = np.zeros((n_cols, n_classes + 1), dtype=np.int64)
     for r in range(indptr.size - 1):
-        mine = own[row_person[r]]
+        share = _own_classes(bits[row_person[r]], n_classes, scale, classes)
         for j in range(indptr[r], indptr[r + 1]):
             weight = np.int64(data[j])
-            col = indices[j]
-            members[col] += weight
-            for c in range(n_classes + 1):
-                mass[col, c] += weight * mine[c]
+            members[indices[j]] += weight
+            for i in range(share[1]):
+                mass[indices[j], classes[i]] += weight * share[0]
     return members, mass, population
 
 
 @numba.njit(cache=True, nogil=True)
-def _popcount(word: np.uint64) -> int:
-    c = 0
-    while word:
-        word &= word - _ONE
-        c += 1
-    return c
+def _own_classes(row: np.ndarray, n_classes: int, scale: int, out: np.ndarray) -> tuple[int, int]:
+    """A person's classes (set bits of ``row``, else "none" = ``n_classes``) in ``out``; (mass each, how many)."""
+    width, m = row.itemsize * 8, 0
+    for w in range(row.size):
+        word = np.uint64(row[w])
+        while word:
+            low = word & (~word + _ONE)
+            out[m] = w * width + _bit_index(low)
+            m += 1
+            word ^= low
+    if m == 0:
+        out[0] = n_classes
+        return scale, 1
+    return scale // m, m

@@ -10,6 +10,7 @@ module holds the definitions (the oracle tests and the release explanation use t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 
@@ -28,8 +29,19 @@ def stable64(text: str) -> int:
 
 
 def stable64_many(texts: Sequence[str]) -> np.ndarray:
-    """``stable64`` of each string, as a uint64 array (one hash per distinct key name, not per event)."""
-    return np.fromiter((stable64(t) for t in texts), dtype=np.uint64, count=len(texts))
+    """``stable64`` of each string, as a read-only uint64 array (one hash per key name, not per event).
+
+    Key names are public (segment ids, breakdown values), so the last few lists are kept: a release hashes
+    the same 341 segment ids for every count.
+    """
+    return _stable64_tuple(tuple(texts))
+
+
+@functools.lru_cache(maxsize=16)
+def _stable64_tuple(texts: tuple[str, ...]) -> np.ndarray:
+    out = np.fromiter((stable64(t) for t in texts), dtype=np.uint64, count=len(texts))
+    out.flags.writeable = False
+    return out
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
