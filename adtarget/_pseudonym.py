@@ -243,6 +243,9 @@ def _canonical_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | Canoni
         codes = np.where((codes >= 0) & empty[np.maximum(codes, 0)], -1, codes) if empty.any() else codes
         return codes, _texts(uniques), uniques.size
     if kind == "O":
+        texts = _arrow_strings(array)
+        if texts is not None:
+            return _text_codes(texts)
         codes, distinct_ids = _object_codes(array)
         return codes, CanonicalTexts.from_bytes(distinct_ids), len(distinct_ids)
     raise SchemaError(f"ids: must hold integer or string ids; received dtype {array.dtype}")
@@ -259,6 +262,29 @@ def _texts(uniques: np.ndarray) -> CanonicalTexts:
     except ImportError:  # pragma: no cover - pyarrow comes with the parquet extra
         return CanonicalTexts.from_bytes([u.encode("utf-8") for u in uniques.tolist()])
     return _arrow_texts(pa.array(uniques.astype(object), type=pa.large_string()))
+
+
+def _arrow_strings(array: np.ndarray) -> CanonicalTexts | None:
+    """An object array of str (None, NaN, NA as missing) in Arrow's layout, converted in C; None when pyarrow is
+    missing or an item is anything else (ints, booleans, floats, invalid UTF-8: the per-value path decides)."""
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - pyarrow comes with the parquet extra
+        return None
+    try:
+        arrow = pa.array(array, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    return _arrow_texts(arrow)
+
+
+def _text_codes(texts: CanonicalTexts) -> tuple[np.ndarray, CanonicalTexts, int]:
+    """Codes of texts into their distinct non-empty values (compiled hash table); empty texts are missing."""
+    from adtarget._kernels._distinct import factorize_buffers, take_texts
+
+    codes, firsts = factorize_buffers(texts.data, texts.offsets)
+    data, offsets = take_texts(texts.data, texts.offsets, firsts)
+    return codes, CanonicalTexts(data, offsets), int(firsts.size)
 
 
 def _arrow_texts(arrow: Any) -> CanonicalTexts:
