@@ -152,7 +152,7 @@ def apply_gate(
     Notes
     -----
     Person rules are evaluated once per batch person (numpy); the event rules, the exclusion counts and the
-    eligible columns come from two compiled passes over the events (``adtarget/_kernels/_gate.py``).
+    eligible columns come from one blocked compiled pass over the events (``adtarget/_kernels/_gate.py``).
     """
     policy = policy if policy is not None else EligibilityPolicy()
     _check_inputs(batch, safe_taxonomy, services, target_service)
@@ -243,7 +243,7 @@ def _person_rules(snapshot: ConsentSnapshot, policy: EligibilityPolicy, found: n
         flag("opted_out", ~col("opted_in").astype(bool))
         birth_year = col("birth_year").astype(np.int64)
         known = birth_year > 0
-        min_age = _min_age_per_person(col("jurisdiction"), policy)
+        min_age = _min_age_per_person(snapshot, at, policy)
         youngest_age = _dt.datetime.fromtimestamp(end, tz=_dt.timezone.utc).year - birth_year - 1
         flag("under_min_age", known & (youngest_age < min_age))
         if policy.unknown_age == "exclude":
@@ -253,10 +253,10 @@ def _person_rules(snapshot: ConsentSnapshot, policy: EligibilityPolicy, found: n
     return rule
 
 
-def _min_age_per_person(jurisdiction: np.ndarray, policy: EligibilityPolicy) -> np.ndarray:
+def _min_age_per_person(snapshot: ConsentSnapshot, at: np.ndarray, policy: EligibilityPolicy) -> np.ndarray:
     if not policy.jurisdiction_min_age:
-        return np.full(jurisdiction.size, policy.min_age, dtype=np.int64)
-    codes, inverse = np.unique(jurisdiction.astype(str), return_inverse=True)
+        return np.full(at.size, policy.min_age, dtype=np.int64)
+    codes, inverse = np.unique(np.asarray(snapshot.jurisdiction)[at].astype(str), return_inverse=True)
     ages = np.array([policy.jurisdiction_min_age.get(c, policy.min_age) for c in codes], dtype=np.int64)
     return ages[inverse]
 
@@ -328,7 +328,7 @@ def _build(batch: EventBatch, persons: _PersonTables, sensitive: np.ndarray, saf
         window_end=end,
         target_service=target_service,
         policy=policy,
-        exclusions=_exclusions(counts[2:]),
+        exclusions=_exclusions(counts),
         input_events=batch.n_events,
         region_redacted=int(redacted),
         sensitive_audit=_audit(audit[0][:n_audit], audit[1][:n_audit], safe_taxonomy),

@@ -113,33 +113,45 @@ def _classify(person: np.ndarray, service: np.ndarray, ts: np.ndarray, category:
 
 
 @numba.njit(cache=True, nogil=True)
-def _compact(codes: np.ndarray, start: int, columns: tuple, out: tuple, j: int,
-             audit: tuple[np.ndarray, np.ndarray], a: int, sensitive_class: np.ndarray, audit_code: int,
-             counts: np.ndarray) -> tuple[int, int, int]:
-    """Copy block ``start``'s eligible events to ``out`` from row ``j``, its sensitive-only events of a class to
-    ``audit`` from row ``a``; count codes (``counts[code + 2]``). Returns the next j, a, and regions redacted."""
+def _tally(codes: np.ndarray, start: int, person: np.ndarray, category: np.ndarray,
+           audit: tuple[np.ndarray, np.ndarray], a: int, sensitive_class: np.ndarray, audit_code: int,
+           counts: np.ndarray) -> int:
+    """Count block ``start``'s excluded events per code (``counts[code]``) and append its sensitive-only
+    events of a class to ``audit`` from row ``a``; returns the next audit row."""
+    for k in range(codes.size):
+        code = codes[k]
+        if code >= 0:
+            counts[code] += 1
+            if code == audit_code:
+                c = sensitive_class[np.uint64(category[start + k])]
+                if c >= 0:
+                    audit[0][a] = person[start + k]
+                    audit[1][a] = c
+                    a += 1
+    return a
+
+
+@numba.njit(cache=True, nogil=True)
+def _compact(codes: np.ndarray, start: int, columns: tuple, out: tuple, j: int) -> tuple[int, int]:
+    """Copy block ``start``'s eligible events to ``out`` from row ``j`` (regions of ELIGIBLE_REDACTED events
+    -1); returns the next row and the number of regions redacted."""
     person, service, ts, category, kind, region, weight = columns
     redacted = 0
     for k in range(codes.size):  # writes are unconditional, only the output row advances
         i = start + k
         code = codes[k]
-        counts[code + 2] += 1
         r = region[i]
-        hide = code == ELIGIBLE_REDACTED and r >= 0
+        hide = (code == ELIGIBLE_REDACTED) & (r >= 0)
         redacted += hide
         out[0][j] = person[i]
         out[1][j] = service[i]
         out[2][j] = ts[i]
         out[3][j] = category[i]
         out[4][j] = kind[i]
-        out[5][j] = -1 if hide else r
+        out[5][j] = r | -np.int16(hide)  # -1 when hidden
         out[6][j] = weight[i]
         j += code < 0
-        c = sensitive_class[np.uint64(category[i])]
-        audit[0][a] = person[i]
-        audit[1][a] = c
-        a += code == audit_code and c >= 0
-    return j, a, redacted
+    return j, redacted
 
 
 @numba.njit(cache=True, nogil=True)
@@ -153,11 +165,11 @@ def filter_events(columns: tuple, rules: tuple, sensitive_class: np.ndarray,
     order, as long as the batch) receives the eligible events with their batch person index and the regions of
     redacted persons set to -1; ``audit`` (person, class; as long as the batch) the events whose only failing
     rule is the sensitive category and whose node has a class in ``sensitive_class``. Returns
-    ``(n_eligible, n_audit, n_redacted, counts)``, ``counts[code + 2]`` the events of each code.
+    ``(n_eligible, n_audit, n_redacted, counts)``, ``counts[code]`` the events excluded with each code.
     """
     person, service, ts, category, kind = columns[0], columns[1], columns[2], columns[3], columns[4]
     base = rules[7]
-    counts = np.zeros(base + N_EVENT_CODES + 2, dtype=np.int64)
+    counts = np.zeros(base + N_EVENT_CODES, dtype=np.int64)
     codes = np.empty(_BLOCK, dtype=np.int8)
     j = a = redacted = 0
     for start in range(0, person.size, _BLOCK):
@@ -165,8 +177,8 @@ def filter_events(columns: tuple, rules: tuple, sensitive_class: np.ndarray,
         block = codes[:stop - start]
         _classify(person[start:stop], service[start:stop], ts[start:stop], category[start:stop],
                   kind[start:stop], rules, block)
-        j, a, hidden = _compact(block, start, columns, out, j, audit, a, sensitive_class,
-                                base + SENSITIVE_ONLY, counts)
+        a = _tally(block, start, person, category, audit, a, sensitive_class, base + SENSITIVE_ONLY, counts)
+        j, hidden = _compact(block, start, columns, out, j)
         redacted += hidden
     return j, a, redacted, counts
 
