@@ -15,6 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -257,8 +258,7 @@ def _segment_docs(counts: ReleasedCounts, context: ReleaseContext, blocked: set[
     for i, info in enumerate(context.segments):
         if not reported[i] or info.segment_id in blocked:
             continue
-        breakdowns = {d: {v: c for v, c, ok in zip(names, values[i], shown[i]) if ok}
-                      for d, (names, values, shown) in cells.items()}
+        breakdowns = {d: dict(compress(zip(names, values[i]), shown[i])) for d, (names, values, shown) in cells.items()}
         docs.append({"segment_id": info.segment_id, "name": info.name, "path": list(info.path),
                      "size": sizes[i], "breakdowns": breakdowns})
     return docs

@@ -1,7 +1,7 @@
 """SegmentReport: the only advertiser-facing type, exactly the ``adtarget.segment_report/v1`` JSON document.
 
 A report is validated whenever one is made or written: against the bundled JSON Schema (read by a small
-built-in validator, so the writer does not need ``jsonschema``) and against checks a schema cannot express
+built-in validator in ``_report_schema``, so the writer needs no ``jsonschema``) and against checks a schema cannot express
 (sizes and cells at or above ``min_reported_size``, cells at most the size, no string shaped like a
 pseudonym, and — when the release passes them — no string or integer equal to a pseudonym of the data).
 Error messages name the JSON path and the rule, never the offending string.
@@ -10,20 +10,19 @@ Error messages name the JSON path and the rule, never the offending string.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from adtarget._atomic import atomic_path
+from adtarget._release._report_schema import load_schema, schema_errors
 from adtarget._release._spec import looks_like_pseudonym
 from adtarget.exceptions import InputFormatError, ReportValidationError
 
@@ -32,175 +31,6 @@ __all__ = ["SCHEMA_ID", "ReportAudit", "ReportSegment", "SegmentReport", "audit_
 
 SCHEMA_ID = "adtarget.segment_report/v1"
 _MAX_ERRORS = 20
-_TYPES: dict[str, Any] = {
-    "object": lambda v: isinstance(v, dict), "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-}
-
-
-@functools.cache
-def load_schema() -> dict[str, Any]:
-    """The bundled JSON Schema of ``adtarget.segment_report/v1`` (draft 2020-12)."""
-    text = resources.files("adtarget").joinpath("data/segment_report_v1.schema.json").read_text("utf-8")
-    return json.loads(text)
-
-
-# --- the built-in validator (the subset of JSON Schema the bundled schema uses) ------------------------
-def _shown(value: Any) -> str:
-    """A value for an error message: never a string's content (it might be a pseudonym)."""
-    if isinstance(value, str):
-        return f"a string of length {len(value)}"
-    if isinstance(value, bool) or value is None or (isinstance(value, int | float) and abs(value) < 2**32):
-        return repr(value)
-    return f"a {type(value).__name__}"
-
-
-def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        ref = schema["$ref"]
-        if not ref.startswith("#/$defs/"):
-            raise ReportValidationError(f"schema: unsupported $ref {ref!r}")
-        schema = root["$defs"][ref[len("#/$defs/"):]]
-    return schema
-
-
-def _check_scalar(v: Any, s: dict[str, Any], path: str, errors: list[str]) -> None:
-    if "const" in s and v != s["const"]:
-        errors.append(f"{path}: must be {s['const']!r}, got {_shown(v)}")
-    if "enum" in s and v not in s["enum"]:
-        errors.append(f"{path}: must be one of {s['enum']}, got {_shown(v)}")
-    if isinstance(v, str):
-        if "pattern" in s and re.search(s["pattern"], v) is None:
-            errors.append(f"{path}: must match {s['pattern']}, got {_shown(v)}")
-    elif _TYPES["number"](v):
-        for key, ok in (("minimum", lambda b: v >= b), ("maximum", lambda b: v <= b),
-                        ("exclusiveMinimum", lambda b: v > b), ("exclusiveMaximum", lambda b: v < b)):
-            if key in s and not ok(s[key]):
-                errors.append(f"{path}: must satisfy {key} {s[key]}, got {_shown(v)}")
-
-
-def _check_object(v: dict[str, Any], s: dict[str, Any], root: dict[str, Any], path: str,
-                  errors: list[str]) -> None:
-    props = s.get("properties", {})
-    for key in s.get("required", ()):
-        if key not in v:
-            errors.append(f"{path}: missing required field {key!r}")
-    for key, item in v.items():
-        where = f"{path}.{key}" if re.fullmatch(r"[A-Za-z0-9_+-]{1,40}", key) else f"{path}[<key>]"
-        if "propertyNames" in s:
-            _validate(key, s["propertyNames"], root, f"{where} (key)", errors)
-        if key in props:
-            _validate(item, props[key], root, where, errors)
-        elif s.get("additionalProperties", True) is False:
-            errors.append(f"{path}: unknown field {_shown(key) if looks_like_pseudonym(key) else repr(key)}")
-        elif isinstance(s.get("additionalProperties"), dict):
-            _validate(item, s["additionalProperties"], root, where, errors)
-
-
-def _validate(v: Any, schema: dict[str, Any], root: dict[str, Any], path: str, errors: list[str]) -> None:
-    s = _resolve(schema, root)
-    kind = s.get("type")
-    if kind is not None and not _TYPES[kind](v):
-        errors.append(f"{path}: must be of type {kind}, got {type(v).__name__}")
-        return
-    _check_scalar(v, s, path, errors)
-    if isinstance(v, dict):
-        _check_object(v, s, root, path, errors)
-    elif isinstance(v, list):
-        if "maxItems" in s and len(v) > s["maxItems"]:
-            errors.append(f"{path}: must have at most {s['maxItems']} items, got {len(v)}")
-        for i, item in enumerate(v):
-            _validate(item, s.get("items", {}), root, f"{path}[{i}]", errors)
-
-
-def schema_errors(doc: Any) -> list[str]:
-    """Violations of the bundled JSON Schema (empty when valid).
-
-    A compiled accept-only check runs first; the walk above, which names every violation, runs only when
-    it rejects (it is never more lenient than the walk: ``tests/test_report.py`` compares them).
-    """
-    if _compiled_schema()(doc):
-        return []
-    errors: list[str] = []
-    schema = load_schema()
-    _validate(doc, schema, schema, "$", errors)
-    return errors
-
-
-# --- the compiled accept-only check: same rules as _validate, no paths, no messages -----------------------
-_Check = Callable[[Any], bool]
-
-
-@functools.cache
-def _compiled_schema() -> _Check:
-    schema = load_schema()
-    return _compile(schema, schema)
-
-
-def _compile(schema: dict[str, Any], root: dict[str, Any]) -> _Check:
-    s = _resolve(schema, root)
-    checks = [_TYPES[s["type"]]] if "type" in s else []
-    if "const" in s:
-        checks.append(lambda v, c=s["const"]: v == c)
-    if "enum" in s:
-        checks.append(lambda v, e=tuple(s["enum"]): v in e)
-    if "pattern" in s:
-        checks.append(lambda v, r=re.compile(s["pattern"]): not isinstance(v, str) or r.search(v) is not None)
-    if any(k in s for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")):
-        checks.append(_compile_bounds(s))
-    if "properties" in s or "required" in s or "additionalProperties" in s or "propertyNames" in s:
-        checks.append(_compile_object(s, root))
-    if "items" in s or "maxItems" in s:
-        checks.append(_compile_array(s, root))
-    return _all_of(checks)
-
-
-def _all_of(checks: list[_Check]) -> _Check:
-    if not checks:
-        return lambda v: True
-    if len(checks) == 1:
-        return checks[0]
-    first, rest = checks[0], _all_of(checks[1:])
-    return lambda v: first(v) and rest(v)
-
-
-def _compile_bounds(s: dict[str, Any]) -> _Check:
-    lo, hi = s.get("minimum", -math.inf), s.get("maximum", math.inf)
-    xlo, xhi = s.get("exclusiveMinimum", -math.inf), s.get("exclusiveMaximum", math.inf)
-    return lambda v: not _TYPES["number"](v) or (lo <= v <= hi and (xlo == -math.inf or v > xlo)
-                                                 and (xhi == math.inf or v < xhi))
-
-
-def _compile_array(s: dict[str, Any], root: dict[str, Any]) -> _Check:
-    most, item = s.get("maxItems", math.inf), _compile(s.get("items", {}), root)
-    return lambda v: not isinstance(v, list) or (len(v) <= most and all(item(x) for x in v))
-
-
-def _compile_object(s: dict[str, Any], root: dict[str, Any]) -> _Check:
-    props = {k: _compile(sub, root) for k, sub in s.get("properties", {}).items()}
-    required, extra = tuple(s.get("required", ())), s.get("additionalProperties", True)
-    other = _compile(extra, root) if isinstance(extra, dict) else None
-    names = _compile(s["propertyNames"], root) if "propertyNames" in s else None
-    good_names: set[str] = set()  # property names already accepted (region and service keys repeat)
-
-    def check(v: Any) -> bool:
-        if not isinstance(v, dict):
-            return True
-        if any(k not in v for k in required):
-            return False
-        for key, item in v.items():
-            if names is not None and key not in good_names:
-                if not names(key):
-                    return False
-                if len(good_names) < 100_000:
-                    good_names.add(key)
-            sub = props.get(key, other)
-            if (sub is None and extra is False) or (sub is not None and not sub(item)):
-                return False
-        return True
-    return check
 
 
 # --- checks beyond the schema ----------------------------------------------------------------------------
@@ -213,20 +43,29 @@ def _strings_and_ints(v: Any, path: str) -> list[tuple[str, Any]]:
     return [(path, v)]
 
 
-def _leaves(v: Any, strings: set[str], ints: list[int]) -> None:
+def _leaves(doc: Any, strings: set[str], ints: list[int]) -> None:
     """Every string (keys included) and every int (not bool) of a JSON document, without their paths."""
-    if isinstance(v, dict):
-        strings.update(k for k in v if isinstance(k, str))
-        ints.extend(k for k in v if isinstance(k, int) and not isinstance(k, bool))
-        for item in v.values():
-            _leaves(item, strings, ints)
-    elif isinstance(v, list):
-        for item in v:
-            _leaves(item, strings, ints)
-    elif isinstance(v, str):
-        strings.add(v)
-    elif isinstance(v, int) and not isinstance(v, bool):
-        ints.append(v)
+    stack = [doc]
+    while stack:
+        v = stack.pop()
+        items: Iterable[Any]
+        if isinstance(v, dict):
+            stack.extend(v)  # keys are leaves too
+            items = v.values()
+            if set(map(type, items)) == {int}:  # a breakdown's cells: all at once
+                ints.extend(items)
+                continue
+        elif isinstance(v, list):
+            items = v
+        else:
+            items = (v,)
+        for item in items:
+            if isinstance(item, str):
+                strings.add(item)
+            elif isinstance(item, int) and not isinstance(item, bool):
+                ints.append(item)
+            elif isinstance(item, dict | list):
+                stack.append(item)
 
 
 def _sorted_known(pseudonyms: np.ndarray) -> np.ndarray:
