@@ -36,6 +36,12 @@ class PersonIds:
     partition_codes: np.ndarray | None = None
     parts: np.ndarray | None = None
     offsets: np.ndarray | None = None
+    spare: np.ndarray | None = None  # the compiled path's int64 work buffer (one per row), free for reuse
+
+    def take_spare(self) -> np.ndarray | None:
+        """The int64 work buffer (its pages are already mapped), handed over once; None if there is none."""
+        spare, self.spare = self.spare, None
+        return spare
 
     @property
     def missing(self) -> np.ndarray | None:
@@ -88,8 +94,8 @@ def _partitioned(chunks: list[np.ndarray]) -> PersonIds:
     codes = np.empty(n, dtype=np.int32)
     uniques = np.empty(n, dtype=np.int64)
     n_unique = kernels.factorize_partitions(partitioned, offsets, codes, uniques)
-    del partitioned
-    return PersonIds(uniques=uniques[:n_unique].copy(), partition_codes=codes, parts=parts, offsets=offsets)
+    return PersonIds(uniques=uniques[:n_unique].copy(), partition_codes=codes, parts=parts, offsets=offsets,
+                     spare=partitioned)
 
 
 def _spans(chunks: list[np.ndarray]) -> list[tuple[int, np.ndarray]]:

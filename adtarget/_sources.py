@@ -145,8 +145,9 @@ def _check_indices(chunk: Any) -> None:
         bounds = pc.min_max(chunk.indices)
         low, high = bounds["min"].as_py(), bounds["max"].as_py()
     else:
-        indices = chunk.indices.to_numpy()
-        low, high = int(indices.min()), int(indices.max())
+        from adtarget._kernels._factorize import index_range
+
+        low, high = index_range(chunk.indices.to_numpy())
     if low < 0 or high >= len(chunk.dictionary):
         raise pa.ArrowInvalid(f"dictionary indices must be in [0, {len(chunk.dictionary)}); found {low}..{high}")
 

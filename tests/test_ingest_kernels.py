@@ -149,3 +149,11 @@ def test_copy_weights_flags_like_numpy(weights, start):
     kernels.copy_weights(w, out, reason, 8, 9)
     np.testing.assert_array_equal(out, w)
     np.testing.assert_array_equal(reason, expected)
+
+
+@given(st.lists(st.integers(int(I64.min), int(I64.max)), min_size=1, max_size=200),
+       st.sampled_from([np.int8, np.int32, np.int64]))
+def test_index_range_equals_numpy_min_max(values, dtype):
+    info = np.iinfo(dtype)
+    array = np.clip(np.array(values, dtype=object), info.min, info.max).astype(dtype)
+    assert kernels.index_range(array) == (int(array.min()), int(array.max()))

@@ -1,7 +1,7 @@
 """Compiled kernels of ingestion: factorise int64 ids by radix partitioning; map and check event columns.
 
 Factorising 10^7 ids with a few 10^5 distinct values through one hash table is bound by cache and TLB misses
-(the table outgrows the caches). Here the ids are first partitioned by the top bits of a mixing hash
+(the table outgrows the caches). Here the ids are first partitioned by the top bits of a hash
 (:func:`count_partitions`, :func:`scatter_partitions`: sequential reads, one write stream per partition), each
 partition is factorised with a small hash table that stays in cache (:func:`factorize_partitions`), and every
 row gets its code back by reading the partitions' code streams in row order (:func:`unpartition_codes`).
@@ -26,6 +26,7 @@ __all__ = [
     "copy_weights",
     "count_partitions",
     "factorize_partitions",
+    "index_range",
     "map_codes",
     "partition_bits",
     "relabel",
@@ -47,21 +48,19 @@ def partition_bits(n_rows: int) -> int:
     return bits
 
 
+_PARTITION_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # two odd constants: partition and slot bits independent
+_SLOT_MULTIPLIER = np.uint64(0xC2B2AE3D27D4EB4F)
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
-def _mix(key: np.int64) -> np.uint64:
-    """MurmurHash3's 64-bit finaliser: every input bit affects the top and the bottom bits."""
-    h = np.uint64(key)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    h ^= h >> np.uint64(33)
-    return h
+def _top_bits(key: np.int64, multiplier: np.uint64, shift: np.uint64) -> np.int64:
+    """Multiplicative (Fibonacci) hashing: the top bits of ``key * multiplier``; ``shift`` is 64 - bits."""
+    return np.int64((np.uint64(key) * multiplier) >> shift)
 
 
 @numba.njit(cache=True, nogil=True)
 def count_partitions(keys: np.ndarray, bits: int, parts: np.ndarray, counts: np.ndarray) -> None:
-    """Each key's partition (its hash's top ``bits``) into ``parts`` (uint16, like ``keys``), tallied into
+    """Each key's partition (the top ``bits`` of its multiplicative hash) into ``parts`` (uint16, like ``keys``), tallied into
     ``counts`` (int64, ``2**bits``)."""
     if bits == 0:
         parts[:] = 0
@@ -69,7 +68,7 @@ def count_partitions(keys: np.ndarray, bits: int, parts: np.ndarray, counts: np.
         return
     shift = np.uint64(64 - bits)
     for i in range(keys.size):
-        p = np.int64(_mix(keys[i]) >> shift)
+        p = _top_bits(keys[i], _PARTITION_MULTIPLIER, shift)
         parts[i] = p
         counts[p] += 1
 
@@ -104,7 +103,7 @@ def factorize_partitions(
     p = 0
     while p < offsets.size - 1:
         table_codes[:] = -1
-        done = _factorize_one(partitioned, offsets[p], offsets[p + 1], table_keys, table_codes, codes,
+        done = _factorize_one(partitioned, offsets[p], offsets[p + 1], table_keys, table_codes, bits, codes,
                               uniques, n_unique)
         if done < 0:
             bits += 1
@@ -118,16 +117,17 @@ def factorize_partitions(
 
 @numba.njit(cache=True, nogil=True)
 def _factorize_one(
-    keys: np.ndarray, lo: int, hi: int, table_keys: np.ndarray, table_codes: np.ndarray, codes: np.ndarray,
-    uniques: np.ndarray, n_unique: int,
+    keys: np.ndarray, lo: int, hi: int, table_keys: np.ndarray, table_codes: np.ndarray, bits: int,
+    codes: np.ndarray, uniques: np.ndarray, n_unique: int,
 ) -> int:
-    """One partition (``keys[lo:hi]``) into an empty table: the new number of distinct keys, or -1 if the
+    """One partition (``keys[lo:hi]``) into an empty table of ``2**bits`` slots: the new number of distinct keys, or -1 if the
     table became more than a quarter full before the end."""
     mask = np.uint64(table_codes.size - 1)
+    shift = np.uint64(64 - bits)
     limit = n_unique + table_codes.size // 4
     for j in range(lo, hi):
         key = keys[j]
-        slot = np.int64(_mix(key) & mask)
+        slot = _top_bits(key, _SLOT_MULTIPLIER, shift)
         while True:
             code = table_codes[slot]
             if code < 0:
@@ -176,8 +176,10 @@ def map_codes(codes: np.ndarray, values: np.ndarray, reasons: np.ndarray, out: n
     """``out[i] = values[codes[i]]`` and ``reason[i] = min(reason[i], reasons[codes[i]])``.
 
     A negative code (a null) takes the tables' last entry. Returns False if a code is ``>= values.size - 1``.
+    ``reason`` is only read where ``reasons`` is below the int8 maximum (a clean column costs no pass over it).
     """
     last = np.int64(values.size - 1)
+    clean = np.iinfo(np.int8).max
     for i in range(codes.size):
         k = np.int64(codes[i])
         if k < 0:
@@ -186,9 +188,20 @@ def map_codes(codes: np.ndarray, values: np.ndarray, reasons: np.ndarray, out: n
             return False
         out[i] = values[k]
         r = reasons[k]
-        if r < reason[i]:
+        if r != clean and r < reason[i]:
             reason[i] = r
     return True
+
+
+@numba.njit(cache=True, nogil=True)
+def index_range(indices: np.ndarray) -> tuple[int, int]:
+    """``(min, max)`` of a non-empty integer array in one pass."""
+    low = high = np.int64(indices[0])
+    for i in range(1, indices.size):
+        v = np.int64(indices[i])
+        low = min(low, v)
+        high = max(high, v)
+    return int(low), int(high)
 
 
 @numba.njit(cache=True, nogil=True)
