@@ -7,12 +7,10 @@ import math
 import numpy as np
 import pytest
 from _segment_fixtures import eligible_events, membership_oracle, profile_oracle, random_events, safe_taxonomy
-from hypothesis import given
-from hypothesis import strategies as st
 
 from adtarget._profiles import build_profiles
 from adtarget._segments._info import SegmentAssignments
-from adtarget._segments._rules import AllOf, AnyOf, SegmentCatalog, TopicSegment, row_ranks
+from adtarget._segments._rules import AllOf, AnyOf, SegmentCatalog, TopicSegment
 from adtarget.exceptions import ParameterError, SensitiveCategoryError, TaxonomyError
 
 
@@ -166,20 +164,6 @@ def test_assignments_are_aligned_with_the_eligible_persons(safe, eligible, profi
     assert isinstance(assignments, SegmentAssignments)
     assert assignments.persons is eligible.persons or np.array_equal(assignments.persons, eligible.persons)
     assert assignments.membership.shape == (eligible.n_persons, len(SegmentCatalog.default(safe)))
-
-
-@given(scores=st.lists(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0]), min_size=6, max_size=6),
-                       min_size=1, max_size=8))
-def test_row_ranks_match_a_stable_sort_per_row(scores):
-    from scipy import sparse
-
-    dense = np.array(scores)
-    ranks = row_ranks(sparse.csr_matrix(dense)).toarray()
-    for i, row in enumerate(dense):
-        order = sorted((-v, j) for j, v in enumerate(row) if v > 0)
-        for r, (_, j) in enumerate(order, start=1):
-            assert ranks[i, j] == r
-        assert np.count_nonzero(ranks[i]) == len(order)
 
 
 def test_segment_ids_match_the_report_pattern_and_name_the_rule(safe):
