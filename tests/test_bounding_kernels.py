@@ -8,6 +8,8 @@ give exactly the same counts, ties of priority included (forced here by repeatin
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -199,10 +201,10 @@ def person_mass(person, cls, n_persons, n_cls, scale):
 
 
 @settings(max_examples=150)
-@given(world=memberships(), n_cls=st.integers(0, 5), n_audit=st.integers(0, 40))
+@given(world=memberships(), n_cls=st.sampled_from([0, 1, 2, 3, 5, 10, 11, 12, 70]), n_audit=st.integers(0, 40))
 def test_class_mass_equals_the_sparse_product(world, n_cls, n_audit):
     m, _, row_person, n_persons, _, rng = world
-    scale = int(np.lcm.reduce(np.arange(1, n_cls + 1))) if n_cls else 1
+    scale = math.lcm(*range(1, min(n_cls, 12) + 1))  # lcm(1..n) overflows int64 beyond n = 42
     person = rng.integers(0, n_persons, n_audit if n_cls and n_persons else 0).astype(np.int32)
     cls = rng.integers(0, max(n_cls, 1), person.size).astype(np.int8)
     bits = kernels.bitset_table(n_persons, n_cls)

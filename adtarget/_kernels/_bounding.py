@@ -21,6 +21,7 @@ _DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)  # index of a single set bit: (bit * _
 _DEBRUIJN_INDEX = np.zeros(64, dtype=np.int64)
 _DEBRUIJN_INDEX[(np.left_shift(np.uint64(1), np.arange(64, dtype=np.uint64)) * _DEBRUIJN) >> np.uint64(58)] = np.arange(64)
 _S58 = np.uint64(58)
+_CLASS_SETS_MAX = 10  # audit masses per set of classes up to this many classes (2**10 sets per column)
 _RANK_MAX = 32  # up to this many candidates, rank by counting (m² compares); above, two stable sorts
 
 
@@ -240,7 +241,10 @@ def class_mass(bits: np.ndarray, n_classes: int, scale: int, indptr: np.ndarray,
 
     Returns ``members`` (column sums of ``data``), ``mass`` (n_cols, n_classes + 1: the data-weighted sum
     of the rows' persons' masses) and ``population`` (n_classes + 1: the sum over all persons), int64.
+    With few classes, entries are first counted per (column, set of classes): one add per entry.
     """
+    if bits.shape[1] == 1 and n_classes <= _CLASS_SETS_MAX:
+        return _mass_by_class_set(bits, n_classes, scale, indptr, indices, data, row_person, n_cols)
     classes = np.empty(n_classes + 1, dtype=np.int64)
     population = np.zeros(n_classes + 1, dtype=np.int64)
     for p in range(bits.shape[0]):
@@ -257,6 +261,31 @@ def class_mass(bits: np.ndarray, n_classes: int, scale: int, indptr: np.ndarray,
             for i in range(share[1]):
                 mass[indices[j], classes[i]] += weight * share[0]
     return members, mass, population
+
+
+@numba.njit(cache=True, nogil=True)
+def _mass_by_class_set(bits: np.ndarray, n_classes: int, scale: int, indptr: np.ndarray, indices: np.ndarray,
+                       data: np.ndarray, row_person: np.ndarray,
+                       n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`class_mass` through counts per (column, class set): a person's set is their one bitset word."""
+    n_sets = 1 << n_classes
+    by_set = np.zeros((n_cols, n_sets), dtype=np.int64)
+    persons = np.zeros(n_sets, dtype=np.int64)
+    for p in range(bits.shape[0]):
+        persons[np.int64(bits[p, 0])] += 1
+    for r in range(indptr.size - 1):
+        code = np.int64(bits[row_person[r], 0])
+        for j in range(indptr[r], indptr[r + 1]):
+            by_set[indices[j], code] += np.int64(data[j])
+    mass = np.zeros((n_cols, n_classes + 1), dtype=np.int64)
+    population = np.zeros(n_classes + 1, dtype=np.int64)
+    own = np.empty(n_classes + 1, dtype=np.int64)
+    for code in range(n_sets):
+        share = _own_classes(np.array([np.uint64(code)]), n_classes, scale, own)
+        for i in range(share[1]):
+            mass[:, own[i]] += by_set[:, code] * share[0]
+            population[own[i]] += persons[code] * share[0]
+    return by_set.sum(axis=1), mass, population
 
 
 @numba.njit(cache=True, nogil=True)
