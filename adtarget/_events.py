@@ -170,26 +170,19 @@ def ingest(
     weight = weight_column(columns.get("weight"), n_rows, reason)
     region, regions = region_column(columns.get("region"), n_rows, reason)
     del columns
+    events = {"service": service, "ts": ts, "category": category, "kind": kind, "region": region,
+              "weight": weight}
+    del service, ts, category, kind, region, weight
 
     rows = np.flatnonzero(reason != ACCEPTED)
     accepted = None if rows.size == 0 else reason == ACCEPTED
-
-    def keep(column: np.ndarray) -> np.ndarray:  # no copy when nothing was quarantined
-        return column if accepted is None else column[accepted]
-
+    reasons = reason[rows]
+    del reason
+    if accepted is not None:  # no copy when nothing was quarantined; else one column at a time
+        for name in events:
+            events[name] = events[name][accepted]
     person, persons = pseudonymise(ids, accepted, pseudonymizer)
-    batch = EventBatch(
-        person=person,
-        persons=persons,
-        service=keep(service),
-        ts=keep(ts),
-        category=keep(category),
-        kind=keep(kind),
-        region=keep(region),
-        weight=keep(weight),
-        regions=regions,
-        taxonomy=taxonomy,
-        services=services,
-    )
-    quarantine = Quarantine(rows=_frozen(rows.astype(np.int64)), reason=_frozen(reason[rows]))
+    batch = EventBatch(person=person, persons=persons, **events, regions=regions, taxonomy=taxonomy,
+                       services=services)
+    quarantine = Quarantine(rows=_frozen(rows.astype(np.int64)), reason=_frozen(reasons))
     return IngestResult(batch=batch, quarantine=quarantine, input_rows=n_rows, dropped_columns=dropped)
