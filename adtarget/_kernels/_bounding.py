@@ -274,9 +274,9 @@ def _mass_by_class_set(bits: np.ndarray, n_classes: int, scale: int, indptr: np.
     for p in range(bits.shape[0]):
         persons[np.int64(bits[p, 0])] += 1
     for r in range(indptr.size - 1):
-        code = np.int64(bits[row_person[r], 0])
+        row_set = np.int64(bits[row_person[r], 0])
         for j in range(indptr[r], indptr[r + 1]):
-            by_set[indices[j], code] += np.int64(data[j])
+            by_set[indices[j], row_set] += np.int64(data[j])
     mass = np.zeros((n_cols, n_classes + 1), dtype=np.int64)
     population = np.zeros(n_classes + 1, dtype=np.int64)
     own = np.empty(n_classes + 1, dtype=np.int64)
