@@ -4,7 +4,7 @@
 appearance) and the distinct ids, so that each distinct id is hashed once; :func:`factorize_buffers` does the
 same for texts in Arrow's layout (buffer plus offsets), and :func:`take_texts` packs the distinct ones. The table starts small and doubles
 when half full, so its size follows the number of distinct ids, not of rows (500k distinct ids in 10^7 rows:
-a 1M-slot table, 12 MB). Inner kernels: they trust their input (1-D int64 ids, uint64 ids passed as their
+a 1M-slot table, 16 MB). Inner kernels: they trust their input (1-D int64 ids, uint64 ids passed as their
 int64 view since the table only compares bit patterns; uint8 text buffers with int64 offsets).
 """
 
@@ -31,47 +31,47 @@ def _slot(key: np.int64, mask: np.uint64) -> np.int64:
 
 
 @numba.njit(cache=True, nogil=True)
-def _grow(keys: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The same entries in a table twice as large."""
-    new_keys = np.empty(2 * keys.size, np.int64)
-    new_codes = np.full(2 * keys.size, -1, np.int32)
-    mask = np.uint64(new_keys.size - 1)
-    for s in range(keys.size):
-        if codes[s] >= 0:
-            t = _slot(keys[s], mask)
-            while new_codes[t] >= 0:
+def _grow(table: np.ndarray) -> np.ndarray:
+    """The same entries in a table twice as large (``table[2 s]`` a key, ``table[2 s + 1]`` its code or -1)."""
+    new = np.full(2 * table.size, -1, np.int64)
+    mask = np.uint64(new.size // 2 - 1)
+    for s in range(table.size // 2):
+        if table[2 * s + 1] >= 0:
+            t = _slot(table[2 * s], mask)
+            while new[2 * t + 1] >= 0:
                 t = (t + 1) & np.int64(mask)
-            new_keys[t] = keys[s]
-            new_codes[t] = codes[s]
-    return new_keys, new_codes
+            new[2 * t] = table[2 * s]
+            new[2 * t + 1] = table[2 * s + 1]
+    return new
 
 
 @numba.njit(cache=True, nogil=True)
 def factorize_int64(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(codes, uniques)``: ``uniques[codes[i]] == values[i]``, ``codes`` int32, uniques in first-seen order."""
-    keys = np.empty(_MIN_SLOTS, np.int64)
-    slots = np.full(_MIN_SLOTS, -1, np.int32)
+    """``(codes, uniques)``: ``uniques[codes[i]] == values[i]``, ``codes`` int32, uniques in first-seen order.
+
+    A key and its code share a cache line (one interleaved array), so a look-up costs one miss."""
+    table = np.full(2 * _MIN_SLOTS, -1, np.int64)
     codes = np.empty(values.size, np.int32)
     count = 0
     for i in range(values.size):
         x = values[i]
-        mask = np.uint64(keys.size - 1)
+        mask = np.uint64(table.size // 2 - 1)
         s = _slot(x, mask)
-        while slots[s] >= 0 and keys[s] != x:
+        while table[2 * s + 1] >= 0 and table[2 * s] != x:
             s = (s + 1) & np.int64(mask)
-        if slots[s] >= 0:
-            codes[i] = slots[s]
+        if table[2 * s + 1] >= 0:
+            codes[i] = table[2 * s + 1]
             continue
-        keys[s] = x
-        slots[s] = count
+        table[2 * s] = x
+        table[2 * s + 1] = count
         codes[i] = count
         count += 1
-        if 2 * count > keys.size:
-            keys, slots = _grow(keys, slots)
+        if 2 * count > table.size // 2:
+            table = _grow(table)
     uniques = np.empty(count, np.int64)
-    for slot in range(keys.size):
-        if slots[slot] >= 0:
-            uniques[slots[slot]] = keys[slot]
+    for slot in range(table.size // 2):
+        if table[2 * slot + 1] >= 0:
+            uniques[table[2 * slot + 1]] = table[2 * slot]
     return codes, uniques
 
 
