@@ -46,7 +46,7 @@ SENSITIVE_ONLY = 5  # sensitive, and no other rule fails: counted as sensitive_c
 N_EVENT_CODES = 6
 ELIGIBLE = -1
 ELIGIBLE_REDACTED = -2  # eligible, of a person whose location was deleted: a region >= 0 becomes -1
-_BLOCK = 4096  # events per block: the block's columns (about 110 kB) stay in the L2 cache between the two loops
+_BLOCK = 4096  # events per block: the block's columns (about 110 kB) stay in the L2 cache between its loops
 
 
 @numba.njit(cache=True, nogil=True)
@@ -132,26 +132,28 @@ def _tally(codes: np.ndarray, start: int, person: np.ndarray, category: np.ndarr
 
 
 @numba.njit(cache=True, nogil=True)
-def _compact(codes: np.ndarray, start: int, columns: tuple, out: tuple, j: int) -> tuple[int, int]:
-    """Copy block ``start``'s eligible events to ``out`` from row ``j`` (regions of ELIGIBLE_REDACTED events
-    -1); returns the next row and the number of regions redacted."""
-    person, service, ts, category, kind, region, weight = columns
+def _copy_kept(source: np.ndarray, kept: np.ndarray, target: np.ndarray, j: int) -> int:
+    """Append ``source[kept]`` to ``target`` from row ``j``; returns the next row. Writes are unconditional
+    (only the row advances), so ``target`` needs room for ``source.size`` rows from ``j``."""
+    for k in range(source.size):
+        target[j] = source[k]
+        j += kept[k]
+    return j
+
+
+@numba.njit(cache=True, nogil=True)
+def _copy_regions(region: np.ndarray, codes: np.ndarray, target: np.ndarray, j: int) -> int:
+    """As :func:`_copy_kept` for the eligible events' regions, -1 for ELIGIBLE_REDACTED events; returns the
+    number of regions redacted."""
     redacted = 0
-    for k in range(codes.size):  # writes are unconditional, only the output row advances
-        i = start + k
+    for k in range(region.size):
         code = codes[k]
-        r = region[i]
+        r = region[k]
         hide = (code == ELIGIBLE_REDACTED) & (r >= 0)
         redacted += hide
-        out[0][j] = person[i]
-        out[1][j] = service[i]
-        out[2][j] = ts[i]
-        out[3][j] = category[i]
-        out[4][j] = kind[i]
-        out[5][j] = r | -np.int16(hide)  # -1 when hidden
-        out[6][j] = weight[i]
+        target[j] = r | -np.int16(hide)  # -1 when hidden
         j += code < 0
-    return j, redacted
+    return redacted
 
 
 @numba.njit(cache=True, nogil=True)
@@ -167,19 +169,27 @@ def filter_events(columns: tuple, rules: tuple, sensitive_class: np.ndarray,
     rule is the sensitive category and whose node has a class in ``sensitive_class``. Returns
     ``(n_eligible, n_audit, n_redacted, counts)``, ``counts[code]`` the events excluded with each code.
     """
-    person, service, ts, category, kind = columns[0], columns[1], columns[2], columns[3], columns[4]
+    person, service, ts, category, kind, region, weight = columns
     base = rules[7]
     counts = np.zeros(base + N_EVENT_CODES, dtype=np.int64)
-    codes = np.empty(_BLOCK, dtype=np.int8)
+    codes_buffer = np.empty(_BLOCK, dtype=np.int8)
+    kept_buffer = np.empty(_BLOCK, dtype=np.bool_)
     j = a = redacted = 0
     for start in range(0, person.size, _BLOCK):
         stop = min(start + _BLOCK, person.size)
-        block = codes[:stop - start]
+        codes, kept = codes_buffer[:stop - start], kept_buffer[:stop - start]
         _classify(person[start:stop], service[start:stop], ts[start:stop], category[start:stop],
-                  kind[start:stop], rules, block)
-        a = _tally(block, start, person, category, audit, a, sensitive_class, base + SENSITIVE_ONLY, counts)
-        j, hidden = _compact(block, start, columns, out, j)
-        redacted += hidden
+                  kind[start:stop], rules, codes)
+        a = _tally(codes, start, person, category, audit, a, sensitive_class, base + SENSITIVE_ONLY, counts)
+        for k in range(codes.size):
+            kept[k] = codes[k] < 0
+        _copy_kept(person[start:stop], kept, out[0], j)
+        _copy_kept(service[start:stop], kept, out[1], j)
+        _copy_kept(ts[start:stop], kept, out[2], j)
+        _copy_kept(category[start:stop], kept, out[3], j)
+        _copy_kept(kind[start:stop], kept, out[4], j)
+        redacted += _copy_regions(region[start:stop], codes, out[5], j)
+        j = _copy_kept(weight[start:stop], kept, out[6], j)
     return j, a, redacted, counts
 
 
