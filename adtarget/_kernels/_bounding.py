@@ -3,8 +3,10 @@
 One pass per person instead of global sorts: a person's memberships are one row of the CSR membership matrix,
 and a person's distinct breakdown values are a bitset filled by one pass over the events (events are in time
 order, not person order). A person keeps the ``k`` keys of smallest ``(priority, key, position)``: exactly the
-order of ``adtarget._release._bounding.rank_within_person`` (a stable lexsort), so every engine keeps the same
-pairs. Inner kernels: they trust their inputs (codes in range, ``person`` indices valid).
+stable lexsort by (person, priority, key) of the numpy code these kernels replaced (kept as the reference of
+tests/test_bounding_kernels.py), so every engine keeps the same pairs. Priorities are those of
+``adtarget._release._bounding.priorities``. Inner kernels: they trust their inputs (codes in range, person
+indices valid).
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 _ONE = np.uint64(1)
 _DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)  # index of a single set bit: (bit * _DEBRUIJN) >> 58 is unique
-_DEBRUIJN_INDEX = np.zeros(64, dtype=np.int64)
-_DEBRUIJN_INDEX[(np.left_shift(np.uint64(1), np.arange(64, dtype=np.uint64)) * _DEBRUIJN) >> np.uint64(58)] = np.arange(64)
 _S58 = np.uint64(58)
+_DEBRUIJN_INDEX = np.zeros(64, dtype=np.int64)
+_DEBRUIJN_INDEX[(np.left_shift(_ONE, np.arange(64, dtype=np.uint64)) * _DEBRUIJN) >> _S58] = np.arange(64)
 _CLASS_SETS_MAX = 10  # audit masses per set of classes up to this many classes (2**10 sets per column)
 _RANK_MAX = 32  # up to this many candidates, rank by counting (m² compares); above, two stable sorts
 
