@@ -160,8 +160,10 @@ def ingest(
     dropped = tuple(c for c in columns if c not in kept)
     reason = np.full(n_rows, ACCEPTED, dtype=np.int8)
     ids = person_ids(columns["person_id"])
-    if ids.missing is not None:
-        reason[ids.missing] = REASON["missing_person_id"]
+    missing = ids.missing
+    if missing is not None:
+        reason[missing] = REASON["missing_person_id"]
+        del missing
     service = service_column(columns["service"], services, reason)
     category = category_column(columns["category"], taxonomy, reason)
     ts = timestamp_column(columns["ts"], n_rows, reason, time.time() if now is None else now,

@@ -19,7 +19,7 @@ from adtarget._columns import factorize, int64_chunks
 if TYPE_CHECKING:
     from adtarget._pseudonym import Pseudonymizer
 
-__all__ = ["PersonIds", "person_ids"]
+__all__ = ["PersonIds", "person_ids", "pseudonymise"]
 
 
 @dataclass(eq=False)
