@@ -137,6 +137,20 @@ def test_counts_over_a_partition_of_persons_add_up(n, seed, cut):
     assert same(parts[0] + parts[1], count_cells(eligible, assignments, spec))
 
 
+@given(n=st.integers(1, 30), seed=st.integers(0, 2**16))
+def test_assignments_over_some_of_the_eligible_persons(n, seed):
+    """Rows for a subset of the persons (the searchsorted path) count as the full matrix with the rest empty."""
+    eligible, assignments = fake_world(n, 6 * n, 4, seed)
+    rows = np.flatnonzero(np.random.default_rng(seed).random(n) < 0.5)
+    some = NS(persons=eligible.persons[rows], membership=assignments.membership[rows],
+              segments=assignments.segments)
+    emptied = assignments.membership.tolil()
+    emptied[np.setdiff1d(np.arange(n), rows)] = False
+    full = NS(persons=eligible.persons, membership=emptied.tocsr(), segments=assignments.segments)
+    spec = spec_for(4, 2, {"region": 1, "service": 2})
+    assert same(count_cells(eligible, some, spec), count_cells(eligible, full, spec))
+
+
 def test_event_order_does_not_change_the_counts():
     eligible, assignments = fake_world(200, 3000, 6, 1)
     spec = spec_for(6, 3, {"region": 2})
