@@ -111,7 +111,11 @@ def capped_events_mask(person: np.ndarray, ts: np.ndarray, category: np.ndarray,
     """:func:`recent_events_mask` given the events per person (``counts``, from ``np.bincount(person)``)."""
     if counts.size == 0 or counts.max() <= cap:
         return None
-    idx = np.flatnonzero((counts > cap)[person])
+    from adtarget._kernels import _profiles as kernels
+
+    over = counts > cap
+    idx = np.empty(int(counts[over].sum()), dtype=np.int64)
+    kernels.events_of(person, over, idx)  # np.flatnonzero(over[person]) in one pass
     order = idx[np.lexsort((category[idx], -weight[idx], -ts[idx], person[idx]))]
     sorted_person = person[order]
     starts = np.flatnonzero(np.r_[True, sorted_person[1:] != sorted_person[:-1]])

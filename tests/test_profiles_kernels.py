@@ -226,3 +226,28 @@ def test_build_profiles_equals_the_scipy_formulation_bit_for_bit(heavy_eligible,
     got = build_profiles(heavy_eligible, level=level, half_life_days=half_life, max_events_per_person=cap)
     want = scipy_build_profiles(heavy_eligible, half_life_days=half_life, level=level, cap=cap)
     assert_same_csr(got.matrix, want)
+
+
+@given(person=st.lists(st.integers(0, 5), max_size=60), flags=st.lists(st.booleans(), min_size=6, max_size=6))
+def test_events_of_equals_flatnonzero(person, flags):
+    person, flagged = np.array(person, dtype=np.int32), np.array(flags)
+    want = np.flatnonzero(flagged[person])
+    got = np.empty(want.size, dtype=np.int64)
+    kernels.events_of(person, flagged, got)
+    np.testing.assert_array_equal(got, want, strict=True)
+
+
+@pytest.mark.parametrize("unsorted_row", [None, 0, 2999, 5999])
+def test_profile_matrix_sorts_every_row_or_none_as_scipy(unsorted_row):
+    # Rows of 40 events on 3 columns, each row sorted except one: scipy then sorts all rows (std::sort
+    # reorders equal columns of a sorted row of more than 16), or none when all are sorted. Many blocks.
+    rng = np.random.default_rng(3)
+    n_rows = 6000
+    person = np.repeat(np.arange(n_rows, dtype=np.int32), 40)
+    column = np.sort(rng.integers(0, 3, (n_rows, 40)), axis=1).astype(np.int32)
+    if unsorted_row is not None:
+        column[unsorted_row] = column[unsorted_row][::-1]
+    column = column.ravel()
+    values = rng.random(person.size) * 10.0 ** rng.integers(-8, 8, person.size)
+    got = run_profile_matrix(person, column, values, None, n_rows, 3)
+    assert_same_csr(got, scipy_profile_matrix(person, column, values, (n_rows, 3)))

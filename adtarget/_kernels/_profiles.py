@@ -16,7 +16,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["negative_scaled_ages", "profile_csr", "stl_sort_pairs"]
+__all__ = ["events_of", "negative_scaled_ages", "profile_csr", "stl_sort_pairs"]
 
 _THRESHOLD = 16  # libstdc++ _S_threshold: introsort leaves runs of at most 16 to the final insertion sort
 
@@ -27,6 +27,16 @@ def negative_scaled_ages(ts: np.ndarray, window_end: int, scale: float, out: np.
     for i in range(ts.size):
         age = window_end - ts[i]
         out[i] = -np.float64(age if age > 0 else 0) / scale
+
+
+@numba.njit(cache=True, nogil=True)
+def events_of(person: np.ndarray, flagged: np.ndarray, out: np.ndarray) -> None:
+    """``out[:] = np.flatnonzero(flagged[person])`` (``out`` sized by the caller to the number of hits)."""
+    j = 0
+    for i in range(person.size):
+        if flagged[person[i]]:
+            out[j] = i
+            j += 1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -220,13 +230,15 @@ def _sort_rows(indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, first: in
 
 
 @numba.njit(cache=True, nogil=True)
-def _sum_sorted_duplicates(indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> int:
-    """scipy's ``csr_sum_duplicates`` in place (left-to-right sums); returns the new number of entries."""
-    nnz = 0
-    end = 0
-    for r in range(indptr.size - 1):
-        j = end
-        end = indptr[r + 1]
+def _sum_sorted_duplicates(bounds: np.ndarray, indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray,
+                           first: int, last: int, nnz: int) -> int:
+    """scipy's ``csr_sum_duplicates`` (left-to-right sums) over rows ``first:last``, compacting in place.
+
+    Row ``r`` is ``bounds[r]:bounds[r + 1]`` before; entries move down to ``nnz`` on, ``indptr[r + 1]`` is
+    set to the new end. Returns the new ``nnz``.
+    """
+    for r in range(first, last):
+        j, end = bounds[r], bounds[r + 1]
         while j < end:
             col, total = cols[j], vals[j]
             j += 1
@@ -272,13 +284,19 @@ def profile_csr(row: np.ndarray, category: np.ndarray, column_of: np.ndarray, va
     _scatter_to_blocks(row, category, column_of, values, keep, starts, shift, rows, cols, vals)
     width = np.max(starts[1:] - starts[:-1])
     block_cols, block_vals = np.empty(width, dtype=np.int32), np.empty(width, dtype=np.float64)
+    bounds = indptr.copy()  # rows before summing; indptr becomes the result's
     sorted_so_far = True  # scipy sorts no row when every row is sorted, and every row otherwise
+    nnz = 0
     for b in range(n_blocks):
         first, last = min(b << shift, n_rows), min((b + 1) << shift, n_rows)
-        _scatter_block(indptr, first, last, rows, cols, vals, block_cols, block_vals)
-        if sorted_so_far and not _rows_sorted(indptr, cols, first, last):
+        _scatter_block(bounds, first, last, rows, cols, vals, block_cols, block_vals)
+        if sorted_so_far and not _rows_sorted(bounds, cols, first, last):
             sorted_so_far = False
-            _sort_rows(indptr, cols, vals, 0, first)
-        if not sorted_so_far:
-            _sort_rows(indptr, cols, vals, first, last)
-    return _sum_sorted_duplicates(indptr, cols, vals)
+            _sort_rows(bounds, cols, vals, 0, first)
+            nnz = _sum_sorted_duplicates(bounds, indptr, cols, vals, 0, first, 0)
+        if not sorted_so_far:  # sum each block while it is in cache
+            _sort_rows(bounds, cols, vals, first, last)
+            nnz = _sum_sorted_duplicates(bounds, indptr, cols, vals, first, last, nnz)
+    if sorted_so_far:
+        nnz = _sum_sorted_duplicates(bounds, indptr, cols, vals, 0, n_rows, 0)
+    return nnz
