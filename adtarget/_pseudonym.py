@@ -243,9 +243,9 @@ def _canonical_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | Canoni
         codes = np.where((codes >= 0) & empty[np.maximum(codes, 0)], -1, codes) if empty.any() else codes
         return codes, _texts(uniques), uniques.size
     if kind == "O":
-        texts = _arrow_strings(array)
-        if texts is not None:
-            return _text_codes(texts)
+        arrow_codes = _arrow_strings(array)
+        if arrow_codes is not None:
+            return arrow_codes
         codes, distinct_ids = _object_codes(array)
         return codes, CanonicalTexts.from_bytes(distinct_ids), len(distinct_ids)
     raise SchemaError(f"ids: must hold integer or string ids; received dtype {array.dtype}")
@@ -264,27 +264,28 @@ def _texts(uniques: np.ndarray) -> CanonicalTexts:
     return _arrow_texts(pa.array(uniques.astype(object), type=pa.large_string()))
 
 
-def _arrow_strings(array: np.ndarray) -> CanonicalTexts | None:
-    """An object array of str (None, NaN, NA as missing) in Arrow's layout, converted in C; None when pyarrow is
-    missing or an item is anything else (ints, booleans, floats, invalid UTF-8: the per-value path decides)."""
+def _arrow_strings(array: np.ndarray) -> tuple[np.ndarray, CanonicalTexts, int] | None:
+    """``_canonical_codes`` of an object array of str (None, NaN, NA and "" as missing), converted and
+    factorised by Arrow in C; None when pyarrow is missing or an item is anything else (ints, booleans, floats,
+    invalid UTF-8: the per-value path decides)."""
     try:
         import pyarrow as pa
+        import pyarrow.compute as pc
     except ImportError:  # pragma: no cover - pyarrow comes with the parquet extra
         return None
     try:
         arrow = pa.array(array, type=pa.large_string(), from_pandas=True)
     except (pa.ArrowException, TypeError, ValueError):
         return None
-    return _arrow_texts(arrow)
-
-
-def _text_codes(texts: CanonicalTexts) -> tuple[np.ndarray, CanonicalTexts, int]:
-    """Codes of texts into their distinct non-empty values (compiled hash table); empty texts are missing."""
-    from adtarget._kernels._distinct import factorize_buffers, take_texts
-
-    codes, firsts = factorize_buffers(texts.data, texts.offsets)
-    data, offsets = take_texts(texts.data, texts.offsets, firsts)
-    return codes, CanonicalTexts(data, offsets), int(firsts.size)
+    encoded = pc.dictionary_encode(arrow)
+    codes = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False))
+    texts = _arrow_texts(encoded.dictionary)
+    keep = np.diff(texts.offsets) > 0
+    if not keep.all():  # the empty string, at most one entry: missing
+        remap = np.where(keep, np.cumsum(keep) - 1, -1)
+        codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
+        texts = CanonicalTexts(texts.data, np.concatenate([texts.offsets[:-1][keep], texts.offsets[-1:]]))
+    return codes, texts, len(texts)
 
 
 def _arrow_texts(arrow: Any) -> CanonicalTexts:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adtarget._kernels import _blake2b as kernel
-from adtarget._kernels._distinct import factorize_buffers, factorize_int64, take_texts
+from adtarget._kernels._distinct import factorize_int64
 from adtarget._siphash import siphash24_buffers, siphash24_packed
 
 PERSON = b"adtarget-pid"
@@ -124,16 +124,3 @@ def test_factorize_int64_grows_its_table_and_keeps_extremes() -> None:
     assert (codes.tolist(), uniques.tolist()) == factorize_reference(values.tolist())
     empty_codes, empty_uniques = factorize_int64(np.zeros(0, np.int64))
     assert empty_codes.size == 0 and empty_uniques.size == 0
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.sampled_from([b"", b"a", b"ab", b"ba", b"\x00", b"\x00\x00", b"x" * 130]) | st.binary(max_size=20),
-                max_size=300))
-def test_factorize_buffers_equals_a_dict(messages: list[bytes]) -> None:
-    codes, firsts = factorize_buffers(*buffers(messages))
-    first: dict[bytes, int] = {}
-    expected = [-1 if not m else first.setdefault(m, len(first)) for m in messages]
-    assert codes.tolist() == expected
-    assert [messages[r] for r in firsts.tolist()] == list(first)
-    data, offsets = take_texts(*buffers(messages), firsts)
-    assert [bytes(data[a:b]) for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())] == list(first)
