@@ -6,6 +6,7 @@ contribution bounding is per person. Inner stages trust their inputs: ``ingest``
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ def build_partition(source: Any, context: BuildContext) -> PartitionBuild:
         now=context.now,
         drop_unknown_columns=context.drop_unknown_columns,
     )
+    _release_arrow_memory()
     eligible = apply_gate(
         ingested.batch,
         context.snapshot,
@@ -60,3 +62,11 @@ def build_partition(source: Any, context: BuildContext) -> PartitionBuild:
         audit=audit_counts(eligible, assignments),
     )
     return PartitionBuild(aggregates=aggregates.check(), eligible=eligible, assignments=assignments)
+
+
+def _release_arrow_memory() -> None:
+    """Return Arrow buffers freed since ingest (e.g. a table read from Parquet) to the OS: pyarrow's allocator
+    keeps freed pages, which would otherwise stay in the process's peak for the rest of the build."""
+    pyarrow = sys.modules.get("pyarrow")
+    if pyarrow is not None:
+        pyarrow.default_memory_pool().release_unused()
