@@ -297,13 +297,16 @@ def _arrow_texts(arrow: Any) -> CanonicalTexts:
 
 
 def _int_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Ints with repeats: a compiled hash table gives each row the code of its distinct id (each distinct id is
-    hashed once) and counts the distinct ids for the collision check."""
-    from adtarget._kernels._distinct import factorize_int64
+    """Ints with repeats: the ingest's compiled, radix-partitioned factorisation gives each row the code of its
+    distinct id (each distinct id is hashed once) and counts the distinct ids for the collision check."""
+    from adtarget._person_ids import person_ids
 
     unsigned = array.dtype.kind == "u" and array.dtype.itemsize == 8
     wide = array.astype(np.uint64, copy=False).view(np.int64) if unsigned else array.astype(np.int64, copy=False)
-    codes, uniques = factorize_int64(np.ascontiguousarray(wide))
+    if wide.size == 0:
+        return np.zeros(0, dtype=np.int32), array[:0], 0
+    ids = person_ids(np.ascontiguousarray(wide))  # an int64 array: always the compiled path
+    codes, uniques = ids.row_codes(), ids.uniques
     return codes, uniques.view(np.uint64) if unsigned else uniques, int(uniques.size)
 
 

@@ -299,6 +299,8 @@ def test_every_compiled_path_equals_the_reference(algorithm: str) -> None:
     ]
     for ids, raw in cases:
         assert pz.pseudonymize(ids).tolist() == [ref(r) for r in raw], ids
+    nothing, none_valid = pz.pseudonymize_with_mask(np.array([np.nan, np.nan]))
+    assert nothing.tolist() == [0, 0] and not none_valid.any()
     pseudonyms, valid = pz.pseudonymize_with_mask(np.array(["q", "", None, "q", "r"], dtype=object))
     assert valid.tolist() == [True, False, False, True, True]
     assert pseudonyms.tolist() == [ref("q"), 0, 0, ref("q"), ref("r")]

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adtarget._kernels import _blake2b as kernel
-from adtarget._kernels._distinct import factorize_int64
 from adtarget._siphash import siphash24_buffers, siphash24_packed
 
 PERSON = b"adtarget-pid"
@@ -102,25 +101,3 @@ def test_siphash_buffers_equal_the_list_packing(messages: list[bytes]) -> None:
     key = bytes(range(16))
     data, offsets = buffers(messages)
     assert siphash24_buffers(key, data, offsets).tolist() == siphash24_packed(key, messages).tolist()
-
-
-def factorize_reference(values: list[int]) -> tuple[list[int], list[int]]:
-    first: dict[int, int] = {}
-    codes = [first.setdefault(v, len(first)) for v in values]
-    return codes, list(first)
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.one_of(INT64, st.integers(-3, 3)), max_size=3000))
-def test_factorize_int64_equals_a_dict(values: list[int]) -> None:
-    codes, uniques = factorize_int64(np.array(values, dtype=np.int64))
-    assert codes.dtype == np.int32
-    assert (codes.tolist(), uniques.tolist()) == factorize_reference(values)
-
-
-def test_factorize_int64_grows_its_table_and_keeps_extremes() -> None:
-    values = np.concatenate([np.arange(5000), np.arange(5000)[::-1], [2**63 - 1, -(2**63), 0]]).astype(np.int64)
-    codes, uniques = factorize_int64(values)
-    assert (codes.tolist(), uniques.tolist()) == factorize_reference(values.tolist())
-    empty_codes, empty_uniques = factorize_int64(np.zeros(0, np.int64))
-    assert empty_codes.size == 0 and empty_uniques.size == 0
