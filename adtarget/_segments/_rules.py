@@ -305,24 +305,30 @@ def leaf_membership(profiles: InterestProfiles, nodes: np.ndarray, params: dict[
     from adtarget._kernels import _topk as kernels
 
     matrix = profiles.matrix.tocsr()
-    tiers = profiles.taxonomy.tier[nodes]
-    blocks = leaf_blocks(tiers, params["top_k"])
-    tier_list = [int(t) for t in np.unique(tiers)]
+    n_nodes = profiles.taxonomy.n_nodes
+    blocks = leaf_blocks(profiles.taxonomy.tier[nodes], params["top_k"])
+    tier_list = sorted({tier for tier, _, _ in blocks})
     targets = np.stack([column_targets(profiles, t) for t in tier_list])
-    emit_ptr, emit_leaf = emission_tables(nodes, blocks, profiles.taxonomy.n_nodes, index_dtype(matrix))
-    total = np.asarray(matrix.sum(axis=1), dtype=np.float64).ravel() if not all(b[1] for b in blocks) \
-        else np.zeros(0)
+    emit_ptr, emit_leaf = emission_tables(nodes, blocks, n_nodes, index_dtype(matrix))
+    shares = not all(top_k for _, top_k, _ in blocks)
+    total = np.asarray(matrix.sum(axis=1), dtype=np.float64).ravel() if shares else np.zeros(0)
     indptr, leaf = kernels.leaf_rows(
         matrix.indptr, matrix.indices, np.asarray(matrix.data, dtype=np.float64), targets,
-        np.array([tier_list.index(t) for t, _, _ in blocks], dtype=np.int64),
-        np.array([top_k for _, top_k, _ in blocks], dtype=bool),
-        np.array([np.clip([params["k"][sel].min(), params["k"][sel].max()], 1, profiles.taxonomy.n_nodes)
-                  for _, _, sel in blocks], dtype=np.int64).reshape(-1, 2),
-        emit_ptr, emit_leaf,
+        *block_arrays(blocks, tier_list, params["k"], n_nodes), emit_ptr, emit_leaf,
         params["k"], params["min_share"], total, 8 * matrix.shape[0])
     dtype = np.int32 if leaf.size <= np.iinfo(np.int32).max else np.int64
     return sparse.csr_matrix((np.ones(leaf.size, dtype=bool), leaf.astype(dtype), indptr.astype(dtype)),
                              shape=(matrix.shape[0], nodes.size))
+
+
+def block_arrays(blocks: list[tuple[int, bool, np.ndarray]], tier_list: list[int], k: np.ndarray,
+                 n_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per block: its row in the kernel's ``targets``, whether it is ``top_k``, its smallest and largest k."""
+    tier_row = np.array([tier_list.index(tier) for tier, _, _ in blocks], dtype=np.int64)
+    top_k = np.array([is_top_k for _, is_top_k, _ in blocks], dtype=bool)
+    k_range = np.array([np.clip([k[sel].min(), k[sel].max()], 1, n_nodes) for _, _, sel in blocks],
+                       dtype=np.int64).reshape(-1, 2)
+    return tier_row, top_k, k_range
 
 
 def leaf_blocks(tiers: np.ndarray, top_k: np.ndarray) -> list[tuple[int, bool, np.ndarray]]:
