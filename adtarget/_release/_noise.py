@@ -248,11 +248,11 @@ class CountNoise(SpendsBudget):
                                "l1_sensitivity": self.l1_sensitivity, "l2_sensitivity": self.l2_sensitivity}
         if self.mechanism == "discrete_laplace":
             out.update(scale=self.scale, pmf="P(k) ∝ exp(-|k|/scale)", calibration="scale = l1_sensitivity / ε",
-                       sampler="diffprivlib.mechanisms.Geometric (two-sided geometric)")
+                       sampler="diffprivlib.mechanisms.Geometric (two-sided geometric), one batch (batch_randomise)")
         else:
             out.update(sigma=self.sigma, pmf="P(k) ∝ exp(-k²/(2σ²))",
                        calibration="ρ = l2²/(2σ²)-zCDP → (ε, δ) by Canonne-Kamath-Steinke 2020 Cor. 13",
-                       sampler="diffprivlib.mechanisms.GaussianDiscrete (CKS 2020 Algorithm 3)")
+                       sampler="diffprivlib.mechanisms.GaussianDiscrete (CKS 2020 Algorithm 3), one batch (batch_randomise)")
         out.update(std=math.sqrt(self.variance), randomness="secrets.SystemRandom unless random_state is set")
         return out
 

@@ -158,7 +158,7 @@ class PartitionSelection(SpendsBudget):
                 "max_partitions_per_person": self.max_partitions_per_person, "scale": self.scale,
                 "per_partition_delta": self.per_partition_delta, "threshold": self.threshold,
                 "rule": "keep key iff distinct persons + Z >= threshold, Z ~ discrete Laplace(scale)",
-                "sampler": "diffprivlib.mechanisms.Geometric"}
+                "sampler": "diffprivlib.mechanisms.Geometric, one batch (batch_randomise)"}
 
 
 def select_partitions(person_counts: np.ndarray, *, epsilon: float, delta: float,
