@@ -1,10 +1,11 @@
 """Pseudonymisation: a keyed hash from raw account ids to ``uint64`` pseudonyms (promise P11).
 
 The reference algorithm is keyed BLAKE2b (``digest_size=8``, ``person=b"adtarget-pid"``) of the id's canonical
-bytes (int -> decimal string, str -> UTF-8), read little-endian (docs/internals.md). An opt-in vectorised
-SipHash-2-4 (``algorithm="siphash24"``) gives different pseudonyms for the same key; ledgers record the
-algorithm with the key fingerprint so the two can never be mixed. Ids are factorised first and only the distinct
-ids are hashed. Raw ids are never stored, logged or put in a message. See docs/privacy/pseudonymisation.md.
+bytes (int -> decimal string, str -> UTF-8), read little-endian (docs/internals.md), computed by the numba
+kernel :mod:`adtarget._kernels._blake2b` (equal to ``hashlib``). An opt-in vectorised SipHash-2-4
+(``algorithm="siphash24"``) gives different pseudonyms for the same key; ledgers record the algorithm with the
+key fingerprint so the two can never be mixed. Only the distinct ids are hashed. Raw ids are never stored,
+logged or put in a message. See docs/privacy/pseudonymisation.md.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ class Pseudonymizer:
         Secret key, 16 to 64 bytes. It never appears in ``repr``, ``str`` or error messages.
     algorithm : {"blake2b", "siphash24"}
         ``"blake2b"`` (default) is the reference of docs/internals.md. ``"siphash24"`` is a vectorised numpy
-        SipHash-2-4 keyed with a 16-byte subkey derived from ``key``; it is faster on millions of distinct ids
-        but gives different pseudonyms, so data made with one cannot be joined with the other.
+        SipHash-2-4 keyed with a 16-byte subkey derived from ``key``; it gives different pseudonyms, so data
+        made with one cannot be joined with the other (since the compiled BLAKE2b it is no longer faster).
 
     Notes
     -----
