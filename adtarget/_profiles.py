@@ -166,11 +166,9 @@ def profile_matrix(person: np.ndarray, category: np.ndarray, column_of: np.ndarr
     indptr = np.zeros(shape[0] + 1, dtype=np.int64)
     np.cumsum(kept_per_row, out=indptr[1:])
     n_kept = int(indptr[-1])
-    rows, cols = np.empty(n_kept, dtype=np.int32), np.empty(n_kept, dtype=np.int32)
-    vals = np.empty(n_kept, dtype=np.float64)
+    cols, vals = np.empty(n_kept, dtype=np.int32), np.empty(n_kept, dtype=np.float64)
     mask = np.empty(0, dtype=bool) if keep is None else keep
-    nnz = kernels.profile_csr(person, category, column_of, values, mask, indptr, rows, cols, vals)
-    del rows
+    nnz = kernels.profile_csr(person, category, column_of, values, mask, indptr, cols, vals)
     idx_dtype = np.int32 if max(n_kept, *shape) <= np.iinfo(np.int32).max else np.int64
     matrix = sparse.csr_matrix((vals[:nnz].copy(), cols[:nnz].astype(idx_dtype), indptr.astype(idx_dtype)),
                                shape=shape)

@@ -251,3 +251,22 @@ def test_profile_matrix_sorts_every_row_or_none_as_scipy(unsorted_row):
     values = rng.random(person.size) * 10.0 ** rng.integers(-8, 8, person.size)
     got = run_profile_matrix(person, column, values, None, n_rows, 3)
     assert_same_csr(got, scipy_profile_matrix(person, column, values, (n_rows, 3)))
+
+
+@pytest.mark.parametrize("n_columns", [1, 2, 2**20, 2**28])
+def test_profile_matrix_packs_row_and_column_for_any_number_of_columns(n_columns):
+    # Row-in-block and column share one int32 in the kernel's first pass: wide columns mean smaller blocks.
+    rng = np.random.default_rng(n_columns)
+    n_rows, n = 5000, 60_000
+    person = rng.integers(0, n_rows, n).astype(np.int32)
+    column = np.minimum(rng.integers(0, 40, n) * (n_columns // 40 + 1), n_columns - 1).astype(np.int32)
+    values = rng.random(n)
+    kept = np.bincount(person, minlength=n_rows)
+    column_of = np.array([0, n_columns - 1], dtype=np.int32)  # the table's largest column sets the packing
+    category = (column == n_columns - 1).astype(np.int32)
+    got = profile_matrix(person, category, column_of, values, None, kept, n_columns)
+    want = scipy_profile_matrix(person, column_of[category], values, (n_rows, n_columns))
+    assert_same_csr(got, want)
+    if n_columns <= 2**20:  # 40 columns spread over the range (a column table of 2**28 would take 1 GB)
+        got = run_profile_matrix(person, column, values, None, n_rows, n_columns)
+        assert_same_csr(got, scipy_profile_matrix(person, column, values, (n_rows, n_columns)))

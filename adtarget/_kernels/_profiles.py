@@ -186,30 +186,35 @@ def stl_sort_pairs(keys: np.ndarray, vals: np.ndarray, first: int, last: int) ->
 
 @numba.njit(cache=True, nogil=True)
 def _scatter_to_blocks(row: np.ndarray, category: np.ndarray, column_of: np.ndarray, values: np.ndarray,
-                       keep: np.ndarray, starts: np.ndarray, shift: int, rows: np.ndarray, cols: np.ndarray,
+                       keep: np.ndarray, starts: np.ndarray, shift: int, col_bits: int, cols: np.ndarray,
                        vals: np.ndarray) -> None:
-    """Stable scatter of the kept events into blocks of ``2**shift`` rows (one write stream per block)."""
+    """Stable scatter of the kept events into blocks of ``2**shift`` rows (one write stream per block).
+
+    ``cols`` gets ``(row within the block) << col_bits | column`` (fits an int32: ``shift + col_bits <= 31``).
+    """
     use_keep = keep.size > 0
     cursor = starts[:-1].copy()
     for i in range(row.size):
         if not use_keep or keep[i]:
             b = row[i] >> shift
             dest = cursor[b]
-            rows[dest], cols[dest], vals[dest] = row[i], column_of[category[i]], values[i]
+            cols[dest] = ((row[i] - (b << shift)) << col_bits) | column_of[category[i]]
+            vals[dest] = values[i]
             cursor[b] = dest + 1
 
 
 @numba.njit(cache=True, nogil=True)
-def _scatter_block(indptr: np.ndarray, first: int, last: int, rows: np.ndarray, cols: np.ndarray,
+def _scatter_block(indptr: np.ndarray, first: int, last: int, col_bits: int, cols: np.ndarray,
                    vals: np.ndarray, block_cols: np.ndarray, block_vals: np.ndarray) -> None:
     """Stable counting sort, in place, of the entries of rows ``first:last`` (one block, in cache) by row."""
     lo, hi = indptr[first], indptr[last]
     block_cols[:hi - lo], block_vals[:hi - lo] = cols[lo:hi], vals[lo:hi]
     cursor = indptr[first:last].copy()
-    for j in range(lo, hi):
-        r = rows[j] - first
+    mask = (1 << col_bits) - 1
+    for j in range(hi - lo):
+        r = block_cols[j] >> col_bits
         dest = cursor[r]
-        cols[dest], vals[dest] = block_cols[j - lo], block_vals[j - lo]
+        cols[dest], vals[dest] = block_cols[j] & mask, block_vals[j]
         cursor[r] = dest + 1
 
 
@@ -253,8 +258,7 @@ def _sum_sorted_duplicates(bounds: np.ndarray, indptr: np.ndarray, cols: np.ndar
 
 @numba.njit(cache=True, nogil=True)
 def profile_csr(row: np.ndarray, category: np.ndarray, column_of: np.ndarray, values: np.ndarray,
-                keep: np.ndarray, indptr: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-                vals: np.ndarray) -> int:
+                keep: np.ndarray, indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> int:
     """Sum ``values`` of the kept events into a CSR matrix, bit-identical to scipy's COO -> CSR.
 
     Parameters
@@ -266,7 +270,7 @@ def profile_csr(row: np.ndarray, category: np.ndarray, column_of: np.ndarray, va
     keep : bool array, per event, or empty (every event kept)
     indptr : int64 array
         Row pointers of the kept events (cumulative counts); turned in place into the result's.
-    rows, cols, vals : int32, int32, float64 arrays of the number of kept events
+    cols, vals : int32, float64 arrays of the number of kept events
         Scratch (allocated by the caller, where numpy asks for huge pages); ``cols[:nnz]`` and ``vals[:nnz]``
         end as the result's indices and data.
 
@@ -276,12 +280,15 @@ def profile_csr(row: np.ndarray, category: np.ndarray, column_of: np.ndarray, va
         ``nnz``: the result is canonical (sorted columns, duplicates summed).
     """
     n_rows = indptr.size - 1
+    col_bits = 0
+    while (1 << col_bits) <= max(np.max(column_of), 0):
+        col_bits += 1
     shift = 0
-    while (n_rows >> shift) > 128:  # at most 129 blocks: few write streams in the first pass
+    while (n_rows >> shift) > 128 and shift + col_bits < 31:  # ~129 blocks: few write streams at first
         shift += 1
     n_blocks = (n_rows >> shift) + 1
     starts = indptr[np.minimum(np.arange(n_blocks + 1) << shift, n_rows)]
-    _scatter_to_blocks(row, category, column_of, values, keep, starts, shift, rows, cols, vals)
+    _scatter_to_blocks(row, category, column_of, values, keep, starts, shift, col_bits, cols, vals)
     width = np.max(starts[1:] - starts[:-1])
     block_cols, block_vals = np.empty(width, dtype=np.int32), np.empty(width, dtype=np.float64)
     bounds = indptr.copy()  # rows before summing; indptr becomes the result's
@@ -289,7 +296,7 @@ def profile_csr(row: np.ndarray, category: np.ndarray, column_of: np.ndarray, va
     nnz = 0
     for b in range(n_blocks):
         first, last = min(b << shift, n_rows), min((b + 1) << shift, n_rows)
-        _scatter_block(bounds, first, last, rows, cols, vals, block_cols, block_vals)
+        _scatter_block(bounds, first, last, col_bits, cols, vals, block_cols, block_vals)
         if sorted_so_far and not _rows_sorted(bounds, cols, first, last):
             sorted_so_far = False
             _sort_rows(bounds, cols, vals, 0, first)
