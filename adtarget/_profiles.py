@@ -128,7 +128,10 @@ def capped_events_mask(person: np.ndarray, ts: np.ndarray, category: np.ndarray,
 
 def kept_events(eligible: Any, cap: int | None) -> tuple[np.ndarray | None, np.ndarray]:
     """(:func:`recent_events_mask` of the eligible events, or ``None``; kept events per person)."""
-    counts = np.bincount(eligible.person, minlength=eligible.persons.size)
+    from adtarget._kernels import _profiles as kernels
+
+    counts = np.zeros(eligible.persons.size, dtype=np.intp)
+    kernels.count_rows(eligible.person, counts)  # np.bincount(person, minlength) without its range pass
     if cap is None:
         return None, counts
     keep = capped_events_mask(eligible.person, eligible.ts, eligible.category, eligible.weight, cap, counts)

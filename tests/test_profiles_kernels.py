@@ -270,3 +270,11 @@ def test_profile_matrix_packs_row_and_column_for_any_number_of_columns(n_columns
     if n_columns <= 2**20:  # 40 columns spread over the range (a column table of 2**28 would take 1 GB)
         got = run_profile_matrix(person, column, values, None, n_rows, n_columns)
         assert_same_csr(got, scipy_profile_matrix(person, column, values, (n_rows, n_columns)))
+
+
+@given(row=st.lists(st.integers(0, 9), max_size=80))
+def test_count_rows_equals_bincount(row):
+    row = np.array(row, dtype=np.int32)
+    counts = np.zeros(10, dtype=np.intp)
+    kernels.count_rows(row, counts)
+    np.testing.assert_array_equal(counts, np.bincount(row, minlength=10), strict=True)

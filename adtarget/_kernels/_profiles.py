@@ -16,7 +16,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["events_of", "negative_scaled_ages", "profile_csr", "stl_sort_pairs"]
+__all__ = ["count_rows", "events_of", "negative_scaled_ages", "profile_csr", "stl_sort_pairs"]
 
 _THRESHOLD = 16  # libstdc++ _S_threshold: introsort leaves runs of at most 16 to the final insertion sort
 
@@ -27,6 +27,13 @@ def negative_scaled_ages(ts: np.ndarray, window_end: int, scale: float, out: np.
     for i in range(ts.size):
         age = window_end - ts[i]
         out[i] = -np.float64(age if age > 0 else 0) / scale
+
+
+@numba.njit(cache=True, nogil=True)
+def count_rows(row: np.ndarray, counts: np.ndarray) -> None:
+    """``counts += np.bincount(row, minlength=counts.size)`` in one pass (``row`` in range)."""
+    for i in range(row.size):
+        counts[row[i]] += 1
 
 
 @numba.njit(cache=True, nogil=True)
