@@ -4,8 +4,8 @@ Profiles are built from :class:`~adtarget._gate.EligibleEvents` only (the gate h
 under-age, deleted persons and sensitive categories), so a profile can never hold a sensitive category.
 A per-person event cap by lexsort + rank-within-group over the events of the persons over the cap only, time
 decay as one array expression, and the persons × categories matrix by a linear counting sort on person with
-per-row duplicate sums (compiled kernels in ``adtarget/_kernels/_profiles.py``, bit-identical to scipy's
-COO -> CSR, summation order included).
+per-row duplicate sums in event order (compiled kernels in ``adtarget/_kernels/_profiles.py``; each cell is
+its events' values added in input order, as ``np.add.at`` does: deterministic on every platform).
 """
 
 from __future__ import annotations
@@ -159,9 +159,11 @@ def profile_matrix(person: np.ndarray, category: np.ndarray, column_of: np.ndarr
                    keep: np.ndarray | None, kept_per_row: np.ndarray, n_columns: int) -> sparse.csr_matrix:
     """Sum the kept events' ``values`` into a persons × columns CSR matrix (column ``column_of[category]``).
 
-    ``kept_per_row`` counts the kept events of each person. Bit-identical to
-    ``coo_matrix((values, (person, column)), shape).tocsr()`` on the kept events (index dtype, per-row order
-    of summing duplicates), in linear time; canonical (sorted, duplicates summed).
+    ``kept_per_row`` counts the kept events of each person. The structure and index dtype of
+    ``coo_matrix((values, (person, column)), shape).tocsr()`` on the kept events, in linear time; canonical
+    (sorted, duplicates summed, zero sums kept). Each cell sums its events in input order
+    (``0.0 + v1 + v2 + ...``, as ``np.add.at`` on a zeroed row): values may differ from scipy's in the last
+    bits.
     """
     from adtarget._kernels import _profiles as kernels
 

@@ -1,14 +1,12 @@
 """Compiled kernels of interest profiles: event ages in one pass, and the persons × columns CSR by counting sort.
 
-:func:`profile_csr` builds exactly the matrix ``coo_matrix((values, (person, column))).tocsr()`` builds, bit for
-bit, in linear time: a counting sort of the events by person (stable, as scipy's ``coo_tocsr``), then, per row,
-the same sort of (column, value) pairs as scipy's ``csr_sort_indices`` and the same left-to-right sum of
-duplicates as ``csr_sum_duplicates``. Floating-point sums depend on the order of their terms, and
-``csr_sort_indices`` calls libstdc++'s ``std::sort``, which is not stable: rows of more than 16 entries keep
-equal columns in the order its introsort leaves them. :func:`stl_sort_pairs` is a line-by-line port of that
-introsort (median-of-three pivot, unguarded partition, heapsort below the depth limit, final insertion sort), so
-duplicates are summed in the same order as before. scipy skips the sort when every row is already sorted; so
-does :func:`profile_csr`. Kernels trust their inputs (validated by the gate and ``build_profiles``).
+:func:`profile_csr` builds the canonical CSR matrix of ``coo_matrix((values, (person, column))).tocsr()`` in
+linear time: a stable counting sort of the events by person (in cache-sized blocks of rows), then one pass per
+row that adds its values into a dense scratch row, marks its columns in a bitmap (or a list, for thousands of
+columns) and writes the touched columns in ascending order. Each cell
+is ``0.0 + v1 + v2 + ...`` over its events in input order, as ``np.add.at`` on a zero row sums them:
+deterministic and platform-independent (scipy's sum follows its C++ library's unstable sort, so the two may
+differ in the last bits). Kernels trust their inputs (validated by the gate and ``build_profiles``).
 """
 
 from __future__ import annotations
@@ -16,9 +14,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["count_rows", "events_of", "negative_scaled_ages", "profile_csr", "stl_sort_pairs"]
+__all__ = ["count_rows", "events_of", "negative_scaled_ages", "profile_csr"]
 
-_THRESHOLD = 16  # libstdc++ _S_threshold: introsort leaves runs of at most 16 to the final insertion sort
+_SMALL_ROW = 32  # rows touching at most this many columns sort them by insertion, longer ones by np.sort
+_BITMAP_WORDS = 64  # up to 64 * 64 local columns, a row's columns are marked in a bitmap of int64 words
+_DE_BRUIJN = 0x03F79D71B4CB0A89  # B(2, 6): (low * it) >> 58 differs for each single-bit ``low``
 
 
 @numba.njit(cache=True, nogil=True)
@@ -44,151 +44,6 @@ def events_of(person: np.ndarray, flagged: np.ndarray, out: np.ndarray) -> None:
         if flagged[person[i]]:
             out[j] = i
             j += 1
-
-
-@numba.njit(cache=True, nogil=True)
-def _swap(keys: np.ndarray, vals: np.ndarray, i: int, j: int) -> None:
-    keys[i], keys[j] = keys[j], keys[i]
-    vals[i], vals[j] = vals[j], vals[i]
-
-
-@numba.njit(cache=True, nogil=True)
-def _move_median_to_first(keys: np.ndarray, vals: np.ndarray, result: int, a: int, b: int, c: int) -> None:
-    if keys[a] < keys[b]:
-        if keys[b] < keys[c]:
-            _swap(keys, vals, result, b)
-        elif keys[a] < keys[c]:
-            _swap(keys, vals, result, c)
-        else:
-            _swap(keys, vals, result, a)
-    elif keys[a] < keys[c]:
-        _swap(keys, vals, result, a)
-    elif keys[b] < keys[c]:
-        _swap(keys, vals, result, c)
-    else:
-        _swap(keys, vals, result, b)
-
-
-@numba.njit(cache=True, nogil=True)
-def _unguarded_partition(keys: np.ndarray, vals: np.ndarray, first: int, last: int, pivot: int) -> int:
-    while True:
-        while keys[first] < keys[pivot]:
-            first += 1
-        last -= 1
-        while keys[pivot] < keys[last]:
-            last -= 1
-        if not first < last:
-            return first
-        _swap(keys, vals, first, last)
-        first += 1
-
-
-@numba.njit(cache=True, nogil=True)
-def _adjust_heap(keys: np.ndarray, vals: np.ndarray, first: int, hole: int, length: int, key: int,
-                 val: float) -> None:
-    top = hole
-    child = hole
-    while child < (length - 1) // 2:
-        child = 2 * (child + 1)
-        if keys[first + child] < keys[first + child - 1]:
-            child -= 1
-        keys[first + hole], vals[first + hole] = keys[first + child], vals[first + child]
-        hole = child
-    if (length & 1) == 0 and child == (length - 2) // 2:
-        child = 2 * (child + 1)
-        keys[first + hole], vals[first + hole] = keys[first + child - 1], vals[first + child - 1]
-        hole = child - 1
-    parent = (hole - 1) // 2  # only read when hole > top >= 0, where // truncates as C++ does
-    while hole > top and keys[first + parent] < key:
-        keys[first + hole], vals[first + hole] = keys[first + parent], vals[first + parent]
-        hole = parent
-        parent = (hole - 1) // 2
-    keys[first + hole], vals[first + hole] = key, val
-
-
-@numba.njit(cache=True, nogil=True)
-def _heap_sort(keys: np.ndarray, vals: np.ndarray, first: int, last: int) -> None:
-    """``std::__partial_sort(first, last, last)``: ``__make_heap`` then ``__sort_heap``."""
-    length = last - first
-    if length >= 2:
-        parent = (length - 2) // 2
-        while True:
-            _adjust_heap(keys, vals, first, parent, length, keys[first + parent], vals[first + parent])
-            if parent == 0:
-                break
-            parent -= 1
-    while last - first > 1:
-        last -= 1
-        key, val = keys[last], vals[last]
-        keys[last], vals[last] = keys[first], vals[first]
-        _adjust_heap(keys, vals, first, 0, last - first, key, val)
-
-
-@numba.njit(cache=True, nogil=True)
-def _linear_insert(keys: np.ndarray, vals: np.ndarray, last: int) -> None:
-    """``std::__unguarded_linear_insert``: a smaller key is known to sit somewhere before ``last``."""
-    key, val = keys[last], vals[last]
-    prev = last - 1
-    while key < keys[prev]:
-        keys[last], vals[last] = keys[prev], vals[prev]
-        last = prev
-        prev -= 1
-    keys[last], vals[last] = key, val
-
-
-@numba.njit(cache=True, nogil=True)
-def _insertion_sort(keys: np.ndarray, vals: np.ndarray, first: int, last: int) -> None:
-    for i in range(first + 1, last):
-        if keys[i] < keys[first]:
-            key, val = keys[i], vals[i]
-            for j in range(i, first, -1):
-                keys[j], vals[j] = keys[j - 1], vals[j - 1]
-            keys[first], vals[first] = key, val
-        else:
-            _linear_insert(keys, vals, i)
-
-
-@numba.njit(cache=True, nogil=True)
-def _introsort_loop(keys: np.ndarray, vals: np.ndarray, first: int, last: int, depth: int) -> None:
-    """``std::__introsort_loop`` with its right-hand recursion on an explicit stack (ranges are disjoint)."""
-    stack = np.empty((2 * depth + 2, 3), dtype=np.int64)  # depths on the stack strictly decrease
-    stack[0, 0], stack[0, 1], stack[0, 2] = first, last, depth
-    size = 1
-    while size:
-        size -= 1
-        first, last, depth = stack[size, 0], stack[size, 1], stack[size, 2]
-        while last - first > _THRESHOLD:
-            if depth == 0:
-                _heap_sort(keys, vals, first, last)
-                break
-            depth -= 1
-            _move_median_to_first(keys, vals, first, first + 1, first + (last - first) // 2, last - 1)
-            cut = _unguarded_partition(keys, vals, first + 1, last, first)
-            stack[size, 0], stack[size, 1], stack[size, 2] = cut, last, depth
-            size += 1
-            last = cut
-
-
-@numba.njit(cache=True, nogil=True)
-def stl_sort_pairs(keys: np.ndarray, vals: np.ndarray, first: int, last: int) -> None:
-    """Sort ``keys[first:last]`` (and ``vals`` alongside) in place exactly as libstdc++'s ``std::sort`` does.
-
-    Only keys are compared, so pairs with equal keys end in the order ``std::sort`` leaves them (stable for
-    ranges of at most 16, not beyond): that order is what scipy's ``csr_sort_indices`` produces.
-    """
-    n = last - first
-    if n < 2:
-        return
-    lg = 0
-    while (n >> (lg + 1)) > 0:
-        lg += 1
-    _introsort_loop(keys, vals, first, last, 2 * lg)
-    if n > _THRESHOLD:
-        _insertion_sort(keys, vals, first, first + _THRESHOLD)
-        for i in range(first + _THRESHOLD, last):
-            _linear_insert(keys, vals, i)
-    else:
-        _insertion_sort(keys, vals, first, last)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -226,47 +81,104 @@ def _scatter_block(indptr: np.ndarray, first: int, last: int, col_bits: int, col
 
 
 @numba.njit(cache=True, nogil=True)
-def _rows_sorted(indptr: np.ndarray, cols: np.ndarray, first: int, last: int) -> bool:
-    """scipy's ``csr_has_sorted_indices`` over rows ``first:last``: each row non-decreasing."""
-    for r in range(first, last):
-        for j in range(indptr[r], indptr[r + 1] - 1):
-            if cols[j] > cols[j + 1]:
-                return False
-    return True
+def _lowest_bit_table() -> np.ndarray:
+    """Bit index of each de Bruijn product: ``table[(low * _DE_BRUIJN >> 58) & 63]`` for ``low = 1 << i``."""
+    table = np.zeros(64, dtype=np.int64)
+    for i in range(64):
+        table[((np.int64(1) << i) * _DE_BRUIJN >> 58) & 63] = i
+    return table
 
 
 @numba.njit(cache=True, nogil=True)
-def _sort_rows(indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, first: int, last: int) -> None:
-    for r in range(first, last):
-        stl_sort_pairs(cols, vals, indptr[r], indptr[r + 1])
+def _emit_bitmap_row(bits: np.ndarray, table: np.ndarray, column_id: np.ndarray, dense: np.ndarray,
+                     cols: np.ndarray, vals: np.ndarray, nnz: int) -> int:
+    """Write the columns set in ``bits`` in ascending order with their sums; reset ``bits`` and ``dense``."""
+    for w in range(bits.size):
+        x = bits[w]
+        while x != 0:
+            low = x & -x
+            c = (w << 6) + table[((low * _DE_BRUIJN) >> 58) & 63]
+            cols[nnz], vals[nnz] = column_id[c], dense[c]
+            dense[c] = 0.0
+            nnz += 1
+            x ^= low
+        bits[w] = 0
+    return nnz
 
 
 @numba.njit(cache=True, nogil=True)
-def _sum_sorted_duplicates(bounds: np.ndarray, indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray,
-                           first: int, last: int, nnz: int) -> int:
-    """scipy's ``csr_sum_duplicates`` (left-to-right sums) over rows ``first:last``, compacting in place.
+def _sum_rows_bitmap(bounds: np.ndarray, indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, first: int,
+                     last: int, nnz: int, column_id: np.ndarray, dense: np.ndarray, bits: np.ndarray) -> int:
+    """Sum each row of ``first:last`` by column in event order, compacting in place from ``nnz`` on.
 
-    Row ``r`` is ``bounds[r]:bounds[r + 1]`` before; entries move down to ``nnz`` on, ``indptr[r + 1]`` is
-    set to the new end. Returns the new ``nnz``.
+    Row ``r`` is ``bounds[r]:bounds[r + 1]`` of (local column, value) before; its values accumulate into
+    the zeroed ``dense`` (``0.0 + v1 + v2 + ...`` in the row's order) and its columns are marked in the
+    bitmap ``bits`` (int64 words), read back in ascending order (zero sums included). ``indptr[r + 1]`` is
+    set to the new end; returns the new ``nnz``. For few local columns (a bitmap of a few words per row).
     """
+    table = _lowest_bit_table()
     for r in range(first, last):
-        j, end = bounds[r], bounds[r + 1]
-        while j < end:
-            col, total = cols[j], vals[j]
-            j += 1
-            while j < end and cols[j] == col:
-                total += vals[j]
-                j += 1
-            cols[nnz], vals[nnz] = col, total
+        for j in range(bounds[r], bounds[r + 1]):
+            c = cols[j]
+            bits[c >> 6] |= np.int64(1) << (c & 63)
+            dense[c] += vals[j]
+        nnz = _emit_bitmap_row(bits, table, column_id, dense, cols, vals, nnz)
+        indptr[r + 1] = nnz
+    return nnz
+
+
+@numba.njit(cache=True, nogil=True)
+def _sort_touched(touched: np.ndarray, k: int) -> None:
+    """Sort ``touched[:k]`` (distinct column ids) in place: insertion sort for the usual few, else np.sort."""
+    if k > _SMALL_ROW:
+        touched[:k] = np.sort(touched[:k])
+        return
+    for i in range(1, k):
+        c = touched[i]
+        m = i
+        while m > 0 and touched[m - 1] > c:
+            touched[m] = touched[m - 1]
+            m -= 1
+        touched[m] = c
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum_rows_listed(bounds: np.ndarray, indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, first: int,
+                     last: int, nnz: int, column_id: np.ndarray, dense: np.ndarray, seen: np.ndarray,
+                     touched: np.ndarray) -> int:
+    """:func:`_sum_rows_bitmap` for many local columns: the touched ones listed (``seen``), then sorted."""
+    for r in range(first, last):
+        k = 0
+        for j in range(bounds[r], bounds[r + 1]):
+            c = cols[j]
+            touched[k] = c
+            k += not seen[c]
+            seen[c] = True
+            dense[c] += vals[j]
+        _sort_touched(touched, k)
+        for i in range(k):
+            c = touched[i]
+            cols[nnz], vals[nnz] = column_id[c], dense[c]
+            dense[c], seen[c] = 0.0, False
             nnz += 1
         indptr[r + 1] = nnz
     return nnz
 
 
 @numba.njit(cache=True, nogil=True)
+def _sum_block(bounds: np.ndarray, indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, first: int,
+               last: int, nnz: int, column_id: np.ndarray, dense: np.ndarray, seen: np.ndarray,
+               touched: np.ndarray, bits: np.ndarray) -> int:
+    """Rows ``first:last`` summed by the bitmap (``bits`` non-empty) or the sorted list of touched columns."""
+    if bits.size:
+        return _sum_rows_bitmap(bounds, indptr, cols, vals, first, last, nnz, column_id, dense, bits)
+    return _sum_rows_listed(bounds, indptr, cols, vals, first, last, nnz, column_id, dense, seen, touched)
+
+
+@numba.njit(cache=True, nogil=True)
 def profile_csr(row: np.ndarray, category: np.ndarray, column_of: np.ndarray, values: np.ndarray,
                 keep: np.ndarray, indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> int:
-    """Sum ``values`` of the kept events into a CSR matrix, bit-identical to scipy's COO -> CSR.
+    """Sum ``values`` of the kept events into a canonical CSR matrix, duplicates summed in event order.
 
     Parameters
     ----------
@@ -284,33 +196,32 @@ def profile_csr(row: np.ndarray, category: np.ndarray, column_of: np.ndarray, va
     Returns
     -------
     int
-        ``nnz``: the result is canonical (sorted columns, duplicates summed).
+        ``nnz``: the result has sorted columns and each (row, column) once, its value
+        ``0.0 + v1 + v2 + ...`` over that cell's kept events in input order.
     """
+    column_id = np.unique(column_of[column_of >= 0])  # the columns used, by a dense local id (order kept)
+    local_of = np.searchsorted(column_id, column_of).astype(np.int32)
     n_rows = indptr.size - 1
     col_bits = 0
-    while (1 << col_bits) <= max(np.max(column_of), 0):
+    while (1 << col_bits) < column_id.size:
         col_bits += 1
     shift = 0
     while (n_rows >> shift) > 128 and shift + col_bits < 31:  # ~129 blocks: few write streams at first
         shift += 1
     n_blocks = (n_rows >> shift) + 1
     starts = indptr[np.minimum(np.arange(n_blocks + 1) << shift, n_rows)]
-    _scatter_to_blocks(row, category, column_of, values, keep, starts, shift, col_bits, cols, vals)
+    _scatter_to_blocks(row, category, local_of, values, keep, starts, shift, col_bits, cols, vals)
     width = np.max(starts[1:] - starts[:-1])
     block_cols, block_vals = np.empty(width, dtype=np.int32), np.empty(width, dtype=np.float64)
     bounds = indptr.copy()  # rows before summing; indptr becomes the result's
-    sorted_so_far = True  # scipy sorts no row when every row is sorted, and every row otherwise
+    n_words = (column_id.size + 63) >> 6
+    bits = np.zeros(n_words if n_words <= _BITMAP_WORDS else 0, dtype=np.int64)
+    listed = 0 if bits.size else column_id.size
+    dense, seen = np.zeros(column_id.size, dtype=np.float64), np.zeros(listed, dtype=np.bool_)
+    touched = np.empty(listed, dtype=np.int32)
     nnz = 0
-    for b in range(n_blocks):
+    for b in range(n_blocks):  # each block summed while it is in cache
         first, last = min(b << shift, n_rows), min((b + 1) << shift, n_rows)
         _scatter_block(bounds, first, last, col_bits, cols, vals, block_cols, block_vals)
-        if sorted_so_far and not _rows_sorted(bounds, cols, first, last):
-            sorted_so_far = False
-            _sort_rows(bounds, cols, vals, 0, first)
-            nnz = _sum_sorted_duplicates(bounds, indptr, cols, vals, 0, first, 0)
-        if not sorted_so_far:  # sum each block while it is in cache
-            _sort_rows(bounds, cols, vals, first, last)
-            nnz = _sum_sorted_duplicates(bounds, indptr, cols, vals, first, last, nnz)
-    if sorted_so_far:
-        nnz = _sum_sorted_duplicates(bounds, indptr, cols, vals, 0, n_rows, 0)
+        nnz = _sum_block(bounds, indptr, cols, vals, first, last, nnz, column_id, dense, seen, touched, bits)
     return nnz
