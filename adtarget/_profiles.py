@@ -175,8 +175,9 @@ def profile_matrix(person: np.ndarray, category: np.ndarray, column_of: np.ndarr
     mask = np.empty(0, dtype=bool) if keep is None else keep
     nnz = kernels.profile_csr(person, category, column_of, values, mask, indptr, cols, vals)
     idx_dtype = np.int32 if max(n_kept, *shape) <= np.iinfo(np.int32).max else np.int64
-    matrix = sparse.csr_matrix((vals[:nnz].copy(), cols[:nnz].astype(idx_dtype), indptr.astype(idx_dtype)),
-                               shape=shape)
+    vals.resize(nnz, refcheck=False)  # shrunk in place (realloc): no copy, the tail returned (no views exist)
+    cols.resize(nnz, refcheck=False)
+    matrix = sparse.csr_matrix((vals, cols.astype(idx_dtype, copy=False), indptr.astype(idx_dtype)), shape=shape)
     matrix.has_canonical_format = True
     return matrix
 

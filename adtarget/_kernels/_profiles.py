@@ -68,15 +68,17 @@ def _scatter_to_blocks(row: np.ndarray, category: np.ndarray, column_of: np.ndar
 @numba.njit(cache=True, nogil=True)
 def _scatter_block(indptr: np.ndarray, first: int, last: int, col_bits: int, cols: np.ndarray,
                    vals: np.ndarray, block_cols: np.ndarray, block_vals: np.ndarray) -> None:
-    """Stable counting sort, in place, of the entries of rows ``first:last`` (one block, in cache) by row."""
-    lo, hi = indptr[first], indptr[last]
-    block_cols[:hi - lo], block_vals[:hi - lo] = cols[lo:hi], vals[lo:hi]
-    cursor = indptr[first:last].copy()
+    """Stable counting sort of the entries of rows ``first:last`` (one block) by row into the block scratch.
+
+    Row ``r`` lands at ``indptr[r] - indptr[first]`` on of ``block_cols`` (its columns) and ``block_vals``.
+    """
+    lo = indptr[first]
+    cursor = indptr[first:last] - lo
     mask = (1 << col_bits) - 1
-    for j in range(hi - lo):
-        r = block_cols[j] >> col_bits
+    for j in range(lo, indptr[last]):
+        r = cols[j] >> col_bits
         dest = cursor[r]
-        cols[dest], vals[dest] = block_cols[j] & mask, block_vals[j]
+        block_cols[dest], block_vals[dest] = cols[j] & mask, vals[j]
         cursor[r] = dest + 1
 
 
@@ -107,21 +109,25 @@ def _emit_bitmap_row(bits: np.ndarray, table: np.ndarray, column_id: np.ndarray,
 
 
 @numba.njit(cache=True, nogil=True)
-def _sum_rows_bitmap(bounds: np.ndarray, indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, first: int,
-                     last: int, nnz: int, column_id: np.ndarray, dense: np.ndarray, bits: np.ndarray) -> int:
-    """Sum each row of ``first:last`` by column in event order, compacting in place from ``nnz`` on.
+def _sum_rows_bitmap(block: tuple[np.ndarray, np.ndarray], bounds: np.ndarray, indptr: np.ndarray,
+                     cols: np.ndarray, vals: np.ndarray, first: int, last: int, nnz: int,
+                     column_id: np.ndarray, dense: np.ndarray, bits: np.ndarray) -> int:
+    """Sum each row of ``first:last`` by column in event order into ``cols``/``vals`` from ``nnz`` on.
 
-    Row ``r`` is ``bounds[r]:bounds[r + 1]`` of (local column, value) before; its values accumulate into
-    the zeroed ``dense`` (``0.0 + v1 + v2 + ...`` in the row's order) and its columns are marked in the
-    bitmap ``bits`` (int64 words), read back in ascending order (zero sums included). ``indptr[r + 1]`` is
-    set to the new end; returns the new ``nnz``. For few local columns (a bitmap of a few words per row).
+    Row ``r`` is ``bounds[r]:bounds[r + 1]``, less ``bounds[first]``, of the block's (local columns, values)
+    (see :func:`_scatter_block`); its values accumulate into the zeroed ``dense`` (``0.0 + v1 + v2 + ...``
+    in the row's order) and its columns are marked in the bitmap ``bits`` (int64 words), read back in
+    ascending order (zero sums included). ``indptr[r + 1]`` is set to the new end; returns the new ``nnz``.
+    For few local columns (a bitmap of a few words per row).
     """
     table = _lowest_bit_table()
+    block_cols, block_vals = block
+    lo = bounds[first]
     for r in range(first, last):
-        for j in range(bounds[r], bounds[r + 1]):
-            c = cols[j]
+        for j in range(bounds[r] - lo, bounds[r + 1] - lo):
+            c = block_cols[j]
             bits[c >> 6] |= np.int64(1) << (c & 63)
-            dense[c] += vals[j]
+            dense[c] += block_vals[j]
         nnz = _emit_bitmap_row(bits, table, column_id, dense, cols, vals, nnz)
         indptr[r + 1] = nnz
     return nnz
@@ -143,18 +149,20 @@ def _sort_touched(touched: np.ndarray, k: int) -> None:
 
 
 @numba.njit(cache=True, nogil=True)
-def _sum_rows_listed(bounds: np.ndarray, indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, first: int,
-                     last: int, nnz: int, column_id: np.ndarray, dense: np.ndarray, seen: np.ndarray,
-                     touched: np.ndarray) -> int:
+def _sum_rows_listed(block: tuple[np.ndarray, np.ndarray], bounds: np.ndarray, indptr: np.ndarray,
+                     cols: np.ndarray, vals: np.ndarray, first: int, last: int, nnz: int,
+                     column_id: np.ndarray, dense: np.ndarray, seen: np.ndarray, touched: np.ndarray) -> int:
     """:func:`_sum_rows_bitmap` for many local columns: the touched ones listed (``seen``), then sorted."""
+    block_cols, block_vals = block
+    lo = bounds[first]
     for r in range(first, last):
         k = 0
-        for j in range(bounds[r], bounds[r + 1]):
-            c = cols[j]
+        for j in range(bounds[r] - lo, bounds[r + 1] - lo):
+            c = block_cols[j]
             touched[k] = c
             k += not seen[c]
             seen[c] = True
-            dense[c] += vals[j]
+            dense[c] += block_vals[j]
         _sort_touched(touched, k)
         for i in range(k):
             c = touched[i]
@@ -166,13 +174,14 @@ def _sum_rows_listed(bounds: np.ndarray, indptr: np.ndarray, cols: np.ndarray, v
 
 
 @numba.njit(cache=True, nogil=True)
-def _sum_block(bounds: np.ndarray, indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, first: int,
-               last: int, nnz: int, column_id: np.ndarray, dense: np.ndarray, seen: np.ndarray,
-               touched: np.ndarray, bits: np.ndarray) -> int:
+def _sum_block(block: tuple[np.ndarray, np.ndarray], bounds: np.ndarray, indptr: np.ndarray, cols: np.ndarray,
+               vals: np.ndarray, first: int, last: int, nnz: int, column_id: np.ndarray, dense: np.ndarray,
+               seen: np.ndarray, touched: np.ndarray, bits: np.ndarray) -> int:
     """Rows ``first:last`` summed by the bitmap (``bits`` non-empty) or the sorted list of touched columns."""
     if bits.size:
-        return _sum_rows_bitmap(bounds, indptr, cols, vals, first, last, nnz, column_id, dense, bits)
-    return _sum_rows_listed(bounds, indptr, cols, vals, first, last, nnz, column_id, dense, seen, touched)
+        return _sum_rows_bitmap(block, bounds, indptr, cols, vals, first, last, nnz, column_id, dense, bits)
+    return _sum_rows_listed(block, bounds, indptr, cols, vals, first, last, nnz, column_id, dense, seen,
+                            touched)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -223,5 +232,6 @@ def profile_csr(row: np.ndarray, category: np.ndarray, column_of: np.ndarray, va
     for b in range(n_blocks):  # each block summed while it is in cache
         first, last = min(b << shift, n_rows), min((b + 1) << shift, n_rows)
         _scatter_block(bounds, first, last, col_bits, cols, vals, block_cols, block_vals)
-        nnz = _sum_block(bounds, indptr, cols, vals, first, last, nnz, column_id, dense, seen, touched, bits)
+        nnz = _sum_block((block_cols, block_vals), bounds, indptr, cols, vals, first, last, nnz, column_id,
+                         dense, seen, touched, bits)
     return nnz
