@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m adtarget._kernels
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
