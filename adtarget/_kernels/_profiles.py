@@ -3,10 +3,10 @@
 :func:`profile_csr` builds the canonical CSR matrix of ``coo_matrix((values, (person, column))).tocsr()`` in
 linear time: a stable counting sort of the events by person (in cache-sized blocks of rows), then one pass per
 row that adds its values into a dense scratch row, marks its columns in a bitmap (or a list, for thousands of
-columns) and writes the touched columns in ascending order. Each cell
-is ``0.0 + v1 + v2 + ...`` over its events in input order, as ``np.add.at`` on a zero row sums them:
-deterministic and platform-independent (scipy's sum follows its C++ library's unstable sort, so the two may
-differ in the last bits). Kernels trust their inputs (validated by the gate and ``build_profiles``).
+columns) and writes the touched columns in ascending order. Each cell is ``0.0 + v1 + v2 + ...`` over its
+events in input order, as ``np.add.at`` on a zero row sums them: deterministic and platform-independent
+(scipy's sum follows its C++ library's unstable sort, so the two may differ in the last bits). Kernels trust
+their inputs (validated by the gate and ``build_profiles``).
 """
 
 from __future__ import annotations
