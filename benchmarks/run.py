@@ -225,6 +225,7 @@ def _summarise(job: dict[str, Any], clocks: list[Any], baseline: float) -> dict[
     e2e = [sum(clock.seconds[s] for s in STAGES) for clock, _ in clocks]
     in_memory = [sum(clock.seconds[s] for s in STAGES if s != "read") for clock, _ in clocks]
     cpu = statistics.median(sum(clock.cpu_seconds[s] for s in STAGES) for clock, _ in clocks)
+    in_memory_cpu = statistics.median(sum(clock.cpu_seconds[s] for s in STAGES if s != "read") for clock, _ in clocks)
     peak = max(clock.peak_mb[s] for clock, _ in clocks for s in STAGES)
     stats = clocks[-1][1]
     columns = stats["arrow_bytes_max_chunk"] / 2**20
@@ -236,6 +237,8 @@ def _summarise(job: dict[str, Any], clocks: list[Any], baseline: float) -> dict[
                        "events_per_s": n / statistics.median(e2e),
                        "in_memory_seconds": round(statistics.median(in_memory), 4),
                        "in_memory_events_per_s": n / statistics.median(in_memory),
+                       "in_memory_all": [round(s, 4) for s in in_memory],
+                       "in_memory_cpu_seconds": round(in_memory_cpu, 4),
                        "cpu_seconds": round(cpu, 4), "cpu_events_per_s": n / cpu},
         "memory": {"method": "VmHWM (the RSS high-water mark getrusage reports as ru_maxrss), reset before each "
                              "stage via /proc/self/clear_refs; fresh process per size",
