@@ -90,7 +90,9 @@ def _figures(runs: list[Run], field: str, e2e_field: str) -> dict[str, float | N
     floor7 = _peer_seconds(r7, "pandas", "e2e_floor", field=field)
     # the median over repetitions of each repetition's in-memory sum (not a difference of two medians)
     in_memory7 = r7["end_to_end"].get("in_memory_" + e2e_field) if r7 else None
+    one_call7 = _peer_seconds(r7, "pipeline_run_in_memory", field=field)
     return {"speedup": pdp / ours6 if pdp and ours6 else None,
+            "one_call7": 10**7 / one_call7 if one_call7 else None,
             "count7": 10**7 / count7 if count7 else None,
             "e2e7": 10**7 / in_memory7 if in_memory7 else None,
             "vs_floor": in_memory7 / floor7 if in_memory7 and floor7 else None,
@@ -123,9 +125,12 @@ def evaluate_goals(runs: list[Run]) -> list[dict[str, Any]]:
               lambda v: f"{v:.0f}x", "same (pseudonym, segment) pairs, same bounds and epsilon"),
         _goal("DP count stage at 1e7", ">= 10 M events/s (tens of millions)", both("count7"),
               lambda v: v >= 1e7, lambda v: f"{v / 1e6:.1f} M/s"),
-        _goal("End to end at 1e7", ">= 5 M events/s", both("e2e7"), lambda v: v >= 5e6,
-              lambda v: f"{v / 1e6:.2f} M/s", "events in memory (Arrow table) to report.json written; "
-              "the Parquet read is timed apart"),
+        _goal("End to end at 1e7, adtarget.run in one call", ">= 5 M events/s", both("one_call7"),
+              lambda v: v >= 5e6, lambda v: f"{v / 1e6:.2f} M/s",
+              "events in memory (Arrow table) to report.json written, the product's one call"),
+        _goal("End to end at 1e7, sum of the stage clocks", ">= 5 M events/s", both("e2e7"), lambda v: v >= 5e6,
+              lambda v: f"{v / 1e6:.2f} M/s", "the same chain timed stage by stage (per-stage clocks and RSS "
+              "probes; median of the repetitions' sums; read excluded)"),
         _goal("End to end vs pandas floor at 1e7", "<= 3x the floor's time", both("vs_floor"), lambda v: v <= 3,
               lambda v: f"{v:.1f}x", "in-memory table to counts on both sides"),
         _goal("Peak memory at 1e7", "<= 3x column bytes", (mem7, mem7), lambda v: v <= 3, lambda v: f"{v:.2f}x",
@@ -204,6 +209,8 @@ def peer_rows(runs: list[Run]) -> list[list[str]]:
         ["adtarget e2e (chained stages, incl. read)"] + [_rate(r["n_events"], r["end_to_end"]["seconds"])
                                                           for r in runs],
         ["pipeline.run, LocalEngine (one call, incl. read)"] + [rate(r, "pipeline_run") for r in runs],
+        ["pipeline.run, LocalEngine (one call, in-memory table to report.json)"]
+        + [rate(r, "pipeline_run_in_memory") for r in runs],
         ["pipeline.run, SparkEngine local[2]"] + [rate(r, "spark") for r in runs],
         ["diffprivlib KMeans (s)"] + [seconds(r, "diffprivlib", "diffprivlib") for r in runs],
         ["DPKMeansSegmenter (s)"] + [seconds(r, "diffprivlib", "adtarget") for r in runs],
