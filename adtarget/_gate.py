@@ -300,6 +300,13 @@ def _build(batch: EventBatch, persons: _PersonTables, sensitive: np.ndarray, saf
 
     permitted = np.asarray(batch.services.ads_permitted, dtype=bool)
     oldest = end - np.asarray(policy.retention_seconds(), dtype=np.int64)
+    lengths = {getattr(batch, name).size for name in _EVENT_COLUMNS}
+    if len(lengths) != 1:
+        raise ParameterError("batch columns must all have one value per event; build EventBatch with "
+                             "adtarget.ingest")
+    region = batch.region
+    if region.size and (int(region.min()) < -1 or int(region.max()) >= len(batch.regions)):
+        raise ParameterError("batch holds a region index out of range; build EventBatch with adtarget.ingest")
     if not kernels.indices_in_range(batch.person, batch.n_persons, batch.service, permitted.size, batch.category,
                                     sensitive.shape[1], batch.kind, oldest.size):
         raise ParameterError("batch holds a person, service, category or kind index out of range; "

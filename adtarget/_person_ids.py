@@ -109,13 +109,13 @@ def pseudonymise(ids: PersonIds, accepted: np.ndarray | None, pseudonymizer: Pse
     the ids that accepted rows use. ``accepted`` None means every row."""
     from adtarget._kernels import _factorize as kernels
 
-    if accepted is None:
+    if accepted is None and ids.codes is None:  # compiled path: every unique id occurs in some row
         pseudonyms = np.asarray(pseudonymizer.pseudonymize(ids.uniques), dtype=np.uint64)
         order = kernels.argsort_uint64(pseudonyms)
         rank = np.empty(order.size, dtype=np.int32)
         rank[order] = np.arange(order.size, dtype=np.int32)
         return ids.row_codes(rank), pseudonyms[order]
-    codes = ids.row_codes()[accepted]
+    codes = ids.row_codes() if accepted is None else ids.row_codes()[accepted]
     used = np.zeros(ids.uniques.size, dtype=bool)
     used[codes] = True
     used_codes = np.flatnonzero(used)

@@ -266,3 +266,18 @@ def test_compact_audit_equals_numpy(seed, n):
     m = kernels.compact_audit(person, classes, n, new_index)
     np.testing.assert_array_equal(person[:m], expected[0])
     np.testing.assert_array_equal(classes[:m], expected[1])
+
+
+@pytest.mark.parametrize("change", ["region too high", "region below -1", "short column"])
+def test_gate_refuses_a_region_out_of_range_or_ragged_columns(taxonomy, services, safes, change):
+    batch, snapshot = make_world(3, 20, 100, 0, taxonomy, services)
+    fields = {name: getattr(batch, name) for name in ("person", "persons", "service", "ts", "category", "kind",
+                                                      "region", "weight", "regions", "taxonomy", "services")}
+    if change == "short column":
+        fields["weight"] = fields["weight"][:-1].copy()
+    else:
+        region = fields["region"].copy()
+        region[5] = len(batch.regions) if change == "region too high" else -2
+        fields["region"] = region
+    with pytest.raises(ParameterError, match="out of range|one value per event"):
+        apply_gate(EventBatch(**fields), snapshot, safes[0])

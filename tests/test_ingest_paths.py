@@ -133,3 +133,18 @@ def test_the_kernel_checks_dictionary_indices_itself(pseudonymizer):
     reason = np.zeros(2, dtype=np.int8)
     with pytest.raises(InputFormatError, match="outside its dictionary"):
         service_column(pa.chunked_array([service]), ServiceRegistry.synthetic(), reason)
+
+
+@pytest.mark.parametrize("source", ["pandas", "arrow"])
+def test_unused_dictionary_ids_are_neither_hashed_nor_persons(pseudonymizer, source):
+    """A categorical/dictionary person_id may list ids no row uses (even a blank one): they are not persons,
+    and a blank one must not fail the ingest (found in review)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    ids = pd.Categorical(["a7", "b9", "a7"], categories=["", "a7", "b9", "never-used"])
+    frame = pd.DataFrame({"person_id": ids, "service": ["video"] * 3, "ts": [TS] * 3, "category": ["1"] * 3})
+    data = frame if source == "pandas" else pa.Table.from_pandas(frame, preserve_index=False)
+    batch = ingest(data, pseudonymizer=pseudonymizer, now=NOW).batch
+    assert batch.n_events == 3 and batch.n_persons == 2
+    assert np.array_equal(np.sort(batch.persons), np.sort(pseudonymizer.pseudonymize(np.array(["a7", "b9"]))))

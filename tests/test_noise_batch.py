@@ -131,3 +131,14 @@ def test_seeded_unread_rewinds_to_the_first_unused_uniform() -> None:
     batch = stream.draw(10)
     stream.unread(batch, 4)
     assert stream.draw(3).tolist() == twin.random_sample(10)[4:7].tolist()
+
+
+def test_secure_stream_never_drops_a_given_back_uniform() -> None:
+    """A shorter draw after ``unread`` keeps the rest for later: dropping uniforms a rejection sampler had
+    already looked at would bias it (found in review: the tail was discarded)."""
+    stream = UniformStream(random.SystemRandom())
+    batch = stream.draw(10)
+    stream.unread(batch, 2)
+    assert stream.draw(3).tolist() == batch[2:5].tolist()
+    assert stream.draw(5).tolist() == batch[5:10].tolist()
+    assert stream.draw(2).size == 2  # then fresh bytes

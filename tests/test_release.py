@@ -314,3 +314,44 @@ def test_exact_counts_survive_pickling_between_engine_processes(pseudonymizer):
     cells = pickle.loads(pickle.dumps(count_cells(eligible, assignments, spec)))
     audit = pickle.loads(pickle.dumps(audit_counts(eligible, assignments)))
     assert (cells + cells).sizes.tolist() == [4] and (audit + audit).n_population == 4
+
+
+def _assignments_with(assignments, persons, membership):
+    import dataclasses
+
+    return dataclasses.replace(assignments, persons=persons, membership=membership)
+
+
+@pytest.mark.parametrize("change", ["stray person", "repeated person"])
+def test_counting_refuses_persons_that_are_not_eligible_or_repeat(world, change):
+    """The compiled counting kernels index by these persons and bound per row: never let one through."""
+    from adtarget._release._audit import audit_counts
+    from adtarget._release._cells import count_cells
+
+    eligible, assignments = world
+    persons = np.array(assignments.persons, copy=True)
+    if change == "stray person":
+        persons[-1] = np.uint64(2**64 - 1) if persons[-1] != np.uint64(2**64 - 1) else np.uint64(0)
+        persons.sort()
+    else:
+        persons[1] = persons[0]
+    bad = _assignments_with(assignments, persons, assignments.membership)
+    spec = ReleaseSpec("acme", ids_of(assignments), epsilon=1.0, delta=1e-6)
+    for count in (lambda: count_cells(eligible, bad, spec), lambda: audit_counts(eligible, bad)):
+        with pytest.raises(ParameterError, match="assignments.persons"):
+            count()
+
+
+def test_a_membership_entry_stored_twice_counts_once(world):
+    from scipy import sparse
+
+    from adtarget._release._cells import count_cells
+
+    eligible, assignments = world
+    m = assignments.membership.tocsr()
+    doubled = sparse.csr_matrix((np.repeat(m.data, 2), np.repeat(m.indices, 2), 2 * m.indptr), shape=m.shape)
+    assert doubled.nnz == 2 * m.nnz  # every entry stored twice
+    spec = ReleaseSpec("acme", ids_of(assignments), epsilon=1.0, delta=1e-6)
+    once = count_cells(eligible, assignments, spec)
+    twice = count_cells(eligible, _assignments_with(assignments, assignments.persons, doubled), spec)
+    assert np.array_equal(once.sizes, twice.sizes)

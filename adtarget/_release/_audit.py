@@ -133,7 +133,7 @@ def class_mass(eligible: Any, assignments: Any) -> AuditCounts:
     else all on ``"none"``) is added to every segment of their membership row, in one pass over the rows.
     """
     from adtarget._kernels import _bounding as kernels
-    from adtarget._release._cells import row_persons
+    from adtarget._release._cells import membership_rows, row_persons
 
     n = int(eligible.persons.size)
     audit = eligible.sensitive_audit
@@ -141,7 +141,7 @@ def class_mass(eligible: Any, assignments: Any) -> AuditCounts:
     scale = math.lcm(*range(1, len(classes) + 1)) if classes else 1
     bits = kernels.bitset_table(n, len(classes))
     kernels.value_bits(audit.person, audit.sensitive_class, bits)
-    m = assignments.membership.tocsr()
+    m = membership_rows(assignments)
     members, mass, population = kernels.class_mass(bits, len(classes), scale, m.indptr, m.indices, m.data,
                                                    row_persons(eligible, assignments), m.shape[1])
     ids = tuple(s.segment_id for s in assignments.segments)

@@ -188,7 +188,7 @@ def bounded_counts(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCo
     from adtarget._kernels import _bounding as kernels
 
     salt64, n_seg = np.uint64(stable64(spec.bounding_salt)), len(spec.segment_ids)
-    m = assignments.membership.tocsr()
+    m = membership_rows(assignments)
     col_key, rows = _column_keys(assignments, spec, m.shape[1]), row_persons(eligible, assignments)
     keep, sizes, counted = kernels.bound_rows(m.indptr, m.indices, m.data, col_key, rows, eligible.persons,
                                               stable64_many(spec.segment_ids), salt64,
@@ -238,12 +238,40 @@ def _breakdown_table(eligible: Any, dim: str, spec: ReleaseSpec, counted: np.nda
     return _bounded_values(eligible, dim, spec, counted, salt64)
 
 
+def membership_rows(assignments: Any) -> Any:
+    """``assignments.membership`` as canonical CSR: a (person, segment) entry stored twice would otherwise count
+    twice, past the bound the noise is calibrated to."""
+    m = assignments.membership.tocsr()
+    if not m.has_canonical_format:
+        m = m.copy()
+        m.sum_duplicates()
+    return m
+
+
 def row_persons(eligible: Any, assignments: Any) -> np.ndarray:
-    """Eligible person index (int64) of each row of ``assignments.membership``."""
+    """Eligible person index (int64) of each row of ``assignments.membership``.
+
+    Refuses (``ParameterError``) assignments whose persons are not strictly increasing, are not all eligible,
+    or do not match the membership rows: the compiled counting kernels index with these positions and
+    bound contributions per row, so a repeated or stray person must never reach them.
+    """
+    from adtarget.exceptions import ParameterError
+
     persons = np.asarray(assignments.persons)
+    if assignments.membership.shape[0] != persons.size:
+        raise ParameterError(f"assignments.membership must have one row per person; it has "
+                             f"{assignments.membership.shape[0]} rows for {persons.size} persons")
     if np.array_equal(persons, eligible.persons):
         return np.arange(persons.size, dtype=np.int64)
-    return np.searchsorted(eligible.persons, persons).astype(np.int64)
+    if persons.size > 1 and not bool(np.all(persons[1:] > persons[:-1])):
+        raise ParameterError("assignments.persons must be strictly increasing (each person once)")
+    rows = np.searchsorted(eligible.persons, persons).astype(np.int64)
+    found = rows < eligible.persons.size
+    found[found] = eligible.persons[rows[found]] == persons[found]
+    if not found.all():
+        raise ParameterError(f"assignments.persons must be among the eligible persons; "
+                             f"{int((~found).sum())} are not")
+    return rows
 
 
 def _bounded_values(eligible: Any, dim: str, spec: ReleaseSpec, counted: np.ndarray,

@@ -291,7 +291,8 @@ class UniformStream:
             self._state = self._rng.get_state()
             return np.asarray(self._rng.random_sample(n), dtype=np.float64)
         fresh = uniforms_from_bytes(self._rng.randbytes(7 * max(n - self._spare.size, 0)))
-        out, self._spare = np.concatenate([self._spare, fresh])[:n], np.zeros(0, dtype=np.float64)
+        combined = np.concatenate([self._spare, fresh])
+        out, self._spare = combined[:n], combined[n:]  # never drop a given-back uniform: that would bias
         return out
 
     def unread(self, batch: np.ndarray, used: int) -> None:
