@@ -217,3 +217,23 @@ def test_class_mass_equals_the_sparse_product(world, n_cls, n_audit):
     assert np.array_equal(mass, (weights.T @ w[row_person]).toarray())
     assert np.array_equal(members, np.asarray(weights.sum(axis=0)).ravel())
     assert mass.dtype == members.dtype == population.dtype == np.int64
+
+
+@given(rows=st.lists(st.lists(st.integers(-2, 9), max_size=8), max_size=6))
+def test_membership_problem_finds_repeats_and_out_of_range_columns(rows):
+    from adtarget._kernels._bounding import membership_problem
+
+    def reference() -> int:  # the first problem in scan order
+        for row in rows:
+            seen: set[int] = set()
+            for col in row:
+                if not 0 <= col < 8:
+                    return 2
+                if col in seen:
+                    return 1
+                seen.add(col)
+        return 0
+
+    indptr = np.cumsum([0] + [len(r) for r in rows]).astype(np.int32)
+    indices = np.array([c for r in rows for c in r], dtype=np.int32)
+    assert membership_problem(indptr, indices, 8) == reference()

@@ -355,3 +355,16 @@ def test_a_membership_entry_stored_twice_counts_once(world):
     once = count_cells(eligible, assignments, spec)
     twice = count_cells(eligible, _assignments_with(assignments, assignments.persons, doubled), spec)
     assert np.array_equal(once.sizes, twice.sizes)
+
+
+def test_a_membership_column_out_of_range_is_refused(world):
+    from scipy import sparse
+
+    eligible, assignments = world
+    m = assignments.membership.tocsr()
+    indices = m.indices.copy()
+    indices[0] = m.shape[1] + 3  # a hand-built matrix scipy does not bounds-check
+    bad = sparse.csr_matrix((m.data.copy(), indices, m.indptr.copy()), shape=m.shape)
+    spec = ReleaseSpec("acme", ids_of(assignments), epsilon=1.0, delta=1e-6)
+    with pytest.raises(ParameterError, match="out of range"):
+        count_cells(eligible, _assignments_with(assignments, assignments.persons, bad), spec)

@@ -239,10 +239,19 @@ def _breakdown_table(eligible: Any, dim: str, spec: ReleaseSpec, counted: np.nda
 
 
 def membership_rows(assignments: Any) -> Any:
-    """``assignments.membership`` as canonical CSR: a (person, segment) entry stored twice would otherwise count
-    twice, past the bound the noise is calibrated to."""
+    """``assignments.membership`` as CSR with no (person, segment) entry stored twice (it would otherwise count
+    twice, past the bound the noise is calibrated to) and no segment index out of range (the compiled kernels
+    index with it). Rows in any order are kept as they are: bounding does not depend on the entries' order."""
+    from adtarget._kernels import _bounding as kernels
+    from adtarget.exceptions import ParameterError
+
     m = assignments.membership.tocsr()
-    if not m.has_canonical_format:
+    if m.has_canonical_format:
+        return m
+    problem = kernels.membership_problem(m.indptr, m.indices, m.shape[1])  # rows may be unsorted: that is fine
+    if problem == 2:
+        raise ParameterError("assignments.membership holds a segment index out of range")
+    if problem == 1:
         m = m.copy()
         m.sum_duplicates()
     return m
