@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from adtarget._engine._kernel import release_arrow_memory
 from adtarget._policy import EligibilityPolicy
 
 STAGES: tuple[str, ...] = ("read", "ingest", "gate", "profiles", "segments", "count", "audit", "release")
@@ -138,13 +139,6 @@ def read_events(path: str) -> Any:
     return pq.read_table(path, read_dictionary=strings)
 
 
-def release_arrow_memory() -> None:
-    """Hand the freed Arrow buffers back to the OS: pyarrow's allocator otherwise keeps the table's pages."""
-    import pyarrow as pa
-
-    pa.default_memory_pool().release_unused()
-
-
 def load_snapshot(path: str, pseudonymizer: Any, as_of: int) -> Any:
     """ConsentSnapshot of a synthetic consent file (one record per person), pseudonymised and sorted."""
     import pyarrow.parquet as pq
@@ -227,7 +221,7 @@ def run_chunk(chunk: Chunk, snapshot: Any, setup: Setup, clock: StageClock) -> C
     batch = clock.time("ingest", ingest, table, pseudonymizer=setup.pseudonymizer, taxonomy=setup.safe.taxonomy,
                        services=setup.services, now=chunk.end).batch
     del table
-    clock.time("ingest", release_arrow_memory)  # as adtarget._pipeline does once the table is consumed
+    clock.time("ingest", release_arrow_memory)  # what the engine kernel does once the table is consumed
     batch_bytes = sum(getattr(batch, c).nbytes for c in ("person", "service", "ts", "category", "kind", "region",
                                                           "weight"))
     eligible = clock.time("gate", apply_gate, batch, snapshot, setup.safe, window_end=chunk.end)

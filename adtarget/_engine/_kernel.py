@@ -15,7 +15,7 @@ from adtarget._engine._context import BuildContext
 from adtarget._events import ingest
 from adtarget._gate import EligibleEvents, apply_gate
 
-__all__ = ["PartitionBuild", "build_partition"]
+__all__ = ["PartitionBuild", "build_partition", "release_arrow_memory"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,7 +41,7 @@ def build_partition(source: Any, context: BuildContext) -> PartitionBuild:
         now=context.now,
         drop_unknown_columns=context.drop_unknown_columns,
     )
-    _release_arrow_memory()
+    release_arrow_memory()
     eligible = apply_gate(
         ingested.batch,
         context.snapshot,
@@ -64,7 +64,7 @@ def build_partition(source: Any, context: BuildContext) -> PartitionBuild:
     return PartitionBuild(aggregates=aggregates.check(), eligible=eligible, assignments=assignments)
 
 
-def _release_arrow_memory() -> None:
+def release_arrow_memory() -> None:
     """Return Arrow buffers freed since ingest (e.g. a table read from Parquet) to the OS: pyarrow's allocator
     keeps freed pages, which would otherwise stay in the process's peak for the rest of the build."""
     pyarrow = sys.modules.get("pyarrow")
