@@ -99,6 +99,10 @@ _EXPORTS: dict[str, str] = {
     "SparkEngine": "adtarget._engine._spark",
     "BuildContext": "adtarget._engine._context",
     "Aggregates": "adtarget._engine._aggregates",
+    # memory
+    "buffer_cache_limit": "adtarget._buffers",
+    "buffer_stats": "adtarget._buffers",
+    "release_buffers": "adtarget._buffers",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from adtarget._buffers import uses_buffers
 from adtarget._event_columns import (
     ACCEPTED,
     QUARANTINE_REASONS,
@@ -130,6 +131,7 @@ class IngestResult:
         }
 
 
+@uses_buffers
 def ingest(
     source: Any,
     *,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from adtarget._buffers import uses_buffers
 from adtarget._events import EventBatch, EventColumns
 from adtarget._policy import EligibilityPolicy
 from adtarget.exceptions import ParameterError
@@ -126,6 +127,7 @@ def _iso(ts: int) -> str:
     return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@uses_buffers
 def apply_gate(
     batch: EventBatch,
     snapshot: ConsentSnapshot,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adtarget._buffers import uses_buffers
 from adtarget._engine._context import BuildContext
 from adtarget._engine._protocol import Engine, LocalEngine
 from adtarget._policy import EligibilityPolicy
@@ -89,6 +90,7 @@ class RunResult:
         return paths
 
 
+@uses_buffers
 def run(
     events: Any,
     consent: Any,

@@ -18,6 +18,7 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from adtarget._buffers import uses_buffers
 from adtarget.exceptions import ParameterError
 
 __all__ = ["LEVELS", "InterestProfiler", "InterestProfiles", "build_profiles", "level_columns"]
@@ -207,6 +208,7 @@ def check_profile_params(half_life_days: Any, level: Any, max_events_per_person:
         raise ParameterError(f"norm must be None, 'l1' or 'l2', got {norm!r}")
 
 
+@uses_buffers
 def build_profiles(eligible: Any, *, half_life_days: float = 30.0, level: str = "node",
                    max_events_per_person: int | None = 1000, norm: str | None = None) -> InterestProfiles:
     """Interest profiles of the eligible persons.

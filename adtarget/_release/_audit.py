@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from adtarget._buffers import uses_buffers
 from adtarget._provenance import Provenance
 
 __all__ = ["DEFAULT_T", "AuditCounts", "AuditOutcome", "audit_counts", "audit_segments"]
@@ -106,6 +107,7 @@ class AuditOutcome:
                 "distance": {k: round(v, 6) for k, v in self.distance.items()}}
 
 
+@uses_buffers
 def audit_counts(eligible: Any, assignments: Any) -> AuditCounts:
     """Exact sensitive-class masses per segment of ``assignments`` and for all eligible persons.
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from adtarget._buffers import uses_buffers
 from adtarget._provenance import Provenance
 from adtarget._release._bounding import stable64, stable64_many
 from adtarget._release._spec import ReleaseSpec
@@ -157,6 +158,7 @@ def check_gate_input(eligible: Any, segment_ids: Sequence[str]) -> None:
                                      + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
 
 
+@uses_buffers
 def count_cells(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCounts:
     """Distinct-person counts per segment and per (segment, breakdown value), after contribution bounding.
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from adtarget._buffers import uses_buffers
 from adtarget._release._audit import DEFAULT_T, AuditCounts, AuditOutcome, audit_counts, audit_segments
 from adtarget._release._cells import CellCounts, count_cells
 from adtarget._release._explain import ReleaseExplanation, _bounds, _num, sensitivity
@@ -114,6 +115,7 @@ def _check_inputs(eligible: Any, assignments: Any, spec: ReleaseSpec, allow_infi
                              f"each); {stray} are not")
 
 
+@uses_buffers
 def release(eligible: Any, assignments: Any, spec: ReleaseSpec, *, ledger: Any, random_state: Any = None,
             allow_infinite_epsilon: bool = False, created_at: datetime | None = None,
             audit_t: float = DEFAULT_T) -> ReleaseResult:
@@ -171,6 +173,7 @@ def _context(eligible: Any, assignments: Any, spec: ReleaseSpec, window: tuple[i
                           data_window=window, pseudonyms=np.asarray(eligible.persons))
 
 
+@uses_buffers
 def release_counts(cells: CellCounts, audit: AuditCounts, spec: ReleaseSpec, *, segments: Sequence[Any],
                    policy: Mapping[str, Any], data_window: tuple[int, int], ledger: Any,
                    random_state: Any = None, allow_infinite_epsilon: bool = False,

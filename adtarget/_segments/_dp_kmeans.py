@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from adtarget._buffers import uses_buffers
 from adtarget._profiles import InterestProfiles, check_non_negative
 from adtarget._release._budget_spec import PrivacyBudget, check_epsilon, check_positive, checked_seed
 from adtarget._segments._info import SegmentAssignments, SegmentInfo
@@ -316,6 +317,7 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         """Euclidean distance of each (clipped) row to each DP centroid, shape (n_samples, n_clusters)."""
         return np.sqrt(self._distances(X))
 
+    @uses_buffers
     def assign(self, profiles: InterestProfiles) -> SegmentAssignments:
         """Each person's learned segment (nearest DP centroid) as :class:`SegmentAssignments` (Personal
         Information), columns ``segment_info_``, ready for ``release`` like rule-based assignments."""

@@ -18,6 +18,7 @@ from typing import Any, Union
 import numpy as np
 from scipy import sparse
 
+from adtarget._buffers import uses_buffers
 from adtarget._profiles import LEVELS, InterestProfiler, InterestProfiles, is_eligible_events
 from adtarget._segments._info import SegmentAssignments, SegmentInfo
 from adtarget._segments._naming import composite_name, topic_name
@@ -226,6 +227,7 @@ class SegmentCatalog:
             seen[info.segment_id] = i
 
     # --- assignment ---------------------------------------------------------------------------------------
+    @uses_buffers
     def assign(self, data: Any, *, profiler: InterestProfiler | None = None) -> SegmentAssignments:
         """Which eligible person belongs to which segment (sparse, vectorised; no per-person loop).
 

@@ -1,0 +1,130 @@
+"""Reuse of large array buffers across stages, chunks and runs.
+
+The stages allocate their column arrays (hundreds of MB per 10^7 events) with NumPy. By default every such
+array is a fresh mapping: its pages are faulted in on first write and handed back to the kernel on free, so the
+next stage, chunk or run pays the faults again. Inside :func:`reusing_buffers` NumPy allocates through
+``adtarget._memory`` (a C memory handler, NEP 49) that keeps freed blocks of 1 MiB and more and serves later
+requests of a similar size from them. Arrays allocated there stay ordinary NumPy arrays; they return their
+block to the cache whenever and wherever they die.
+
+Bounds: at most :func:`buffer_cache_limit` bytes of idle blocks are kept (default a quarter of physical
+memory, at most 8 GiB; the ``ADTARGET_BUFFER_CACHE_MB`` environment variable overrides it, 0 turns caching
+off), and blocks idle for :data:`IDLE_SECONDS` are freed by a daemon timer armed when a stage ends.
+:func:`release_buffers` frees every idle block at once. Reused blocks are not cleared (``numpy.empty``
+semantics); ``numpy.zeros`` still gets zeros.
+
+If the extension is missing (a build without a C compiler), the context manager does nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from adtarget.exceptions import ParameterError
+
+try:
+    from adtarget import _memory
+except ImportError:  # pragma: no cover - the extension is built by every install path we support
+    _memory = None  # type: ignore[assignment]
+
+__all__ = ["IDLE_SECONDS", "buffer_cache_limit", "buffer_stats", "release_buffers", "reusing_buffers",
+           "uses_buffers"]
+
+IDLE_SECONDS = 10.0
+_MAX_DEFAULT_LIMIT = 8 << 30
+_F = TypeVar("_F", bound=Callable[..., Any])
+_timer_lock = threading.Lock()
+_timer: threading.Timer | None = None
+
+
+def _default_limit() -> int:
+    configured = os.environ.get("ADTARGET_BUFFER_CACHE_MB")
+    if configured is not None:
+        try:
+            megabytes = int(configured)
+        except ValueError:
+            raise ParameterError(
+                f"ADTARGET_BUFFER_CACHE_MB must be a whole number of MB, got {configured!r}") from None
+        if megabytes < 0:
+            raise ParameterError(f"ADTARGET_BUFFER_CACHE_MB must be >= 0, got {megabytes}")
+        return megabytes << 20
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        physical = 4 * _MAX_DEFAULT_LIMIT
+    return min(physical // 4, _MAX_DEFAULT_LIMIT)
+
+
+if _memory is not None:
+    _memory.set_limit(_default_limit())
+
+
+@contextlib.contextmanager
+def reusing_buffers() -> Iterator[None]:
+    """Allocate NumPy arrays through the buffer cache in this block (nests; restores the previous handler)."""
+    if _memory is None:  # pragma: no cover - see the module docstring
+        yield
+        return
+    previous = _memory.set_handler(_memory.handler)
+    try:
+        yield
+    finally:
+        _memory.set_handler(previous)
+        _arm_idle_timer()
+
+
+def uses_buffers(fn: _F) -> _F:
+    """Decorate a stage so that the arrays it allocates come from the buffer cache."""
+
+    @functools.wraps(fn)
+    def stage(*args: Any, **kwargs: Any) -> Any:
+        with reusing_buffers():
+            return fn(*args, **kwargs)
+
+    return stage  # type: ignore[return-value]
+
+
+def buffer_cache_limit(limit_bytes: int | None = None) -> int:
+    """Return the most bytes of idle blocks kept; with an argument, set it first (0 keeps none; idle blocks
+    beyond the new limit are freed at once)."""
+    if _memory is None:  # pragma: no cover
+        return 0
+    if limit_bytes is not None:
+        if isinstance(limit_bytes, bool) or not isinstance(limit_bytes, int) or limit_bytes < 0:
+            raise ParameterError(f"limit_bytes must be an int >= 0, got {limit_bytes!r}")
+        _memory.set_limit(limit_bytes)
+    return int(_memory.stats()["limit_bytes"])
+
+
+def release_buffers() -> int:
+    """Free every idle block now; return how many bytes went back to the system."""
+    return 0 if _memory is None else int(_memory.purge(0.0))
+
+
+def buffer_stats() -> dict[str, int]:
+    """Idle and live bytes and blocks of the cache, its limit, and its hits, misses and evictions so far."""
+    if _memory is None:  # pragma: no cover
+        return {"idle_bytes": 0, "idle_blocks": 0, "live_bytes": 0, "live_blocks": 0, "limit_bytes": 0,
+                "hits": 0, "misses": 0, "evictions": 0}
+    return dict(_memory.stats())
+
+
+def _arm_idle_timer() -> None:
+    """(Re)start the daemon timer that frees blocks idle for IDLE_SECONDS once the stages have gone quiet."""
+    global _timer
+    with _timer_lock:
+        if _timer is not None:
+            _timer.cancel()
+        _timer = threading.Timer(IDLE_SECONDS, _free_idle)
+        _timer.daemon = True
+        _timer.start()
+
+
+def _free_idle() -> None:
+    if _memory is not None:
+        _memory.purge(IDLE_SECONDS)
