@@ -110,61 +110,74 @@ def recent_events_mask(person: np.ndarray, ts: np.ndarray, category: np.ndarray,
 def capped_events_mask(person: np.ndarray, ts: np.ndarray, category: np.ndarray, weight: np.ndarray, cap: int,
                        counts: np.ndarray) -> np.ndarray | None:
     """:func:`recent_events_mask` given the events per person (``counts``, from ``np.bincount(person)``)."""
+    dropped = dropped_events(person, ts, category, weight, cap, counts)
+    if dropped is None:
+        return None
+    keep = np.ones(person.size, dtype=bool)
+    keep[dropped] = False
+    return keep
+
+
+def dropped_events(person: np.ndarray, ts: np.ndarray, category: np.ndarray, weight: np.ndarray, cap: int,
+                   counts: np.ndarray) -> np.ndarray | None:
+    """The events a cap of ``cap`` per person leaves out (ascending int64 indices; ``None``: nobody is over it).
+
+    The complement of :func:`recent_events_mask`, given ``counts = np.bincount(person)``; only the events of
+    the persons over the cap are ranked (compiled, one person at a time).
+    """
     if counts.size == 0 or counts.max() <= cap:
         return None
     from adtarget._kernels import _profiles as kernels
 
-    over = counts > cap
-    idx = np.empty(int(counts[over].sum()), dtype=np.int64)
-    kernels.events_of(person, over, idx)  # np.flatnonzero(over[person]) in one pass
-    order = idx[np.lexsort((category[idx], -weight[idx], -ts[idx], person[idx]))]
-    sorted_person = person[order]
-    starts = np.flatnonzero(np.r_[True, sorted_person[1:] != sorted_person[:-1]])
-    sizes = np.diff(np.r_[starts, order.size])
-    rank = np.arange(order.size) - np.repeat(starts, sizes)
-    keep = np.ones(person.size, dtype=bool)
-    keep[order] = rank < cap
-    return keep
+    out = np.empty(int(np.maximum(counts - cap, 0).sum()), dtype=np.int64)
+    kernels.dropped_events((person, ts, weight, category), counts, int(cap), out)
+    return out
 
 
 def kept_events(eligible: Any, cap: int | None) -> tuple[np.ndarray | None, np.ndarray]:
-    """(:func:`recent_events_mask` of the eligible events, or ``None``; kept events per person)."""
+    """(:func:`dropped_events` of the eligible events, or ``None``; kept events per person)."""
     from adtarget._kernels import _profiles as kernels
 
     counts = np.zeros(eligible.persons.size, dtype=np.intp)
     kernels.count_rows(eligible.person, counts)  # np.bincount(person, minlength) without its range pass
     if cap is None:
         return None, counts
-    keep = capped_events_mask(eligible.person, eligible.ts, eligible.category, eligible.weight, cap, counts)
-    return keep, (counts if keep is None else np.minimum(counts, cap))
+    dropped = dropped_events(eligible.person, eligible.ts, eligible.category, eligible.weight, cap, counts)
+    return dropped, (counts if dropped is None else np.minimum(counts, cap))
+
+
+def decay_scale(half_life_days: float) -> float:
+    """Seconds per halving of an event's weight (``inf``: no decay)."""
+    return float(half_life_days) * SECONDS_PER_DAY
 
 
 def decayed_weights(ts: np.ndarray, weight: np.ndarray, window_end: int, half_life_days: float) -> np.ndarray:
     """``weight * 0.5 ** ((window_end - ts) / half_life)``; ages are clipped at 0, ``inf`` means no decay.
 
-    Computed as ``weight * exp2(-max(window_end - ts, 0) / (half_life_days * 86400))`` in one float64 array
-    (numpy's ``exp2``, in place).
+    Computed as ``weight * exp2(-max(window_end - ts, 0) / (half_life_days * 86400))`` per event (float64,
+    libm's ``exp2`` as numpy's): the values :func:`profile_matrix` sums when given ``decay``.
     """
     if np.isinf(half_life_days):
         return weight.astype(np.float64, copy=True)
     from adtarget._kernels import _profiles as kernels
 
     out = np.empty(ts.size, dtype=np.float64)
-    kernels.negative_scaled_ages(ts, int(window_end), half_life_days * SECONDS_PER_DAY, out)
-    np.exp2(out, out=out)
-    np.multiply(weight, out, out=out)
+    kernels.decayed_weights(ts, weight, int(window_end), decay_scale(half_life_days), out)
     return out
 
 
-def profile_matrix(person: np.ndarray, category: np.ndarray, column_of: np.ndarray, values: np.ndarray,
-                   keep: np.ndarray | None, kept_per_row: np.ndarray, n_columns: int) -> sparse.csr_matrix:
-    """Sum the kept events' ``values`` into a persons × columns CSR matrix (column ``column_of[category]``).
+def profile_matrix(person: np.ndarray, category: np.ndarray, column_of: np.ndarray, weight: np.ndarray,
+                   dropped: np.ndarray | None, kept_per_row: np.ndarray, n_columns: int, *,
+                   decay: tuple[np.ndarray, int, float] | None = None) -> sparse.csr_matrix:
+    """Sum the kept events' values into a persons × columns CSR matrix (column ``column_of[category]``).
 
-    ``kept_per_row`` counts the kept events of each person. The structure and index dtype of
-    ``coo_matrix((values, (person, column)), shape).tocsr()`` on the kept events, in linear time; canonical
-    (sorted, duplicates summed, zero sums kept). Each cell sums its events in input order
-    (``0.0 + v1 + v2 + ...``, as ``np.add.at`` on a zeroed row): values may differ from scipy's in the last
-    bits.
+    An event's value is its ``weight``, or with ``decay = (ts, window_end, half_life_days)`` its
+    :func:`decayed_weights` value (computed as the event is read: no array of values). The events in
+    ``dropped`` (ascending indices, or ``None``) are left out; ``kept_per_row`` counts the kept events of each
+    person. The structure and index dtype of ``coo_matrix((values, (person, column)), shape).tocsr()`` on the
+    kept events, in linear time; canonical (sorted, duplicates summed, zero sums kept). Each cell sums its
+    events in input order (``0.0 + v1 + v2 + ...``, as ``np.add.at`` on a zeroed row): values may differ from
+    scipy's in the last bits.
     """
     from adtarget._kernels import _profiles as kernels
 
@@ -173,8 +186,11 @@ def profile_matrix(person: np.ndarray, category: np.ndarray, column_of: np.ndarr
     np.cumsum(kept_per_row, out=indptr[1:])
     n_kept = int(indptr[-1])
     cols, vals = np.empty(n_kept, dtype=np.int32), np.empty(n_kept, dtype=np.float64)
-    mask = np.empty(0, dtype=bool) if keep is None else keep
-    nnz = kernels.profile_csr(person, category, column_of, values, mask, indptr, cols, vals)
+    ts, window_end, half_life_days = (np.zeros(0, np.int64), 0, np.inf) if decay is None else decay
+    stops = np.full(1 if dropped is None else dropped.size + 1, person.size, dtype=np.int64)  # + a sentinel
+    stops[:-1] = () if dropped is None else dropped
+    nnz = kernels.profile_csr((person, category, weight, ts), column_of,
+                              (int(window_end), decay_scale(half_life_days)), stops, indptr, cols, vals)
     idx_dtype = np.int32 if max(n_kept, *shape) <= np.iinfo(np.int32).max else np.int64
     vals.resize(nnz, refcheck=False)  # shrunk in place (realloc): no copy, the tail returned (no views exist)
     cols.resize(nnz, refcheck=False)
@@ -234,11 +250,11 @@ def build_profiles(eligible: Any, *, half_life_days: float = 30.0, level: str = 
     check_profile_params(half_life_days, level, max_events_per_person, norm)
     safe = eligible.safe_taxonomy
     columns = level_columns(safe, level)
-    keep, kept = kept_events(eligible, max_events_per_person)
-    values = decayed_weights(eligible.ts, eligible.weight, int(eligible.window_end), float(half_life_days))
-    matrix = profile_matrix(eligible.person, eligible.category, column_of_node(safe, columns, level), values,
-                            keep, kept, int(columns.size))
-    del values, keep
+    dropped, kept = kept_events(eligible, max_events_per_person)
+    matrix = profile_matrix(eligible.person, eligible.category, column_of_node(safe, columns, level), eligible.weight,
+                            dropped, kept, int(columns.size),
+                            decay=(eligible.ts, int(eligible.window_end), float(half_life_days)))
+    del dropped
     return InterestProfiles(persons=eligible.persons, matrix=normalize_rows(matrix, norm), columns=columns,
                             level=level, safe_taxonomy=safe)
 

@@ -18,7 +18,14 @@ from hypothesis import strategies as st
 from scipy import sparse
 
 from adtarget._kernels import _profiles as kernels
-from adtarget._profiles import build_profiles, column_of_node, decayed_weights, level_columns, profile_matrix
+from adtarget._profiles import (
+    build_profiles,
+    column_of_node,
+    decayed_weights,
+    dropped_events,
+    level_columns,
+    profile_matrix,
+)
 
 
 def input_order_profile_matrix(person, column, values, shape) -> sparse.csr_matrix:
@@ -56,7 +63,8 @@ def assert_same_csr(got: sparse.csr_matrix, want: sparse.csr_matrix) -> None:
 # --- CSR build --------------------------------------------------------------------------------------------
 def run_profile_matrix(person, column, values, keep, n_rows, n_columns) -> sparse.csr_matrix:
     kept = np.bincount(person if keep is None else person[keep], minlength=n_rows)
-    return profile_matrix(person, column, np.arange(n_columns, dtype=np.int32), values, keep, kept, n_columns)
+    dropped = None if keep is None else np.flatnonzero(~keep)
+    return profile_matrix(person, column, np.arange(n_columns, dtype=np.int32), values, dropped, kept, n_columns)
 
 
 events = st.integers(0, 2**32 - 1).flatmap(lambda seed: st.tuples(
@@ -206,13 +214,59 @@ def test_build_profiles_equals_the_numpy_reference_bit_for_bit(heavy_eligible, l
     assert_same_csr(got.matrix, want)
 
 
-@given(person=st.lists(st.integers(0, 5), max_size=60), flags=st.lists(st.booleans(), min_size=6, max_size=6))
-def test_events_of_equals_flatnonzero(person, flags):
-    person, flagged = np.array(person, dtype=np.int32), np.array(flags)
-    want = np.flatnonzero(flagged[person])
-    got = np.empty(want.size, dtype=np.int64)
-    kernels.events_of(person, flagged, got)
-    np.testing.assert_array_equal(got, want, strict=True)
+def lexsort_dropped(person, ts, category, weight, cap) -> np.ndarray:
+    """Events beyond each person's ``cap`` first by ``np.lexsort((category, -weight, -ts, person))``, sorted."""
+    order = np.lexsort((category, -weight, -ts, person))
+    sorted_person = person[order]
+    rank = np.arange(order.size) - np.searchsorted(sorted_person, sorted_person)
+    return np.sort(order[rank >= cap])
+
+
+capped = st.integers(0, 2**32 - 1).flatmap(lambda seed: st.tuples(
+    st.just(seed), st.integers(1, 5), st.integers(0, 300), st.integers(1, 40), st.integers(1, 50)))
+
+
+@given(case=capped)
+def test_dropped_events_equal_the_lexsort_ranking(case):
+    # Few timestamps, weights and categories: many events tie on some or all keys (ties go by input order).
+    seed, n_persons, n, n_times, cap = case
+    rng = np.random.default_rng(seed)
+    person = rng.integers(0, n_persons, n).astype(np.int32)
+    ts = 1_790_000_000 - rng.integers(0, n_times, n).astype(np.int64)
+    category = rng.integers(0, 4, n).astype(np.int32)
+    weight = rng.choice([0.0, 0.5, 1.0, 2.0], n)
+    counts = np.bincount(person, minlength=n_persons)
+    got = dropped_events(person, ts, category, weight, cap, counts)
+    want = lexsort_dropped(person, ts, category, weight, cap)
+    if got is None:
+        assert want.size == 0
+    else:
+        np.testing.assert_array_equal(got, want, strict=True)
+
+
+@pytest.mark.parametrize("cap", [1, 999, 1000])
+def test_dropped_events_of_one_person_all_tied(cap):
+    n = 1000
+    person, ts = np.zeros(n, np.int32), np.full(n, 1_790_000_000, np.int64)
+    category, weight = np.zeros(n, np.int32), np.ones(n)
+    got = dropped_events(person, ts, category, weight, cap, np.bincount(person))
+    assert (got is None) if cap == n else np.array_equal(got, np.arange(cap, n))
+
+
+@given(case=events, half_life=st.floats(1e-3, 1e4) | st.just(math.inf))
+def test_profile_matrix_decays_as_decayed_weights(case, half_life):
+    seed, n_rows, n_columns, n, _ = case
+    rng = np.random.default_rng(seed)
+    person = rng.integers(0, n_rows, n).astype(np.int32)
+    column = rng.integers(0, n_columns, n).astype(np.int32)
+    ts = 1_790_000_000 - rng.integers(-10**5, 10**8, n)
+    weight = rng.choice([0.0, 0.5, 1.0, 3.0], n) * rng.random(n)
+    keep = rng.random(n) < 0.8
+    kept = np.bincount(person[keep], minlength=n_rows)
+    got = profile_matrix(person, column, np.arange(n_columns, dtype=np.int32), weight, np.flatnonzero(~keep), kept,
+                         n_columns, decay=(ts, 1_790_000_000, half_life))
+    values = decayed_weights(ts, weight, 1_790_000_000, half_life)
+    assert_same_csr(got, run_profile_matrix(person, column, values, keep, n_rows, n_columns))
 
 
 @given(row=st.lists(st.integers(0, 9), max_size=80))

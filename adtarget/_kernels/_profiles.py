@@ -14,19 +14,25 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["count_rows", "events_of", "negative_scaled_ages", "profile_csr"]
+__all__ = ["count_rows", "decayed_weights", "dropped_events", "profile_csr"]
 
 _SMALL_ROW = 32  # rows touching at most this many columns sort them by insertion, longer ones by np.sort
 _BITMAP_WORDS = 64  # up to 64 * 64 local columns, a row's columns are marked in a bitmap of int64 words
 _DE_BRUIJN = 0x03F79D71B4CB0A89  # B(2, 6): (low * it) >> 58 differs for each single-bit ``low``
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _decayed(weight: float, ts: int, window_end: int, scale: float) -> float:
+    """``weight * exp2(-max(window_end - ts, 0) / scale)``, the operations of ``decayed_weights`` (libm exp2)."""
+    age = window_end - ts
+    return weight * np.exp2(-np.float64(age if age > 0 else 0) / scale)
+
+
 @numba.njit(cache=True, nogil=True)
-def negative_scaled_ages(ts: np.ndarray, window_end: int, scale: float, out: np.ndarray) -> None:
-    """``out[:] = -float(max(window_end - ts, 0)) / scale`` (float64): the exponent of the time decay."""
+def decayed_weights(ts: np.ndarray, weight: np.ndarray, window_end: int, scale: float, out: np.ndarray) -> None:
+    """``out[:] = weight * exp2(-max(window_end - ts, 0) / scale)`` (float64), by :func:`_decayed`."""
     for i in range(ts.size):
-        age = window_end - ts[i]
-        out[i] = -np.float64(age if age > 0 else 0) / scale
+        out[i] = _decayed(weight[i], ts[i], window_end, scale)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -37,32 +43,86 @@ def count_rows(row: np.ndarray, counts: np.ndarray) -> None:
 
 
 @numba.njit(cache=True, nogil=True)
-def events_of(person: np.ndarray, flagged: np.ndarray, out: np.ndarray) -> None:
-    """``out[:] = np.flatnonzero(flagged[person])`` (``out`` sized by the caller to the number of hits)."""
-    j = 0
-    for i in range(person.size):
-        if flagged[person[i]]:
-            out[j] = i
-            j += 1
+def _beyond_cap(ts: np.ndarray, weight: np.ndarray, category: np.ndarray, mine: np.ndarray,
+                cap: int) -> np.ndarray:
+    """The events of ``mine`` (one person's, ascending) outside its first ``cap`` by recency rank.
+
+    Rank: ``np.lexsort((category, -weight, -ts))`` of them (ties by position). By selection: events newer than
+    the ``cap``-th newest timestamp are in, older ones out; the ones at that timestamp are ranked.
+    """
+    when = ts[mine]
+    last = np.partition(when, when.size - cap)[when.size - cap]
+    at_last = mine[when == last]
+    places = cap - np.count_nonzero(when > last)  # left for the events at the last timestamp
+    order = np.argsort(category[at_last], kind="mergesort")
+    order = order[np.argsort(-weight[at_last[order]], kind="mergesort")]
+    return np.concatenate((mine[when < last], at_last[order[places:]]))
 
 
 @numba.njit(cache=True, nogil=True)
-def _scatter_to_blocks(row: np.ndarray, category: np.ndarray, column_of: np.ndarray, values: np.ndarray,
-                       keep: np.ndarray, starts: np.ndarray, shift: int, col_bits: int, cols: np.ndarray,
-                       vals: np.ndarray) -> None:
+def _events_by_person(person: np.ndarray, counts: np.ndarray, over: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The events of the persons ``over`` (ascending ids), grouped by person in input order, and group bounds."""
+    flagged = np.zeros(counts.size, dtype=np.bool_)
+    slot = np.zeros(counts.size, dtype=np.int32)
+    bounds = np.zeros(over.size + 1, dtype=np.int64)
+    for k in range(over.size):
+        flagged[over[k]], slot[over[k]] = True, k
+        bounds[k + 1] = bounds[k] + counts[over[k]]
+    grouped = np.empty(bounds[-1], dtype=np.int64)
+    cursor = bounds[:-1].copy()
+    for i in range(person.size):
+        if flagged[person[i]]:
+            k = slot[person[i]]
+            grouped[cursor[k]] = i
+            cursor[k] += 1
+    return grouped, bounds
+
+
+@numba.njit(cache=True, nogil=True)
+def dropped_events(events: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], counts: np.ndarray, cap: int,
+                   out: np.ndarray) -> None:
+    """The events beyond each person's ``cap`` most recent, ascending, into ``out``.
+
+    ``events`` is (person, ts, weight, category); ``counts`` is ``np.bincount(person)``; ``out`` is sized by the
+    caller to ``sum(max(counts - cap, 0))``. A person's events rank newest first, then heaviest, then lowest
+    category, then first in input order (``np.lexsort`` of the global ``capped_events_mask`` did the same).
+    """
+    person, ts, weight, category = events
+    grouped, bounds = _events_by_person(person, counts, np.flatnonzero(counts > cap))
+    n = 0
+    for k in range(bounds.size - 1):
+        mine = grouped[bounds[k]:bounds[k + 1]]
+        beyond = _beyond_cap(ts, weight, category, mine, cap)
+        out[n:n + beyond.size] = beyond
+        n += beyond.size
+    out.sort()
+
+
+@numba.njit(cache=True, nogil=True)
+def _scatter_to_blocks(events: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], column_of: np.ndarray,
+                       decay: tuple[int, float], dropped: np.ndarray, starts: np.ndarray, shift: int,
+                       col_bits: int, cols: np.ndarray, vals: np.ndarray) -> None:
     """Stable scatter of the kept events into blocks of ``2**shift`` rows (one write stream per block).
 
-    ``cols`` gets ``(row within the block) << col_bits | column`` (fits an int32: ``shift + col_bits <= 31``).
+    ``events`` is (row, category, weight, ts); each kept event's value is its weight, decayed by
+    :func:`_decayed` when ``decay``'s scale is finite. ``dropped`` lists the events left out, ascending, ended by
+    ``row.size``. ``cols`` gets ``(row within the block) << col_bits | column`` (fits an int32:
+    ``shift + col_bits <= 31``).
     """
-    use_keep = keep.size > 0
+    row, category, weight, ts = events
+    window_end, scale = decay
+    decays = scale < np.inf
     cursor = starts[:-1].copy()
+    skip = 0
     for i in range(row.size):
-        if not use_keep or keep[i]:
-            b = row[i] >> shift
-            dest = cursor[b]
-            cols[dest] = ((row[i] - (b << shift)) << col_bits) | column_of[category[i]]
-            vals[dest] = values[i]
-            cursor[b] = dest + 1
+        if i == dropped[skip]:
+            skip += 1
+            continue
+        b = row[i] >> shift
+        dest = cursor[b]
+        cols[dest] = ((row[i] - (b << shift)) << col_bits) | column_of[category[i]]
+        vals[dest] = _decayed(weight[i], ts[i], window_end, scale) if decays else weight[i]
+        cursor[b] = dest + 1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -185,17 +245,21 @@ def _sum_block(block: tuple[np.ndarray, np.ndarray], bounds: np.ndarray, indptr:
 
 
 @numba.njit(cache=True, nogil=True)
-def profile_csr(row: np.ndarray, category: np.ndarray, column_of: np.ndarray, values: np.ndarray,
-                keep: np.ndarray, indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> int:
-    """Sum ``values`` of the kept events into a canonical CSR matrix, duplicates summed in event order.
+def profile_csr(events: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], column_of: np.ndarray,
+                decay: tuple[int, float], dropped: np.ndarray, indptr: np.ndarray, cols: np.ndarray,
+                vals: np.ndarray) -> int:
+    """Sum the (decayed) weights of the kept events into a canonical CSR matrix, duplicates summed in event order.
 
     Parameters
     ----------
-    row : int32 array, per event, in ``[0, indptr.size - 1)``
-    category : int32 array, per event, index into ``column_of``
+    events : tuple of arrays (row, category, weight, ts), per event
+        ``row`` int32 in ``[0, indptr.size - 1)``; ``category`` int32, index into ``column_of``; ``weight``
+        float64; ``ts`` int64 (read only when decaying).
     column_of : int32 array, the column of each category (>= 0 for every category used)
-    values : float64 array, per event
-    keep : bool array, per event, or empty (every event kept)
+    decay : (window_end, scale)
+        An event's value is ``weight * exp2(-max(window_end - ts, 0) / scale)``; ``scale = inf``: ``weight``.
+    dropped : int64 array
+        The events left out (over the cap), ascending, followed by ``row.size``.
     indptr : int64 array
         Row pointers of the kept events (cumulative counts); turned in place into the result's.
     cols, vals : int32, float64 arrays of the number of kept events
@@ -219,7 +283,7 @@ def profile_csr(row: np.ndarray, category: np.ndarray, column_of: np.ndarray, va
         shift += 1
     n_blocks = (n_rows >> shift) + 1
     starts = indptr[np.minimum(np.arange(n_blocks + 1) << shift, n_rows)]
-    _scatter_to_blocks(row, category, local_of, values, keep, starts, shift, col_bits, cols, vals)
+    _scatter_to_blocks(events, local_of, decay, dropped, starts, shift, col_bits, cols, vals)
     width = np.max(starts[1:] - starts[:-1])
     block_cols, block_vals = np.empty(width, dtype=np.int32), np.empty(width, dtype=np.float64)
     bounds = indptr.copy()  # rows before summing; indptr becomes the result's
