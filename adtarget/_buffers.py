@@ -7,9 +7,12 @@ next stage, chunk or run pays the faults again. Inside :func:`reusing_buffers` N
 requests of a similar size from them. Arrays allocated there stay ordinary NumPy arrays; they return their
 block to the cache whenever and wherever they die.
 
-Bounds: at most :func:`buffer_cache_limit` bytes of idle blocks are kept (default a quarter of physical
-memory, at most 8 GiB; the ``ADTARGET_BUFFER_CACHE_MB`` environment variable overrides it, 0 turns caching
-off), and blocks idle for :data:`IDLE_SECONDS` are freed by a daemon timer armed when a stage ends.
+Bounds: at most :func:`buffer_cache_limit` bytes of idle blocks are kept (default :data:`DEFAULT_LIMIT_MB`,
+or an eighth of physical memory if that is less; the ``ADTARGET_BUFFER_CACHE_MB`` environment variable
+overrides it, 0 turns caching off), and blocks idle for :data:`IDLE_SECONDS` are freed by a daemon timer armed
+when a stage ends. Idle blocks are resident memory that the kernel cannot reclaim, so they count in the peak of
+the next run: the default trades part of the speed for a peak within the benchmark's 3x goal
+(benchmarks/README.md has the measured trade-off).
 :func:`release_buffers` frees every idle block at once. Reused blocks are not cleared (``numpy.empty``
 semantics); ``numpy.zeros`` still gets zeros.
 
@@ -32,11 +35,11 @@ try:
 except ImportError:  # pragma: no cover - the extension is built by every install path we support
     _memory = None  # type: ignore[assignment]
 
-__all__ = ["IDLE_SECONDS", "buffer_cache_limit", "buffer_stats", "release_buffers", "reusing_buffers",
-           "uses_buffers"]
+__all__ = ["DEFAULT_LIMIT_MB", "IDLE_SECONDS", "buffer_cache_limit", "buffer_stats", "release_buffers",
+           "reusing_buffers", "uses_buffers"]
 
 IDLE_SECONDS = 10.0
-_MAX_DEFAULT_LIMIT = 8 << 30
+DEFAULT_LIMIT_MB = 512
 _F = TypeVar("_F", bound=Callable[..., Any])
 _timer_lock = threading.Lock()
 _timer: threading.Timer | None = None
@@ -56,8 +59,8 @@ def _default_limit() -> int:
     try:
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        physical = 4 * _MAX_DEFAULT_LIMIT
-    return min(physical // 4, _MAX_DEFAULT_LIMIT)
+        physical = 8 * DEFAULT_LIMIT_MB << 20
+    return min(physical // 8, DEFAULT_LIMIT_MB << 20)
 
 
 if _memory is not None:
