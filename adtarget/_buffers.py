@@ -110,10 +110,11 @@ def release_buffers() -> int:
 
 
 def buffer_stats() -> dict[str, int]:
-    """Idle and live bytes and blocks of the cache, its limit, and its hits, misses and evictions so far."""
+    """Idle and live bytes and blocks of the cache, its limit, and so far its hits and misses (requests of
+    1 MiB and more served from an idle block or fresh; counts and bytes) and evictions."""
     if _memory is None:  # pragma: no cover
-        return {"idle_bytes": 0, "idle_blocks": 0, "live_bytes": 0, "live_blocks": 0, "limit_bytes": 0,
-                "hits": 0, "misses": 0, "evictions": 0}
+        return dict.fromkeys(("idle_bytes", "idle_blocks", "live_bytes", "live_blocks", "limit_bytes", "hits",
+                              "misses", "evictions", "hit_bytes", "miss_bytes"), 0)
     return dict(_memory.stats())
 
 

@@ -41,7 +41,7 @@ static Live live[LIVE_SLOTS];
 static size_t n_live, live_bytes;
 static Idle idle[MAX_IDLE];
 static size_t n_idle, idle_bytes, limit_bytes;
-static unsigned long long hits, misses, evictions;
+static unsigned long long hits, misses, evictions, hit_bytes, miss_bytes;
 
 static double now_s(void) {
     struct timespec t;
@@ -142,11 +142,13 @@ static void *allocate(size_t size, int zeroed) {
         idle[k] = idle[--n_idle];
         live_put(block.ptr, size, block.capacity);
         hits++;
+        hit_bytes += size;
         pthread_mutex_unlock(&lock);
         if (zeroed) memset(block.ptr, 0, size);
         return block.ptr;
     }
     misses++;
+    miss_bytes += size;
     pthread_mutex_unlock(&lock);
     size_t capacity = round_capacity(size);
     void *p = zeroed ? calloc(1, capacity) : malloc(capacity);
@@ -273,9 +275,10 @@ static PyObject *stats(PyObject *self, PyObject *unused) {
     (void)self; (void)unused;
     pthread_mutex_lock(&lock);
     PyObject *out = Py_BuildValue(
-        "{s:n,s:n,s:n,s:n,s:n,s:K,s:K,s:K}", "idle_bytes", (Py_ssize_t)idle_bytes, "idle_blocks",
+        "{s:n,s:n,s:n,s:n,s:n,s:K,s:K,s:K,s:K,s:K}", "idle_bytes", (Py_ssize_t)idle_bytes, "idle_blocks",
         (Py_ssize_t)n_idle, "live_bytes", (Py_ssize_t)live_bytes, "live_blocks", (Py_ssize_t)n_live,
-        "limit_bytes", (Py_ssize_t)limit_bytes, "hits", hits, "misses", misses, "evictions", evictions);
+        "limit_bytes", (Py_ssize_t)limit_bytes, "hits", hits, "misses", misses, "evictions", evictions,
+        "hit_bytes", hit_bytes, "miss_bytes", miss_bytes);
     pthread_mutex_unlock(&lock);
     return out;
 }
@@ -285,7 +288,7 @@ static PyMethodDef methods[] = {
      "Make a memory handler capsule (None: NumPy's default) current in this context; return the previous."},
     {"set_limit", set_limit, METH_O, "Keep at most this many bytes of idle blocks (0: keep none)."},
     {"purge", purge, METH_O, "Free the idle blocks idle for at least this many seconds; return the bytes."},
-    {"stats", stats, METH_NOARGS, "Idle and live bytes and blocks, the limit, hits, misses and evictions."},
+    {"stats", stats, METH_NOARGS, "Idle and live bytes and blocks, the limit, hits, misses (count, bytes) and evictions."},
     {NULL, NULL, 0, NULL},
 };
 

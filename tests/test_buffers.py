@@ -58,7 +58,9 @@ def test_a_freed_large_block_serves_the_next_request_of_its_size():
         assert before["idle_blocks"] == 1
         second = np.empty(8 * MIB - 4096, dtype=np.uint8)  # within the 25 % slack: reused
         assert second.ctypes.data == address
-        assert buffer_stats()["hits"] == before["hits"] + 1
+        after = buffer_stats()
+        assert after["hits"] == before["hits"] + 1 and after["hit_bytes"] == before["hit_bytes"] + second.nbytes
+        assert after["miss_bytes"] == before["miss_bytes"]
         third = np.empty(2 * MIB, dtype=np.uint8)  # far smaller: a fresh block, the big one is busy anyway
         assert third.ctypes.data != address
 
