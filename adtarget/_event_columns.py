@@ -111,14 +111,12 @@ def region_column(values: Any, n_rows: int, reason: np.ndarray) -> tuple[np.ndar
     return _map(chunks, (mapped, -1), (reasons.astype(np.int8), ACCEPTED), reason, np.int16), regions
 
 
-def timestamp_column(values: Any, n_rows: int, reason: np.ndarray, now: float,
-                     out: np.ndarray | None = None) -> np.ndarray:
-    """Epoch seconds (int64, written into ``out`` if given); unparseable or implausibly old timestamps, and
-    future ones, are quarantined."""
+def timestamp_column(values: Any, n_rows: int, reason: np.ndarray, now: float) -> np.ndarray:
+    """Epoch seconds (int64); unparseable or implausibly old timestamps, and future ones, are quarantined."""
     from adtarget._kernels import _factorize as kernels
 
     chunks = int64_chunks(values) or [parse_timestamps(values, "ts")]
-    out = np.empty(n_rows, dtype=np.int64) if out is None else out
+    out = np.empty(n_rows, dtype=np.int64)
     highest = int(now) + CLOCK_SKEW_S
     for start, chunk in _spans(chunks):
         stop = start + chunk.size

@@ -168,8 +168,7 @@ def ingest(
         del missing
     service = service_column(columns["service"], services, reason)
     category = category_column(columns["category"], taxonomy, reason)
-    ts = timestamp_column(columns["ts"], n_rows, reason, time.time() if now is None else now,
-                          out=ids.take_spare())
+    ts = timestamp_column(columns["ts"], n_rows, reason, time.time() if now is None else now)
     kind = kind_column(columns.get("kind"), n_rows, reason)
     weight = weight_column(columns.get("weight"), n_rows, reason)
     region, regions = region_column(columns.get("region"), n_rows, reason)

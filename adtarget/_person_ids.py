@@ -3,8 +3,9 @@
 The raw ids live only inside this module's objects for the duration of one ``ingest`` (docs/internals.md): they
 are factorised, their distinct values are hashed by the :class:`~adtarget.Pseudonymizer`, and the rows end as
 int32 indices into the sorted unique pseudonyms. Integer ids without nulls (the Parquet and Arrow case) take a
-compiled path (``adtarget/_kernels/_factorize.py``): radix-partitioned hash tables, so 10^7 ids factorise in
-cache; anything else (strings, nulls, mixed objects) goes through :func:`adtarget._columns.factorize`.
+compiled path (``adtarget/_kernels/_factorize.py``): one hash table, grown as it fills, probed in row order with
+the slots of rows ahead prefetched; anything else (strings, nulls, mixed objects) goes through
+:func:`adtarget._columns.factorize`.
 """
 
 from __future__ import annotations
@@ -21,50 +22,41 @@ if TYPE_CHECKING:
 
 __all__ = ["PersonIds", "person_ids", "pseudonymise"]
 
+_MIN_TABLE_BITS = 8
+_ROWS_PER_SLOT_BITS = 4  # the first table has a slot per 16 rows (or 256); it doubles whenever it is half full
+_MAX_FIRST_TABLE_BITS = 20  # 16 MiB
+
 
 @dataclass(eq=False)
 class PersonIds:
-    """Factorised ids: ``uniques`` (the distinct ids) and, per row, a code into them.
+    """Factorised ids: ``uniques`` (the distinct ids) and ``codes`` (int32 per row into them, -1 if missing).
 
-    Either ``codes`` (int32, -1 for a missing id, row order) or the partitioned form of the compiled path:
-    ``partition_codes`` (codes in partition order), ``parts`` (each row's partition) and ``offsets`` (the
-    partitions' starts); :meth:`row_codes` turns the latter into the former.
+    ``complete`` (the compiled path): every row has an id and every unique id occurs in some row.
     """
 
     uniques: np.ndarray
-    codes: np.ndarray | None = None
-    partition_codes: np.ndarray | None = None
-    parts: np.ndarray | None = None
-    offsets: np.ndarray | None = None
-    spare: np.ndarray | None = None  # the compiled path's int64 work buffer (one per row), free for reuse
-
-    def take_spare(self) -> np.ndarray | None:
-        """The int64 work buffer (its pages are already mapped), handed over once; None if there is none."""
-        spare, self.spare = self.spare, None
-        return spare
+    codes: np.ndarray
+    complete: bool = False
 
     @property
     def missing(self) -> np.ndarray | None:
         """Rows without an id (bool), or None when every row has one."""
-        return None if self.codes is None else self.codes < 0
+        return None if self.complete else self.codes < 0
 
     def row_codes(self, table: np.ndarray | None = None) -> np.ndarray:
         """Each row's code (int32), or ``table[code]`` when ``table`` (int32, one entry per unique) is given.
 
-        Consumes the partitioned form: call once.
+        On the compiled path the codes are relabelled in place: call once with a table.
         """
-        if self.codes is not None:
-            return self.codes if table is None else table[self.codes]
+        if table is None:
+            return self.codes
+        if not self.complete:
+            return table[self.codes]
         from adtarget._kernels import _factorize as kernels
 
-        codes, parts, offsets = self.partition_codes, self.parts, self.offsets
-        assert codes is not None and parts is not None and offsets is not None
-        self.partition_codes = self.parts = None
-        if table is not None and not kernels.relabel(codes, table):  # pragma: no cover - invariant
+        if not kernels.relabel(self.codes, table):  # pragma: no cover - invariant
             raise AssertionError("person codes out of range")
-        out = np.empty(parts.size, dtype=np.int32)
-        kernels.unpartition_codes(parts, offsets[:-1].copy(), codes, out)
-        return out
+        return self.codes
 
 
 def person_ids(values: Any) -> PersonIds:
@@ -73,29 +65,34 @@ def person_ids(values: Any) -> PersonIds:
     if chunks is None:
         uniques, codes = factorize(values, "person_id")
         return PersonIds(uniques=uniques, codes=codes)
-    return _partitioned(chunks)
+    return _factorized(chunks)
 
 
-def _partitioned(chunks: list[np.ndarray]) -> PersonIds:
+def _factorized(chunks: list[np.ndarray]) -> PersonIds:
+    """The compiled path: codes in row order from one hash table, grown (and rehashed) when it is half full."""
     from adtarget._kernels import _factorize as kernels
 
     n = sum(c.size for c in chunks)
-    bits = kernels.partition_bits(n)
-    parts = np.empty(n, dtype=np.uint16)
-    counts = np.zeros(1 << bits, dtype=np.int64)
-    for start, chunk in _spans(chunks):
-        kernels.count_partitions(chunk, bits, parts[start:start + chunk.size], counts)
-    offsets = np.zeros(counts.size + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    partitioned = np.empty(n, dtype=np.int64)
-    cursor = offsets[:-1].copy()
-    for start, chunk in _spans(chunks):
-        kernels.scatter_partitions(chunk, parts[start:start + chunk.size], cursor, partitioned)
     codes = np.empty(n, dtype=np.int32)
-    uniques = np.empty(n, dtype=np.int64)
-    n_unique = kernels.factorize_partitions(partitioned, offsets, codes, uniques)
-    return PersonIds(uniques=uniques[:n_unique].copy(), partition_codes=codes, parts=parts, offsets=offsets,
-                     spare=partitioned)
+    bits = min(max(n.bit_length() - _ROWS_PER_SLOT_BITS, _MIN_TABLE_BITS), _MAX_FIRST_TABLE_BITS)
+    table, uniques = _empty_table(bits), np.empty(1 << (bits - 1), dtype=np.int64)
+    n_unique = 0
+    for start, chunk in _spans(chunks):
+        done = 0
+        while done < chunk.size:
+            rows, n_unique = kernels.factorize_rows(chunk[done:], table, codes[start + done:start + chunk.size],
+                                                    uniques, n_unique)
+            done += rows
+            if done < chunk.size:
+                bits += 1
+                table, uniques = _empty_table(bits), np.concatenate([uniques, np.empty_like(uniques)])
+                kernels.rehash(table, uniques[:n_unique])
+    return PersonIds(uniques=uniques[:n_unique].copy(), codes=codes, complete=True)
+
+
+def _empty_table(bits: int) -> np.ndarray:
+    """A hash table of ``2**bits`` empty ``(key, code)`` slots (code -1)."""
+    return np.full(2 << bits, -1, dtype=np.int64)
 
 
 def _spans(chunks: list[np.ndarray]) -> list[tuple[int, np.ndarray]]:
@@ -109,7 +106,7 @@ def pseudonymise(ids: PersonIds, accepted: np.ndarray | None, pseudonymizer: Pse
     the ids that accepted rows use. ``accepted`` None means every row."""
     from adtarget._kernels import _factorize as kernels
 
-    if accepted is None and ids.codes is None:  # compiled path: every unique id occurs in some row
+    if accepted is None and ids.complete:  # compiled path: every unique id occurs in some row
         pseudonyms = np.asarray(pseudonymizer.pseudonymize(ids.uniques), dtype=np.uint64)
         order = kernels.argsort_uint64(pseudonyms)
         rank = np.empty(order.size, dtype=np.int32)

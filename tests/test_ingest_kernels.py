@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import adtarget._person_ids as person_ids_module
 from adtarget._kernels import _factorize as kernels
-from adtarget._person_ids import PersonIds, _partitioned
+from adtarget._person_ids import PersonIds, _factorized
 
 I64 = np.iinfo(np.int64)
 EXTREMES = [int(I64.min), int(I64.min) + 1, -1, 0, 1, int(I64.max) - 1, int(I64.max)]
@@ -16,17 +17,19 @@ ids = st.lists(st.one_of(st.integers(int(I64.min), int(I64.max)), st.sampled_fro
                          st.integers(-3, 3)), max_size=300)
 
 
-def _factorize(keys: np.ndarray, n_chunks: int = 1, bits: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The compiled path end to end: ``(uniques sorted, codes into them)`` like ``np.unique``."""
+def _factorize(keys: np.ndarray, n_chunks: int = 1, first_bits: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The compiled path end to end: ``(uniques sorted, codes into them)`` like ``np.unique``; ``first_bits``
+    forces a small first table (it then grows many times)."""
     chunks = np.array_split(keys, n_chunks) if keys.size else [keys]
-    if bits is not None:
-        saved = kernels.partition_bits
-        kernels.partition_bits = lambda n: bits  # type: ignore[assignment]
+    saved = person_ids_module._MAX_FIRST_TABLE_BITS
+    if first_bits is not None:
+        person_ids_module._MAX_FIRST_TABLE_BITS = first_bits
     try:
-        result = _partitioned(chunks)
+        result = _factorized(chunks)
     finally:
-        if bits is not None:
-            kernels.partition_bits = saved  # type: ignore[assignment]
+        person_ids_module._MAX_FIRST_TABLE_BITS = saved
+    assert result.complete and result.missing is None
     order = np.argsort(result.uniques, kind="stable")
     rank = np.empty(order.size, dtype=np.int32)
     rank[order] = np.arange(order.size, dtype=np.int32)
@@ -41,9 +44,9 @@ def _check_against_unique(keys: np.ndarray, **kw: int) -> None:
     np.testing.assert_array_equal(codes, inverse.astype(np.int32))
 
 
-@given(ids, st.integers(1, 4), st.sampled_from([None, 0, 1, 3, 10]))
-def test_factorize_equals_numpy_unique(values, n_chunks, bits):
-    _check_against_unique(np.array(values, dtype=np.int64), n_chunks=n_chunks, bits=bits)
+@given(ids, st.integers(1, 4), st.sampled_from([None, 1, 2, 3, 10]))
+def test_factorize_equals_numpy_unique(values, n_chunks, first_bits):
+    _check_against_unique(np.array(values, dtype=np.int64), n_chunks=n_chunks, first_bits=first_bits)
 
 
 @pytest.mark.parametrize("keys", [
@@ -54,24 +57,50 @@ def test_factorize_equals_numpy_unique(values, n_chunks, bits):
     np.repeat(np.array(EXTREMES, dtype=np.int64), 3),
 ], ids=["empty", "one", "all-equal", "all-distinct", "extremes"])
 def test_factorize_edge_cases(keys):
-    for bits in (0, 2, 10):
-        _check_against_unique(keys, bits=bits)
+    for first_bits in (1, 2, 10, None):
+        _check_against_unique(keys, first_bits=first_bits)
 
 
 def test_factorize_grows_its_table_and_keeps_first_appearance_order():
     rng = np.random.default_rng(7)
     keys = rng.integers(I64.min, I64.max, 20_000, dtype=np.int64)
     keys = np.concatenate([keys, keys[::-1]])
-    result = _partitioned([keys])  # one or a few partitions of thousands of distinct keys: the table doubles
-    codes = result.row_codes()
-    np.testing.assert_array_equal(result.uniques[codes], keys)
-    assert np.unique(result.uniques).size == result.uniques.size
+    result = _factorized([keys[:7_000], keys[7_000:]])  # the first table (2**12 slots) doubles 4 times
+    np.testing.assert_array_equal(result.uniques[result.codes], keys)
+    np.testing.assert_array_equal(result.uniques, keys[:20_000])
 
 
-def test_factorize_partitions_refuses_a_short_uniques_buffer():
-    keys = np.array([1, 2, 3], dtype=np.int64)
-    out = np.empty(3, dtype=np.int32)
-    assert kernels.factorize_partitions(keys, np.array([0, 3]), out, np.empty(2, dtype=np.int64)) == -1
+def test_factorize_rows_stops_before_a_key_that_does_not_fit():
+    table = np.full(2 * 8, -1, dtype=np.int64)
+    codes = np.full(4, -7, dtype=np.int32)
+    uniques = np.empty(2, dtype=np.int64)
+    keys = np.array([5, 9, 5, 4], dtype=np.int64)
+    assert kernels.factorize_rows(keys, table, codes, uniques, 0) == (3, 2)
+    np.testing.assert_array_equal(codes, [0, 1, 0, -7])
+    np.testing.assert_array_equal(uniques, [5, 9])
+
+
+@given(st.sets(st.integers(int(I64.min), int(I64.max)), max_size=200), st.integers(0, 3))
+def test_rehash_then_factorize_finds_every_key(keys, extra_bits):
+    uniques = np.array(sorted(keys), dtype=np.int64)
+    slots = 1 << (max(1, 2 * uniques.size - 1).bit_length() + extra_bits)
+    table = np.full(2 * slots, -1, dtype=np.int64)
+    kernels.rehash(table, uniques)
+    codes = np.empty(uniques.size, dtype=np.int32)
+    assert kernels.factorize_rows(uniques[::-1].copy(), table, codes, uniques.copy(), uniques.size) == (
+        uniques.size, uniques.size)
+    np.testing.assert_array_equal(codes, np.arange(uniques.size)[::-1])
+
+
+@given(st.lists(st.integers(-2, 9), max_size=300), st.integers(0, 8))
+def test_relabel_equals_numpy_take(codes, size):
+    table = np.arange(size, dtype=np.int32) * 3 + 1
+    array = np.array(codes, dtype=np.int32)
+    inside = bool(np.all((array >= 0) & (array < size)))
+    work = array.copy()
+    assert kernels.relabel(work, table) == inside
+    if inside:
+        np.testing.assert_array_equal(work, table[array])
 
 
 def test_person_ids_row_codes_of_the_general_form():
