@@ -297,8 +297,17 @@ static struct PyModuleDef module = {
     "A NumPy memory handler that keeps freed large blocks for reuse (see adtarget/_buffers.py).", -1, methods,
 };
 
+/* fork() while another thread holds the lock (the idle timer freeing blocks) would leave the child's copy
+ * locked forever: take it around fork, release it in both processes. */
+static void before_fork(void) { pthread_mutex_lock(&lock); }
+static void after_fork(void) { pthread_mutex_unlock(&lock); }
+
 PyMODINIT_FUNC PyInit__memory(void) {
     import_array();
+    if (pthread_atfork(before_fork, after_fork, after_fork) != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "adtarget._memory: pthread_atfork failed");
+        return NULL;
+    }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     handler_capsule = PyCapsule_New(&handler, "mem_handler", NULL);

@@ -252,3 +252,34 @@ def test_the_stages_allocate_from_the_cache(pseudonymizer):
     batch = adtarget.ingest(events, pseudonymizer=pseudonymizer, now=now).batch
     assert handler_name(batch.ts) == HANDLER
     assert handler_name() != HANDLER
+
+
+@pytest.mark.timeout(60)  # without the fork handlers the child can hang on the inherited lock
+def test_a_forked_child_can_allocate_while_the_parent_frees_from_another_thread():
+    import os
+    import warnings
+
+    stop = threading.Event()
+
+    def churn() -> None:
+        with reusing_buffers():
+            while not stop.is_set():
+                np.empty(2 * MIB, dtype=np.uint8)
+                release_buffers()
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        for _ in range(20):
+            with warnings.catch_warnings():  # Python 3.12+ warns that forking a threaded process may deadlock
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:  # the child: would hang here if it inherited the lock held
+                with reusing_buffers():
+                    np.ones(2 * MIB, dtype=np.uint8)
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            assert status == 0
+    finally:
+        stop.set()
+        worker.join()
