@@ -11,14 +11,20 @@ their inputs (validated by the gate and ``build_profiles``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
+from numba.cpython.unsafe import numbers
+
+from adtarget._kernels._factorize import _prefetch
 
 __all__ = ["count_rows", "decayed_weights", "dropped_events", "profile_csr"]
 
 _SMALL_ROW = 32  # rows touching at most this many columns sort them by insertion, longer ones by np.sort
-_BITMAP_WORDS = 64  # up to 64 * 64 local columns, a row's columns are marked in a bitmap of int64 words
-_DE_BRUIJN = 0x03F79D71B4CB0A89  # B(2, 6): (low * it) >> 58 differs for each single-bit ``low``
+_PREFETCH_BYTES = 128  # a block's write stream is fetched this far ahead of its cursor (two cache lines)
+_trailing_zeros: Any = numbers.trailing_zeros  # LLVM's cttz: index of the lowest set bit (tzcnt)
+_BITMAP_WORDS = 64  # up to 64 * 64 local columns, a row's columns are marked in a bitmap of uint64 words
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -120,6 +126,8 @@ def _scatter_to_blocks(events: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
             continue
         b = row[i] >> shift
         dest = cursor[b]
+        _prefetch(cols, dest + _PREFETCH_BYTES // 4)  # the lines this block writes next: its write
+        _prefetch(vals, dest + _PREFETCH_BYTES // 8)  # stream is one of ~130, too many for the CPU to detect
         cols[dest] = ((row[i] - (b << shift)) << col_bits) | column_of[category[i]]
         vals[dest] = _decayed(weight[i], ts[i], window_end, scale) if decays else weight[i]
         cursor[b] = dest + 1
@@ -143,28 +151,23 @@ def _scatter_block(indptr: np.ndarray, first: int, last: int, col_bits: int, col
 
 
 @numba.njit(cache=True, nogil=True)
-def _lowest_bit_table() -> np.ndarray:
-    """Bit index of each de Bruijn product: ``table[(low * _DE_BRUIJN >> 58) & 63]`` for ``low = 1 << i``."""
-    table = np.zeros(64, dtype=np.int64)
-    for i in range(64):
-        table[((np.int64(1) << i) * _DE_BRUIJN >> 58) & 63] = i
-    return table
-
-
-@numba.njit(cache=True, nogil=True)
-def _emit_bitmap_row(bits: np.ndarray, table: np.ndarray, column_id: np.ndarray, dense: np.ndarray,
+def _emit_bitmap_row(bits: np.ndarray, words: np.uint64, column_id: np.ndarray, dense: np.ndarray,
                      cols: np.ndarray, vals: np.ndarray, nnz: int) -> int:
-    """Write the columns set in ``bits`` in ascending order with their sums; reset ``bits`` and ``dense``."""
-    for w in range(bits.size):
+    """Write the columns set in ``bits`` in ascending order with their sums; reset ``bits`` and ``dense``.
+
+    ``words`` marks the words of ``bits`` that have a bit set: only those are read.
+    """
+    while words != 0:
+        w = _trailing_zeros(words)
+        words &= words - np.uint64(1)
         x = bits[w]
+        bits[w] = 0
         while x != 0:
-            low = x & -x
-            c = (w << 6) + table[((low * _DE_BRUIJN) >> 58) & 63]
+            c = (w << 6) + _trailing_zeros(x)
+            x &= x - np.uint64(1)
             cols[nnz], vals[nnz] = column_id[c], dense[c]
             dense[c] = 0.0
             nnz += 1
-            x ^= low
-        bits[w] = 0
     return nnz
 
 
@@ -176,19 +179,20 @@ def _sum_rows_bitmap(block: tuple[np.ndarray, np.ndarray], bounds: np.ndarray, i
 
     Row ``r`` is ``bounds[r]:bounds[r + 1]``, less ``bounds[first]``, of the block's (local columns, values)
     (see :func:`_scatter_block`); its values accumulate into the zeroed ``dense`` (``0.0 + v1 + v2 + ...``
-    in the row's order) and its columns are marked in the bitmap ``bits`` (int64 words), read back in
-    ascending order (zero sums included). ``indptr[r + 1]`` is set to the new end; returns the new ``nnz``.
-    For few local columns (a bitmap of a few words per row).
+    in the row's order) and its columns are marked in the bitmap ``bits`` (uint64 words, at most 64), read
+    back in ascending order (zero sums included). ``indptr[r + 1]`` is set to the new end; returns the new
+    ``nnz``. For few local columns (a bitmap of a few words per row).
     """
-    table = _lowest_bit_table()
     block_cols, block_vals = block
     lo = bounds[first]
     for r in range(first, last):
+        words = np.uint64(0)
         for j in range(bounds[r] - lo, bounds[r + 1] - lo):
             c = block_cols[j]
-            bits[c >> 6] |= np.int64(1) << (c & 63)
+            bits[c >> 6] |= np.uint64(1) << np.uint64(c & 63)
+            words |= np.uint64(1) << np.uint64(c >> 6)
             dense[c] += block_vals[j]
-        nnz = _emit_bitmap_row(bits, table, column_id, dense, cols, vals, nnz)
+        nnz = _emit_bitmap_row(bits, words, column_id, dense, cols, vals, nnz)
         indptr[r + 1] = nnz
     return nnz
 
@@ -288,7 +292,7 @@ def profile_csr(events: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], c
     block_cols, block_vals = np.empty(width, dtype=np.int32), np.empty(width, dtype=np.float64)
     bounds = indptr.copy()  # rows before summing; indptr becomes the result's
     n_words = (column_id.size + 63) >> 6
-    bits = np.zeros(n_words if n_words <= _BITMAP_WORDS else 0, dtype=np.int64)
+    bits = np.zeros(n_words if n_words <= _BITMAP_WORDS else 0, dtype=np.uint64)
     listed = 0 if bits.size else column_id.size
     dense, seen = np.zeros(column_id.size, dtype=np.float64), np.zeros(listed, dtype=np.bool_)
     touched = np.empty(listed, dtype=np.int32)
