@@ -68,16 +68,17 @@ def _beyond_cap(ts: np.ndarray, weight: np.ndarray, category: np.ndarray, mine: 
 @numba.njit(cache=True, nogil=True)
 def _events_by_person(person: np.ndarray, counts: np.ndarray, over: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The events of the persons ``over`` (ascending ids), grouped by person in input order, and group bounds."""
-    flagged = np.zeros(counts.size, dtype=np.bool_)
+    flagged = np.zeros((counts.size + 63) >> 6, dtype=np.uint64)  # a bit per person: stays in L1/L2
     slot = np.zeros(counts.size, dtype=np.int32)
     bounds = np.zeros(over.size + 1, dtype=np.int64)
     for k in range(over.size):
-        flagged[over[k]], slot[over[k]] = True, k
+        flagged[over[k] >> 6] |= np.uint64(1) << np.uint64(over[k] & 63)
+        slot[over[k]] = k
         bounds[k + 1] = bounds[k] + counts[over[k]]
     grouped = np.empty(bounds[-1], dtype=np.int64)
     cursor = bounds[:-1].copy()
     for i in range(person.size):
-        if flagged[person[i]]:
+        if (flagged[person[i] >> 6] >> np.uint64(person[i] & 63)) & np.uint64(1):
             k = slot[person[i]]
             grouped[cursor[k]] = i
             cursor[k] += 1
