@@ -314,23 +314,37 @@ def leaf_membership(profiles: InterestProfiles, nodes: np.ndarray, params: dict[
     emit_ptr, emit_leaf = emission_tables(nodes, blocks, n_nodes, index_dtype(matrix))
     shares = not all(top_k for _, top_k, _ in blocks)
     total = np.asarray(matrix.sum(axis=1), dtype=np.float64).ravel() if shares else np.zeros(0)
-    indptr, leaf = kernels.leaf_rows(
+    bound = membership_bound(matrix, blocks, emit_ptr, params["k"])
+    indptr = np.empty(matrix.shape[0] + 1, dtype=np.int32 if bound <= np.iinfo(np.int32).max else np.int64)
+    leaf = np.empty(bound + 1, dtype=np.int32)  # + 1: the kernel writes a leaf before it knows it is kept
+    nnz = kernels.leaf_rows(
         matrix.indptr, matrix.indices, np.asarray(matrix.data, dtype=np.float64), targets,
-        *block_arrays(blocks, tier_list, params["k"], n_nodes), emit_ptr, emit_leaf,
-        params["k"], params["min_share"], total, 8 * matrix.shape[0])
-    dtype = np.int32 if leaf.size <= np.iinfo(np.int32).max else np.int64
-    return sparse.csr_matrix((np.ones(leaf.size, dtype=bool), leaf.astype(dtype), indptr.astype(dtype)),
-                             shape=(matrix.shape[0], nodes.size))
+        *block_arrays(blocks, tier_list, params["k"]), emit_ptr, emit_leaf, params["k"], params["min_share"],
+        total, indptr, leaf)
+    dtype = np.int32 if nnz <= np.iinfo(np.int32).max else np.int64
+    return sparse.csr_matrix((np.ones(nnz, dtype=bool), leaf[:nnz].astype(dtype, copy=False),
+                              indptr.astype(dtype, copy=False)), shape=(matrix.shape[0], nodes.size))
 
 
-def block_arrays(blocks: list[tuple[int, bool, np.ndarray]], tier_list: list[int], k: np.ndarray,
-                 n_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per block: its row in the kernel's ``targets``, whether it is ``top_k``, its smallest and largest k."""
+def membership_bound(matrix: sparse.csr_matrix, blocks: list[tuple[int, bool, np.ndarray]], emit_ptr: np.ndarray,
+                     k: np.ndarray) -> int:
+    """At most how many memberships ``leaf_rows`` finds: per block, no more than the profile entries times the
+    block's most leaves per node, nor the rows times the block's leaves (for ``top_k``: times its largest k)."""
+    bound = 0
+    for b, (_, top_k, sel) in enumerate(blocks):
+        per_node = int(np.diff(emit_ptr[b]).max())
+        per_row = min(sel.size, int(k[sel].max()) * per_node) if top_k else sel.size
+        bound += min(matrix.nnz * per_node, matrix.shape[0] * per_row)
+    return bound
+
+
+def block_arrays(blocks: list[tuple[int, bool, np.ndarray]], tier_list: list[int],
+                 k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per block: its row in the kernel's ``targets``, whether it is ``top_k``, the smallest k of its leaves."""
     tier_row = np.array([tier_list.index(tier) for tier, _, _ in blocks], dtype=np.int64)
     top_k = np.array([is_top_k for _, is_top_k, _ in blocks], dtype=bool)
-    k_range = np.array([np.clip([k[sel].min(), k[sel].max()], 1, n_nodes) for _, _, sel in blocks],
-                       dtype=np.int64).reshape(-1, 2)
-    return tier_row, top_k, k_range
+    min_k = np.array([k[sel].min() for _, _, sel in blocks], dtype=np.int64)
+    return tier_row, top_k, min_k
 
 
 def leaf_blocks(tiers: np.ndarray, top_k: np.ndarray) -> list[tuple[int, bool, np.ndarray]]:
