@@ -104,20 +104,29 @@ def pseudonymise(ids: PersonIds, accepted: np.ndarray | None, pseudonymizer: Pse
                  ) -> tuple[np.ndarray, np.ndarray]:
     """``(person, persons)``: the accepted rows' indices (int32) into the sorted unique pseudonyms (uint64) of
     the ids that accepted rows use. ``accepted`` None means every row."""
-    from adtarget._kernels import _factorize as kernels
-
     if accepted is None and ids.complete:  # compiled path: every unique id occurs in some row
-        pseudonyms = np.asarray(pseudonymizer.pseudonymize(ids.uniques), dtype=np.uint64)
-        order = kernels.argsort_uint64(pseudonyms)
+        order, persons = _sorted_pseudonyms(ids, ids.uniques, pseudonymizer)
         rank = np.empty(order.size, dtype=np.int32)
         rank[order] = np.arange(order.size, dtype=np.int32)
-        return ids.row_codes(rank), pseudonyms[order]
+        return ids.row_codes(rank), persons
     codes = ids.row_codes() if accepted is None else ids.row_codes()[accepted]
     used = np.zeros(ids.uniques.size, dtype=bool)
     used[codes] = True
     used_codes = np.flatnonzero(used)
-    pseudonyms = np.asarray(pseudonymizer.pseudonymize(ids.uniques[used_codes]), dtype=np.uint64)
-    order = kernels.argsort_uint64(pseudonyms)
+    order, persons = _sorted_pseudonyms(ids, ids.uniques[used_codes], pseudonymizer)
     rank = np.full(ids.uniques.size, -1, dtype=np.int32)
     rank[used_codes[order]] = np.arange(order.size, dtype=np.int32)
-    return rank[codes], pseudonyms[order]
+    return rank[codes], persons
+
+
+def _sorted_pseudonyms(ids: PersonIds, uniques: np.ndarray, pseudonymizer: Pseudonymizer
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, pseudonyms[order])`` of some of ``ids``' distinct ids; int64 ids of the compiled path are
+    hashed and sorted in one step (one sort serves the collision check)."""
+    if ids.complete:
+        return pseudonymizer._sorted_pseudonyms(uniques)
+    from adtarget._kernels import _factorize as kernels
+
+    pseudonyms = np.asarray(pseudonymizer.pseudonymize(uniques), dtype=np.uint64)
+    order = kernels.argsort_uint64(pseudonyms)
+    return order, pseudonyms[order]

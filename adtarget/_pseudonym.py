@@ -137,6 +137,19 @@ class Pseudonymizer:
             raise ParameterError(f"{name}: must be a non-empty str or an int; received an empty string")
         return int(pseudonyms[0])
 
+    def _sorted_pseudonyms(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(order, pseudonyms)`` of distinct int64 ``ids`` (the compiled ingest path): the stable order that
+        sorts their pseudonyms and the sorted pseudonyms, i.e. ``pseudonymize(ids)[order]``; the collision check
+        reads the sorted pseudonyms (no second sort). Raises :class:`LedgerError` if two ids collide."""
+        from adtarget._kernels._factorize import argsort_uint64
+
+        hashes = self._hash(np.ascontiguousarray(ids, dtype=np.int64))
+        order = argsort_uint64(hashes)
+        pseudonyms = hashes[order]
+        if bool((pseudonyms[1:] == pseudonyms[:-1]).any()):
+            raise self._collision()
+        return order, pseudonyms
+
     def _hash(self, canonical: np.ndarray | CanonicalTexts) -> np.ndarray:
         if self._algorithm == "siphash24":
             sub = hashlib.blake2b(key=self._key, digest_size=16, person=b"adtarget-sip").digest()

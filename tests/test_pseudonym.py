@@ -149,6 +149,28 @@ def test_collision_is_detected_without_naming_ids(monkeypatch: pytest.MonkeyPatc
     assert pz.pseudonymize(np.array([7, 7, 7, 7])).tolist() == [0, 0, 0, 0]
 
 
+@given(st.sets(st.integers(-(2**63), 2**63 - 1), max_size=60))
+def test_sorted_pseudonyms_of_distinct_ints_equal_pseudonymize_sorted(ids: set[int]) -> None:
+    pz = Pseudonymizer(KEY)
+    array = np.array(sorted(ids), dtype=np.int64)
+    order, persons = pz._sorted_pseudonyms(array)
+    expected = pz.pseudonymize(array) if array.size else np.zeros(0, np.uint64)
+    np.testing.assert_array_equal(order, np.argsort(expected, kind="stable"))
+    np.testing.assert_array_equal(persons, np.sort(expected))
+
+
+@pytest.mark.parametrize("weight", [1.0, -1.0], ids=["all-accepted", "one-quarantined"])
+def test_ingest_of_int_ids_detects_a_collision(monkeypatch: pytest.MonkeyPatch, pz: Pseudonymizer,
+                                              weight: float) -> None:
+    from adtarget._events import ingest
+
+    monkeypatch.setattr(pseudonym_module, "_blake2b_many", lambda key, items: np.zeros(len(items), np.uint64))
+    events = {"person_id": np.array([11, 12, 13]), "service": ["video"] * 3, "ts": [1_700_000_000] * 3,
+              "category": ["1"] * 3, "weight": [1.0, 1.0, weight]}
+    with pytest.raises(LedgerError, match="collision.*rotate the key"):
+        ingest(events, pseudonymizer=pz, now=1_800_000_000)
+
+
 def test_mostly_distinct_ints_hashed_per_row_keep_repeats_consistent(pz: Pseudonymizer) -> None:
     ids = np.array([5, 6, 7, 5, 8, 9, 10, 11])  # mostly distinct: the per-row path
     out = pz.pseudonymize(ids)
