@@ -183,15 +183,16 @@ def profile_matrix(person: np.ndarray, category: np.ndarray, column_of: np.ndarr
     from adtarget._kernels import _profiles as kernels
 
     shape = (int(kept_per_row.size), int(n_columns))
-    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
-    np.cumsum(kept_per_row, out=indptr[1:])
-    n_kept = int(indptr[-1])
+    bounds = np.zeros(shape[0] + 1, dtype=np.int64)  # the kept events' rows; indptr gets the result's
+    np.cumsum(kept_per_row, out=bounds[1:])
+    indptr = np.empty_like(bounds)
+    n_kept = int(bounds[-1])
     cols, vals = np.empty(n_kept, dtype=np.int32), np.empty(n_kept, dtype=np.float64)
     ts, window_end, half_life_days = (np.zeros(0, np.int64), 0, np.inf) if decay is None else decay
     stops = np.full(1 if dropped is None else dropped.size + 1, person.size, dtype=np.int64)  # + a sentinel
     stops[:-1] = () if dropped is None else dropped
     nnz = kernels.profile_csr((person, category, weight, ts), column_of,
-                              (int(window_end), decay_scale(half_life_days)), stops, indptr, cols, vals)
+                              (int(window_end), decay_scale(half_life_days)), stops, bounds, indptr, cols, vals)
     idx_dtype = np.int32 if max(n_kept, *shape) <= np.iinfo(np.int32).max else np.int64
     vals.resize(nnz, refcheck=False)  # shrunk in place (realloc): no copy, the tail returned (no views exist)
     cols.resize(nnz, refcheck=False)

@@ -251,8 +251,8 @@ def _sum_block(block: tuple[np.ndarray, np.ndarray], bounds: np.ndarray, indptr:
 
 @numba.njit(cache=True, nogil=True)
 def profile_csr(events: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], column_of: np.ndarray,
-                decay: tuple[int, float], dropped: np.ndarray, indptr: np.ndarray, cols: np.ndarray,
-                vals: np.ndarray) -> int:
+                decay: tuple[int, float], dropped: np.ndarray, bounds: np.ndarray, indptr: np.ndarray,
+                cols: np.ndarray, vals: np.ndarray) -> int:
     """Sum the (decayed) weights of the kept events into a canonical CSR matrix, duplicates summed in event order.
 
     Parameters
@@ -265,8 +265,10 @@ def profile_csr(events: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], c
         An event's value is ``weight * exp2(-max(window_end - ts, 0) / scale)``; ``scale = inf``: ``weight``.
     dropped : int64 array
         The events left out (over the cap), ascending, followed by ``row.size``.
-    indptr : int64 array
-        Row pointers of the kept events (cumulative counts); turned in place into the result's.
+    bounds : int64 array
+        Row pointers of the kept events (cumulative counts), read only.
+    indptr : int64 array of ``bounds.size``
+        Filled with the result's row pointers.
     cols, vals : int32, float64 arrays of the number of kept events
         Scratch (allocated by the caller, where numpy asks for huge pages); ``cols[:nnz]`` and ``vals[:nnz]``
         end as the result's indices and data.
@@ -287,11 +289,11 @@ def profile_csr(events: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], c
     while (n_rows >> shift) > 128 and shift + col_bits < 31:  # ~129 blocks: few write streams at first
         shift += 1
     n_blocks = (n_rows >> shift) + 1
-    starts = indptr[np.minimum(np.arange(n_blocks + 1) << shift, n_rows)]
+    starts = bounds[np.minimum(np.arange(n_blocks + 1) << shift, n_rows)]
     _scatter_to_blocks(events, local_of, decay, dropped, starts, shift, col_bits, cols, vals)
     width = np.max(starts[1:] - starts[:-1])
     block_cols, block_vals = np.empty(width, dtype=np.int32), np.empty(width, dtype=np.float64)
-    bounds = indptr.copy()  # rows before summing; indptr becomes the result's
+    indptr[0] = 0
     n_words = (column_id.size + 63) >> 6
     bits = np.zeros(n_words if n_words <= _BITMAP_WORDS else 0, dtype=np.uint64)
     listed = 0 if bits.size else column_id.size
