@@ -10,8 +10,8 @@ order included:
 * the rank of a node in its row is 1 + the number of nodes with a greater score or an equal score and a
   lower index (NaN above everything, NaNs equal, as ``np.unique`` orders them); ``top_k`` blocks list the row's
   nodes in ascending order;
-* each node's leaves come in a block's emission order (``emit_ptr``/``emit_leaf``, computed by the caller with
-  the ``np.argsort`` scipy's column selection uses).
+* each node's leaves come in a block's emission order (``leaf_table``, computed by the caller with the
+  ``np.argsort`` scipy's column selection uses).
 
 The row loop has few data-dependent branches (they are what costs here: a row has ~10 entries): first touches
 are counted, not tested; ranks are counted over integer keys that order like the scores; a leaf is written and
@@ -25,8 +25,7 @@ import numpy as np
 
 __all__ = ["leaf_rows"]
 
-_NAN_KEY = np.iinfo(np.int64).max  # NaN ranks above everything, NaNs equal
-_LOW_BITS = np.int64(np.iinfo(np.int64).max)
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -78,55 +77,60 @@ def _sort_by_node(cand: np.ndarray, score: np.ndarray, n: int, first_cand: np.nd
 
 
 @numba.njit(cache=True, nogil=True)
-def _ranks(score: np.ndarray, bits: np.ndarray, n: int, min_k: int, key: np.ndarray, rank: np.ndarray) -> None:
-    """Rank of each of ``score[:n]`` (nodes ascending): 1 + the greater scores + the equal ones before it.
-
-    ``bits`` is ``score`` viewed as int64; a key orders like the score (sign-magnitude to two's complement).
-    With at most ``min_k`` scores every rank is within every leaf's k: they are all set to 1.
-    """
-    if n <= min_k:
-        for i in range(n):
-            rank[i] = 1
-        return
-    for i in range(n):
-        b = bits[i]
-        key[i] = _NAN_KEY if score[i] != score[i] else b ^ ((b >> 63) & _LOW_BITS)
-    for i in range(n):
-        ki, r = key[i], 1
-        for j in range(n):
-            r += (key[j] > ki) | ((key[j] == ki) & (j < i))
-        rank[i] = r
+def _key(score: float, bits: int) -> int:
+    """An int64 that orders like ``score`` (sign-magnitude to two's complement), NaN above everything."""
+    return _INT64_MAX if score != score else bits ^ ((bits >> 63) & _INT64_MAX)
 
 
 @numba.njit(cache=True, nogil=True)
-def _emit_top_k(cand: np.ndarray, rank: np.ndarray, n: int, emit_ptr: np.ndarray, b: int, emit_leaf: np.ndarray,
-                k: np.ndarray, out: np.ndarray, nnz: int) -> int:
-    """Append the row's ``top_k`` memberships of one block (nodes ascending); returns the new ``nnz``."""
+def _emit_all(cand: np.ndarray, n: int, leaf_table: np.ndarray, b: int, out: np.ndarray, nnz: int) -> int:
+    """Append every leaf of ``cand[:n]`` in block ``b`` (a ``top_k`` block whose every k is at least ``n``)."""
     for i in range(n):
-        for e in range(emit_ptr[b, cand[i]], emit_ptr[b, cand[i] + 1]):
-            leaf = emit_leaf[e]
+        for layer in range(leaf_table.shape[1]):
+            leaf = leaf_table[b, layer, cand[i]]
             out[nnz] = leaf
-            nnz += rank[i] <= k[leaf]
+            nnz += leaf >= 0
     return nnz
 
 
 @numba.njit(cache=True, nogil=True)
-def _emit_share(cand: np.ndarray, score: np.ndarray, n: int, total: float, emit_ptr: np.ndarray, b: int,
-                emit_leaf: np.ndarray, min_share: np.ndarray, out: np.ndarray, nnz: int) -> int:
+def _emit_top_k(cand: np.ndarray, score: np.ndarray, bits: np.ndarray, n: int, key: np.ndarray,
+                leaf_table: np.ndarray, b: int, k: np.ndarray, out: np.ndarray, nnz: int) -> int:
+    """Append the leaves of ``cand[:n]`` (ascending) in block ``b`` whose k their node's rank is within.
+
+    The rank is 1 + the number of greater scores + the number of equal scores before (counted, not sorted:
+    rows are short). A node without a leaf in a layer reads ``k[-1]``, which it ignores.
+    """
+    for i in range(n):
+        key[i] = _key(score[i], bits[i])
+    for i in range(n):
+        ki, rank = key[i], 1
+        for j in range(n):
+            rank += (key[j] > ki) | ((key[j] == ki) & (j < i))
+        for layer in range(leaf_table.shape[1]):
+            leaf = leaf_table[b, layer, cand[i]]
+            out[nnz] = leaf
+            nnz += (leaf >= 0) & (rank <= k[leaf])
+    return nnz
+
+
+@numba.njit(cache=True, nogil=True)
+def _emit_share(cand: np.ndarray, score: np.ndarray, n: int, total: float, leaf_table: np.ndarray, b: int,
+                min_share: np.ndarray, out: np.ndarray, nnz: int) -> int:
     """Append the row's ``share`` memberships of one block (nodes in reverse first-touch order)."""
     for i in range(n - 1, -1, -1):
-        for e in range(emit_ptr[b, cand[i]], emit_ptr[b, cand[i] + 1]):
-            leaf = emit_leaf[e]
+        for layer in range(leaf_table.shape[1]):
+            leaf = leaf_table[b, layer, cand[i]]
             out[nnz] = leaf
-            nnz += score[i] >= min_share[leaf] * total
+            nnz += (leaf >= 0) & (score[i] >= min_share[leaf] * total)
     return nnz
 
 
 @numba.njit(cache=True, nogil=True)
 def leaf_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, targets: np.ndarray,
-              block_tier: np.ndarray, block_top_k: np.ndarray, block_k: np.ndarray, emit_ptr: np.ndarray,
-              emit_leaf: np.ndarray, k: np.ndarray, min_share: np.ndarray, total: np.ndarray,
-              out_indptr: np.ndarray, out: np.ndarray) -> int:
+              block_tier: np.ndarray, block_top_k: np.ndarray, block_k: np.ndarray, leaf_table: np.ndarray,
+              k: np.ndarray, min_share: np.ndarray, total: np.ndarray, out_indptr: np.ndarray,
+              out: np.ndarray) -> int:
     """Persons × leaves membership as CSR into ``out_indptr`` and ``out`` (scipy's entry order); returns nnz.
 
     Parameters
@@ -137,16 +141,16 @@ def leaf_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, targets
     block_tier : int64 array (n_blocks,), row of ``targets``; blocks of one tier are consecutive
     block_top_k : bool array (n_blocks,), rule of the block (``top_k``, else ``share``)
     block_k : int64 array (n_blocks,), the smallest ``k`` of a ``top_k`` block's leaves
-    emit_ptr : int64 array (n_blocks, n_nodes + 1); emit_leaf : int32 array
-        The leaves of node ``x`` in block ``b``: ``emit_leaf[emit_ptr[b, x]:emit_ptr[b, x + 1]]``.
+    leaf_table : int32 array (n_blocks, n_layers, n_nodes)
+        The leaves of node ``x`` in block ``b`` in emission order: ``leaf_table[b, :, x]``, -1 past the last.
     k, min_share : per leaf; total : float64 per row (row sums; read only by ``share`` blocks)
     out_indptr : int32 or int64 array (n_rows + 1,)
     out : int32 array, at least the number of memberships plus one (a dropped leaf is written, then overwritten)
     """
-    n_nodes = emit_ptr.shape[1] - 1
+    n_nodes = leaf_table.shape[2]
     target = np.where(targets < 0, n_nodes, targets).astype(np.int32)  # n_nodes: the sentinel node
     seen, sums = np.zeros(n_nodes + 1, dtype=np.int64), np.zeros(n_nodes + 1, dtype=np.float64)
-    touched, key, rank = np.empty(n_nodes + 1, np.int64), np.empty(n_nodes + 1, np.int64), np.empty(n_nodes + 1, np.int64)
+    touched, key = np.empty(n_nodes + 1, dtype=np.int64), np.empty(n_nodes + 1, dtype=np.int64)
     cand, first_cand = np.empty(n_nodes + 1, dtype=np.int32), np.empty(n_nodes + 1, dtype=np.int32)
     score, first_score = np.empty(n_nodes + 1, dtype=np.float64), np.empty(n_nodes + 1, dtype=np.float64)
     bits = score.view(np.int64)
@@ -162,13 +166,13 @@ def leaf_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, targets
                 n, ascending = _nonzero(touched, m, sums, cand, score)
                 if not ascending:
                     _sort_by_node(cand, score, n, first_cand, first_score)
-            if block_top_k[b]:
-                _ranks(score, bits, n, block_k[b], key, rank)
-                nnz = _emit_top_k(cand, rank, n, emit_ptr, b, emit_leaf, k, out, nnz)
+            if block_top_k[b] and n <= block_k[b]:  # every rank is at most n
+                nnz = _emit_all(cand, n, leaf_table, b, out, nnz)
+            elif block_top_k[b]:
+                nnz = _emit_top_k(cand, score, bits, n, key, leaf_table, b, k, out, nnz)
             elif ascending:
-                nnz = _emit_share(cand, score, n, total[row], emit_ptr, b, emit_leaf, min_share, out, nnz)
+                nnz = _emit_share(cand, score, n, total[row], leaf_table, b, min_share, out, nnz)
             else:
-                nnz = _emit_share(first_cand, first_score, n, total[row], emit_ptr, b, emit_leaf, min_share, out,
-                                  nnz)
+                nnz = _emit_share(first_cand, first_score, n, total[row], leaf_table, b, min_share, out, nnz)
         out_indptr[row + 1] = nnz
     return nnz

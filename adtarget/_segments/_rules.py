@@ -311,28 +311,28 @@ def leaf_membership(profiles: InterestProfiles, nodes: np.ndarray, params: dict[
     blocks = leaf_blocks(profiles.taxonomy.tier[nodes], params["top_k"])
     tier_list = sorted({tier for tier, _, _ in blocks})
     targets = np.stack([column_targets(profiles, t) for t in tier_list])
-    emit_ptr, emit_leaf = emission_tables(nodes, blocks, n_nodes, index_dtype(matrix))
+    leaf_table = emission_table(nodes, blocks, n_nodes, index_dtype(matrix))
     shares = not all(top_k for _, top_k, _ in blocks)
     total = np.asarray(matrix.sum(axis=1), dtype=np.float64).ravel() if shares else np.zeros(0)
-    bound = membership_bound(matrix, blocks, emit_ptr, params["k"])
+    bound = membership_bound(matrix, blocks, leaf_table, params["k"])
     indptr = np.empty(matrix.shape[0] + 1, dtype=np.int32 if bound <= np.iinfo(np.int32).max else np.int64)
     leaf = np.empty(bound + 1, dtype=np.int32)  # + 1: the kernel writes a leaf before it knows it is kept
     nnz = kernels.leaf_rows(
         matrix.indptr, matrix.indices, np.asarray(matrix.data, dtype=np.float64), targets,
-        *block_arrays(blocks, tier_list, params["k"]), emit_ptr, emit_leaf, params["k"], params["min_share"],
-        total, indptr, leaf)
+        *block_arrays(blocks, tier_list, params["k"]), leaf_table, params["k"], params["min_share"], total,
+        indptr, leaf)
     dtype = np.int32 if nnz <= np.iinfo(np.int32).max else np.int64
     return sparse.csr_matrix((np.ones(nnz, dtype=bool), leaf[:nnz].astype(dtype, copy=False),
                               indptr.astype(dtype, copy=False)), shape=(matrix.shape[0], nodes.size))
 
 
-def membership_bound(matrix: sparse.csr_matrix, blocks: list[tuple[int, bool, np.ndarray]], emit_ptr: np.ndarray,
-                     k: np.ndarray) -> int:
+def membership_bound(matrix: sparse.csr_matrix, blocks: list[tuple[int, bool, np.ndarray]],
+                     leaf_table: np.ndarray, k: np.ndarray) -> int:
     """At most how many memberships ``leaf_rows`` finds: per block, no more than the profile entries times the
     block's most leaves per node, nor the rows times the block's leaves (for ``top_k``: times its largest k)."""
     bound = 0
     for b, (_, top_k, sel) in enumerate(blocks):
-        per_node = int(np.diff(emit_ptr[b]).max())
+        per_node = int((leaf_table[b] >= 0).sum(axis=0).max())
         per_row = min(sel.size, int(k[sel].max()) * per_node) if top_k else sel.size
         bound += min(matrix.nnz * per_node, matrix.shape[0] * per_row)
     return bound
@@ -371,19 +371,23 @@ def index_dtype(matrix: sparse.csr_matrix) -> type:
     return np.int64 if big or matrix.nnz > np.iinfo(np.int32).max else np.int32
 
 
-def emission_tables(nodes: np.ndarray, blocks: list[tuple[int, bool, np.ndarray]], n_nodes: int,
-                    idx_dtype: type) -> tuple[np.ndarray, np.ndarray]:
-    """Per block and node, the node's leaves in the order scipy's column selection emits them.
+def emission_table(nodes: np.ndarray, blocks: list[tuple[int, bool, np.ndarray]], n_nodes: int,
+                   idx_dtype: type) -> np.ndarray:
+    """Per block, the leaves of each node in the order scipy's column selection emits them (int32).
 
-    ``matrix[:, cols]`` writes, for each stored node, its positions in ``cols`` in ``np.argsort(cols)``
-    order (quicksort: equal nodes, i.e. one node with several rules, in that sort's order).
+    ``table[b, :, x]`` lists node ``x``'s leaves in block ``b``, -1 past the last. ``matrix[:, cols]`` writes,
+    for each stored node, its positions in ``cols`` in ``np.argsort(cols)`` order (quicksort: equal nodes, i.e.
+    one node with several rules, in that sort's order).
     """
-    emit_ptr = np.zeros((len(blocks), n_nodes + 1), dtype=np.int64)
-    leaves, offset = [], 0
-    for b, (_, _, sel) in enumerate(blocks):
+    per_block = []
+    for _, _, sel in blocks:
         cols: np.ndarray = np.asarray(nodes[sel], dtype=idx_dtype)
         order = np.argsort(cols)
-        emit_ptr[b] = offset + np.searchsorted(cols[order], np.arange(n_nodes + 1))
-        leaves.append(sel[order].astype(np.int32))
-        offset += sel.size
-    return emit_ptr, np.concatenate(leaves)
+        cols = cols[order]
+        layer = np.arange(cols.size) - np.searchsorted(cols, cols)  # the leaf's place among its node's leaves
+        per_block.append((cols, layer, sel[order]))
+    n_layers = max(int(layer.max()) for _, layer, _ in per_block) + 1
+    table = np.full((len(blocks), n_layers, n_nodes), -1, dtype=np.int32)
+    for b, (cols, layer, leaves) in enumerate(per_block):
+        table[b, layer, cols] = leaves
+    return table
