@@ -69,30 +69,51 @@ def person_ids(values: Any) -> PersonIds:
 
 
 def _factorized(chunks: list[np.ndarray]) -> PersonIds:
-    """The compiled path: codes in row order from one hash table, grown (and rehashed) when it is half full."""
-    from adtarget._kernels import _factorize as kernels
-
+    """The compiled path: codes in row order from one hash table of the distinct ids (:class:`_IdTable`)."""
     n = sum(c.size for c in chunks)
     codes = np.empty(n, dtype=np.int32)
-    bits = min(max(n.bit_length() - _ROWS_PER_SLOT_BITS, _MIN_TABLE_BITS), _MAX_FIRST_TABLE_BITS)
-    table, uniques = _empty_table(bits), np.empty(1 << (bits - 1), dtype=np.int64)
-    n_unique = 0
+    table = _IdTable(min(max(n.bit_length() - _ROWS_PER_SLOT_BITS, _MIN_TABLE_BITS), _MAX_FIRST_TABLE_BITS))
     for start, chunk in _spans(chunks):
+        table.add(chunk, codes[start:start + chunk.size])
+    return PersonIds(uniques=table.uniques[:table.n_unique].copy(), codes=codes, complete=True)
+
+
+class _IdTable:
+    """The distinct ids seen so far, in a hash table of ``2**bits`` slots that doubles whenever it is half
+    full. Narrow (8-byte slots) while every id is in ``[0, 2**32 - 1)``, wide (16-byte pairs) from the first id
+    that is not (``adtarget/_kernels/_factorize.py``)."""
+
+    def __init__(self, bits: int) -> None:
+        self.bits, self.narrow, self.n_unique = bits, True, 0
+        self.uniques = np.empty(1 << (bits - 1), dtype=np.int64)
+        self.slots = self._empty()
+
+    def add(self, keys: np.ndarray, codes: np.ndarray) -> None:
+        """Write the code of every key into ``codes``, adding new keys."""
+        from adtarget._kernels import _factorize as kernels
+
         done = 0
-        while done < chunk.size:
-            rows, n_unique = kernels.factorize_rows(chunk[done:], table, codes[start + done:start + chunk.size],
-                                                    uniques, n_unique)
+        while done < keys.size:
+            factorize = kernels.factorize_rows_narrow if self.narrow else kernels.factorize_rows
+            rows, self.n_unique = factorize(keys[done:], self.slots, codes[done:], self.uniques, self.n_unique)
             done += rows
-            if done < chunk.size:
-                bits += 1
-                table, uniques = _empty_table(bits), np.concatenate([uniques, np.empty_like(uniques)])
-                kernels.rehash(table, uniques[:n_unique])
-    return PersonIds(uniques=uniques[:n_unique].copy(), codes=codes, complete=True)
+            if done < keys.size:
+                self._rebuild(grow=self.n_unique >= self.uniques.size)
 
+    def _rebuild(self, grow: bool) -> None:
+        """Double the table (``grow``) or make it wide, and insert the ids seen so far again."""
+        from adtarget._kernels import _factorize as kernels
 
-def _empty_table(bits: int) -> np.ndarray:
-    """A hash table of ``2**bits`` empty ``(key, code)`` slots (code -1)."""
-    return np.full(2 << bits, -1, dtype=np.int64)
+        if grow:
+            self.bits += 1
+            self.uniques = np.concatenate([self.uniques, np.empty_like(self.uniques)])
+        else:
+            self.narrow = False
+        self.slots = self._empty()
+        (kernels.rehash_narrow if self.narrow else kernels.rehash)(self.slots, self.uniques[:self.n_unique])
+
+    def _empty(self) -> np.ndarray:
+        return np.full((1 if self.narrow else 2) << self.bits, -1, dtype=np.int64)
 
 
 def _spans(chunks: list[np.ndarray]) -> list[tuple[int, np.ndarray]]:

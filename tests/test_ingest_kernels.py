@@ -80,6 +80,41 @@ def test_factorize_rows_stops_before_a_key_that_does_not_fit():
     np.testing.assert_array_equal(uniques, [5, 9])
 
 
+narrow_ids = st.lists(st.one_of(st.integers(0, 2**32 - 2), st.integers(0, 40), st.sampled_from([0, 2**32 - 2])),
+                      max_size=300)
+
+
+@given(narrow_ids, narrow_ids, st.sampled_from([-1, 2**32 - 1, 2**32, int(I64.min), int(I64.max)]),
+       st.integers(1, 3), st.sampled_from([None, 1, 3]))
+def test_factorize_moves_from_narrow_to_wide_slots(before, after, wide, n_chunks, first_bits):
+    """Ids that fit the narrow table, then one that does not (the table becomes pairs), then more."""
+    _check_against_unique(np.array(before, dtype=np.int64), n_chunks=n_chunks, first_bits=first_bits)
+    keys = np.array([*before, wide, *after], dtype=np.int64)
+    _check_against_unique(keys, n_chunks=n_chunks, first_bits=first_bits)
+
+
+def test_factorize_rows_narrow_stops_before_a_key_out_of_its_range():
+    table = np.full(8, -1, dtype=np.int64)
+    codes = np.full(4, -7, dtype=np.int32)
+    uniques = np.empty(4, dtype=np.int64)
+    keys = np.array([5, 2**32 - 2, 5, 2**32 - 1], dtype=np.int64)
+    assert kernels.factorize_rows_narrow(keys, table, codes, uniques, 0) == (3, 2)
+    np.testing.assert_array_equal(codes, [0, 1, 0, -7])
+    assert kernels.factorize_rows_narrow(keys[:1], table, codes, uniques[:1], 1) == (1, 1)  # known: no room needed
+
+
+@given(st.sets(st.integers(0, 2**32 - 2), max_size=200), st.integers(0, 3))
+def test_rehash_narrow_then_factorize_finds_every_key(keys, extra_bits):
+    uniques = np.array(sorted(keys), dtype=np.int64)
+    slots = 1 << (max(1, 2 * uniques.size - 1).bit_length() + extra_bits)
+    table = np.full(slots, -1, dtype=np.int64)
+    kernels.rehash_narrow(table, uniques)
+    codes = np.empty(uniques.size, dtype=np.int32)
+    assert kernels.factorize_rows_narrow(uniques[::-1].copy(), table, codes, uniques.copy(), uniques.size) == (
+        uniques.size, uniques.size)
+    np.testing.assert_array_equal(codes, np.arange(uniques.size)[::-1])
+
+
 @given(st.sets(st.integers(int(I64.min), int(I64.max)), max_size=200), st.integers(0, 3))
 def test_rehash_then_factorize_finds_every_key(keys, extra_bits):
     uniques = np.array(sorted(keys), dtype=np.int64)

@@ -29,9 +29,11 @@ __all__ = [
     "copy_timestamps",
     "copy_weights",
     "factorize_rows",
+    "factorize_rows_narrow",
     "index_range",
     "map_codes",
     "rehash",
+    "rehash_narrow",
     "relabel",
 ]
 
@@ -67,10 +69,10 @@ def _slot(key: np.int64, shift: np.uint64) -> np.int64:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _shift(table: np.ndarray) -> np.uint64:
-    """64 - log2 of the number of slots of ``table`` (pairs of int64: key, code; a power of two)."""
+def _shift(slots: int) -> np.uint64:
+    """64 - log2(``slots``), a power of two."""
     bits = 0
-    while (2 << bits) < table.size:
+    while (1 << bits) < slots:
         bits += 1
     return np.uint64(64 - bits)
 
@@ -86,7 +88,7 @@ def factorize_rows(keys: np.ndarray, table: np.ndarray, codes: np.ndarray, uniqu
     outgrow the caches. Codes number the distinct keys in order of first appearance. Stops before the row whose
     key would not fit ``uniques`` (fewer rows done than ``keys.size``): the caller grows both and resumes.
     """
-    shift = _shift(table)
+    shift = _shift(table.size // 2)
     mask = np.uint64(table.size // 2 - 1)
     n = keys.size
     for i in range(min(_PREFETCH_DISTANCE, n)):
@@ -118,7 +120,7 @@ def factorize_rows(keys: np.ndarray, table: np.ndarray, codes: np.ndarray, uniqu
 def rehash(table: np.ndarray, uniques: np.ndarray) -> None:
     """Insert distinct ``uniques`` with codes ``0..uniques.size-1`` into an empty ``table`` (see
     :func:`factorize_rows`), prefetching as it does."""
-    shift = _shift(table)
+    shift = _shift(table.size // 2)
     mask = np.uint64(table.size // 2 - 1)
     n = uniques.size
     for code in range(n):
@@ -129,6 +131,60 @@ def rehash(table: np.ndarray, uniques: np.ndarray) -> None:
             slot = np.int64(np.uint64(slot + 1) & mask)
         table[2 * slot] = uniques[code]
         table[2 * slot + 1] = code
+
+
+_NARROW_END = (1 << 32) - 1  # narrow tables hold ids in [0, _NARROW_END)
+_LOW32 = np.uint64(0xFFFFFFFF)
+
+
+@numba.njit(cache=True, nogil=True)
+def factorize_rows_narrow(keys: np.ndarray, table: np.ndarray, codes: np.ndarray, uniques: np.ndarray,
+                          n_unique: int) -> tuple[int, int]:
+    """:func:`factorize_rows` with a narrow table: one int64 per slot, ``key << 32 | code`` (-1 when empty),
+    half the memory of the pairs, for keys in ``[0, 2**32 - 1)``. Stops also before the first key outside that
+    range (the caller then moves to a table of pairs)."""
+    slots = table.size
+    shift = _shift(slots)
+    mask = np.uint64(slots - 1)
+    n = keys.size
+    for i in range(min(_PREFETCH_DISTANCE, n)):
+        _prefetch(table, _slot(keys[i], shift))
+    for i in range(n):
+        if i + _PREFETCH_DISTANCE < n:
+            _prefetch(table, _slot(keys[i + _PREFETCH_DISTANCE], shift))
+        key = keys[i]
+        if key < 0 or key >= _NARROW_END:
+            return i, n_unique
+        slot = _slot(key, shift)
+        while True:
+            entry = table[slot]
+            if entry == -1:
+                if n_unique >= uniques.size:
+                    return i, n_unique
+                table[slot] = np.int64((np.uint64(key) << np.uint64(32)) | np.uint64(n_unique))
+                uniques[n_unique] = key
+                codes[i] = n_unique
+                n_unique += 1
+                break
+            if (np.uint64(entry) >> np.uint64(32)) == np.uint64(key):
+                codes[i] = np.int32(np.uint64(entry) & _LOW32)
+                break
+            slot = np.int64(np.uint64(slot + 1) & mask)
+    return n, n_unique
+
+
+@numba.njit(cache=True, nogil=True)
+def rehash_narrow(table: np.ndarray, uniques: np.ndarray) -> None:
+    """:func:`rehash` into an empty narrow table (see :func:`factorize_rows_narrow`)."""
+    slots = table.size
+    shift = _shift(slots)
+    mask = np.uint64(slots - 1)
+    for code in range(uniques.size):
+        key = uniques[code]
+        slot = _slot(key, shift)
+        while table[slot] != -1:
+            slot = np.int64(np.uint64(slot + 1) & mask)
+        table[slot] = np.int64((np.uint64(key) << np.uint64(32)) | np.uint64(code))
 
 
 @numba.njit(cache=True, nogil=True)
