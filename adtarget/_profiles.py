@@ -2,10 +2,11 @@
 
 Profiles are built from :class:`~adtarget._gate.EligibleEvents` only (the gate has already removed opted-out,
 under-age, deleted persons and sensitive categories), so a profile can never hold a sensitive category.
-A per-person event cap by lexsort + rank-within-group over the events of the persons over the cap only, time
-decay as one array expression, and the persons × categories matrix by a linear counting sort on person with
-per-row duplicate sums in event order (compiled kernels in ``adtarget/_kernels/_profiles.py``; each cell is
-its events' values added in input order, as ``np.add.at`` does: deterministic on every platform).
+A per-person event cap by a selection over the events of the persons over the cap only (ties ranked as
+``np.lexsort`` would), and the persons × categories matrix by a linear counting sort on person with per-row
+duplicate sums in event order, each event's time decay computed as it is read (compiled kernels in
+``adtarget/_kernels/_profiles.py``; each cell is its events' values added in input order, as ``np.add.at``
+does: deterministic on every platform).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def recent_events_mask(person: np.ndarray, ts: np.ndarray, category: np.ndarray,
 
     Ties in time are broken by weight (heavier first), then category (lower index first); events tied on all
     three contribute identically, so the result does not depend on the input order. Returns ``None`` when
-    nobody exceeds the cap. Only the events of persons over the cap are sorted.
+    nobody exceeds the cap. Only the events of persons over the cap are ranked.
     """
     if cap is None or person.size == 0:
         return None

@@ -1,9 +1,11 @@
-"""Compiled kernels of interest profiles: event ages in one pass, and the persons × columns CSR by counting sort.
+"""Compiled kernels of interest profiles: the events over a per-person cap, and the persons × columns CSR.
 
-:func:`profile_csr` builds the canonical CSR matrix of ``coo_matrix((values, (person, column))).tocsr()`` in
-linear time: a stable counting sort of the events by person (in cache-sized blocks of rows), then one pass per
-row that adds its values into a dense scratch row, marks its columns in a bitmap (or a list, for thousands of
-columns) and writes the touched columns in ascending order. Each cell is ``0.0 + v1 + v2 + ...`` over its
+:func:`dropped_events` ranks the events of the persons over the cap only, one person at a time (a partition on
+time, then the events at the cut-off time by weight and category). :func:`profile_csr` builds the canonical
+CSR matrix of ``coo_matrix((values, (person, column))).tocsr()`` in linear time: a stable counting sort of the
+kept events by person (in cache-sized blocks of rows, each value decayed as its event is read), then one pass
+per row that adds its values into a dense scratch row, marks its columns in a bitmap (or a list, for thousands
+of columns) and writes the touched columns in ascending order. Each cell is ``0.0 + v1 + v2 + ...`` over its
 events in input order, as ``np.add.at`` on a zero row sums them: deterministic and platform-independent
 (scipy's sum follows its C++ library's unstable sort, so the two may differ in the last bits). Kernels trust
 their inputs (validated by the gate and ``build_profiles``).
