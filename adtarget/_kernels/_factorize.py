@@ -228,10 +228,10 @@ def map_codes(codes: np.ndarray, values: np.ndarray, reasons: np.ndarray, out: n
 
 @numba.njit(cache=True, nogil=True)
 def index_range(indices: np.ndarray) -> tuple[int, int]:
-    """``(min, max)`` of a non-empty integer array in one pass."""
-    low = high = np.int64(indices[0])
+    """``(min, max)`` of a non-empty integer array in one pass (in its own dtype: the loop vectorises)."""
+    low = high = indices[0]
     for i in range(1, indices.size):
-        v = np.int64(indices[i])
+        v = indices[i]
         low = min(low, v)
         high = max(high, v)
     return int(low), int(high)
