@@ -170,11 +170,13 @@ codes_and_reasons = st.integers(1, 6).flatmap(lambda size: st.tuples(
 ))
 
 
-@given(codes_and_reasons)
-def test_map_codes_equals_numpy_gather(case):
+@given(codes_and_reasons, st.sampled_from(["drawn", "values clean", "all clean"]))
+def test_map_codes_equals_numpy_gather(case, cleanliness):
     codes, values, reasons, start = case
     codes_a = np.array(codes, dtype=np.int32)
     values_a, reasons_a = np.array(values, dtype=np.int16), np.array(reasons, dtype=np.int8)
+    if cleanliness != "drawn":  # every value's reason clean (the common case): its own loop
+        reasons_a[:-1 if cleanliness == "values clean" else None] = 127
     out = np.empty(codes_a.size, dtype=np.int16)
     reason = np.full(codes_a.size, start, dtype=np.int8)
     assert kernels.map_codes(codes_a, values_a, reasons_a, out, reason)
@@ -185,9 +187,10 @@ def test_map_codes_equals_numpy_gather(case):
 def test_map_codes_refuses_out_of_range_codes():
     table = np.array([1, 2, 3], dtype=np.int16)  # two values and the null's
     reason = np.zeros(1, dtype=np.int8)
-    for bad in (2, 3, 2**31 - 1):
-        out = np.empty(1, dtype=np.int16)
-        assert not kernels.map_codes(np.array([bad], dtype=np.int64), table, table.astype(np.int8), out, reason)
+    for reasons in (table.astype(np.int8), np.array([127, 127, 3], dtype=np.int8)):  # both loops
+        for bad in (2, 3, 2**31 - 1):
+            out = np.empty(1, dtype=np.int16)
+            assert not kernels.map_codes(np.array([bad], dtype=np.int64), table, reasons, out, reason)
 
 
 @given(st.lists(st.sampled_from([int(I64.min), -5, 0, 99, 100, 101, 200, int(I64.max)]), max_size=100),

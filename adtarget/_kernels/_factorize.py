@@ -209,10 +209,13 @@ def map_codes(codes: np.ndarray, values: np.ndarray, reasons: np.ndarray, out: n
     """``out[i] = values[codes[i]]`` and ``reason[i] = min(reason[i], reasons[codes[i]])``.
 
     A negative code (a null) takes the tables' last entry. Returns False if a code is ``>= values.size - 1``.
-    ``reason`` is only read where ``reasons`` is below the int8 maximum (a clean column costs no pass over it).
+    ``reason`` is only read where ``reasons`` is below the int8 maximum (a clean column costs no pass over it),
+    and ``reasons`` only for nulls when every value's entry is clean (:func:`_map_clean_values`).
     """
-    last = np.int64(values.size - 1)
+    last = values.size - 1
     clean = np.iinfo(np.int8).max
+    if not (reasons[:last] != clean).any():
+        return _map_clean_values(codes, values, reasons[last], out, reason)
     for i in range(codes.size):
         k = np.int64(codes[i])
         if k < 0:
@@ -223,6 +226,25 @@ def map_codes(codes: np.ndarray, values: np.ndarray, reasons: np.ndarray, out: n
         r = reasons[k]
         if r != clean and r < reason[i]:
             reason[i] = r
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _map_clean_values(codes: np.ndarray, values: np.ndarray, null_reason: np.int8, out: np.ndarray,
+                      reason: np.ndarray) -> bool:
+    """:func:`map_codes` when only the null may lower ``reason`` (to ``null_reason``): no look-up of reasons."""
+    last = values.size - 1
+    clean = np.iinfo(np.int8).max
+    for i in range(codes.size):
+        k = np.int64(codes[i])
+        if k < 0:
+            out[i] = values[last]
+            if null_reason != clean and null_reason < reason[i]:
+                reason[i] = null_reason
+            continue
+        if k >= last:
+            return False
+        out[i] = values[k]
     return True
 
 
