@@ -212,7 +212,7 @@ def map_codes(codes: np.ndarray, values: np.ndarray, reasons: np.ndarray, out: n
     ``reason`` is only read where ``reasons`` is below the int8 maximum (a clean column costs no pass over it),
     and ``reasons`` only for nulls when every value's entry is clean (:func:`_map_clean_values`).
     """
-    last = values.size - 1
+    last = np.int64(values.size - 1)
     clean = np.iinfo(np.int8).max
     if not (reasons[:last] != clean).any():
         return _map_clean_values(codes, values, reasons[last], out, reason)
