@@ -15,7 +15,17 @@ from hypothesis import strategies as st
 from scipy import sparse
 
 from adtarget._profiles import InterestProfiles, level_columns
-from adtarget._segments._rules import AllOf, AnyOf, SegmentCatalog, TopicSegment, leaf_membership
+from adtarget._segments._rules import (
+    AllOf,
+    AnyOf,
+    SegmentCatalog,
+    TopicSegment,
+    emission_table,
+    index_dtype,
+    leaf_blocks,
+    leaf_membership,
+    membership_bound,
+)
 
 
 # --- the reference: the scipy formulation before the kernel ------------------------------------------------
@@ -184,6 +194,37 @@ def test_infinite_and_nan_scores_rank_as_numpy_orders_them(safe):
     with np.errstate(all="ignore"):  # the reference's row sums overflow (and would warn)
         want = reference_assign(catalog, profiles)
     assert_same_csr(catalog.assign(profiles).membership, want)
+
+
+def with_repeated_entries(profiles, seed):
+    """The profiles with every row's entries stored twice (second copy reversed, other values): not canonical."""
+    rng = np.random.default_rng(seed)
+    m = profiles.matrix
+    rows = [np.arange(s, e) for s, e in zip(m.indptr[:-1], m.indptr[1:])]
+    order = np.concatenate([np.concatenate([r, r[::-1]]) for r in rows] or [np.zeros(0, dtype=np.int64)])
+    data = m.data[order] * rng.choice([0.5, 1.0, 2.0], order.size)
+    matrix = sparse.csr_matrix((data, m.indices[order], 2 * m.indptr), shape=m.shape)
+    return InterestProfiles(persons=profiles.persons, matrix=matrix, columns=profiles.columns, level=profiles.level,
+                            safe_taxonomy=profiles.safe_taxonomy)
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_leaves=st.integers(1, 40))
+def test_repeated_entries_add_in_stored_order(safe, seed, n_leaves):
+    profiles = with_repeated_entries(random_profiles(safe, seed, sort=False), seed)
+    assert not profiles.matrix.has_canonical_format
+    catalog = random_catalog(safe, seed + 1, n_leaves)
+    assert_same_csr(catalog.assign(profiles).membership, reference_assign(catalog, profiles))
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_leaves=st.integers(1, 40), density=st.sampled_from([0.0, 0.05, 0.5]))
+def test_membership_bound_holds(safe, seed, n_leaves, density):
+    profiles = random_profiles(safe, seed, density=density)
+    catalog = random_catalog(safe, seed + 1, n_leaves)
+    nodes, params = catalog._leaf_nodes, catalog._leaf_params()
+    blocks = leaf_blocks(safe.taxonomy.tier[nodes], params["top_k"])
+    table = emission_table(nodes, blocks, safe.taxonomy.n_nodes, index_dtype(profiles.matrix))
+    assert leaf_membership(profiles, nodes, params).nnz <= membership_bound(profiles.matrix, blocks, table,
+                                                                            params["k"])
 
 
 @given(scores=st.lists(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0]), min_size=6, max_size=6),
