@@ -3,8 +3,10 @@
 Factorising 10^7 ids with a few 10^5 distinct values through one hash table is bound by cache and TLB misses
 (the table outgrows the caches), unless the misses overlap: :func:`factorize_rows` prefetches the table slot
 of the row a few dozen rows ahead, so one pass in row order gives every row its code (dense, in order of first
-appearance) without partitioning the ids first. The caller grows the table (:func:`rehash`) when it is half
-full, and renumbers the codes in place with :func:`relabel`.
+appearance) without partitioning the ids first. While every id is in ``[0, 2**32 - 1)`` the table is narrow
+(:func:`factorize_rows_narrow`: id and code in one int64 per slot, half the memory traffic). The caller grows
+the table (:func:`rehash`, :func:`rehash_narrow`) when it is half full, and renumbers the codes in place with
+:func:`relabel`. ``_prefetch`` (an LLVM intrinsic) is shared with the other kernel modules.
 
 The column kernels (:func:`map_codes`, :func:`copy_timestamps`, :func:`copy_weights`) write one column's
 values and lower each row's quarantine reason code to the first rule it fails (codes are in precedence
