@@ -15,7 +15,10 @@ order included:
 
 The row loop has few data-dependent branches (they are what costs here: a row has ~10 entries): first touches
 are counted, not tested; ranks are counted over integer keys that order like the scores; a leaf is written and
-kept or overwritten. Blocks are (tier, rule) groups of leaves, in the caller's order. Kernels trust their inputs.
+kept or overwritten. The helpers the loop calls take arrays but call no helper that does: numba increfs and
+decrefs every array argument of a function that calls another one (atomic operations, per call: that was most
+of this kernel's time). Blocks are (tier, rule) groups of leaves, in the caller's order. Kernels trust their
+inputs.
 """
 
 from __future__ import annotations
