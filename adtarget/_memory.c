@@ -283,7 +283,18 @@ static PyObject *stats(PyObject *self, PyObject *unused) {
     return out;
 }
 
+static PyObject *idle_capacities(PyObject *self, PyObject *unused) {
+    (void)self; (void)unused;
+    pthread_mutex_lock(&lock);
+    PyObject *out = PyList_New((Py_ssize_t)n_idle);
+    for (size_t k = 0; out != NULL && k < n_idle; k++)
+        PyList_SET_ITEM(out, (Py_ssize_t)k, PyLong_FromSize_t(idle[k].capacity));
+    pthread_mutex_unlock(&lock);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"idle_capacities", idle_capacities, METH_NOARGS, "The byte capacity of each idle block."},
     {"set_handler", set_handler, METH_O,
      "Make a memory handler capsule (None: NumPy's default) current in this context; return the previous."},
     {"set_limit", set_limit, METH_O, "Keep at most this many bytes of idle blocks (0: keep none)."},

@@ -102,3 +102,12 @@ def test_segment_info_is_frozen_and_readable():
     assert str(info) == "iab-2.2:483 (Sports)"
     with pytest.raises(AttributeError):
         info.name = "x"  # type: ignore[misc]
+
+
+def test_explicit_zeros_in_the_membership_are_not_members():
+    stored = sparse.csr_matrix((np.array([True, False, True]), np.array([0, 1, 1]), np.array([0, 2, 2, 2, 3])),
+                               shape=(4, 2))
+    assert stored.nnz == 3
+    membership = SegmentAssignments(persons=PERSONS, membership=stored, segments=SEGMENTS).membership
+    assert membership.nnz == 2 and membership.data.all()
+    assert membership.toarray().tolist() == [[True, False], [False, False], [False, False], [False, True]]

@@ -88,7 +88,8 @@ class SegmentAssignments:
         if membership.shape != (persons.size, len(segments)):
             raise ParameterError(f"membership must have shape (n_persons, n_segments) = "
                                  f"({persons.size}, {len(segments)}), got {membership.shape}")
-        membership.eliminate_zeros()
+        if not membership.data.all():  # explicit zeros are not members (a scan, cheaper than the rewrite)
+            membership.eliminate_zeros()
         object.__setattr__(self, "persons", persons)
         object.__setattr__(self, "membership", membership)
         object.__setattr__(self, "segments", segments)
