@@ -39,7 +39,7 @@ __all__ = ["DEFAULT_LIMIT_MB", "IDLE_SECONDS", "buffer_cache_limit", "buffer_sta
            "reusing_buffers", "uses_buffers"]
 
 IDLE_SECONDS = 10.0
-DEFAULT_LIMIT_MB = 512
+DEFAULT_LIMIT_MB = 384
 _F = TypeVar("_F", bound=Callable[..., Any])
 _timer_lock = threading.Lock()
 _timer: threading.Timer | None = None
