@@ -6,7 +6,7 @@ of the row a few dozen rows ahead, so one pass in row order gives every row its 
 appearance) without partitioning the ids first. While every id is in ``[0, 2**32 - 1)`` the table is narrow
 (:func:`factorize_rows_narrow`: id and code in one int64 per slot, half the memory traffic). The caller grows
 the table (:func:`rehash`, :func:`rehash_narrow`) when it is half full, and renumbers the codes in place with
-:func:`relabel`. ``_prefetch`` (an LLVM intrinsic) is shared with the other kernel modules.
+:func:`relabel`. Table slots are prefetched ahead of the probe (``adtarget/_kernels/_intrinsics.py``).
 
 The column kernels (:func:`map_codes`, :func:`copy_timestamps`, :func:`copy_weights`) write one column's
 values and lower each row's quarantine reason code to the first rule it fails (codes are in precedence
@@ -17,14 +17,10 @@ returns ``ok = False``, never a wrong answer).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
+
+from adtarget._kernels._intrinsics import prefetch as _prefetch
 
 __all__ = [
     "argsort_uint64",
@@ -42,26 +38,6 @@ __all__ = [
 _PREFETCH_DISTANCE = 48  # rows ahead whose table slot is prefetched (32-64 measured best at 10^7 rows)
 _LONG_RUN = 32
 _SLOT_MULTIPLIER = np.uint64(0xC2B2AE3D27D4EB4F)  # odd: multiplicative (Fibonacci) hashing
-
-
-def _prefetch_typing(typingctx: Any, array: Any, index: Any) -> Any:
-    """Hint the CPU to fetch ``array[index]`` into the caches (LLVM's ``prefetch``: read, keep, data)."""
-    signature = types.void(array, types.intp)
-
-    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        view = context.make_array(sig.args[0])(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, sig.args[0], view, [args[1]])
-        byte_pointer = ir.IntType(8).as_pointer()
-        int32 = ir.IntType(32)
-        function = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, int32, int32, int32]), "llvm.prefetch.p0")
-        builder.call(function, [builder.bitcast(pointer, byte_pointer), int32(0), int32(3), int32(1)])
-        return context.get_dummy_value()
-
-    return signature, codegen
-
-
-_prefetch: Any = intrinsic(_prefetch_typing)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
