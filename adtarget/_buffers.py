@@ -78,7 +78,8 @@ def reusing_buffers() -> Iterator[None]:
         yield
     finally:
         _memory.set_handler(previous)
-        _arm_idle_timer()
+        if previous is not _memory.handler:  # the outermost scope: the stages have gone quiet
+            _arm_idle_timer()
 
 
 def uses_buffers(fn: _F) -> _F:

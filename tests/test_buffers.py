@@ -283,3 +283,13 @@ def test_a_forked_child_can_allocate_while_the_parent_frees_from_another_thread(
     finally:
         stop.set()
         worker.join()
+
+
+def test_only_the_outermost_scope_arms_the_idle_timer(monkeypatch):
+    armed: list[bool] = []
+    monkeypatch.setattr(_buffers, "_arm_idle_timer", lambda: armed.append(True))
+    with reusing_buffers():
+        with reusing_buffers():
+            pass
+        assert armed == []
+    assert armed == [True]
