@@ -133,3 +133,15 @@ def _arm_idle_timer() -> None:
 def _free_idle() -> None:
     if _memory is not None:
         _memory.purge(IDLE_SECONDS)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child runs only the forking thread: a timer lock another thread held at the fork would stay held
+    (the child's first stage would hang as it ends), and the parent's timer thread does not exist."""
+    global _timer_lock, _timer
+    _timer_lock = threading.Lock()
+    _timer = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

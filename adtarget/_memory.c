@@ -10,7 +10,8 @@
  * first) and a later request of a size they fit within 25 % is served from them. Smaller blocks go straight
  * to malloc. The handler is only active where Python code sets it (adtarget/_buffers.py scopes it to the
  * stages); an array keeps the handler it was allocated with, so it is freed here wherever it dies.
- * Every entry point takes one mutex: NumPy may free arrays from any thread.
+ * Every entry point takes one mutex: NumPy may free arrays from any thread. No Python API is called with it held
+ * (creating an object may run the garbage collector, which may free an array of ours: a self-deadlock).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -271,25 +272,40 @@ static PyObject *purge(PyObject *self, PyObject *arg) {
     return PyLong_FromSize_t(freed);
 }
 
+/* stats and idle_capacities copy under the lock and build Python objects after it: creating a dict or list
+ * may run the cyclic GC (synchronously, before 3.12), which may free an array of ours (handler_free) or run a
+ * finalizer that allocates one: with the lock held, that thread would wait for itself forever. */
 static PyObject *stats(PyObject *self, PyObject *unused) {
     (void)self; (void)unused;
     pthread_mutex_lock(&lock);
-    PyObject *out = Py_BuildValue(
-        "{s:n,s:n,s:n,s:n,s:n,s:K,s:K,s:K,s:K,s:K}", "idle_bytes", (Py_ssize_t)idle_bytes, "idle_blocks",
-        (Py_ssize_t)n_idle, "live_bytes", (Py_ssize_t)live_bytes, "live_blocks", (Py_ssize_t)n_live,
-        "limit_bytes", (Py_ssize_t)limit_bytes, "hits", hits, "misses", misses, "evictions", evictions,
-        "hit_bytes", hit_bytes, "miss_bytes", miss_bytes);
+    size_t s_idle_bytes = idle_bytes, s_idle = n_idle, s_live_bytes = live_bytes, s_live = n_live,
+           s_limit = limit_bytes;
+    unsigned long long s_hits = hits, s_misses = misses, s_evictions = evictions, s_hit_bytes = hit_bytes,
+                       s_miss_bytes = miss_bytes;
     pthread_mutex_unlock(&lock);
-    return out;
+    return Py_BuildValue(
+        "{s:n,s:n,s:n,s:n,s:n,s:K,s:K,s:K,s:K,s:K}", "idle_bytes", (Py_ssize_t)s_idle_bytes, "idle_blocks",
+        (Py_ssize_t)s_idle, "live_bytes", (Py_ssize_t)s_live_bytes, "live_blocks", (Py_ssize_t)s_live,
+        "limit_bytes", (Py_ssize_t)s_limit, "hits", s_hits, "misses", s_misses, "evictions", s_evictions,
+        "hit_bytes", s_hit_bytes, "miss_bytes", s_miss_bytes);
 }
 
 static PyObject *idle_capacities(PyObject *self, PyObject *unused) {
     (void)self; (void)unused;
+    size_t capacities[MAX_IDLE];
     pthread_mutex_lock(&lock);
-    PyObject *out = PyList_New((Py_ssize_t)n_idle);
-    for (size_t k = 0; out != NULL && k < n_idle; k++)
-        PyList_SET_ITEM(out, (Py_ssize_t)k, PyLong_FromSize_t(idle[k].capacity));
+    size_t n = n_idle;
+    for (size_t k = 0; k < n; k++) capacities[k] = idle[k].capacity;
     pthread_mutex_unlock(&lock);
+    PyObject *out = PyList_New((Py_ssize_t)n);
+    for (size_t k = 0; out != NULL && k < n; k++) {
+        PyObject *item = PyLong_FromSize_t(capacities[k]);
+        if (item == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, (Py_ssize_t)k, item);
+    }
     return out;
 }
 

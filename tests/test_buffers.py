@@ -293,3 +293,67 @@ def test_only_the_outermost_scope_arms_the_idle_timer(monkeypatch):
             pass
         assert armed == []
     assert armed == [True]
+
+
+_GC_UNDER_THE_LOCK = """
+import gc, sys
+import numpy as np
+from adtarget import _memory
+from adtarget._buffers import reusing_buffers
+
+gc.disable()
+class Box:
+    pass
+with reusing_buffers():
+    box = Box()
+    box.me, box.array = box, np.empty(4 << 20, dtype=np.uint8)  # cyclic garbage holding a cached block
+del box
+dicts, lists = [{} for _ in range(500)], [[] for _ in range(500)]  # empty the free lists: the next is new
+gc.set_threshold(1)
+gc.enable()
+getattr(_memory, sys.argv[1])()  # its dict or list runs the collector, which frees the block
+print("done")
+"""
+
+
+@pytest.mark.parametrize("function", ["stats", "idle_capacities"])
+def test_reporting_never_holds_the_lock_while_python_may_free_an_array(function):
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run([sys.executable, "-c", _GC_UNDER_THE_LOCK, function], capture_output=True,
+                              text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"_memory.{function}() deadlocked: the collector freed an array while the lock was held")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "done"
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_child_ends_a_stage_though_the_parent_held_the_timer_lock():
+    import os
+    import time
+    import warnings
+
+    with _buffers._timer_lock:  # as another thread arming the timer at the moment of the fork
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the child: its first stage would hang as it ends, arming the timer
+            try:
+                with reusing_buffers():
+                    np.ones(2 * MIB, dtype=np.uint8)
+            finally:
+                os._exit(0)
+    deadline = time.monotonic() + 30
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung on the inherited timer lock")
+        time.sleep(0.05)
+    assert status == 0
