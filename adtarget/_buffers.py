@@ -40,6 +40,7 @@ __all__ = ["DEFAULT_LIMIT_MB", "IDLE_SECONDS", "buffer_cache_limit", "buffer_sta
 
 IDLE_SECONDS = 10.0
 DEFAULT_LIMIT_MB = 384
+_MAX_LIMIT = (1 << 63) - 1  # the C side keeps the limit in a size_t; more than any machine has
 _F = TypeVar("_F", bound=Callable[..., Any])
 _timer_lock = threading.Lock()
 _timer: threading.Timer | None = None
@@ -53,8 +54,8 @@ def _default_limit() -> int:
         except ValueError:
             raise ParameterError(
                 f"ADTARGET_BUFFER_CACHE_MB must be a whole number of MB, got {configured!r}") from None
-        if megabytes < 0:
-            raise ParameterError(f"ADTARGET_BUFFER_CACHE_MB must be >= 0, got {megabytes}")
+        if not 0 <= megabytes << 20 <= _MAX_LIMIT:
+            raise ParameterError(f"ADTARGET_BUFFER_CACHE_MB must be in [0, {_MAX_LIMIT >> 20}], got {megabytes}")
         return megabytes << 20
     try:
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -99,8 +100,8 @@ def buffer_cache_limit(limit_bytes: int | None = None) -> int:
     if _memory is None:  # pragma: no cover
         return 0
     if limit_bytes is not None:
-        if isinstance(limit_bytes, bool) or not isinstance(limit_bytes, int) or limit_bytes < 0:
-            raise ParameterError(f"limit_bytes must be an int >= 0, got {limit_bytes!r}")
+        if isinstance(limit_bytes, bool) or not isinstance(limit_bytes, int) or not 0 <= limit_bytes <= _MAX_LIMIT:
+            raise ParameterError(f"limit_bytes must be an int in [0, {_MAX_LIMIT}], got {limit_bytes!r}")
         _memory.set_limit(limit_bytes)
     return int(_memory.stats()["limit_bytes"])
 
