@@ -133,8 +133,10 @@ static void advise_huge_pages(void *p, size_t n) {
 }
 
 /* --- the handler ----------------------------------------------------------------------------------------- */
+#define MAX_CACHED (SIZE_MAX >> 8)       /* larger requests (none in practice) go straight to malloc */
+
 static void *allocate(size_t size, int zeroed) {
-    if (size < MIN_CACHED) return zeroed ? calloc(1, size) : malloc(size);
+    if (size < MIN_CACHED || size > MAX_CACHED) return zeroed ? calloc(1, size) : malloc(size);
     pthread_mutex_lock(&lock);
     long k = best_fit(size);
     if (k >= 0 && n_live < LIVE_MAX) {

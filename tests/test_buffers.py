@@ -360,3 +360,8 @@ def test_a_forked_child_ends_a_stage_though_the_parent_held_the_timer_lock():
             pytest.fail("the forked child hung on the inherited timer lock")
         time.sleep(0.05)
     assert status == 0
+
+
+def test_an_impossible_request_is_a_memory_error_not_a_hang():
+    with reusing_buffers(), pytest.raises(MemoryError):
+        np.empty(2**57, dtype=np.uint8)
