@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #define MIN_CACHED ((size_t)1 << 20)   /* blocks from 1 MiB on are tracked and cached */
+#define MAX_CACHED (SIZE_MAX >> 8)     /* larger requests (none in practice) go straight to malloc */
 #define HUGE_PAGE ((size_t)2 << 20)
 #define HUGE_MIN ((size_t)4 << 20)     /* as NumPy: advise huge pages from 4 MiB on */
 #define MAX_IDLE 256                   /* idle blocks kept at most */
@@ -133,7 +134,6 @@ static void advise_huge_pages(void *p, size_t n) {
 }
 
 /* --- the handler ----------------------------------------------------------------------------------------- */
-#define MAX_CACHED (SIZE_MAX >> 8)       /* larger requests (none in practice) go straight to malloc */
 
 static void *allocate(size_t size, int zeroed) {
     if (size < MIN_CACHED || size > MAX_CACHED) return zeroed ? calloc(1, size) : malloc(size);

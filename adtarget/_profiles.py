@@ -190,12 +190,11 @@ def profile_matrix(person: np.ndarray, category: np.ndarray, column_of: np.ndarr
     n_kept = int(bounds[-1])
     cols, vals = np.empty(n_kept, dtype=np.int32), np.empty(n_kept, dtype=np.float64)
     ts, window_end, half_life_days = (np.zeros(0, np.int64), 0, np.inf) if decay is None else decay
-    stops = np.full(1 if dropped is None else dropped.size + 1, person.size, dtype=np.int64)  # + a sentinel
-    stops[:-1] = () if dropped is None else dropped
+    stops = np.append(np.zeros(0, np.int64) if dropped is None else dropped, person.size)  # + a sentinel
     nnz = kernels.profile_csr((person, category, weight, ts), column_of,
                               (int(window_end), decay_scale(half_life_days)), stops, bounds, indptr, cols, vals)
     idx_dtype = np.int32 if max(n_kept, *shape) <= np.iinfo(np.int32).max else np.int64
-    vals.resize(nnz, refcheck=False)  # shrunk in place (realloc): no copy, the tail returned (no views exist)
+    vals.resize(nnz, refcheck=False)  # shrunk by realloc (no views exist): in place unless far smaller
     cols.resize(nnz, refcheck=False)
     matrix = sparse.csr_matrix((vals, cols.astype(idx_dtype, copy=False), indptr.astype(idx_dtype)), shape=shape)
     matrix.has_canonical_format = True

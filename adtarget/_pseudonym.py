@@ -311,8 +311,9 @@ def _arrow_texts(arrow: Any) -> CanonicalTexts:
 
 
 def _int_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Ints with repeats: the ingest's compiled, radix-partitioned factorisation gives each row the code of its
-    distinct id (each distinct id is hashed once) and counts the distinct ids for the collision check."""
+    """Ints with repeats: the ingest's compiled factorisation (:func:`adtarget._person_ids.person_ids`) gives
+    each row the code of its distinct id (each distinct id is hashed once) and counts the distinct ids for the
+    collision check."""
     from adtarget._person_ids import person_ids
 
     unsigned = array.dtype.kind == "u" and array.dtype.itemsize == 8

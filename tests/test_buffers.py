@@ -61,7 +61,8 @@ def test_a_freed_large_block_serves_the_next_request_of_its_size():
         after = buffer_stats()
         assert after["hits"] == before["hits"] + 1 and after["hit_bytes"] == before["hit_bytes"] + second.nbytes
         assert after["miss_bytes"] == before["miss_bytes"]
-        third = np.empty(2 * MIB, dtype=np.uint8)  # far smaller: a fresh block, the big one is busy anyway
+        del second
+        third = np.empty(2 * MIB, dtype=np.uint8)  # far smaller: a fresh block, the big one stays idle
         assert third.ctypes.data != address
 
 
@@ -146,6 +147,8 @@ def test_purge_frees_only_blocks_idle_long_enough():
     assert buffer_stats()["idle_blocks"] == 1
     _buffers._free_idle()  # what the idle timer runs: the block has not been idle for IDLE_SECONDS
     assert buffer_stats()["idle_blocks"] == 1
+    assert _memory.purge(0.0) >= 4 * MIB  # idle long enough for a zero-second threshold: freed
+    assert buffer_stats()["idle_blocks"] == 0
 
 
 def test_limit_and_environment_are_validated_by_name(monkeypatch):
@@ -278,9 +281,11 @@ def test_a_forked_child_can_allocate_while_the_parent_frees_from_another_thread(
                 warnings.simplefilter("ignore", DeprecationWarning)
                 pid = os.fork()
             if pid == 0:  # the child: would hang here if it inherited the lock held
-                with reusing_buffers():
-                    np.ones(2 * MIB, dtype=np.uint8)
-                os._exit(0)
+                try:
+                    with reusing_buffers():
+                        np.ones(2 * MIB, dtype=np.uint8)
+                finally:  # never return into pytest in the child
+                    os._exit(0)
             _, status = os.waitpid(pid, 0)
             assert status == 0
     finally:
