@@ -157,7 +157,7 @@ def decayed_weights(ts: np.ndarray, weight: np.ndarray, window_end: int, half_li
     """``weight * 0.5 ** ((window_end - ts) / half_life)``; ages are clipped at 0, ``inf`` means no decay.
 
     Computed as ``weight * exp2(-max(window_end - ts, 0) / (half_life_days * 86400))`` per event (float64,
-    libm's ``exp2`` as numpy's): the values :func:`profile_matrix` sums when given ``decay``.
+    the C library's ``exp2``; numpy's vectorised ``exp2`` may differ in the last bit): the values :func:`profile_matrix` sums when given ``decay``.
     """
     if np.isinf(half_life_days):
         return weight.astype(np.float64, copy=True)
