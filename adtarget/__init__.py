@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "LedgerError": "adtarget.exceptions",
     "ParameterError": "adtarget.exceptions",
     "PrivacyLeakWarning": "adtarget.exceptions",
+    "ProvenanceError": "adtarget.exceptions",
     "RefusedColumnError": "adtarget.exceptions",
     "ReportValidationError": "adtarget.exceptions",
     "SchemaError": "adtarget.exceptions",
@@ -71,6 +72,7 @@ _EXPORTS: dict[str, str] = {
     "SegmentAssignments": "adtarget._segments._info",
     "DPKMeansSegmenter": "adtarget._segments._dp_kmeans",
     "InMemoryAccountant": "adtarget._segments._dp_kmeans",
+    "LearnedModel": "adtarget._segments._dp_kmeans",
     "read_assignments_parquet": "adtarget._segments._assignments_io",
     # the advertiser release
     "PrivacyBudget": "adtarget._release._budget_spec",
@@ -88,7 +90,9 @@ _EXPORTS: dict[str, str] = {
     "default_window": "adtarget._release._release",
     "count_cells": "adtarget._release._cells",
     "CellCounts": "adtarget._release._cells",
-    "audit_counts": "adtarget._release._audit",
+    "audit_proxies": "adtarget._release._audit",
+    "ProxyAudit": "adtarget._release._audit",
+    "ProxyScreen": "adtarget._release._audit",
     "validate_report": "adtarget._release._report",
     # the main job and engines
     "RunSettings": "adtarget._pipeline",

@@ -26,6 +26,7 @@ from adtarget._event_columns import (
 )
 from adtarget._event_schema import check_columns
 from adtarget._person_ids import person_ids, pseudonymise
+from adtarget._provenance import Sealed, readonly
 from adtarget._sources import read_columns
 
 if TYPE_CHECKING:
@@ -33,25 +34,15 @@ if TYPE_CHECKING:
     from adtarget._services import ServiceRegistry
     from adtarget._taxonomy import Taxonomy
 
-__all__ = ["QUARANTINE_REASONS", "EventBatch", "IngestResult", "Quarantine", "ingest"]
-
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array.flags.writeable = False
-    return array
-
-
-_COLUMNS = ("person", "service", "ts", "category", "kind", "region", "weight", "persons")
+__all__ = ["QUARANTINE_REASONS", "EventBatch", "EventColumns", "IngestResult", "Quarantine", "ingest"]
 
 
 class EventColumns:
     """Shared by EventBatch and EligibleEvents: event columns indexed into sorted unique ``persons``."""
 
+    __slots__ = ()
     person: np.ndarray
     persons: np.ndarray
-
-    def _freeze(self, *extra: str) -> None:
-        for name in (*_COLUMNS, *extra):
-            _frozen(getattr(self, name))
 
     @property
     def n_events(self) -> int:
@@ -66,8 +57,8 @@ class EventColumns:
 
 
 @dataclass(frozen=True, eq=False)
-class EventBatch(EventColumns):
-    """Validated, pseudonymised events as numpy columns (see docs/internals.md). Arrays are read-only."""
+class BatchState:
+    """What an EventBatch holds (see :class:`EventBatch`); made only by :func:`ingest`."""
 
     person: np.ndarray
     persons: np.ndarray
@@ -81,10 +72,31 @@ class EventBatch(EventColumns):
     taxonomy: Taxonomy
     services: ServiceRegistry
 
-    def __post_init__(self) -> None:
-        self._freeze()
+
+class EventBatch(EventColumns, Sealed, maker="adtarget.ingest"):
+    """Validated, pseudonymised events as read-only numpy columns (see docs/internals.md).
+
+    Made only by :func:`ingest` (the event contract is checked there: allow-listed columns, coarse regions,
+    known services and categories), so the gate never sees events that skipped it. Attributes: ``person``
+    (int32 index into ``persons``), ``persons`` (sorted uint64 pseudonyms), ``service``, ``ts``, ``category``,
+    ``kind``, ``region`` (codes), ``weight``, ``regions`` (names of the region codes), ``taxonomy``,
+    ``services``.
+    """
+
+    __slots__ = ()
+    service: np.ndarray
+    ts: np.ndarray
+    category: np.ndarray
+    kind: np.ndarray
+    region: np.ndarray
+    weight: np.ndarray
+    regions: tuple[str, ...]
+    taxonomy: Taxonomy
+    services: ServiceRegistry
 
     def __repr__(self) -> str:
+        if not EventBatch._is_issued(self):
+            return "EventBatch(<not made by adtarget.ingest>)"
         return (
             f"EventBatch(n_events={self.n_events}, n_persons={self.n_persons}, "
             f"services={len(self.services.names)}, taxonomy={self.taxonomy.name!r})"
@@ -185,7 +197,7 @@ def ingest(
         for name in events:
             events[name] = events[name][accepted]
     person, persons = pseudonymise(ids, accepted, pseudonymizer)
-    batch = EventBatch(person=person, persons=persons, **events, regions=regions, taxonomy=taxonomy,
-                       services=services)
-    quarantine = Quarantine(rows=_frozen(rows.astype(np.int64)), reason=_frozen(reasons))
+    batch = EventBatch._issue(BatchState(person=person, persons=persons, **events, regions=regions,
+                                         taxonomy=taxonomy, services=services))
+    quarantine = Quarantine(rows=readonly(rows.astype(np.int64)), reason=readonly(reasons))
     return IngestResult(batch=batch, quarantine=quarantine, input_rows=n_rows, dropped_columns=dropped)

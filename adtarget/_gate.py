@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from adtarget._buffers import uses_buffers
-from adtarget._events import EventBatch, EventColumns
+from adtarget._events import BatchState, EventBatch, EventColumns
 from adtarget._policy import EligibilityPolicy
+from adtarget._provenance import Sealed, new_id, readonly
 from adtarget.exceptions import ParameterError
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from adtarget._services import ServiceRegistry
     from adtarget._taxonomy import Taxonomy
 
-__all__ = ["EXCLUSION_RULES", "EligibleEvents", "SensitiveAudit", "apply_gate"]
+__all__ = ["EXCLUSION_RULES", "EligibleEvents", "EligibleState", "SensitiveAudit", "apply_gate", "eligible_state"]
 
 PERSON_RULES: tuple[str, ...] = (
     "no_consent_record",
@@ -46,32 +47,32 @@ EVENT_RULES: tuple[str, ...] = (
 )
 EXCLUSION_RULES: tuple[str, ...] = PERSON_RULES + EVENT_RULES
 _RULE = {name: code for code, name in enumerate(EXCLUSION_RULES)}
-_GATE_TOKEN = object()
 _EVENT_COLUMNS: tuple[str, ...] = ("person", "service", "ts", "category", "kind", "region", "weight")
 
 
 @dataclass(frozen=True, eq=False)
 class SensitiveAudit:
-    """Sensitive events the gate removed from otherwise eligible persons: for the proxy audit ONLY.
+    """Sensitive events the gate removed from otherwise eligible persons: for the DP proxy audit ONLY.
 
     ``person`` indexes ``EligibleEvents.persons`` (-1 never occurs), ``sensitive_class`` indexes ``classes``.
+    Arrays are read-only.
     """
 
     person: np.ndarray
     sensitive_class: np.ndarray
     classes: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "person", readonly(self.person))
+        object.__setattr__(self, "sensitive_class", readonly(self.sensitive_class))
+
     def __repr__(self) -> str:
         return f"SensitiveAudit(n_events={self.person.size}, classes={self.classes})"
 
 
 @dataclass(frozen=True, eq=False)
-class EligibleEvents(EventColumns):
-    """Events that passed the eligibility gate. Only :func:`apply_gate` can construct one.
-
-    Later stages (profiles, segments, releases) accept nothing else, so every promise the gate enforces holds
-    for everything derived from it. Fields are described in docs/internals.md; arrays are read-only.
-    """
+class EligibleState:
+    """What EligibleEvents hold (see :class:`EligibleEvents`); made only by :func:`apply_gate`."""
 
     person: np.ndarray
     service: np.ndarray
@@ -93,12 +94,54 @@ class EligibleEvents(EventColumns):
     input_events: int
     region_redacted: int
     sensitive_audit: SensitiveAudit
-    _token: object
+    snapshot_id: str | None
+    lineage: str
 
-    def __post_init__(self) -> None:
-        if self._token is not _GATE_TOKEN:
-            raise TypeError("EligibleEvents can only be constructed by adtarget.apply_gate")
-        self._freeze("birth_year")
+
+class EligibleEvents(EventColumns, Sealed, maker="adtarget.apply_gate"):
+    """Events that passed the eligibility gate. Only :func:`apply_gate` makes them.
+
+    Later stages (profiles, segments, releases) accept nothing else and read the gate's own copy, so every
+    promise the gate enforces holds for everything derived from it. The object cannot be copied into a changed
+    form, built by hand or subclassed, and its arrays cannot be made writable (``adtarget._provenance``).
+
+    Attributes
+    ----------
+    person, service, ts, category, kind, region, weight : read-only event columns (``person`` indexes
+        ``persons``; see docs/internals.md).
+    persons : sorted uint64 pseudonyms of the eligible persons.
+    birth_year : int16 per person (0 unknown).
+    regions, safe_taxonomy, services, policy : what the codes mean and what the gate applied.
+    window_start, window_end : the data window (epoch seconds; public: the end the caller set, minus the
+        longest retention).
+    target_service : the one service a cross-service-restricted build targets, or None.
+    exclusions, input_events, region_redacted : the gate's accounting (exact: internal).
+    sensitive_audit : the sensitive events removed from eligible persons, for the DP proxy audit only.
+    snapshot_id : the data owner's name of this data snapshot (public; reports are reused per snapshot).
+    lineage : a random id that profiles, assignments and counts derived from these events carry.
+    """
+
+    __slots__ = ()
+    service: np.ndarray
+    ts: np.ndarray
+    category: np.ndarray
+    kind: np.ndarray
+    region: np.ndarray
+    weight: np.ndarray
+    birth_year: np.ndarray
+    regions: tuple[str, ...]
+    safe_taxonomy: SafeTaxonomy
+    services: ServiceRegistry
+    window_start: int
+    window_end: int
+    target_service: str | None
+    policy: EligibilityPolicy
+    exclusions: Mapping[str, int]
+    input_events: int
+    region_redacted: int
+    sensitive_audit: SensitiveAudit
+    snapshot_id: str | None
+    lineage: str
 
     @property
     def taxonomy(self) -> Taxonomy:
@@ -117,10 +160,18 @@ class EligibleEvents(EventColumns):
         }
 
     def __repr__(self) -> str:
+        if not EligibleEvents._is_issued(self):
+            return "EligibleEvents(<not made by adtarget.apply_gate>)"
         return (
             f"EligibleEvents(n_events={self.n_events}, n_persons={self.n_persons}, "
             f"excluded={sum(self.exclusions.values())}, target_service={self.target_service!r})"
         )
+
+
+def eligible_state(eligible: object, what: str = "eligible") -> EligibleState:
+    """The gate's own record of ``eligible``; ProvenanceError for anything :func:`apply_gate` did not make."""
+    state: EligibleState = EligibleEvents._state_of(eligible, what)
+    return state
 
 
 def _iso(ts: int) -> str:
@@ -137,6 +188,7 @@ def apply_gate(
     services: ServiceRegistry | None = None,
     target_service: str | None = None,
     window_end: int | None = None,
+    snapshot_id: str | None = None,
 ) -> EligibleEvents:
     """Drop every event the privacy policy does not allow for ads, and count each exclusion by rule.
 
@@ -150,6 +202,9 @@ def apply_gate(
     target_service : for a build that targets one service, persons without cross-service permission
         contribute only that service's events (P2).
     window_end : the data window's end, epoch seconds (default: the snapshot's ``as_of``).
+    snapshot_id : the data owner's public name for this data snapshot (1-200 printable characters, e.g. a
+        job run id). A release that repeats an earlier one (same spec, same window, same snapshot id) returns
+        the stored report; ``None`` names the snapshot by its window alone (docs/privacy/release.md).
 
     Notes
     -----
@@ -157,22 +212,40 @@ def apply_gate(
     eligible columns come from one blocked compiled pass over the events (``adtarget/_kernels/_gate.py``).
     """
     policy = policy if policy is not None else EligibilityPolicy()
-    _check_inputs(batch, safe_taxonomy, services, target_service)
+    columns = EventBatch._state_of(batch, "batch")
+    _check_inputs(columns, snapshot, safe_taxonomy, policy, services, target_service)
+    _check_snapshot_id(snapshot_id)
     end = int(snapshot.as_of if window_end is None else window_end)
-    found, at = _snapshot_rows(batch.persons, snapshot)
+    found, at = _snapshot_rows(columns.persons, snapshot)
     persons = _PersonTables(
-        state=_person_state(batch, snapshot, policy, found, at, target_service, end),
-        profile=_person_profiles(batch, snapshot, policy, found, at),
+        state=_person_state(columns, snapshot, policy, found, at, target_service, end),
+        profile=_person_profiles(columns, snapshot, policy, found, at),
         birth_year=_birth_years(snapshot, found, at),
     )
-    return _build(batch, persons, _sensitive_table(batch, snapshot, safe_taxonomy, policy), safe_taxonomy,
-                  policy, target_service, end)
+    return _build(columns, persons, _sensitive_table(columns, snapshot, safe_taxonomy, policy), safe_taxonomy,
+                  policy, target_service, end, snapshot_id)
 
 
-def _check_inputs(batch: EventBatch, safe_taxonomy: SafeTaxonomy, services: ServiceRegistry | None,
-                  target_service: str | None) -> None:
-    if not isinstance(batch, EventBatch):
-        raise ParameterError(f"batch must be an EventBatch from adtarget.ingest; got {type(batch).__name__}")
+def _check_snapshot_id(snapshot_id: object) -> None:
+    if snapshot_id is None:
+        return
+    if not isinstance(snapshot_id, str) or not 1 <= len(snapshot_id) <= 200 or not snapshot_id.isprintable() \
+            or snapshot_id != snapshot_id.strip():
+        raise ParameterError("snapshot_id must be None or 1-200 printable characters without edge whitespace; "
+                             f"got {type(snapshot_id).__name__} of length "
+                             f"{len(snapshot_id) if isinstance(snapshot_id, str) else '-'}")
+
+
+def _check_inputs(batch: BatchState, snapshot: object, safe_taxonomy: object, policy: object,
+                  services: ServiceRegistry | None, target_service: str | None) -> None:
+    from adtarget._consent import ConsentSnapshot
+    from adtarget._sensitivity import SafeTaxonomy
+
+    for name, value, kind in (("snapshot", snapshot, ConsentSnapshot), ("safe_taxonomy", safe_taxonomy, SafeTaxonomy),
+                              ("policy", policy, EligibilityPolicy)):
+        if not isinstance(value, kind):
+            raise ParameterError(f"{name} must be a {kind.__name__}; got {type(value).__name__}")
+    assert isinstance(safe_taxonomy, SafeTaxonomy)
     if safe_taxonomy.taxonomy != batch.taxonomy:
         raise ParameterError(
             f"safe_taxonomy is over {safe_taxonomy.taxonomy.name!r} but the batch was ingested with "
@@ -212,7 +285,7 @@ def _snapshot_rows(pseudonyms: np.ndarray, snapshot: ConsentSnapshot) -> tuple[n
     return found, np.where(found, rows, 0)
 
 
-def _person_state(batch: EventBatch, snapshot: ConsentSnapshot, policy: EligibilityPolicy, found: np.ndarray,
+def _person_state(batch: BatchState, snapshot: ConsentSnapshot, policy: EligibilityPolicy, found: np.ndarray,
                   at: np.ndarray, target_service: str | None, end: int) -> np.ndarray:
     """Per batch person: the first person rule it breaks, or ``-1 - flags`` (cross-service, location) if none."""
     from adtarget._kernels import _gate as kernels
@@ -263,7 +336,7 @@ def _min_age_per_person(snapshot: ConsentSnapshot, at: np.ndarray, policy: Eligi
     return ages[inverse]
 
 
-def _person_profiles(batch: EventBatch, snapshot: ConsentSnapshot, policy: EligibilityPolicy, found: np.ndarray,
+def _person_profiles(batch: BatchState, snapshot: ConsentSnapshot, policy: EligibilityPolicy, found: np.ndarray,
                      at: np.ndarray) -> np.ndarray:
     """Per batch person: 1 + the index of its jurisdiction's stricter profile, 0 for none (empty: no profiles)."""
     profile = np.zeros(0, dtype=np.int16)
@@ -276,7 +349,7 @@ def _person_profiles(batch: EventBatch, snapshot: ConsentSnapshot, policy: Eligi
     return profile
 
 
-def _sensitive_table(batch: EventBatch, snapshot: ConsentSnapshot, safe_taxonomy: SafeTaxonomy,
+def _sensitive_table(batch: BatchState, snapshot: ConsentSnapshot, safe_taxonomy: SafeTaxonomy,
                      policy: EligibilityPolicy) -> np.ndarray:
     """Sensitive nodes (bool, profiles x nodes): row 0 the build's profile, row k also jurisdiction profile k."""
     base = ~np.asarray(safe_taxonomy.safe_mask, dtype=bool)
@@ -296,27 +369,18 @@ def _birth_years(snapshot: ConsentSnapshot, found: np.ndarray, at: np.ndarray) -
     return np.where(found, np.asarray(snapshot.birth_year)[at], 0).astype(np.int16)
 
 
-def _build(batch: EventBatch, persons: _PersonTables, sensitive: np.ndarray, safe_taxonomy: SafeTaxonomy,
-           policy: EligibilityPolicy, target_service: str | None, end: int) -> EligibleEvents:
+def _build(batch: BatchState, persons: _PersonTables, sensitive: np.ndarray, safe_taxonomy: SafeTaxonomy,
+           policy: EligibilityPolicy, target_service: str | None, end: int, snapshot_id: str | None) -> EligibleEvents:
+    """The kernel's pass over the events (inputs trusted: ``ingest`` made the batch, so codes are in range)."""
     from adtarget._kernels import _gate as kernels
 
     permitted = np.asarray(batch.services.ads_permitted, dtype=bool)
     oldest = end - np.asarray(policy.retention_seconds(), dtype=np.int64)
-    lengths = {getattr(batch, name).size for name in _EVENT_COLUMNS}
-    if len(lengths) != 1:
-        raise ParameterError("batch columns must all have one value per event; build EventBatch with "
-                             "adtarget.ingest")
-    region = batch.region
-    if region.size and (int(region.min()) < -1 or int(region.max()) >= len(batch.regions)):
-        raise ParameterError("batch holds a region index out of range; build EventBatch with adtarget.ingest")
-    if not kernels.indices_in_range(batch.person, batch.n_persons, batch.service, permitted.size, batch.category,
-                                    sensitive.shape[1], batch.kind, oldest.size):
-        raise ParameterError("batch holds a person, service, category or kind index out of range; "
-                             "build EventBatch with adtarget.ingest")
+    n_events = batch.person.size
     columns = tuple(getattr(batch, name) for name in _EVENT_COLUMNS)
-    out = tuple(np.empty(batch.n_events, dtype=np.int32 if name == "person" else column.dtype)
+    out = tuple(np.empty(n_events, dtype=np.int32 if name == "person" else column.dtype)
                 for name, column in zip(_EVENT_COLUMNS, columns))
-    audit = (np.empty(batch.n_events, dtype=np.int32), np.empty(batch.n_events, dtype=np.int8))
+    audit = (np.empty(n_events, dtype=np.int32), np.empty(n_events, dtype=np.int8))
     rules = (persons.state, persons.profile, permitted,
              -1 if target_service is None else batch.services.names.index(target_service), sensitive, oldest, end,
              len(PERSON_RULES))
@@ -324,9 +388,9 @@ def _build(batch: EventBatch, persons: _PersonTables, sensitive: np.ndarray, saf
         columns, rules, np.asarray(safe_taxonomy.sensitive_class, dtype=np.int8), out, audit)
     for column in out:  # shrink in place: the pages past n_eligible were never written, so never resident
         column.resize(n_eligible, refcheck=False)
-    keep, new_index = kernels.renumber_persons(out[0], batch.n_persons)
+    keep, new_index = kernels.renumber_persons(out[0], batch.persons.size)
     n_audit = kernels.compact_audit(audit[0], audit[1], n_audit, new_index)
-    return EligibleEvents(
+    state = EligibleState(
         **dict(zip(_EVENT_COLUMNS, out)),
         persons=batch.persons[keep],
         birth_year=persons.birth_year[keep],
@@ -338,11 +402,13 @@ def _build(batch: EventBatch, persons: _PersonTables, sensitive: np.ndarray, saf
         target_service=target_service,
         policy=policy,
         exclusions=_exclusions(counts),
-        input_events=batch.n_events,
+        input_events=n_events,
         region_redacted=int(redacted),
         sensitive_audit=_audit(audit[0][:n_audit], audit[1][:n_audit], safe_taxonomy),
-        _token=_GATE_TOKEN,
+        snapshot_id=snapshot_id,
+        lineage=new_id(),
     )
+    return EligibleEvents._issue(state)
 
 
 def _exclusions(counts: np.ndarray) -> Mapping[str, int]:
@@ -363,7 +429,4 @@ def _exclusions(counts: np.ndarray) -> Mapping[str, int]:
 def _audit(person: np.ndarray, sensitive_class: np.ndarray, safe_taxonomy: SafeTaxonomy) -> SensitiveAudit:
     """Sensitive events whose only failing rule is the sensitive category, of persons who stay eligible."""
     person, sensitive_class = person.copy(), sensitive_class.copy()  # not views of the kernel's larger buffers
-    audit = SensitiveAudit(person=person, sensitive_class=sensitive_class,
-                           classes=tuple(safe_taxonomy.profile.classes))
-    person.flags.writeable = False
-    return audit
+    return SensitiveAudit(person=person, sensitive_class=sensitive_class, classes=tuple(safe_taxonomy.profile.classes))

@@ -17,6 +17,7 @@ from adtarget._buffers import uses_buffers
 from adtarget._engine._context import BuildContext
 from adtarget._engine._protocol import Engine, LocalEngine
 from adtarget._policy import EligibilityPolicy
+from adtarget._release._release import release_counts
 from adtarget.exceptions import ParameterError
 
 __all__ = ["RunResult", "RunSettings", "run"]
@@ -42,13 +43,10 @@ class RunSettings:
     sensitivity_profile: str = "default"
     policy: EligibilityPolicy = field(default_factory=EligibilityPolicy)
     target_service: str | None = None
-    audit_t: float = 0.1
 
     def __post_init__(self) -> None:
         if not isinstance(self.policy, EligibilityPolicy):
             raise ParameterError(f"policy must be an EligibilityPolicy; got {type(self.policy).__name__}")
-        if not (isinstance(self.audit_t, (int, float)) and 0 < self.audit_t <= 1):
-            raise ParameterError(f"audit_t must be in (0, 1]; got {self.audit_t!r}")
 
     def release_spec(self, segment_ids: tuple[str, ...]) -> Any:
         from adtarget._release._spec import ReleaseSpec
@@ -103,6 +101,8 @@ def run(
     safe_taxonomy: Any = None,
     services: Any = None,
     window_end: int | None = None,
+    snapshot_id: str | None = None,
+    screen: Any = None,
     random_state: Any = None,
     allow_infinite_epsilon: bool = False,
 ) -> RunResult:
@@ -115,8 +115,13 @@ def run(
     pseudonymizer : the keyed hash for person ids (the same key the consent ledger uses).
     budget : the BudgetLedger charged before anything is emitted.
     settings : advertiser, ε, δ, bounds, breakdowns, sensitivity profile, eligibility policy.
-    segmenter : a SegmentCatalog or fitted DPKMeansSegmenter (default: every safe tier-1 and tier-2 node).
-    engine : LocalEngine (default) or SparkEngine.
+    segmenter : a SegmentCatalog or fitted DPKMeansSegmenter (default: every safe tier-1 and tier-2 node,
+        without the segments ``screen`` blocks).
+    engine : LocalEngine (default) or SparkEngine; no other object (the engines are adtarget's own).
+    window_end : the data window's end, epoch seconds (default: the consent snapshot's ``as_of``).
+    snapshot_id : the data owner's public name of this data snapshot; an identical release (same settings,
+        window and snapshot id) returns the stored report without new spending.
+    screen : ProxyScreen for the default catalog (segments a DP proxy audit, or a curator, blocked).
     random_state : seed for the noise — for tests and notebooks only (warns); ``None`` uses secure randomness.
 
     Privacy
@@ -130,21 +135,25 @@ def run(
     from adtarget._taxonomy import Taxonomy
 
     settings = settings if settings is not None else RunSettings()
+    engine = _checked_engine(engine)
     if safe_taxonomy is None:
         safe_taxonomy = SafeTaxonomy(Taxonomy.default(), SensitivityProfile.named(settings.sensitivity_profile))
     services = services if services is not None else ServiceRegistry.synthetic()
-    segmenter = segmenter if segmenter is not None else SegmentCatalog.default(safe_taxonomy)
+    if segmenter is not None and screen is not None:
+        raise ParameterError("screen applies to the default catalog; pass SegmentCatalog(..., screen=screen) as "
+                             "segmenter instead")
+    segmenter = segmenter if segmenter is not None else SegmentCatalog.default(safe_taxonomy, screen=screen)
     snapshot = consent.snapshot() if hasattr(consent, "snapshot") else consent
     infos = tuple(_segment_infos(segmenter))
     spec = settings.release_spec(tuple(s.segment_id for s in infos))
     context = BuildContext(
         pseudonymizer=pseudonymizer, snapshot=snapshot, safe_taxonomy=safe_taxonomy, services=services,
         segmenter=segmenter, spec=spec, policy=settings.policy, target_service=settings.target_service,
-        window_end=window_end,
+        window_end=window_end, snapshot_id=snapshot_id,
     )
-    engine = engine if engine is not None else LocalEngine()
     aggregates = engine.aggregate(events, context)
-    result = _release(aggregates, spec, infos, context, settings, budget, random_state, allow_infinite_epsilon)
+    result = release_counts(aggregates.cells, spec, ledger=budget, random_state=random_state,
+                            allow_infinite_epsilon=allow_infinite_epsilon)
     assignments = getattr(getattr(engine, "last_build", None), "assignments", None)
     summary = _summary(aggregates, result, engine)
     return RunResult(result.report, result.explanation, aggregates, summary, assignments)
@@ -159,17 +168,17 @@ def _segment_infos(segmenter: Any) -> Any:
     return infos
 
 
-def _release(aggregates: Any, spec: Any, infos: Any, context: BuildContext, settings: RunSettings, budget: Any,
-             random_state: Any, allow_infinite_epsilon: bool) -> Any:
-    from adtarget._release._release import default_window, release_counts, report_policy
+def _checked_engine(engine: Any) -> Any:
+    """LocalEngine or SparkEngine themselves (not subclasses, not stand-ins): the engines are adtarget's own."""
+    import sys
 
-    end = int(context.window_end if context.window_end is not None else 0)
-    return release_counts(
-        aggregates.cells, aggregates.audit, spec, segments=infos,
-        policy=report_policy(settings.policy, context.safe_taxonomy),
-        data_window=default_window(settings.policy, end), ledger=budget, random_state=random_state,
-        allow_infinite_epsilon=allow_infinite_epsilon, audit_t=settings.audit_t,
-    )
+    if engine is None:
+        return LocalEngine()
+    spark = sys.modules.get("adtarget._engine._spark")
+    if type(engine) is LocalEngine or (spark is not None and type(engine) is spark.SparkEngine):
+        return engine
+    raise ParameterError(f"engine must be adtarget's LocalEngine or SparkEngine, got {type(engine).__name__} "
+                         "(other engines cannot be plugged in: their counts could not be checked)")
 
 
 def _summary(aggregates: Any, result: Any, engine: Any) -> dict[str, Any]:

@@ -20,42 +20,66 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from adtarget._buffers import uses_buffers
+from adtarget._provenance import Sealed
 from adtarget.exceptions import ParameterError
 
-__all__ = ["LEVELS", "InterestProfiler", "InterestProfiles", "build_profiles", "level_columns"]
+__all__ = ["LEVELS", "InterestProfiler", "InterestProfiles", "ProfilesState", "build_profiles", "level_columns",
+           "profiles_matrix", "profiles_state"]
 
 #: Profile levels and the taxonomy tier their columns roll up to (``None``: the events' own nodes).
 LEVELS: dict[str, int | None] = {"node": None, "tier1": 1, "tier2": 2}
 SECONDS_PER_DAY = 86_400
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class InterestProfiles:
+@dataclass(frozen=True, eq=False)
+class ProfilesState:
+    """What InterestProfiles hold (see :class:`InterestProfiles`); made only by :func:`build_profiles`."""
+
+    persons: np.ndarray
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    shape: tuple[int, int]
+    columns: np.ndarray
+    level: str
+    safe_taxonomy: Any
+    lineage: str
+
+
+class InterestProfiles(Sealed, maker="adtarget.build_profiles"):
     """Interest scores of eligible persons over safe taxonomy categories.
 
     **Personal Information**: one row per pseudonymous person. Internal only (training jobs, segment
-    assignment); never part of an advertiser report.
+    assignment); never part of an advertiser report. Made only by :func:`build_profiles` (or
+    ``InterestProfiler.transform``) from the gate's EligibleEvents, whose ``lineage`` it carries; it cannot be
+    built by hand, copied into a changed form, or written to.
 
     Attributes
     ----------
     persons : numpy.ndarray of uint64
         Sorted pseudonyms, aligned with the rows (the eligible persons).
     matrix : scipy.sparse.csr_matrix of float64, shape (n_persons, n_columns)
-        Decayed, weighted interest scores (non-negative).
+        Decayed, weighted interest scores (non-negative); a new matrix object on read-only arrays each time.
     columns : numpy.ndarray of int32
         Taxonomy node index of each column: every safe node at the chosen level (data-independent).
     level : {"node", "tier1", "tier2"}
     safe_taxonomy : SafeTaxonomy
         The taxonomy and sensitivity profile the columns come from.
+    lineage : str
+        The ``lineage`` of the EligibleEvents the profiles were built from.
     """
 
+    __slots__ = ()
     persons: np.ndarray
-    matrix: sparse.csr_matrix
     columns: np.ndarray
     level: str
     safe_taxonomy: Any
-
+    lineage: str
     classification: ClassVar[str] = "personal"
+
+    @property
+    def matrix(self) -> sparse.csr_matrix:
+        return profiles_matrix(self)
 
     @property
     def taxonomy(self) -> Any:
@@ -71,8 +95,35 @@ class InterestProfiles:
         return int(self.columns.size)
 
     def __repr__(self) -> str:
+        if not InterestProfiles._is_issued(self):
+            return "InterestProfiles(<not made by adtarget.build_profiles>)"
+        state = InterestProfiles._state_of(self)
         return (f"InterestProfiles(n_persons={self.n_persons}, n_columns={self.n_columns}, "
-                f"level={self.level!r}, nnz={self.matrix.nnz}; Personal Information)")
+                f"level={self.level!r}, nnz={state.data.size}; Personal Information)")
+
+
+def profiles_state(profiles: object, what: str = "profiles") -> ProfilesState:
+    """The record of genuine InterestProfiles; ProvenanceError for anything :func:`build_profiles` did not make."""
+    state: ProfilesState = InterestProfiles._state_of(profiles, what)
+    return state
+
+
+def profiles_matrix(profiles: object) -> sparse.csr_matrix:
+    """The profiles' CSR matrix on their read-only arrays (canonical)."""
+    state = profiles_state(profiles)
+    matrix = sparse.csr_matrix((state.data, state.indices, state.indptr), shape=state.shape, copy=False)
+    matrix.has_canonical_format = True
+    return matrix
+
+
+def _issue_profiles(eligible_lineage: str, persons: np.ndarray, matrix: sparse.csr_matrix, columns: np.ndarray,
+                    level: str, safe_taxonomy: Any) -> InterestProfiles:
+    matrix = matrix.tocsr()
+    if not matrix.has_canonical_format:
+        matrix.sum_duplicates()
+    return InterestProfiles._issue(ProfilesState(persons, matrix.data, matrix.indices, matrix.indptr,
+                                                 (int(matrix.shape[0]), int(matrix.shape[1])), columns, level,
+                                                 safe_taxonomy, eligible_lineage))
 
 
 def level_columns(safe_taxonomy: Any, level: str) -> np.ndarray:
@@ -250,15 +301,17 @@ def build_profiles(eligible: Any, *, half_life_days: float = 30.0, level: str = 
         Rows aligned with ``eligible.persons``.
     """
     check_profile_params(half_life_days, level, max_events_per_person, norm)
-    safe = eligible.safe_taxonomy
+    from adtarget._gate import eligible_state
+
+    events = eligible_state(eligible)
+    safe = events.safe_taxonomy
     columns = level_columns(safe, level)
-    dropped, kept = kept_events(eligible, max_events_per_person)
-    matrix = profile_matrix(eligible.person, eligible.category, column_of_node(safe, columns, level), eligible.weight,
+    dropped, kept = kept_events(events, max_events_per_person)
+    matrix = profile_matrix(events.person, events.category, column_of_node(safe, columns, level), events.weight,
                             dropped, kept, int(columns.size),
-                            decay=(eligible.ts, int(eligible.window_end), float(half_life_days)))
+                            decay=(events.ts, int(events.window_end), float(half_life_days)))
     del dropped
-    return InterestProfiles(persons=eligible.persons, matrix=normalize_rows(matrix, norm), columns=columns,
-                            level=level, safe_taxonomy=safe)
+    return _issue_profiles(events.lineage, events.persons, normalize_rows(matrix, norm), columns, level, safe)
 
 
 def is_eligible_events(X: Any) -> bool:

@@ -23,7 +23,7 @@ def _add_counts(a: Mapping[str, int], b: Mapping[str, int]) -> Mapping[str, int]
 
 @dataclass(frozen=True, eq=False)
 class Aggregates:
-    """Row accounting, exclusions, and the release's exact cell and audit counts of one or more partitions.
+    """Row accounting, exclusions, and the release's exact cell counts of one or more partitions.
 
     ``input_rows == accepted + quarantined`` and ``accepted == eligible_events + sum(excluded)`` hold for each
     partition and so for every sum of partitions.
@@ -36,7 +36,6 @@ class Aggregates:
     eligible_persons: int
     region_redacted: int
     cells: Any
-    audit: Any
 
     def __post_init__(self) -> None:  # one key order in every engine, however many partitions were summed
         object.__setattr__(self, "quarantined", _add_counts(self.quarantined, {}))
@@ -63,7 +62,6 @@ class Aggregates:
             eligible_persons=self.eligible_persons + other.eligible_persons,
             region_redacted=self.region_redacted + other.region_redacted,
             cells=self.cells + other.cells,
-            audit=self.audit + other.audit,
         )
 
     @staticmethod

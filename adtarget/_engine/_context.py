@@ -38,6 +38,7 @@ class BuildContext:
     window_end: int | None = None
     now: float | None = None
     drop_unknown_columns: bool = False
+    snapshot_id: str | None = None
 
     def __post_init__(self) -> None:
         if not hasattr(self.segmenter, "assign"):

@@ -29,8 +29,7 @@ class PartitionBuild:
 
 
 def build_partition(source: Any, context: BuildContext) -> PartitionBuild:
-    """Run ingestion, the gate, segment assignment and the exact cell and audit counts on one partition."""
-    from adtarget._release._audit import audit_counts
+    """Run ingestion, the gate, segment assignment and the exact cell counts on one partition."""
     from adtarget._release._cells import count_cells
 
     ingested = ingest(
@@ -49,6 +48,7 @@ def build_partition(source: Any, context: BuildContext) -> PartitionBuild:
         context.policy,
         target_service=context.target_service,
         window_end=context.window_end,
+        snapshot_id=context.snapshot_id,
     )
     assignments = context.segmenter.assign(eligible)
     aggregates = Aggregates(
@@ -59,7 +59,6 @@ def build_partition(source: Any, context: BuildContext) -> PartitionBuild:
         eligible_persons=eligible.n_persons,
         region_redacted=eligible.region_redacted,
         cells=count_cells(eligible, assignments, context.spec),
-        audit=audit_counts(eligible, assignments),
     )
     return PartitionBuild(aggregates=aggregates.check(), eligible=eligible, assignments=assignments)
 

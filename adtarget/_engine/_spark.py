@@ -7,8 +7,10 @@ sums them. Only the DataFrame API is used (``repartition`` + ``mapInArrow`` + ``
 runs on Spark Connect. Noise, thresholds, post-processing, the budget ledger and the report stay on the driver.
 
 Security: the pickled :class:`BuildContext` travels inside the task closure and **contains the pseudonym key**
-(``Pseudonymizer`` pickles it). It is never logged or put in a message; see docs/spark.md for what that means
-on a cluster. What comes back from the executors are aggregate counts only, never pseudonyms.
+(``Pseudonymizer`` pickles it), and the task carries the driver's sealing secret (``adtarget._provenance``):
+the executors adopt it, so the sealed objects they return (``CellCounts``) unpickle on the driver as genuine,
+and a result edited on the way does not. Neither is ever logged or put in a message; see docs/spark.md for
+what that means on a cluster. What comes back from the executors are aggregate counts only, never pseudonyms.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from adtarget._engine._aggregates import Aggregates
 from adtarget._engine._context import BuildContext
 from adtarget._engine._spark_session import active_session, create_session, quiet_pyspark_warnings
+from adtarget._provenance import adopt_secret, process_secret
 from adtarget.exceptions import AdtargetError, InputFormatError, ParameterError, SchemaError
 
 __all__ = ["SparkEngine"]
@@ -64,6 +67,7 @@ class SparkEngine:
         if partitions is not None and (isinstance(partitions, bool) or not isinstance(partitions, int)
                                        or partitions < 1):
             raise ParameterError(f"partitions: must be a positive int or None; received {partitions!r}")
+        _check_session(spark)
         self.spark = spark
         self.master = master
         self.partitions = partitions
@@ -76,6 +80,7 @@ class SparkEngine:
     def session(self) -> Any:
         """The session this engine runs paths on (created on first use when none was given)."""
         if self.spark is not None:
+            _check_session(self.spark)
             return self.spark
         if self._owned is None:
             active = active_session()
@@ -128,7 +133,7 @@ class SparkEngine:
             raise ParameterError(f"context: must be a BuildContext; received {type(context).__name__}")
         started = time.perf_counter()
         frame = self._events_frame(events, context)
-        task = PartitionTask(_dumps(context))
+        task = PartitionTask(_dumps(context), process_secret())
         with quiet_pyspark_warnings():
             rows = self._partitioned(frame).mapInArrow(task, f"{_PAYLOAD} binary").collect()
             results = [_load(bytes(row[0])) for row in rows]
@@ -162,15 +167,17 @@ class SparkEngine:
 class PartitionTask:
     """The function each partition runs: Arrow batches in, one row holding its pickled result out.
 
-    Holds the pickled :class:`BuildContext` (which contains the pseudonym key); its ``repr`` never shows it.
+    Holds the pickled :class:`BuildContext` (which contains the pseudonym key) and the driver's sealing secret;
+    its ``repr`` shows neither.
     An empty partition yields no row. Errors of adtarget's own types are returned to the driver (type and
     message; messages never hold ids or keys); any other error fails the Spark task as usual.
     """
 
-    __slots__ = ("_context",)
+    __slots__ = ("_context", "_secret")
 
-    def __init__(self, context: bytes) -> None:
+    def __init__(self, context: bytes, secret: bytes) -> None:
         self._context = context
+        self._secret = secret
 
     def __len__(self) -> int:
         return len(self._context)
@@ -184,7 +191,7 @@ class PartitionTask:
         table = _one_table(batches)
         if table is None:
             return
-        payload = _run(table, self._context)
+        payload = _run(table, self._context, self._secret)
         yield pa.RecordBatch.from_arrays([pa.array([payload], type=pa.binary())], names=[_PAYLOAD])
 
 
@@ -201,10 +208,11 @@ def _one_table(batches: Iterator[Any]) -> Any:
     return pa.Table.from_batches(parts).combine_chunks() if parts else None
 
 
-def _run(table: Any, context: bytes) -> bytes:
+def _run(table: Any, context: bytes, secret: bytes) -> bytes:
     """Pickled ``("ok", aggregates, kernel seconds)`` or ``("error", message, pickled error or None)``."""
     from adtarget._engine._kernel import build_partition
 
+    adopt_secret(secret)  # before the context (its sealed objects) is loaded
     started = time.perf_counter()
     try:
         aggregates = build_partition(table, pickle.loads(context)).aggregates
@@ -263,10 +271,40 @@ def _read_parquet(session: Any, path: str) -> Any:
         raise InputFormatError(f"events: {path} is not a readable Parquet file or dataset ({first})") from None
 
 
+_FRAME_CLASSES = ("pyspark.sql.classic.dataframe", "pyspark.sql.dataframe", "pyspark.sql.connect.dataframe")
+_SESSION_CLASSES = ("pyspark.sql.classic.session", "pyspark.sql.session", "pyspark.sql.connect.session")
+
+
+def _pyspark_classes(modules: tuple[str, ...], name: str) -> tuple[type, ...]:
+    """pyspark's own classes ``name`` in ``modules`` (those that import here: Connect needs grpc)."""
+    import importlib
+
+    found = []
+    for module in modules:
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
 def _is_spark_frame(obj: Any) -> bool:
-    """A classic (``pyspark.sql.dataframe``) or Spark Connect (``pyspark.sql.connect.dataframe``) DataFrame."""
-    kind = type(obj)
-    return kind.__name__ == "DataFrame" and kind.__module__.startswith("pyspark.sql")
+    """A classic or Spark Connect DataFrame of pyspark itself (not a subclass or a stand-in: the engine hands
+    its task, with the sealing secret, to the frame's session)."""
+    module = type(obj).__module__
+    if not module.startswith("pyspark."):
+        return False
+    return type(obj) in _pyspark_classes(_FRAME_CLASSES, "DataFrame")
+
+
+def _check_session(spark: Any) -> None:
+    """``spark`` is a classic or Spark Connect SparkSession of pyspark itself."""
+    if spark is None:
+        return
+    if not type(spark).__module__.startswith("pyspark.") or \
+            type(spark) not in _pyspark_classes(_SESSION_CLASSES, "SparkSession"):
+        raise ParameterError(f"spark: must be a pyspark SparkSession (classic or Connect), got "
+                             f"{type(spark).__name__}")
 
 
 def _check_text(name: str, value: Any) -> None:

@@ -1,13 +1,14 @@
 """Compiled kernels of the eligibility gate: consent look-up by merge, then one blocked pass over the events.
 
-The gate (``adtarget/_gate.py``) evaluates the person rules in numpy over the batch's persons, checks the event
-indices with :func:`indices_in_range`, then :func:`filter_events` classifies each event by the first rule it
+The gate (``adtarget/_gate.py``) evaluates the person rules in numpy over the batch's persons, then
+:func:`filter_events` classifies each event by the first rule it
 breaks and copies the eligible ones, block by block (a block's codes and columns stay in cache between the
 branch-free classification and the compaction). Per-person state is one small int8 table: a person rule code
 (>= 0) for an excluded person, or ``-1 - flags`` (:data:`NO_CROSS_SERVICE`, :data:`REDACT_LOCATION`) for a
 person who passes every person rule. Event codes: a rule code (``n_person_rules + offset``, offsets below in the
 gate's rule order), or ``ELIGIBLE`` / ``ELIGIBLE_REDACTED`` (negative). Kernels trust their inputs: the event
-indices must have passed :func:`indices_in_range` (gathers are not bounds-checked).
+codes come from ``ingest`` (an ``EventBatch`` cannot be made or altered any other way), so gathers are not
+bounds-checked.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ __all__ = [
     "ELIGIBLE_REDACTED",
     "compact_audit",
     "filter_events",
-    "indices_in_range",
     "renumber_persons",
     "sorted_rows",
 ]
@@ -71,18 +71,6 @@ def sorted_rows(needles: np.ndarray, haystack: np.ndarray) -> tuple[np.ndarray, 
         if j < m and haystack[j] == x:
             rows[i] = j
     return rows, True
-
-
-@numba.njit(cache=True, nogil=True)
-def indices_in_range(person: np.ndarray, n_persons: int, service: np.ndarray, n_services: int,
-                     category: np.ndarray, n_nodes: int, kind: np.ndarray, n_kinds: int) -> bool:
-    """Whether every event's person, service, category and kind index lies in ``[0, n)``."""
-    limits = np.array([n_persons, n_services, n_nodes, n_kinds], dtype=np.uint64)
-    outside = 0
-    for i in range(person.size):  # a negative index becomes a huge unsigned one
-        outside += ((np.uint64(person[i]) >= limits[0]) | (np.uint64(service[i]) >= limits[1])
-                    | (np.uint64(category[i]) >= limits[2]) | (np.uint64(kind[i]) >= limits[3]))
-    return outside == 0
 
 
 @numba.njit(cache=True, nogil=True)

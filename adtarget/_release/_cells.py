@@ -13,28 +13,98 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from adtarget._buffers import uses_buffers
-from adtarget._provenance import Provenance
+from adtarget._provenance import Sealed
 from adtarget._release._bounding import stable64, stable64_many
 from adtarget._release._spec import ReleaseSpec
+from adtarget.exceptions import ParameterError
 
-__all__ = ["AGE_BANDS", "CellCounts", "age_band_codes", "count_cells"]
+__all__ = ["AGE_BANDS", "CellCounts", "CountsState", "CountingBounds", "ReleaseFacts", "age_band_codes",
+           "count_cells", "counting_bounds", "counts_state", "report_policy"]
 
 AGE_BANDS: tuple[str, ...] = ("13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknown")
 _BAND_EDGES = np.array([18, 25, 35, 45, 55, 65])
 _YEARS_MAX = 1 << 16  # birth years spanning more than this are banded one by one, not through a table
 
-_COUNTED = Provenance(__name__, "_COUNTED")  # only count_cells and CellCounts.__add__ hold it
+
+@dataclass(frozen=True)
+class CountingBounds:
+    """The parts of a ReleaseSpec that decide the exact counts: which segments and breakdowns, and the bounds.
+
+    A release checks the bounds its counts were made with against its spec, so noise is never calibrated to
+    bounds other than those applied.
+    """
+
+    segment_ids: tuple[str, ...]
+    breakdowns: tuple[str, ...]
+    max_segments_per_person: int
+    max_cells_per_person: tuple[tuple[str, int], ...]
+    bounding_salt: str
+
+
+def counting_bounds(spec: ReleaseSpec) -> CountingBounds:
+    """The :class:`CountingBounds` of ``spec``."""
+    return CountingBounds(spec.segment_ids, spec.breakdowns, spec.max_segments_per_person,
+                          tuple((d, spec.cells_per_person(d)) for d in spec.breakdowns), spec.bounding_salt)
+
+
+@dataclass(frozen=True)
+class ReleaseFacts:
+    """Public facts of the data the counts were made from, which the report states and reuse is keyed on.
+
+    Attributes
+    ----------
+    segments : tuple of SegmentInfo
+        The requested segments (spec order): ids, names and paths from the segment definitions.
+    policy : tuple of (str, object)
+        The report's ``policy`` object as sorted items (minimum consent version, sensitivity profile, minimum
+        age): public settings of the gate.
+    window : (int, int)
+        The data window (epoch seconds): the gate's end, minus the longest retention.
+    snapshot_id : str or None
+        The data owner's name of the data snapshot (``apply_gate(..., snapshot_id=)``).
+    definitions : tuple of (str, PrivacyBudget)
+        DP-derived definitions the segments depend on (DP k-means fits), charged to each advertiser once.
+    """
+
+    segments: tuple[Any, ...]
+    policy: tuple[tuple[str, Any], ...]
+    window: tuple[int, int]
+    snapshot_id: str | None
+    definitions: tuple[tuple[str, Any], ...]
+
+
+def report_policy(policy: Any, safe_taxonomy: Any) -> dict[str, Any]:
+    """The report's ``policy`` object: minimum consent policy version ("any"), sensitivity profile, minimum age."""
+    return {"version": policy.min_policy_version or "any", "sensitivity_profile": safe_taxonomy.profile.name,
+            "min_age": int(policy.min_age)}
 
 
 @dataclass(frozen=True, eq=False)
-class CellCounts:
+class CountsState:
+    """What CellCounts hold (see :class:`CellCounts`)."""
+
+    segment_ids: tuple[str, ...]
+    sizes: np.ndarray
+    values: Mapping[str, tuple[str, ...]]
+    cells: Mapping[str, np.ndarray]
+    value_persons: Mapping[str, np.ndarray]
+    n_persons: int
+    bounds: CountingBounds
+    facts: ReleaseFacts
+
+
+class CellCounts(Sealed, maker="adtarget.count_cells"):
     """Exact (pre-noise) distinct-person counts after contribution bounding. Personal data: never emit.
+
+    Made only by :func:`count_cells` over the gate's EligibleEvents and assignments derived from them, or by
+    adding CellCounts of disjoint partitions made with the same bounds and facts (``+``, :meth:`sum`). It
+    records the bounds it was made with (``bounds``) and the public facts of its data (``facts``).
 
     Attributes
     ----------
@@ -49,35 +119,35 @@ class CellCounts:
         ``max_cells_per_person[dim]`` values).
     n_persons : int
         Persons counted in at least one segment.
+    bounds : CountingBounds
+    facts : ReleaseFacts
     """
 
+    __slots__ = ()
     segment_ids: tuple[str, ...]
     sizes: np.ndarray
     values: Mapping[str, tuple[str, ...]]
     cells: Mapping[str, np.ndarray]
     value_persons: Mapping[str, np.ndarray]
     n_persons: int
-    _token: object = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if self._token is not _COUNTED:
-            raise TypeError("CellCounts can only be built by count_cells (from the gate's EligibleEvents) or by "
-                            "adding CellCounts; the release accepts nothing else")
+    bounds: CountingBounds
+    facts: ReleaseFacts
 
     def __add__(self, other: CellCounts) -> CellCounts:
         if not isinstance(other, CellCounts):
             return NotImplemented
-        if set(self.cells) != set(other.cells):
-            raise ValueError(f"cannot add CellCounts over different breakdowns: {sorted(self.cells)} "
-                             f"vs {sorted(other.cells)}")
-        seg_ids = self.segment_ids + tuple(s for s in other.segment_ids if s not in set(self.segment_ids))
-        values = {d: _union_values(d, self.values[d], other.values[d]) for d in self.cells}
-        sizes = _aligned(self.sizes, self.segment_ids, seg_ids) + _aligned(other.sizes, other.segment_ids, seg_ids)
-        cells = {d: _aligned2(self, d, seg_ids, values[d]) + _aligned2(other, d, seg_ids, values[d])
-                 for d in self.cells}
-        vp = {d: _aligned(self.value_persons[d], self.values[d], values[d])
-              + _aligned(other.value_persons[d], other.values[d], values[d]) for d in self.cells}
-        return CellCounts(seg_ids, sizes, values, cells, vp, self.n_persons + other.n_persons, _COUNTED)
+        a, b = counts_state(self, "left operand"), counts_state(other, "right operand")
+        if a.bounds != b.bounds or a.facts != b.facts:
+            raise ParameterError("cannot add CellCounts made with other bounds or over other data facts "
+                                 "(segments, policy, window, snapshot id, definitions)")
+        seg_ids = a.segment_ids + tuple(s for s in b.segment_ids if s not in set(a.segment_ids))
+        values = {d: _union_values(d, a.values[d], b.values[d]) for d in a.cells}
+        sizes = _aligned(a.sizes, a.segment_ids, seg_ids) + _aligned(b.sizes, b.segment_ids, seg_ids)
+        cells = {d: _aligned2(a, d, seg_ids, values[d]) + _aligned2(b, d, seg_ids, values[d]) for d in a.cells}
+        vp = {d: _aligned(a.value_persons[d], a.values[d], values[d])
+              + _aligned(b.value_persons[d], b.values[d], values[d]) for d in a.cells}
+        return CellCounts._issue(CountsState(seg_ids, sizes, values, cells, vp, a.n_persons + b.n_persons,
+                                             a.bounds, a.facts))
 
     @staticmethod
     def sum(parts: Iterable[CellCounts]) -> CellCounts:
@@ -91,8 +161,16 @@ class CellCounts:
         return total
 
     def __repr__(self) -> str:
+        if not CellCounts._is_issued(self):
+            return "CellCounts(<not made by adtarget.count_cells>)"
         dims = ", ".join(f"{d}:{len(v)}" for d, v in self.values.items())
         return f"CellCounts(n_segments={len(self.segment_ids)}, n_persons={self.n_persons}, values=[{dims}])"
+
+
+def counts_state(cells: object, what: str = "cells") -> CountsState:
+    """The record of genuine CellCounts; ProvenanceError for anything :func:`count_cells` did not make."""
+    state: CountsState = CellCounts._state_of(cells, what)
+    return state
 
 
 def _union_values(dim: str, a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
@@ -108,7 +186,7 @@ def _aligned(arr: np.ndarray, names: tuple[str, ...], target: tuple[str, ...]) -
     return out
 
 
-def _aligned2(cc: CellCounts, dim: str, seg_ids: tuple[str, ...], values: tuple[str, ...]) -> np.ndarray:
+def _aligned2(cc: CountsState, dim: str, seg_ids: tuple[str, ...], values: tuple[str, ...]) -> np.ndarray:
     rows = _aligned(cc.cells[dim], cc.segment_ids, seg_ids)
     return _aligned(rows.T, cc.values[dim], values).T
 
@@ -144,18 +222,27 @@ def _dimension_source(eligible: Any, dim: str) -> tuple[np.ndarray, np.ndarray, 
     return eligible.person, eligible.service, names, np.flatnonzero(permitted)
 
 
-def check_gate_input(eligible: Any, segment_ids: Sequence[str]) -> None:
-    """Counts exist only over the gate's output, and never for a segment on a sensitive node (P5)."""
-    from adtarget._gate import EligibleEvents
+def check_segments(segment_ids: Sequence[str], safe_taxonomy: Any) -> None:
+    """Counts never exist for a segment on a sensitive node (P5), whoever defined it."""
     from adtarget._release._report import sensitive_segment_problems
-    from adtarget.exceptions import ParameterError, SensitiveCategoryError
+    from adtarget.exceptions import SensitiveCategoryError
 
-    if not isinstance(eligible, EligibleEvents):
-        raise ParameterError(f"eligible must be EligibleEvents from adtarget.apply_gate, got {type(eligible).__name__}")
-    problems = sensitive_segment_problems(segment_ids, eligible.safe_taxonomy)
+    problems = sensitive_segment_problems(segment_ids, safe_taxonomy)
     if problems:
         raise SensitiveCategoryError(f"segments on sensitive nodes cannot be counted: {problems[0]}"
                                      + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+
+
+def derived_assignments(events: Any, assignments: Any) -> Any:
+    """The record of ``assignments`` if a segmenter derived them from these very events (same lineage)."""
+    from adtarget._segments._info import assignments_state
+
+    state = assignments_state(assignments)
+    if state.lineage != events.lineage:
+        where = "were read from a file" if state.lineage is None else "were derived from other EligibleEvents"
+        raise ParameterError(f"assignments {where}: a release counts only assignments that a segmenter's assign() "
+                             f"derived from the EligibleEvents it is given (InterestProfiles of them, or them)")
+    return state
 
 
 @uses_buffers
@@ -165,15 +252,26 @@ def count_cells(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCount
     Parameters
     ----------
     eligible : EligibleEvents
+        The gate's output.
     assignments : SegmentAssignments
-        Every requested segment id is among ``assignments.segments`` and every assigned person is among
-        ``eligible.persons`` (``release`` checks both).
+        Made by a segmenter's ``assign`` from ``eligible`` (or from profiles built from it); every requested
+        segment id must be among its segments.
     spec : ReleaseSpec
 
     Returns
     -------
     CellCounts
-        Exact counts; Personal Information until noised.
+        Exact counts; Personal Information until noised. They record ``counting_bounds(spec)`` and the public
+        facts of the data (segments, policy, window, snapshot id, DP-derived definitions).
+
+    Raises
+    ------
+    ProvenanceError
+        ``eligible`` or ``assignments`` were not made by adtarget.
+    ParameterError
+        The assignments were not derived from ``eligible``, or a requested segment is not among them.
+    SensitiveCategoryError
+        A requested segment names a sensitive node.
 
     Notes
     -----
@@ -181,19 +279,34 @@ def count_cells(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCount
     ``spec.cells_per_person(dim)`` values per dimension, by keyed priority over names, so the result over
     disjoint partitions of persons sums to the result over their union.
     """
-    check_gate_input(eligible, spec.segment_ids)
-    return bounded_counts(eligible, assignments, spec)
+    from adtarget._gate import eligible_state
+
+    if not isinstance(spec, ReleaseSpec):
+        raise ParameterError(f"spec must be a ReleaseSpec, got {type(spec).__name__}")
+    events = eligible_state(eligible)
+    state = derived_assignments(events, assignments)
+    infos = {s.segment_id: s for s in state.segments}
+    missing = [s for s in spec.segment_ids if s not in infos]
+    if missing:
+        raise ParameterError(f"spec.segment_ids must be segments of the assignments; {len(missing)} are not, "
+                             f"e.g. {missing[:3]}")
+    check_segments(spec.segment_ids, events.safe_taxonomy)
+    facts = ReleaseFacts(tuple(infos[s] for s in spec.segment_ids),
+                         tuple(sorted(report_policy(events.policy, events.safe_taxonomy).items())),
+                         (int(events.window_start), int(events.window_end)), events.snapshot_id,
+                         tuple(state.definitions))
+    return bounded_counts(events, state, spec, facts)
 
 
-def bounded_counts(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCounts:
-    """The kernel of :func:`count_cells` (inputs trusted: checked by the caller)."""
+def bounded_counts(eligible: Any, assignments: Any, spec: ReleaseSpec, facts: ReleaseFacts) -> CellCounts:
+    """The kernel of :func:`count_cells` (inputs trusted: the records of genuine, related objects)."""
     from adtarget._kernels import _bounding as kernels
 
     salt64, n_seg = np.uint64(stable64(spec.bounding_salt)), len(spec.segment_ids)
-    m = membership_rows(assignments)
-    col_key, rows = _column_keys(assignments, spec, m.shape[1]), row_persons(eligible, assignments)
-    keep, sizes, counted = kernels.bound_rows(m.indptr, m.indices, m.data, col_key, rows, eligible.persons,
-                                              stable64_many(spec.segment_ids), salt64,
+    col_key = _column_keys(assignments, spec, len(assignments.segments))
+    rows = np.arange(assignments.persons.size, dtype=np.int64)  # same lineage: the eligible persons, in order
+    keep, sizes, counted = kernels.bound_rows(assignments.indptr, assignments.indices, assignments.data, col_key,
+                                              rows, eligible.persons, stable64_many(spec.segment_ids), salt64,
                                               spec.max_segments_per_person)
     values: dict[str, tuple[str, ...]] = {}
     cells: dict[str, np.ndarray] = {}
@@ -203,14 +316,16 @@ def bounded_counts(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCo
         table = np.hstack([b[0] for b in blocks])
         widths = [len(b[1]) for b in blocks]
         offset = np.repeat(np.cumsum([0, *widths[:-1]]), [b[0].shape[1] for b in blocks]).astype(np.int64)
-        joined = kernels.count_joined(m.indptr, m.indices, keep, col_key, rows, table, offset, n_seg, sum(widths))
+        joined = kernels.count_joined(assignments.indptr, assignments.indices, keep, col_key, rows, table, offset,
+                                      n_seg, sum(widths))
         per_cell = kernels.value_persons(table, offset, counted, sum(widths))
         start = 0
         for dim, (_, names, domain), width in zip(spec.breakdowns, blocks, widths):
             block = slice(start, start + width)
             values[dim], cells[dim], vp[dim] = _named_cells(dim, names, domain, joined[:, block], per_cell[block])
             start += width
-    return CellCounts(spec.segment_ids, sizes, values, cells, vp, int(counted.sum()), _COUNTED)
+    return CellCounts._issue(CountsState(spec.segment_ids, sizes, values, cells, vp, int(counted.sum()),
+                                         counting_bounds(spec), facts))
 
 
 def _column_keys(assignments: Any, spec: ReleaseSpec, n_columns: int) -> np.ndarray:
@@ -238,51 +353,6 @@ def _breakdown_table(eligible: Any, dim: str, spec: ReleaseSpec, counted: np.nda
         table = age_band_codes(eligible.birth_year, eligible.window_end)[:, None].astype(np.int32)
         return table, AGE_BANDS, np.arange(len(AGE_BANDS))
     return _bounded_values(eligible, dim, spec, counted, salt64)
-
-
-def membership_rows(assignments: Any) -> Any:
-    """``assignments.membership`` as CSR with no (person, segment) entry stored twice (it would otherwise count
-    twice, past the bound the noise is calibrated to) and no segment index out of range (the compiled kernels
-    index with it). Rows in any order are kept as they are: bounding does not depend on the entries' order."""
-    from adtarget._kernels import _bounding as kernels
-    from adtarget.exceptions import ParameterError
-
-    m = assignments.membership.tocsr()
-    if m.has_canonical_format:
-        return m
-    problem = kernels.membership_problem(m.indptr, m.indices, m.shape[1])  # rows may be unsorted: that is fine
-    if problem == 2:
-        raise ParameterError("assignments.membership holds a segment index out of range")
-    if problem == 1:
-        m = m.copy()
-        m.sum_duplicates()
-    return m
-
-
-def row_persons(eligible: Any, assignments: Any) -> np.ndarray:
-    """Eligible person index (int64) of each row of ``assignments.membership``.
-
-    Refuses (``ParameterError``) assignments whose persons are not strictly increasing, are not all eligible,
-    or do not match the membership rows: the compiled counting kernels index with these positions and
-    bound contributions per row, so a repeated or stray person must never reach them.
-    """
-    from adtarget.exceptions import ParameterError
-
-    persons = np.asarray(assignments.persons)
-    if assignments.membership.shape[0] != persons.size:
-        raise ParameterError(f"assignments.membership must have one row per person; it has "
-                             f"{assignments.membership.shape[0]} rows for {persons.size} persons")
-    if np.array_equal(persons, eligible.persons):
-        return np.arange(persons.size, dtype=np.int64)
-    if persons.size > 1 and not bool(np.all(persons[1:] > persons[:-1])):
-        raise ParameterError("assignments.persons must be strictly increasing (each person once)")
-    rows = np.searchsorted(eligible.persons, persons).astype(np.int64)
-    found = rows < eligible.persons.size
-    found[found] = eligible.persons[rows[found]] == persons[found]
-    if not found.all():
-        raise ParameterError(f"assignments.persons must be among the eligible persons; "
-                             f"{int((~found).sum())} are not")
-    return rows
 
 
 def _bounded_values(eligible: Any, dim: str, spec: ReleaseSpec, counted: np.ndarray,

@@ -1,9 +1,8 @@
 """ReleaseExplanation: how a release was computed — parameters, bounds, mechanism, sensitivity, ε/δ per stage,
-audit outcome and suppression counts (after PipelineDP's "explain computation" report).
+suppression counts and DP-derived definitions (after PipelineDP's "explain computation" report).
 
-The explanation is for the data owner, not the advertiser: the audit part depends on sensitive data that is
-not differentially private (see docs/privacy/audit.md). Everything else in it is either a public parameter
-or a post-processed DP output.
+Every value in it is a public parameter or a post-processed DP output (the suppression counts come from the
+noisy sizes), so it may go to the advertiser with its report.
 """
 
 from __future__ import annotations
@@ -53,7 +52,10 @@ class ReleaseExplanation:
         ``{"stage", "epsilon", "delta", ...}`` per DP stage; their sum is the charged total.
     total : dict
         The (ε, δ) charged to the ledger (basic composition of the stages).
-    bounds, sensitivity, noise, partition_selection, audit, suppression, budget_remaining : dict
+    bounds, sensitivity, noise, partition_selection, suppression, budget_remaining : dict
+    definitions : dict
+        ``{"used": [...], "charged": [...]}``: the DP-derived definitions (DP k-means fits, proxy audits behind
+        a screen) the segments depend on, and those this release charged to the advertiser (empty: none).
     """
 
     spec: str
@@ -65,9 +67,9 @@ class ReleaseExplanation:
     sensitivity: Mapping[str, Any] = field(default_factory=dict)
     noise: Mapping[str, Any] = field(default_factory=dict)
     partition_selection: Mapping[str, Any] = field(default_factory=dict)
-    audit: Mapping[str, Any] = field(default_factory=dict)
     suppression: Mapping[str, Any] = field(default_factory=dict)
     budget_remaining: Mapping[str, Any] = field(default_factory=dict)
+    definitions: Mapping[str, Any] = field(default_factory=dict)
 
     @staticmethod
     def stages_of(spec: ReleaseSpec) -> tuple[dict[str, Any], ...]:
@@ -94,8 +96,8 @@ class ReleaseExplanation:
             "spec": self.spec, "query_key": self.query_key, "reused": self.reused,
             "stages": list(self.stages), "total": dict(self.total), "bounds": dict(self.bounds),
             "sensitivity": dict(self.sensitivity), "noise": dict(self.noise),
-            "partition_selection": dict(self.partition_selection), "audit": dict(self.audit),
-            "suppression": dict(self.suppression), "budget_remaining": dict(self.budget_remaining)},
+            "partition_selection": dict(self.partition_selection), "suppression": dict(self.suppression),
+            "budget_remaining": dict(self.budget_remaining), "definitions": dict(self.definitions)},
             default=str))
 
     def __str__(self) -> str:
@@ -116,15 +118,15 @@ class ReleaseExplanation:
             ps = self.partition_selection
             lines.append(f"  partition selection: threshold {ps.get('threshold')}, "
                          f"{ps.get('kept', '?')} non-public region key(s) kept")
-        if self.audit:
-            a = self.audit
-            lines.append(f"  sensitive-proxy audit ({a['metric']}, t={a['t']}): {a['audited']} audited, "
-                         f"{len(a['blocked'])} blocked")
         if self.suppression:
             sp = self.suppression
             lines.append(f"  segments: {sp['requested']} requested, {sp['reported']} reported, "
-                         f"{sp['below_threshold']} below min size, {sp['audit_blocked']} blocked by the audit; "
-                         f"{sp['cells_left_out']} cell(s) below min size left out")
+                         f"{sp['below_threshold']} below min size; {sp['cells_left_out']} cell(s) below min size "
+                         f"left out")
+        if self.definitions:
+            d = self.definitions
+            lines.append(f"  DP-derived definitions: {len(d['used'])} used, {len(d['charged'])} charged to the "
+                         f"advertiser by this release")
         if self.budget_remaining:
             b = self.budget_remaining
             lines.append(f"  budget remaining: advertiser {b['advertiser']}, global {b['global']}")

@@ -1,7 +1,9 @@
-"""Post-processing of noisy counts: non-negative integers, consistent breakdowns, thresholds.
+"""The release's noise stage and the post-processing of noisy counts.
 
-Everything here reads only noisy counts and public parameters, so it costs no privacy (post-processing
-invariance). The order is: clamp sizes at 0; make the age-band cells of each segment (one band per person)
+:func:`noisy_release` is the one function on the way to a report that reads exact counts (a CellCounts): it
+draws the noise, selects non-public region keys, post-processes, and returns sealed :class:`ReleasedCounts`,
+the only counts the report document is built from. Everything after the noise reads only noisy counts and
+public parameters, so it costs no privacy (post-processing invariance). The order is: clamp sizes at 0; make the age-band cells of each segment (one band per person)
 sum to its noisy size by Euclidean projection onto the scaled simplex plus largest-remainder rounding; clip
 multi-valued cells (region, service) to [0, size]; keep only the selected region keys; then suppress
 segments whose size is below ``min_reported_size`` and leave out cells below it.
@@ -16,20 +18,21 @@ from typing import Any
 
 import numpy as np
 
+from adtarget._provenance import Sealed
 from adtarget._release._budget_spec import PrivacyBudget
-from adtarget._release._cells import CellCounts
+from adtarget._release._cells import CellCounts, CountsState, counts_state
 from adtarget._release._noise import CountNoise
 from adtarget._release._partition import PartitionSelection
 from adtarget._release._spec import ReleaseSpec
 from adtarget.exceptions import ParameterError
 
-__all__ = ["NoisyRelease", "ReleasedCounts", "largest_remainder", "noisy_release", "postprocess",
-           "project_to_total"]
+__all__ = ["NoisyRelease", "PostProcessed", "ReleasedCounts", "as_rng", "largest_remainder", "noisy_release",
+           "postprocess", "project_to_total", "released_state"]
 
 
 @dataclass(frozen=True, eq=False)
-class ReleasedCounts:
-    """Post-processed noisy counts, ready for the report.
+class PostProcessed:
+    """Post-processed counts, ready for the report (what :func:`postprocess` makes of any counts).
 
     Attributes
     ----------
@@ -60,6 +63,34 @@ class ReleasedCounts:
     def cells_left_out(self) -> int:
         """Cells of reported segments left out for being below the threshold."""
         return int(sum((~m[self.reported]).sum() for m in self.cell_reported.values()))
+
+
+class ReleasedCounts(Sealed, maker="the release's noise stage (noisy_release)"):
+    """Noisy, post-processed counts: the only counts the report document is built from.
+
+    Made only by :func:`noisy_release`, which is the one function that reads exact counts (CellCounts) on the
+    way to a report: it adds the noise, selects region keys and post-processes. Attributes as
+    :class:`PostProcessed` (read-only).
+    """
+
+    __slots__ = ()
+    segment_ids: tuple[str, ...]
+    sizes: np.ndarray
+    reported: np.ndarray
+    values: Mapping[str, tuple[str, ...]]
+    cells: Mapping[str, np.ndarray]
+    cell_reported: Mapping[str, np.ndarray]
+
+    @property
+    def suppressed(self) -> int:
+        """Segments below the threshold."""
+        return int((~self.reported).sum())
+
+
+def released_state(counts: object) -> PostProcessed:
+    """The record of genuine ReleasedCounts; ProvenanceError for anything else."""
+    state: PostProcessed = ReleasedCounts._state_of(counts, "counts")
+    return state
 
 
 def project_to_total(noisy: np.ndarray, totals: np.ndarray) -> np.ndarray:
@@ -103,7 +134,7 @@ def largest_remainder(x: np.ndarray, totals: np.ndarray) -> np.ndarray:
 
 def postprocess(sizes: np.ndarray, values: Mapping[str, tuple[str, ...]], cells: Mapping[str, np.ndarray],
                 *, segment_ids: tuple[str, ...], keep_values: Mapping[str, np.ndarray],
-                min_reported_size: int) -> ReleasedCounts:
+                min_reported_size: int) -> PostProcessed:
     """Turn noisy counts into consistent, thresholded non-negative integers.
 
     Parameters
@@ -119,7 +150,7 @@ def postprocess(sizes: np.ndarray, values: Mapping[str, tuple[str, ...]], cells:
 
     Returns
     -------
-    ReleasedCounts
+    PostProcessed
     """
     size = np.maximum(np.asarray(sizes, dtype=np.int64), 0)
     reported = size >= min_reported_size
@@ -136,7 +167,7 @@ def postprocess(sizes: np.ndarray, values: Mapping[str, tuple[str, ...]], cells:
         out_values[dim] = tuple(n for n, k in zip(names, keep) if k)
         out_cells[dim] = c
         out_mask[dim] = (c >= min_reported_size) & reported[:, None]
-    return ReleasedCounts(segment_ids, size, reported, out_values, out_cells, out_mask)
+    return PostProcessed(segment_ids, size, reported, out_values, out_cells, out_mask)
 
 
 # --- noise, partition selection and post-processing of a CellCounts ----------------------------------------
@@ -149,7 +180,7 @@ class NoisyRelease:
     partition_selection: Mapping[str, object]
 
 
-def _region_blocks(cells: CellCounts, spec: ReleaseSpec) -> tuple[tuple[str, ...], np.ndarray, np.ndarray,
+def _region_blocks(cells: CountsState, spec: ReleaseSpec) -> tuple[tuple[str, ...], np.ndarray, np.ndarray,
                                                                     np.ndarray]:
     """Region columns as (names, public cells, non-public cells, non-public value persons).
 
@@ -167,7 +198,7 @@ def _region_blocks(cells: CellCounts, spec: ReleaseSpec) -> tuple[tuple[str, ...
     return ordered, public, counts[:, private], persons[private]
 
 
-def _as_rng(random_state: Any) -> Any:
+def as_rng(random_state: Any) -> Any:
     """One RandomState shared by every draw of a release (an int seed would restart identical streams)."""
     if random_state is None or isinstance(random_state, np.random.RandomState):
         return random_state
@@ -214,15 +245,16 @@ def noisy_release(cells: CellCounts, spec: ReleaseSpec, *, l1_sensitivity: int, 
     post-processing. Draws are made in a data-independent order: sizes, age bands, services, public regions,
     then non-public regions.
     """
-    rng = _as_rng(random_state)
-    n_seg = len(cells.segment_ids)
-    blocks: list[tuple[str, np.ndarray]] = [("size", cells.sizes[:, None])]
-    blocks += [(d, cells.cells[d]) for d in ("age_band", "service") if d in spec.breakdowns]  # fixed order
+    rng = as_rng(random_state)
+    exact = counts_state(cells)
+    n_seg = len(exact.segment_ids)
+    blocks: list[tuple[str, np.ndarray]] = [("size", exact.sizes[:, None])]
+    blocks += [(d, exact.cells[d]) for d in ("age_band", "service") if d in spec.breakdowns]  # fixed order
     single: tuple[str, ...] = ("age_band", "service")
-    values: dict[str, tuple[str, ...]] = {d: cells.values[d] for d in single if d in spec.breakdowns}
+    values: dict[str, tuple[str, ...]] = {d: exact.values[d] for d in single if d in spec.breakdowns}
     keep: dict[str, np.ndarray] = {d: np.ones(len(values[d]), dtype=bool) for d in values}
     if "region" in spec.breakdowns:
-        names, public, private, persons = _region_blocks(cells, spec)
+        names, public, private, persons = _region_blocks(exact, spec)
         blocks += [("region_public", public), ("region_private", private)]
     noise = _noise(spec, l1_sensitivity)
     flat = np.concatenate([b.ravel() for _, b in blocks]) if blocks else np.zeros(0, dtype=np.int64)
@@ -239,5 +271,5 @@ def noisy_release(cells: CellCounts, spec: ReleaseSpec, *, l1_sensitivity: int, 
         keep["region"] = np.concatenate([np.ones(len(spec.public_regions), dtype=bool), selected])
     ordered = {d: values[d] for d in spec.breakdowns}
     counts = postprocess(noisy["size"][:, 0], ordered, {d: noisy[d] for d in ordered},
-                         segment_ids=cells.segment_ids, keep_values=keep, min_reported_size=spec.min_reported_size)
-    return NoisyRelease(counts, noise.explain(), partition)
+                         segment_ids=exact.segment_ids, keep_values=keep, min_reported_size=spec.min_reported_size)
+    return NoisyRelease(ReleasedCounts._issue(counts), noise.explain(), partition)

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import sparse
 
 from adtarget._atomic import atomic_path
-from adtarget._segments._info import SegmentAssignments, SegmentInfo
+from adtarget._segments._info import SegmentAssignments, SegmentInfo, make_assignments
 from adtarget.exceptions import InputFormatError
 
 __all__ = ["assignments_to_pandas", "hex_pseudonyms", "read_assignments_parquet", "write_assignments_parquet"]
@@ -71,7 +71,11 @@ def write_assignments_parquet(assignments: SegmentAssignments, path: str | PathL
 
 
 def read_assignments_parquet(path: str | PathLike[str]) -> SegmentAssignments:
-    """Read a file written by :meth:`SegmentAssignments.to_parquet`."""
+    """Read a file written by :meth:`SegmentAssignments.to_parquet`, for training jobs.
+
+    The result has no ``lineage``: a file can be edited, so a release never accepts assignments read back
+    from one (it accepts only those a segmenter derived from the very EligibleEvents it counts).
+    """
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
@@ -84,5 +88,4 @@ def read_assignments_parquet(path: str | PathLike[str]) -> SegmentAssignments:
     persons = parse_hex_pseudonyms(table.column(PSEUDONYM_COLUMN).to_numpy(zero_copy_only=False))
     dense = np.column_stack([table.column(s.segment_id).to_numpy(zero_copy_only=False) for s in segments]) \
         if segments else np.zeros((persons.size, 0), dtype=bool)
-    return SegmentAssignments(persons=persons, membership=sparse.csr_matrix(dense.astype(bool)),
-                              segments=segments)
+    return make_assignments(persons, sparse.csr_matrix(dense.astype(bool)), segments, lineage=None)

@@ -12,6 +12,7 @@ import functools
 import math
 import threading
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,13 +22,14 @@ from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from adtarget._buffers import uses_buffers
-from adtarget._profiles import InterestProfiles, check_non_negative
+from adtarget._profiles import InterestProfiles, check_non_negative, profiles_matrix, profiles_state
+from adtarget._provenance import Sealed
 from adtarget._release._budget_spec import PrivacyBudget, check_epsilon, check_positive, checked_seed
-from adtarget._segments._info import SegmentAssignments, SegmentInfo
+from adtarget._segments._info import SegmentAssignments, SegmentInfo, make_assignments
 from adtarget._segments._naming import centroid_names
-from adtarget.exceptions import BudgetExhaustedError, LedgerError, ParameterError
+from adtarget.exceptions import BudgetExhaustedError, LedgerError, ParameterError, ProvenanceError
 
-__all__ = ["DPKMeansSegmenter", "InMemoryAccountant"]
+__all__ = ["DPKMeansSegmenter", "InMemoryAccountant", "LearnedModel"]
 
 
 class InMemoryAccountant:
@@ -51,6 +53,16 @@ class InMemoryAccountant:
         self._charges: list[tuple[str, PrivacyBudget, str]] = []
         self._lock = threading.Lock()
         self._detached = False
+
+    def charge_definition(self, artefact_id: str, budget: PrivacyBudget) -> bool:
+        """Record the ``budget`` a DP-derived definition (a DP k-means fit) spends, once per ``artefact_id``.
+
+        Returns False when ``artefact_id`` was charged before (nothing new is recorded).
+        """
+        if any(key == f"definition:{artefact_id}" for _, _, key in self._charges):
+            return False
+        self.charge("", budget, f"definition:{artefact_id}")
+        return True
 
     def charge(self, advertiser: str, budget: PrivacyBudget, query_key: str) -> None:
         """Record ``budget`` for ``advertiser`` under ``query_key`` (every call is a new charge)."""
@@ -96,9 +108,47 @@ class InMemoryAccountant:
         return f"InMemoryAccountant(epsilon_limit={self.epsilon_limit})"
 
 
-def charge_before_fit(ledger: Any, purpose: str, budget: PrivacyBudget, query_key: str) -> None:
-    """Record the spend in the ledger; raises (and the fit does not run) if the ledger refuses it."""
-    ledger.charge(purpose, budget, query_key)
+def charge_before_fit(ledger: Any, artefact_id: str, budget: PrivacyBudget) -> None:
+    """Record the fit's spend as a DP-derived definition (the global cap); raises, and the fit does not run, if
+    the ledger refuses it. Each advertiser who later receives its segments is charged once more, at release."""
+    ledger.charge_definition(artefact_id, budget)
+
+
+@dataclass(frozen=True, eq=False)
+class ModelState:
+    """What a LearnedModel holds: the DP centroids and everything that decides an assignment."""
+
+    model_id: str
+    centers: np.ndarray
+    bounds_norm: float
+    columns: np.ndarray | None
+    segments: tuple[SegmentInfo, ...]
+    budget: PrivacyBudget
+    releasable: bool
+
+
+class LearnedModel(Sealed, maker="DPKMeansSegmenter.fit"):
+    """The record of one DP k-means fit (``DPKMeansSegmenter.model_``): its DP centroids, clipping bound, segment
+    descriptions and budget, made only by ``fit``. ``releasable`` is True when the fit read InterestProfiles of
+    gated events (the segments may then reach advertisers); a fit on a plain matrix is for experiments only."""
+
+    __slots__ = ()
+    model_id: str
+    centers: np.ndarray
+    bounds_norm: float
+    segments: tuple[SegmentInfo, ...]
+    budget: PrivacyBudget
+    releasable: bool
+
+    @property
+    def artefact_id(self) -> str:
+        """The id under which the fit is charged in a budget ledger (``dp-kmeans:<model_id>``)."""
+        return f"dp-kmeans:{self.model_id}"
+
+    def __repr__(self) -> str:
+        if not LearnedModel._is_issued(self):
+            return "LearnedModel(<not made by DPKMeansSegmenter.fit>)"
+        return f"LearnedModel({self.model_id!r}, k={self.centers.shape[0]}, {self.budget}, releasable={self.releasable})"
 
 
 def clip_rows(X: Any, bound: float) -> Any:
@@ -136,14 +186,23 @@ def _public_init_kmeans() -> type:
       ``_update_centers`` unpacks (count share, per-dimension share). For d >= 5 columns that spends more than
       ε: ``ε (1 + d c) / (d + c)`` with ``c = cbrt(4 d 0.225²)``, 1.69 ε at d = 27. Returned here in the order
       the caller uses, so one fit spends exactly ε (``tests/test_dp_kmeans.py`` sums the mechanisms' ε);
-    - ``_update_centers``: the cluster count by ``np.count_nonzero`` instead of Python's ``sum`` over a bool
-      array (an interpreted step per person, per cluster and iteration); same mechanisms, same parameters, same
-      order of random draws, so the same output for a seed.
+    - ``_calc_iters``: the number of iterations is the caller's ``n_iter`` (public). diffprivlib derives it from
+      the exact number of rows (860 persons gave 2 iterations, 861 gave 3), which made the fit's output, and so
+      the segments, depend on data outside the mechanism;
+    - ``_update_centers``: every cluster gets its noisy count and noisy sums in every iteration, also an empty
+      one (diffprivlib skips empty clusters: whether a cluster is empty, a non-noisy fact that one person can
+      flip, then decided whether its centre moved and how many draws the noise stream made). The cluster count
+      by ``np.count_nonzero`` instead of Python's ``sum`` over a bool array.
     """
     from diffprivlib.models import KMeans
     from diffprivlib.models import k_means as dpl
 
     class PublicInitKMeans(KMeans):
+        n_iter_public = 5  # set per fit, before fitting: the public iteration count
+
+        def _calc_iters(self, n_dims: int, n_samples: int, rho: float = 0.225) -> int:
+            return int(self.n_iter_public)
+
         def _init_centers(self, dims: int, random_state: Any) -> np.ndarray:
             return public_init_centers(self.n_clusters, dims, float(self.bounds[1][0]), random_state)
 
@@ -160,8 +219,6 @@ def _public_init_kmeans() -> type:
             lower, upper = self.bounds
             for cluster in range(self.n_clusters):
                 members = labels == cluster
-                if not members.any():
-                    continue
                 noisy_count = counts.randomise(int(np.count_nonzero(members)))
                 cluster_sum = np.sum(X[members], axis=0)
                 noisy_sum = np.zeros_like(cluster_sum)
@@ -186,14 +243,18 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         ε spent by one ``fit`` (pure ε-DP, δ = 0), charged to ``ledger`` before fitting.
     bounds_norm : float, default 1.0, keyword-only
         Each row is clipped to this L2 norm; the public box ``[0, bounds_norm]^d`` bounds every coordinate.
+    n_iter : int, default 5, keyword-only
+        Lloyd iterations of every fit: public, never derived from the data (diffprivlib's own count depends on
+        the exact number of rows). ε is split evenly over them.
     random_state : None or int, keyword-only
         None (default) draws noise from a secure generator. A seed makes the noise reproducible, for tests and
         notebooks only, and emits a ``PrivacyLeakWarning`` on every fit.
     ledger : BudgetLedger or InMemoryAccountant, keyword-only
-        Required: ``fit`` refuses to run without one. The SQLite ``BudgetLedger`` survives ``clone()`` (the
-        copy points to the same file); ``InMemoryAccountant`` is shared by clones within one process.
-    purpose : str, default "learned-segments", keyword-only
-        The account charged in the ledger.
+        Required: ``fit`` refuses to run without one. The fit is recorded there as a DP-derived definition
+        (``dp-kmeans:<model_id>``, counted against the global cap) before any data is read; every advertiser
+        who later receives its segments is charged its ε once more, by ``release``. The SQLite
+        ``BudgetLedger`` survives ``clone()`` (the copy points to the same file); ``InMemoryAccountant`` is
+        shared by clones within one process.
 
     Attributes
     ----------
@@ -207,26 +268,29 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         Unique per fit (``dp-kmeans-<8 hex>``).
     budget_ : PrivacyBudget
         What the fit spent.
+    model_ : LearnedModel
+        The sealed record of the fit that ``assign`` uses (the public attributes above are copies of it).
 
     Privacy
     -------
     Unit: one row = one person (profiles have one row per person). Each row is clipped to L2 norm
     ``bounds_norm`` and clipped into the public box ``[0, bounds_norm]^d``, never read from data, so no
-    ``PrivacyLeakWarning`` about bounds. diffprivlib's DPLloyd splits ε over its iterations, the noisy counts
-    (geometric) and the noisy sums (Laplace, per coordinate), with diffprivlib 0.6.6's swapped split corrected
-    (it overspends from 5 columns on). Spent: ``(epsilon, 0)`` per ``fit``, recorded in the ledger before any
-    computation on the data. ``predict``/``transform``/names are post-processing of the
-    DP centroids; the labels themselves are personal data.
+    ``PrivacyLeakWarning`` about bounds. diffprivlib's DPLloyd splits ε over ``n_iter`` iterations, the noisy
+    counts (geometric) and the noisy sums (Laplace, per coordinate) of every cluster, with diffprivlib 0.6.6's
+    swapped split corrected (it overspends from 5 columns on). Spent: ``(epsilon, 0)`` per ``fit``, recorded in
+    the ledger before any computation on the data, and charged to each advertiser receiving its segments.
+    ``predict``/``transform``/names are post-processing of the DP centroids; the labels themselves are
+    personal data. Only a fit on ``InterestProfiles`` (gated events) makes segments a release accepts.
     """
 
-    def __init__(self, n_clusters: int = 8, *, epsilon: float = 1.0, bounds_norm: float = 1.0,
-                 random_state: Any = None, ledger: Any = None, purpose: str = "learned-segments") -> None:
+    def __init__(self, n_clusters: int = 8, *, epsilon: float = 1.0, bounds_norm: float = 1.0, n_iter: int = 5,
+                 random_state: Any = None, ledger: Any = None) -> None:
         self.n_clusters = n_clusters
         self.epsilon = epsilon
         self.bounds_norm = bounds_norm
+        self.n_iter = n_iter
         self.random_state = random_state
         self.ledger = ledger
-        self.purpose = purpose
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -239,21 +303,26 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> DPKMeansSegmenter:
         """Charge ε to the ledger, then fit DP centroids on ``X`` (InterestProfiles or a non-negative matrix)."""
         self._check_params()
+        releasable = isinstance(X, InterestProfiles)
         X, labels = self._validate(X, reset=True, whom="DPKMeansSegmenter.fit")
         if X.shape[0] < self.n_clusters:
             raise ParameterError(f"X: n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}")
         rng = checked_seed(self.random_state, where="DPKMeansSegmenter.fit")
-        fit_id = uuid.uuid4().hex
+        model_id = f"dp-kmeans-{uuid.uuid4().hex[:16]}"
         budget = PrivacyBudget(self.epsilon)
-        charge_before_fit(self.ledger, self.purpose, budget, f"learned-segments/dp-kmeans/{fit_id}")
+        charge_before_fit(self.ledger, f"dp-kmeans:{model_id}", budget)
         clipped = clip_rows(X, self.bounds_norm)
         centers, self.n_iter_ = self._fit_centers(clipped, rng)
+        segments = tuple(SegmentInfo(f"learned:{model_id}:{k}", name)
+                         for k, name in enumerate(centroid_names(centers, labels)))
+        self.model_ = LearnedModel._issue(ModelState(
+            model_id, centers.copy(), float(self.bounds_norm), getattr(self, "columns_", None), segments, budget,
+            releasable))
         self.cluster_centers_ = centers
         self.labels_ = self._nearest(clipped)
-        self.model_id_ = f"dp-kmeans-{fit_id[:8]}"
+        self.model_id_ = model_id
         self.budget_ = budget
-        self.segment_info_ = tuple(SegmentInfo(f"learned:{self.model_id_}:{k}", name)
-                                   for k, name in enumerate(centroid_names(centers, labels)))
+        self.segment_info_ = segments
         return self
 
     def _fit_centers(self, X: Any, rng: Any) -> tuple[np.ndarray, int]:
@@ -263,6 +332,7 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         model = _public_init_kmeans()(
             n_clusters=self.n_clusters, epsilon=self.epsilon, random_state=rng,
             bounds=(np.zeros(d), np.full(d, float(self.bounds_norm))), accountant=BudgetAccountant())
+        model.n_iter_public = int(self.n_iter)
         model.fit(X.toarray() if sparse.issparse(X) else X)
         return np.asarray(model.cluster_centers_, dtype=np.float64), int(model.n_iter_)
 
@@ -272,9 +342,9 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
             raise ParameterError(f"n_clusters must be an integer >= 1, got {self.n_clusters!r}")
         check_epsilon("epsilon", self.epsilon)
         check_positive("bounds_norm", self.bounds_norm)
-        if not isinstance(self.purpose, str) or not self.purpose.strip():
-            raise ParameterError(f"purpose must be a non-empty string, got {self.purpose!r}")
-        if self.ledger is None or not callable(getattr(self.ledger, "charge", None)):
+        if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, int | np.integer) or not 1 <= self.n_iter <= 100:
+            raise ParameterError(f"n_iter must be an integer in [1, 100], got {self.n_iter!r}")
+        if self.ledger is None or not callable(getattr(self.ledger, "charge_definition", None)):
             raise ParameterError(
                 f"ledger must be a BudgetLedger (or, in notebooks and tests, an InMemoryAccountant) so that ε is "
                 f"accounted before fitting, got {self.ledger!r}")
@@ -282,6 +352,7 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
     def _validate(self, X: Any, *, reset: bool, whom: str) -> tuple[Any, list[str]]:
         """Array of ``X`` (profiles' matrix or a validated array) and readable labels of its columns."""
         if isinstance(X, InterestProfiles):
+            profiles_state(X, "X")  # refuses profiles build_profiles did not make
             return self._validate_profiles(X, reset=reset), [str(n) for n in X.taxonomy.names[X.columns]]
         if reset and hasattr(self, "columns_"):
             del self.columns_  # fitted on a matrix now, not on profiles
@@ -297,7 +368,7 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         elif not hasattr(self, "columns_") or not np.array_equal(self.columns_, profiles.columns):
             raise ParameterError("X: these InterestProfiles have other columns than the ones the segmenter "
                                  f"was fitted on ({profiles.n_columns} vs {self.n_features_in_})")
-        return profiles.matrix
+        return profiles_matrix(profiles)
 
     # --- using the DP centroids (post-processing) ----------------------------------------------------------
     def _distances(self, X: Any) -> np.ndarray:
@@ -320,14 +391,36 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
     @uses_buffers
     def assign(self, profiles: InterestProfiles) -> SegmentAssignments:
         """Each person's learned segment (nearest DP centroid) as :class:`SegmentAssignments` (Personal
-        Information), columns ``segment_info_``, ready for ``release`` like rule-based assignments."""
+        Information), columns ``segment_info_``, ready for ``release`` like rule-based assignments.
+
+        The centroids are those of the sealed fit record ``model_``: if ``cluster_centers_``,
+        ``segment_info_`` or ``bounds_norm`` no longer match it, ``assign`` refuses (ProvenanceError). The
+        assignments carry the fit as a DP-derived definition (``definitions``), which ``release`` charges to
+        each advertiser once; a fit on a plain matrix gives assignments no release accepts.
+        """
         if not isinstance(profiles, InterestProfiles):
             raise ParameterError(f"profiles must be InterestProfiles (they carry the persons), got "
                                  f"{type(profiles).__name__}")
-        labels = self.predict(profiles)
+        check_is_fitted(self)
+        model = self._fitted_model()
+        X, _ = self._validate(profiles, reset=False, whom="DPKMeansSegmenter.assign")
+        labels = np.argmin(euclidean_distances(clip_rows(X, model.bounds_norm), model.centers, squared=True),
+                           axis=1).astype(np.int64)
         membership = sparse.csr_matrix((np.ones(labels.size, dtype=bool), (np.arange(labels.size), labels)),
-                                       shape=(labels.size, self.n_clusters))
-        return SegmentAssignments(persons=profiles.persons, membership=membership, segments=self.segment_info_)
+                                       shape=(labels.size, model.centers.shape[0]))
+        if not model.releasable:
+            return make_assignments(profiles.persons, membership, model.segments, lineage=None)
+        return make_assignments(profiles.persons, membership, model.segments, lineage=profiles.lineage,
+                                definitions=((f"dp-kmeans:{model.model_id}", model.budget),))
+
+    def _fitted_model(self) -> ModelState:
+        """The sealed record of the fit, checked against the public fitted attributes."""
+        model: ModelState = LearnedModel._state_of(getattr(self, "model_", None), "model_")
+        if not (np.array_equal(np.asarray(self.cluster_centers_), model.centers)
+                and tuple(self.segment_info_) == model.segments and float(self.bounds_norm) == model.bounds_norm):
+            raise ProvenanceError("cluster_centers_, segment_info_ or bounds_norm differ from the DP fit in model_; "
+                                  "fit again instead of editing a fitted segmenter")
+        return model
 
     def score(self, X: Any, y: Any = None) -> float:
         """Minus the sum of squared distances of the (clipped) rows to their nearest DP centroid."""

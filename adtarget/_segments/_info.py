@@ -10,9 +10,11 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import sparse
 
+from adtarget._provenance import Sealed
 from adtarget.exceptions import ParameterError
 
-__all__ = ["SegmentAssignments", "SegmentInfo"]
+__all__ = ["AssignmentsState", "SegmentAssignments", "SegmentInfo", "assignments_state", "make_assignments",
+           "membership_matrix"]
 
 
 @dataclass(frozen=True)
@@ -49,50 +51,55 @@ class SegmentInfo:
         return f"{self.segment_id} ({self.name})"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class SegmentAssignments:
+@dataclass(frozen=True, eq=False)
+class AssignmentsState:
+    """What SegmentAssignments hold (see :class:`SegmentAssignments`)."""
+
+    persons: np.ndarray
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    segments: tuple[SegmentInfo, ...]
+    lineage: str | None
+    definitions: tuple[tuple[str, Any], ...]
+
+
+class SegmentAssignments(Sealed, maker="SegmentCatalog.assign or DPKMeansSegmenter.assign"):
     """Which eligible person belongs to which segment.
 
     **Personal Information** (``classification = "personal"``): pseudonymous per-person data for the ad
     teams' training jobs. It is never given to advertisers: it has no report form, and the report writer
     accepts only aggregated, DP-noised counts. Its ``repr`` shows only shapes.
 
+    Made only by a segmenter's ``assign`` from the gate's output (its ``lineage`` is then that of the
+    EligibleEvents) or by :func:`read_assignments_parquet` (``lineage`` None: for training jobs, never
+    releasable). A release accepts only assignments of the very EligibleEvents it counts.
+
     Attributes
     ----------
     persons : numpy.ndarray of uint64
         Sorted pseudonyms, aligned with the eligible persons (rows).
     membership : scipy.sparse.csr_matrix of bool, shape (n_persons, n_segments)
+        A new matrix object on read-only arrays each time it is read.
     segments : tuple of SegmentInfo
         One per column, unique ids.
+    lineage : str or None
+        The ``lineage`` of the EligibleEvents the assignments were derived from.
+    definitions : tuple of (str, PrivacyBudget)
+        The DP-derived definitions the segments depend on (a DP k-means fit), with the budget each cost;
+        a release charges each advertiser for them once (docs/privacy/learned-segments.md).
     """
 
+    __slots__ = ()
     persons: np.ndarray
-    membership: sparse.csr_matrix
     segments: tuple[SegmentInfo, ...]
-
+    lineage: str | None
+    definitions: tuple[tuple[str, Any], ...]
     classification: ClassVar[str] = "personal"
 
-    def __post_init__(self) -> None:
-        persons = np.asarray(self.persons)
-        if persons.ndim != 1 or persons.dtype != np.uint64:
-            raise ParameterError(f"persons must be a 1-D uint64 array of pseudonyms, got dtype {persons.dtype} "
-                                 f"and shape {persons.shape}")
-        segments = tuple(self.segments)
-        if not all(isinstance(s, SegmentInfo) for s in segments):
-            raise ParameterError("segments must be SegmentInfo objects")
-        ids = [s.segment_id for s in segments]
-        if len(set(ids)) != len(ids):
-            dup = sorted(i for i, n in Counter(ids).items() if n > 1)
-            raise ParameterError(f"segments must have unique ids, got duplicates {dup}")
-        membership = sparse.csr_matrix(self.membership, dtype=bool)
-        if membership.shape != (persons.size, len(segments)):
-            raise ParameterError(f"membership must have shape (n_persons, n_segments) = "
-                                 f"({persons.size}, {len(segments)}), got {membership.shape}")
-        if not membership.data.all():  # explicit zeros are not members (a scan, cheaper than the rewrite)
-            membership.eliminate_zeros()
-        object.__setattr__(self, "persons", persons)
-        object.__setattr__(self, "membership", membership)
-        object.__setattr__(self, "segments", segments)
+    @property
+    def membership(self) -> sparse.csr_matrix:
+        return membership_matrix(assignments_state(self))
 
     @property
     def n_persons(self) -> int:
@@ -108,14 +115,14 @@ class SegmentAssignments:
 
     def sizes(self) -> np.ndarray:
         """Exact (un-noised) member count per segment, int64. Internal: never report these directly."""
-        return np.bincount(self.membership.indices, minlength=self.n_segments).astype(np.int64)
+        return np.bincount(assignments_state(self).indices, minlength=self.n_segments).astype(np.int64)
 
     def segments_per_person(self) -> np.ndarray:
         """Number of segments each person belongs to (int64), aligned with ``persons``."""
-        return np.diff(self.membership.indptr).astype(np.int64)
+        return np.diff(assignments_state(self).indptr).astype(np.int64)
 
     def to_scipy(self) -> sparse.csr_matrix:
-        """A copy of the boolean membership matrix (persons × segments)."""
+        """A writable copy of the boolean membership matrix (persons × segments)."""
         return self.membership.copy()
 
     def to_pandas(self) -> Any:
@@ -131,5 +138,54 @@ class SegmentAssignments:
         write_assignments_parquet(self, path)
 
     def __repr__(self) -> str:
+        if not SegmentAssignments._is_issued(self):
+            return "SegmentAssignments(<not made by a segmenter>)"
         return (f"SegmentAssignments(n_persons={self.n_persons}, n_segments={self.n_segments}, "
-                f"memberships={self.membership.nnz}; Personal Information)")
+                f"memberships={assignments_state(self).indices.size}; Personal Information)")
+
+
+def assignments_state(assignments: object, what: str = "assignments") -> AssignmentsState:
+    """The record of genuine SegmentAssignments; ProvenanceError for anything else."""
+    state: AssignmentsState = SegmentAssignments._state_of(assignments, what)
+    return state
+
+
+def membership_matrix(state: AssignmentsState) -> sparse.csr_matrix:
+    """The membership CSR matrix of ``state`` on its read-only arrays (no entry twice; rows may be unsorted)."""
+    shape = (state.persons.size, len(state.segments))
+    return sparse.csr_matrix((state.data, state.indices, state.indptr), shape=shape, copy=False)
+
+
+def make_assignments(persons: np.ndarray, membership: Any, segments: Any, *, lineage: str | None,
+                     definitions: tuple[tuple[str, Any], ...] = ()) -> SegmentAssignments:
+    """SegmentAssignments over ``membership`` (persons × segments, any sparse or dense bool form), each entry
+    stored once and explicit zeros dropped (rows may stay unsorted: counting does not depend on the order).
+    For the segmenters and the Parquet reader."""
+    persons = np.asarray(persons)
+    if persons.ndim != 1 or persons.dtype != np.uint64:
+        raise ParameterError(f"persons must be a 1-D uint64 array of pseudonyms, got dtype {persons.dtype} "
+                             f"and shape {persons.shape}")
+    segments = tuple(segments)
+    if not all(isinstance(s, SegmentInfo) for s in segments):
+        raise ParameterError("segments must be SegmentInfo objects")
+    ids = [s.segment_id for s in segments]
+    if len(set(ids)) != len(ids):
+        dup = sorted(i for i, n in Counter(ids).items() if n > 1)
+        raise ParameterError(f"segments must have unique ids, got duplicates {dup}")
+    matrix = sparse.csr_matrix(membership, dtype=bool)
+    if matrix.shape != (persons.size, len(segments)):
+        raise ParameterError(f"membership must have shape (n_persons, n_segments) = "
+                             f"({persons.size}, {len(segments)}), got {matrix.shape}")
+    if not matrix.data.all():  # explicit zeros are not members (a scan, cheaper than the rewrite)
+        matrix.eliminate_zeros()
+    if not matrix.has_canonical_format:
+        from adtarget._kernels import _bounding as kernels
+
+        problem = kernels.membership_problem(matrix.indptr, matrix.indices, matrix.shape[1])
+        if problem == 2:
+            raise ParameterError("membership holds a segment index out of range")
+        if problem == 1:  # an entry stored twice would count twice
+            matrix = matrix.copy()
+            matrix.sum_duplicates()
+    return SegmentAssignments._issue(AssignmentsState(persons, matrix.data, matrix.indices, matrix.indptr, segments,
+                                                      lineage, tuple(definitions)))

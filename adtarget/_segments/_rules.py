@@ -19,8 +19,8 @@ import numpy as np
 from scipy import sparse
 
 from adtarget._buffers import uses_buffers
-from adtarget._profiles import LEVELS, InterestProfiler, InterestProfiles, is_eligible_events
-from adtarget._segments._info import SegmentAssignments, SegmentInfo
+from adtarget._profiles import LEVELS, InterestProfiler, InterestProfiles, is_eligible_events, profiles_matrix
+from adtarget._segments._info import SegmentAssignments, SegmentInfo, make_assignments
 from adtarget._segments._naming import composite_name, topic_name
 from adtarget.exceptions import ParameterError, SensitiveCategoryError, TaxonomyError
 
@@ -142,20 +142,30 @@ class SegmentCatalog:
     ----------
     definitions : iterable of TopicSegment, AllOf, AnyOf
     safe_taxonomy : SafeTaxonomy
+    screen : ProxyScreen, optional, keyword-only
+        Segments screened as sensitive proxies (from a DP :func:`audit_proxies`, or curated by hand). A
+        definition whose segment id the screen blocks is refused; the screen's DP audits become
+        ``definitions`` of the assignments, so each advertiser is charged their ε once.
 
     Raises
     ------
     SensitiveCategoryError
-        A definition names a sensitive node or a descendant of one (the message names the class).
+        A definition names a sensitive node or a descendant of one (the message names the class), or its
+        segment is blocked by ``screen``.
     TaxonomyError
         A definition names a node the taxonomy does not have.
     ParameterError
         No definitions, or two definitions with the same segment id.
     """
 
-    def __init__(self, definitions: Iterable[Definition], safe_taxonomy: Any) -> None:
+    def __init__(self, definitions: Iterable[Definition], safe_taxonomy: Any, *, screen: Any = None) -> None:
+        from adtarget._release._audit import ProxyScreen
+
+        if screen is not None and not isinstance(screen, ProxyScreen):
+            raise ParameterError(f"screen must be a ProxyScreen or None, got {type(screen).__name__}")
         self.definitions: tuple[Definition, ...] = tuple(definitions)
         self.safe_taxonomy = safe_taxonomy
+        self.screen = screen
         if not self.definitions:
             raise ParameterError("definitions must hold at least one segment definition, got none")
         for d in self.definitions:
@@ -166,17 +176,28 @@ class SegmentCatalog:
         self._leaf_index = {leaf: i for i, leaf in enumerate(self._leaves)}
         self.segments: tuple[SegmentInfo, ...] = tuple(self._describe(d) for d in self.definitions)
         self._check_unique_ids()
+        self._check_screen()
+        self._sealed = True
 
     @classmethod
-    def default(cls, safe_taxonomy: Any, *, k: int = DEFAULT_K) -> SegmentCatalog:
-        """Every safe tier-1 and tier-2 node as a top-``k`` topic segment (what ``adtarget run`` releases)."""
+    def default(cls, safe_taxonomy: Any, *, k: int = DEFAULT_K, screen: Any = None) -> SegmentCatalog:
+        """Every safe tier-1 and tier-2 node as a top-``k`` topic segment (what ``adtarget run`` releases),
+        without the segments ``screen`` blocks."""
         taxonomy = safe_taxonomy.taxonomy
         nodes = np.flatnonzero(np.asarray(safe_taxonomy.safe_mask) & (taxonomy.tier <= 2))
-        return cls([TopicSegment(str(taxonomy.ids[i]), k=k) for i in nodes], safe_taxonomy)
+        blocked = set(screen.blocked) if screen is not None else set()
+        topics = [TopicSegment(str(taxonomy.ids[i]), k=k) for i in nodes]
+        kept = [t for t in topics if f"{taxonomy.name}:{local_id(t)}" not in blocked]
+        return cls(kept, safe_taxonomy, screen=screen)
 
     @property
     def taxonomy(self) -> Any:
         return self.safe_taxonomy.taxonomy
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if getattr(self, "_sealed", False):
+            raise AttributeError("SegmentCatalog is immutable: build a new one")
+        object.__setattr__(self, name, value)
 
     def __len__(self) -> int:
         return len(self.definitions)
@@ -226,6 +247,14 @@ class SegmentCatalog:
                                      f"{info.segment_id!r}; segment ids must be unique in a catalog")
             seen[info.segment_id] = i
 
+    def _check_screen(self) -> None:
+        if self.screen is None:
+            return
+        blocked = [s.segment_id for s in self.segments if not self.screen.allows(s.segment_id)]
+        if blocked:
+            raise SensitiveCategoryError(f"segment {blocked[0]!r} is screened as a sensitive proxy by {self.screen} "
+                                         f"({len(blocked)} such definition(s)); leave it out of the catalog")
+
     # --- assignment ---------------------------------------------------------------------------------------
     @uses_buffers
     def assign(self, data: Any, *, profiler: InterestProfiler | None = None) -> SegmentAssignments:
@@ -251,7 +280,9 @@ class SegmentCatalog:
         blocks += [self._column(d, leaves) for d in composite.values()]
         stacked = blocks[0] if len(blocks) == 1 else sparse.hstack(blocks, format="csr")
         membership = columns(stacked, np.argsort(np.asarray([*topic, *composite]), kind="stable"))
-        return SegmentAssignments(persons=profiles.persons, membership=membership, segments=self.segments)
+        audits = tuple(self.screen.audits) if self.screen is not None else ()
+        return make_assignments(profiles.persons, membership, self.segments, lineage=profiles.lineage,
+                                definitions=audits)
 
     def _leaf_params(self) -> dict[str, np.ndarray]:
         return {"top_k": np.array([leaf.rule == "top_k" for leaf in self._leaves]),
@@ -274,6 +305,7 @@ class SegmentCatalog:
             data = clone(profiler if profiler is not None else InterestProfiler()).fit_transform(data)
         if not isinstance(data, InterestProfiles):
             raise ParameterError(f"data must be EligibleEvents or InterestProfiles, got {type(data).__name__}")
+        profiles_matrix(data)  # refuses profiles build_profiles did not make
         self._check_profiles(data)
         return data
 
@@ -306,7 +338,7 @@ def leaf_membership(profiles: InterestProfiles, nodes: np.ndarray, params: dict[
     """
     from adtarget._kernels import _topk as kernels
 
-    matrix = profiles.matrix.tocsr()
+    matrix = profiles_matrix(profiles)
     n_nodes = profiles.taxonomy.n_nodes
     blocks = leaf_blocks(profiles.taxonomy.tier[nodes], params["top_k"])
     tier_list = sorted({tier for tier, _, _ in blocks})
