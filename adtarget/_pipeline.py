@@ -11,8 +11,9 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from adtarget._atomic import write_private_text
 from adtarget._buffers import uses_buffers
 from adtarget._engine._context import BuildContext
 from adtarget._engine._protocol import Engine, LocalEngine
@@ -75,13 +76,23 @@ class RunResult:
     summary: dict[str, Any]
     assignments: Any = None
 
+    #: who may receive each output: ``report`` and ``explanation`` are functions of noised values and public
+    #: parameters only (they may leave the company); ``summary`` holds exact row counts and ``assignments``
+    #: pseudonyms (internal). Every file is written readable by its owner only (0600).
+    AUDIENCE: ClassVar[dict[str, str]] = {"report": "advertiser", "explanation": "advertiser",
+                                          "summary": "internal", "assignments": "internal"}
+
     def write(self, out_dir: str | Path) -> dict[str, Path]:
-        """Write ``report.json``, ``summary.json`` and (local engine) ``assignments.parquet`` into ``out_dir``."""
+        """Write ``report.json``, ``explanation.json``, ``summary.json`` and (local engine) ``assignments.parquet``
+        into ``out_dir`` (each atomically, mode 0600); returns their paths by name (see :attr:`AUDIENCE`)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        paths = {"report": out / "report.json", "summary": out / "summary.json"}
+        paths = {"report": out / "report.json", "explanation": out / "explanation.json",
+                 "summary": out / "summary.json"}
         self.report.write(paths["report"])
-        paths["summary"].write_text(json.dumps(self.summary, indent=2, sort_keys=True) + "\n")
+        write_private_text(paths["explanation"],
+                           json.dumps(self.explanation.as_dict(), indent=2, sort_keys=True) + "\n")
+        write_private_text(paths["summary"], json.dumps(self.summary, indent=2, sort_keys=True) + "\n")
         if self.assignments is not None:
             paths["assignments"] = out / "assignments.parquet"
             self.assignments.to_parquet(paths["assignments"])

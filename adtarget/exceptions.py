@@ -18,6 +18,7 @@ __all__ = [
     "LedgerError",
     "ParameterError",
     "PrivacyLeakWarning",
+    "ProvenanceError",
     "RefusedColumnError",
     "ReportValidationError",
     "SchemaError",
@@ -72,6 +73,11 @@ class BudgetExhaustedError(AdtargetError, RuntimeError):
 
 class ReportValidationError(AdtargetError, ValueError):
     """A segment report does not conform to the adtarget.segment_report/v1 schema or to the policy."""
+
+
+class ProvenanceError(AdtargetError, TypeError):
+    """An object that only one adtarget function may make (EligibleEvents, SegmentAssignments, CellCounts, ...)
+    was made, copied or altered some other way; the message names what was refused and who makes it."""
 
 
 class PrivacyLeakWarning(UserWarning):

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from adtarget._atomic import private_file
 from adtarget.exceptions import LedgerError
 
 if TYPE_CHECKING:
@@ -56,8 +57,10 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 def connect(path: Path, timeout: float) -> sqlite3.Connection:
     """Open ``path`` in autocommit mode (transactions are explicit), WAL, ``busy_timeout`` = ``timeout``."""
     try:
+        if str(path) != ":memory:":
+            private_file(path)  # personal data: a new ledger (and its -wal, -shm) is readable by its owner only
         conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise LedgerError(f"consent ledger {path}: cannot open ({exc})") from None
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000):d}")  # an int we computed, not input

@@ -143,6 +143,7 @@ def _forget(args: argparse.Namespace, out: Output) -> int:
 
 def _export(args: argparse.Namespace, out: Output) -> int:
     from adtarget._access import access_export
+    from adtarget._atomic import write_private_text
 
     events, assignments = _data_files(args)
     ledger, pseudonymizer = _open(args)
@@ -151,7 +152,7 @@ def _export(args: argparse.Namespace, out: Output) -> int:
                             assignments=assignments)
     text = json.dumps(doc, indent=2, sort_keys=True)
     if args.output is not None:
-        args.output.write_text(text + "\n")
+        write_private_text(args.output, text + "\n")  # personal data: readable by its owner only
         out.result({"ok": True, "output": str(args.output)}, f"export written to {args.output}")
     elif out.json_mode or not out.quiet:
         print(text, file=out.stdout)

@@ -57,6 +57,13 @@ def non_negative_int(text: str) -> int:
     return _integer(text, "value", 0)
 
 
+def snapshot_id(text: str) -> str:
+    """A data snapshot's name: 1-200 printable characters without edge whitespace."""
+    if not 1 <= len(text) <= 200 or not text.isprintable() or text != text.strip():
+        raise argparse.ArgumentTypeError("must be 1-200 printable characters without leading or trailing spaces")
+    return text
+
+
 def window_end(text: str) -> int:
     """The data window's end: ``today`` (00:00 UTC today), ``now``, an ISO date (00:00 UTC that day) or an ISO
     datetime with a time zone, as epoch seconds."""

@@ -4,7 +4,6 @@ out (docs/cli.md "run")."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +59,13 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--window-end", type=opt.window_end, default="today", metavar="WHEN",
                    help="end of the data window: today (00:00 UTC, the default), now, or an ISO date/datetime; "
                         "re-running an identical build returns the stored report without new spending")
+    p.add_argument("--snapshot-id", type=opt.snapshot_id, metavar="ID",
+                   help="your public name for this data snapshot (e.g. a job run id): a build that repeats an "
+                        "earlier one (same settings, window and snapshot id) returns the stored report; "
+                        "without it the window alone names the snapshot")
+    p.add_argument("--proxy-screen", type=Path, metavar="FILE",
+                   help="segments to leave out as sensitive proxies (a ProxyScreen JSON file, e.g. from a DP "
+                        "proxy audit: docs/privacy/audit.md)")
     p.set_defaults(handler=run_command)
 
 
@@ -70,6 +76,7 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
                          hint="add --engine spark or drop --master")
     settings, safe_taxonomy = _checked_settings(args)
     services = opt.services(existing_file(args.services, "--services") if args.services else None)
+    screen = _screen(args.proxy_screen)
     check_events_path(args.events)
     pseudonymizer = pseudonymizer_from_env()
     out_dir = output_dir(args.out)
@@ -81,7 +88,7 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
         step("build and release")
         result = execute(args.events, consent, pseudonymizer=pseudonymizer, budget=budget, settings=settings,
                          safe_taxonomy=safe_taxonomy, services=services, engine=make_engine(args),
-                         seed=args.seed, window_end=args.window_end)
+                         seed=args.seed, window_end=args.window_end, snapshot_id=args.snapshot_id, screen=screen)
         step("write outputs")
         paths = write_outputs(result, out_dir)
     data = result_data(result, paths)
@@ -103,6 +110,14 @@ def _checked_settings(args: argparse.Namespace) -> tuple[Any, Any]:
     except ParameterError as exc:
         raise UsageError(str(exc), hint="see 'adtarget run --help'") from None
     return settings, safe_taxonomy
+
+
+def _screen(path: Path | None) -> Any:
+    if path is None:
+        return None
+    from adtarget._release._audit import ProxyScreen
+
+    return ProxyScreen.read(existing_file(path, "--proxy-screen"))
 
 
 def _budget_ledger(path: Path | None) -> Any:
@@ -145,7 +160,8 @@ def make_engine(args: argparse.Namespace) -> Any:
 
 
 def execute(events: Path, consent: Any, *, pseudonymizer: Any, budget: Any, settings: Any, safe_taxonomy: Any,
-            services: Any, engine: Any, seed: int | None, window_end: int | None = None) -> Any:
+            services: Any, engine: Any, seed: int | None, window_end: int | None = None,
+            snapshot_id: str | None = None, screen: Any = None) -> Any:
     """Run the main job (adtarget._pipeline.run); a Spark session this engine started is stopped after."""
     from adtarget._pipeline import run
 
@@ -153,7 +169,7 @@ def execute(events: Path, consent: Any, *, pseudonymizer: Any, budget: Any, sett
     try:
         return run(source, consent, pseudonymizer=pseudonymizer, budget=budget, settings=settings,
                    safe_taxonomy=safe_taxonomy, services=services, engine=engine, window_end=window_end,
-                   random_state=seed)
+                   snapshot_id=snapshot_id, screen=screen, random_state=seed)
     finally:
         stop = getattr(engine, "stop", None)
         if stop is not None:
@@ -161,17 +177,16 @@ def execute(events: Path, consent: Any, *, pseudonymizer: Any, budget: Any, sett
 
 
 def write_outputs(result: Any, out_dir: Path) -> dict[str, Path]:
-    """report.json, summary.json, assignments.parquet (local engine) and explanation.json in ``out_dir``."""
-    paths = result.write(out_dir)
-    paths["explanation"] = out_dir / "explanation.json"
-    paths["explanation"].write_text(json.dumps(result.explanation.as_dict(), indent=2, sort_keys=True) + "\n")
-    return paths
+    """report.json, explanation.json, summary.json and assignments.parquet (local engine) in ``out_dir``."""
+    return dict(result.write(out_dir))
 
 
 def result_data(result: Any, paths: dict[str, Path]) -> dict[str, Any]:
     """The ``--json`` document of a run."""
     privacy = result.report.privacy
-    return {"ok": True, "files": {k: str(v) for k, v in paths.items()}, "summary": result.summary,
+    audience = getattr(result, "AUDIENCE", {})
+    return {"ok": True, "files": {k: str(v) for k, v in paths.items()},
+            "may_leave_company": [k for k in paths if audience.get(k) == "advertiser"], "summary": result.summary,
             "advertiser": result.report.advertiser, "epsilon": privacy["epsilon"], "delta": privacy["delta"],
             "budget_remaining": privacy["budget_remaining"]}
 
@@ -195,5 +210,10 @@ def result_text(result: Any, paths: dict[str, Path]) -> str:
         f"privacy budget: spent {spent}; remaining ε: advertiser {remaining['advertiser']}, "
         f"global {remaining['global']}",
     ]
-    lines += [f"  {name:<12} {path}" for name, path in paths.items()]
+    audience = getattr(result, "AUDIENCE", {})
+    shared = [name for name in paths if audience.get(name) == "advertiser"]
+    lines.append("may leave the company (noised values and public parameters only): " + ", ".join(shared))
+    lines += [f"  {name:<12} {path}" for name, path in paths.items() if name in shared]
+    lines.append("internal (exact counts or pseudonyms; files are readable by their owner only):")
+    lines += [f"  {name:<12} {path}" for name, path in paths.items() if name not in shared]
     return "\n".join(lines)
