@@ -24,6 +24,7 @@ __all__ = [
     "SchemaError",
     "SensitiveCategoryError",
     "TaxonomyError",
+    "UnknownAdvertiserError",
 ]
 
 
@@ -33,6 +34,11 @@ class AdtargetError(Exception):
 
 class ParameterError(AdtargetError, ValueError):
     """A parameter is out of its documented domain (the message names it, the constraint and the value)."""
+
+
+class UnknownAdvertiserError(ParameterError):
+    """A release or budget query names an advertiser the budget ledger does not have registered (the message
+    says which registered advertiser it looks like, if any)."""
 
 
 class SchemaError(AdtargetError, ValueError):

@@ -2,8 +2,11 @@
 
 Every advertiser release is charged here *before* anything is emitted. A charge checks two caps over the
 accounting window containing now: the advertiser's cap and a global cap across all advertisers (who may
-collude). An identical repeated query (same ``query_key``: hash of release spec + data snapshot) returns the
-stored charge, and its stored report, without new spending. Spend rows are append-only (SQLite triggers).
+collude). Advertisers are registered first, under a canonical id (``_advertisers``), so one advertiser cannot
+spend as many. A DP-derived definition (a DP k-means fit, a DP proxy audit) is charged once against the global
+cap when it is made, and once to every advertiser who receives segments that depend on it. An identical
+repeated query (same ``query_key``: hash of the release spec and public facts) returns the stored charge, and
+its stored report, without new spending. Spend rows and registrations are append-only (SQLite triggers).
 See ``docs/privacy/budget-ledger.md``.
 """
 
@@ -15,17 +18,19 @@ import os
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from adtarget._atomic import private_file
+from adtarget._release._advertisers import canonical_advertiser, skeleton
 from adtarget._release._budget_spec import PrivacyBudget, RemainingBudget
-from adtarget.exceptions import BudgetExhaustedError, LedgerError, ParameterError
+from adtarget.exceptions import BudgetExhaustedError, LedgerError, ParameterError, UnknownAdvertiserError
 
 __all__ = ["DEFAULT_ADVERTISER_CAP", "DEFAULT_GLOBAL_CAP", "DEFAULT_WINDOW_DAYS", "SCHEMA_VERSION", "TOLERANCE",
-           "BudgetCaps", "BudgetLedger", "Charge"]
+           "Advertiser", "BudgetCaps", "BudgetLedger", "Charge"]
 
 DEFAULT_ADVERTISER_CAP = PrivacyBudget(4.0, 1e-5)
 DEFAULT_GLOBAL_CAP = PrivacyBudget(20.0, 1e-4)
@@ -34,6 +39,9 @@ DEFAULT_WINDOW_DAYS = 30
 TOLERANCE = 1e-12
 _DAY = 86_400
 
+_IMMUTABLE_SPEND = """CREATE TRIGGER spend_amounts_immutable BEFORE UPDATE OF
+        advertiser, epsilon, delta, query_key, window_start, window_end, charged_at ON spend
+        BEGIN SELECT RAISE(ABORT, 'spend amounts are immutable'); END"""
 _MIGRATION_1 = (
     "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
     """CREATE TABLE settings (
@@ -55,15 +63,68 @@ _MIGRATION_1 = (
     "CREATE INDEX spend_advertiser ON spend (advertiser, window_start)",
     """CREATE TRIGGER spend_no_delete BEFORE DELETE ON spend
         BEGIN SELECT RAISE(ABORT, 'spend rows are append-only'); END""",
-    """CREATE TRIGGER spend_amounts_immutable BEFORE UPDATE OF
-        advertiser, epsilon, delta, query_key, window_start, window_end, charged_at ON spend
-        BEGIN SELECT RAISE(ABORT, 'spend amounts are immutable'); END""",
+    _IMMUTABLE_SPEND,
     """CREATE TRIGGER spend_report_once BEFORE UPDATE OF report_json ON spend WHEN OLD.report_json IS NOT NULL
         BEGIN SELECT RAISE(ABORT, 'a stored report is immutable'); END""",
 )
+_MIGRATION_2 = (
+    # advertiser: the canonical id (NFKC, case-folded); skeleton: the look-alike key, one advertiser per skeleton;
+    # a NULL cap is the ledger's advertiser cap
+    """CREATE TABLE advertisers (
+        advertiser TEXT PRIMARY KEY, display_name TEXT NOT NULL, skeleton TEXT NOT NULL UNIQUE,
+        epsilon_cap REAL CHECK (epsilon_cap IS NULL OR epsilon_cap > 0),
+        delta_cap REAL CHECK (delta_cap IS NULL OR (delta_cap >= 0 AND delta_cap < 1)),
+        registered_at INTEGER NOT NULL)""",
+    """CREATE TRIGGER advertisers_no_delete BEFORE DELETE ON advertisers
+        BEGIN SELECT RAISE(ABORT, 'advertisers are never removed'); END""",
+    """CREATE TRIGGER advertisers_id_immutable BEFORE UPDATE OF advertiser, skeleton, registered_at ON advertisers
+        BEGIN SELECT RAISE(ABORT, 'an advertiser id is immutable'); END""",
+    # advertiser '' is the definition itself (counted against the global cap); any other value is an advertiser
+    # who received segments that depend on it (counted against that advertiser's cap); once per window each
+    """CREATE TABLE definition_spend (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        artefact_id TEXT NOT NULL, advertiser TEXT NOT NULL,
+        epsilon REAL NOT NULL CHECK (epsilon > 0), delta REAL NOT NULL CHECK (delta >= 0 AND delta < 1),
+        window_start INTEGER NOT NULL, window_end INTEGER NOT NULL, charged_at INTEGER NOT NULL,
+        UNIQUE (artefact_id, advertiser, window_start))""",
+    "CREATE INDEX definition_spend_window ON definition_spend (advertiser, window_start)",
+    """CREATE TRIGGER definition_spend_no_delete BEFORE DELETE ON definition_spend
+        BEGIN SELECT RAISE(ABORT, 'spend rows are append-only'); END""",
+    """CREATE TRIGGER definition_spend_no_update BEFORE UPDATE ON definition_spend
+        BEGIN SELECT RAISE(ABORT, 'spend amounts are immutable'); END""",
+)
 #: (version, statements) applied in order to bring an older ledger file up to SCHEMA_VERSION.
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _MIGRATION_1),)
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _MIGRATION_1), (2, _MIGRATION_2))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def _register_existing(conn: sqlite3.Connection, now: int) -> None:
+    """Migration 2's data step: register every advertiser of a version-1 ledger under its canonical id.
+
+    Names that are one advertiser now (``Acme`` and ``acme``, or look-alikes) are merged into the first one
+    charged, so their spending adds up under one cap (the conservative reading of an old ledger).
+    """
+    names = [r[0] for r in conn.execute("SELECT advertiser FROM spend GROUP BY advertiser ORDER BY MIN(id)")]
+    by_skeleton: dict[str, str] = {}
+    renamed: dict[str, str] = {}
+    for name in names:
+        try:
+            canonical = canonical_advertiser(name)
+        except ParameterError:  # a name older checks allowed: kept as it is, still one advertiser
+            canonical = name
+        key = skeleton(canonical)
+        if key not in by_skeleton:
+            by_skeleton[key] = canonical
+            conn.execute("INSERT INTO advertisers (advertiser, display_name, skeleton, registered_at) "
+                         "VALUES (?, ?, ?, ?)", (canonical, name, key, now))
+        renamed[name] = by_skeleton[key]
+    conn.execute("DROP TRIGGER spend_amounts_immutable")
+    conn.executemany("UPDATE spend SET advertiser = ? WHERE advertiser = ?",
+                     [(new, old) for old, new in renamed.items() if new != old])
+    conn.execute(_IMMUTABLE_SPEND)
+
+
+_DATA_STEPS: dict[int, Callable[[sqlite3.Connection, int], None]] = {2: _register_existing}
 
 
 def _iso(ts: int) -> str:
@@ -75,22 +136,13 @@ def _fits(total: float, cap: float) -> bool:
 
 
 def checked_advertiser(value: Any) -> str:
-    """The advertiser name in NFC form, if it is 1-200 characters without control or edge whitespace."""
-    if not isinstance(value, str):
-        raise ParameterError(f"advertiser must be a string, got {type(value).__name__}")
-    name = unicodedata.normalize("NFC", value)
-    if not 1 <= len(name) <= 200:
-        raise ParameterError(f"advertiser must have 1 to 200 characters, got {len(name)}")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name):
-        raise ParameterError(f"advertiser must not contain control characters, got {name!r}")
-    if name != name.strip():
-        raise ParameterError(f"advertiser must not start or end with whitespace, got {name!r}")
-    return name
+    """The canonical advertiser id of ``value`` (NFKC, case-folded; see ``_advertisers``)."""
+    return canonical_advertiser(value)
 
 
-def _checked_key(value: Any) -> str:
+def _checked_key(value: Any, name: str = "query_key") -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= 256 or not value.isprintable():
-        raise ParameterError(f"query_key must be a printable string of 1 to 256 characters, got {value!r}")
+        raise ParameterError(f"{name} must be a printable string of 1 to 256 characters, got {value!r}")
     return value
 
 
@@ -120,6 +172,18 @@ class Charge:
     status: str
     new_spend: bool
     report_json: str | None
+    definitions_charged: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Advertiser:
+    """A registered advertiser: its canonical id (what releases are charged to), the name it was registered
+    with, its cap (None: the ledger's advertiser cap) and when it was registered (ISO 8601 UTC)."""
+
+    advertiser_id: str
+    display_name: str
+    cap: PrivacyBudget | None
+    registered_at: str
 
 
 @dataclass(frozen=True)
@@ -133,12 +197,14 @@ class BudgetCaps:
 
 
 class BudgetLedger:
-    """Persistent (ε, δ) spending per advertiser and globally, per fixed accounting window (SQLite, WAL).
+    """Persistent (ε, δ) spending per registered advertiser and globally, per fixed accounting window (SQLite).
 
     Parameters
     ----------
     path : str or os.PathLike
-        The SQLite file; created (with the current schema) when missing, migrated when older.
+        The SQLite file; created (mode 0600, with the current schema) when missing, migrated when older.
+    advertisers : iterable of str, default ()
+        Names to register (idempotent, see :meth:`register_advertiser`), for tests and notebooks.
     busy_timeout_s : float, default 30.0
         How long a transaction waits for another process's lock (SQLite busy_timeout).
     clock : callable returning epoch seconds, optional
@@ -146,8 +212,10 @@ class BudgetLedger:
 
     Privacy
     -------
-    Caps bound the basic-composition sum of (ε, δ) released per advertiser and in total per window.
-    Windows are fixed: ``[origin + i·length, origin + (i+1)·length)`` UTC, origin 1970-01-01 by default.
+    Caps bound the basic-composition sum of (ε, δ) released per advertiser and in total per window; only
+    registered advertisers are charged, under their canonical id, so ``Acme`` and ``ACME`` share one cap and a
+    look-alike cannot be registered. Windows are fixed: ``[origin + i·length, origin + (i+1)·length)`` UTC,
+    origin 1970-01-01 by default.
 
     Raises
     ------
@@ -155,14 +223,18 @@ class BudgetLedger:
         The file is not a ledger, is of a newer schema version, is corrupted or stays locked.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0,
-                 clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, advertisers: Iterable[str] = (),
+                 busy_timeout_s: float = 30.0, clock: Callable[[], float] | None = None) -> None:
         self._path = os.fspath(path)
         self._busy_timeout_s = busy_timeout_s
         self._clock = clock if clock is not None else time.time
         # ":memory:" (tests, notebooks) lives in one connection kept for the ledger's lifetime
         self._shared: sqlite3.Connection | None = None
+        if isinstance(advertisers, str):
+            raise ParameterError(f"advertisers must be a list of names, got the string {advertisers!r}")
         self._migrate()
+        for name in advertisers:
+            self.register_advertiser(name)
 
     def __repr__(self) -> str:
         return f"BudgetLedger({self._path!r})"
@@ -178,6 +250,8 @@ class BudgetLedger:
     def _connect(self) -> sqlite3.Connection:
         if self._shared is not None:
             return self._shared
+        if self._path != ":memory:":
+            private_file(self._path)  # the ledger holds stored reports and who was charged what: 0600
         # timeout= is SQLite's busy_timeout; isolation_level=None: we issue BEGIN IMMEDIATE ourselves
         conn = sqlite3.connect(self._path, timeout=self._busy_timeout_s, isolation_level=None)
         conn.execute("PRAGMA synchronous = FULL")
@@ -207,6 +281,8 @@ class BudgetLedger:
                 self._close(conn)
         except sqlite3.Error as exc:
             raise LedgerError(f"budget ledger {self._path!r}: {exc}") from exc
+        except OSError as exc:
+            raise LedgerError(f"budget ledger {self._path!r} cannot be opened: {exc.strerror or exc}") from exc
 
     def _migrate(self) -> None:
         try:
@@ -215,7 +291,7 @@ class BudgetLedger:
                 conn.execute("PRAGMA journal_mode = WAL")  # stays "memory" for ":memory:"
             finally:
                 self._close(conn)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"budget ledger {self._path!r} cannot be opened: {exc}") from exc
         with self._transaction() as conn:
             version = self._schema_version(conn)
@@ -226,6 +302,8 @@ class BudgetLedger:
                 if target > version:
                     for statement in statements:
                         conn.execute(statement)
+                    if target in _DATA_STEPS:
+                        _DATA_STEPS[target](conn, self._now())
                     conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
                                  (target, self._now()))
 
@@ -269,9 +347,10 @@ class BudgetLedger:
 
     def set_caps(self, *, advertiser_cap: PrivacyBudget | None = None, global_cap: PrivacyBudget | None = None,
                  window_days: int | None = None) -> BudgetCaps:
-        """Change the per-advertiser cap, the global cap and/or the window length; returns the new caps.
+        """Change the default per-advertiser cap, the global cap and/or the window length; returns the new caps.
 
-        Spend already recorded keeps its window; a spend row counts against every window it overlaps.
+        Spend already recorded keeps its window; a spend row counts against every window it overlaps. An
+        advertiser registered with its own cap keeps it (:meth:`set_advertiser_cap`).
         """
         for cap in (advertiser_cap, global_cap):
             if cap is not None:
@@ -288,29 +367,126 @@ class BudgetLedger:
                          (adv.epsilon, adv.delta, glob.epsilon, glob.delta, seconds))
             return self._caps(conn)
 
+    # --- advertisers -------------------------------------------------------------------------------
+    @staticmethod
+    def _advertiser_row(conn: sqlite3.Connection, advertiser_id: str) -> Advertiser | None:
+        row = conn.execute("SELECT advertiser, display_name, epsilon_cap, delta_cap, registered_at FROM "
+                           "advertisers WHERE advertiser = ?", (advertiser_id,)).fetchone()
+        if row is None:
+            return None
+        cap = None if row[2] is None else PrivacyBudget(row[2], row[3])
+        return Advertiser(row[0], row[1], cap, _iso(row[4]))
+
+    def _registered(self, conn: sqlite3.Connection, name: Any) -> Advertiser:
+        """The registered advertiser ``name`` stands for, or UnknownAdvertiserError."""
+        canonical = canonical_advertiser(name)
+        found = self._advertiser_row(conn, canonical)
+        if found is not None:
+            return found
+        like = conn.execute("SELECT advertiser FROM advertisers WHERE skeleton = ?",
+                            (skeleton(canonical),)).fetchone()
+        hint = (f"; it looks like the registered advertiser {like[0]!r} but is a different string (a look-alike "
+                "is never a second advertiser)") if like else \
+            "; register it first (adtarget advertiser add NAME, or BudgetLedger.register_advertiser)"
+        raise UnknownAdvertiserError(f"advertiser {name!r} is not registered in budget ledger {self._path!r}{hint}")
+
+    def register_advertiser(self, name: str, *, cap: PrivacyBudget | None = None) -> Advertiser:
+        """Register an advertiser under its canonical id; idempotent for the same canonical id.
+
+        Parameters
+        ----------
+        name : str
+            Any name; ``Acme``, ``ACME`` and ``ａｃｍｅ`` are one advertiser (canonical id ``acme``).
+        cap : PrivacyBudget, optional
+            Its own per-window cap (default: the ledger's advertiser cap). Given for an advertiser already
+            registered, it must equal that advertiser's cap (change it with :meth:`set_advertiser_cap`).
+
+        Raises
+        ------
+        ParameterError
+            The name is not a valid advertiser name, or it looks like (same confusable skeleton) another
+            registered advertiser, or ``cap`` contradicts the registered one.
+        """
+        canonical = canonical_advertiser(name)
+        if cap is not None:
+            _checked_budget(cap)
+        key = skeleton(canonical)
+        with self._transaction() as conn:
+            found = self._advertiser_row(conn, canonical)
+            if found is not None:
+                if cap is not None and found.cap != cap:
+                    raise ParameterError(f"advertiser {canonical!r} is registered with cap {found.cap or 'default'}, "
+                                         f"got cap={cap}; change it with set_advertiser_cap")
+                return found
+            like = conn.execute("SELECT advertiser FROM advertisers WHERE skeleton = ?", (key,)).fetchone()
+            if like is not None:
+                raise ParameterError(f"advertiser {name!r} looks like the registered advertiser {like[0]!r} "
+                                     "(same confusable skeleton): one advertiser cannot be registered twice")
+            conn.execute("INSERT INTO advertisers (advertiser, display_name, skeleton, epsilon_cap, delta_cap, "
+                         "registered_at) VALUES (?, ?, ?, ?, ?, ?)",
+                         (canonical, unicodedata.normalize("NFC", name), key,
+                          None if cap is None else cap.epsilon, None if cap is None else cap.delta, self._now()))
+            registered = self._advertiser_row(conn, canonical)
+            assert registered is not None
+            return registered
+
+    def advertiser(self, name: str) -> Advertiser:
+        """The registered advertiser ``name`` stands for (any spelling of its canonical id)."""
+        with self._transaction(write=False) as conn:
+            return self._registered(conn, name)
+
+    def advertisers(self) -> list[Advertiser]:
+        """Every registered advertiser, by canonical id."""
+        with self._transaction(write=False) as conn:
+            ids = [r[0] for r in conn.execute("SELECT advertiser FROM advertisers ORDER BY advertiser")]
+            return [a for a in (self._advertiser_row(conn, i) for i in ids) if a is not None]
+
+    def set_advertiser_cap(self, name: str, cap: PrivacyBudget | None) -> Advertiser:
+        """Give a registered advertiser its own cap, or (``None``) the ledger's advertiser cap again."""
+        if cap is not None:
+            _checked_budget(cap)
+        with self._transaction() as conn:
+            who = self._registered(conn, name)
+            conn.execute("UPDATE advertisers SET epsilon_cap = ?, delta_cap = ? WHERE advertiser = ?",
+                         (None if cap is None else cap.epsilon, None if cap is None else cap.delta,
+                          who.advertiser_id))
+            updated = self._advertiser_row(conn, who.advertiser_id)
+            assert updated is not None
+            return updated
+
     # --- spending ----------------------------------------------------------------------------------
     @staticmethod
     def _spent(conn: sqlite3.Connection, window: tuple[int, int], advertiser: str | None) -> tuple[float, float]:
+        """What ``advertiser`` (None: everyone, globally) has spent in ``window``: releases and definitions."""
+        where = "WHERE window_start < ? AND window_end > ? AND advertiser = ?"
+        who = advertiser if advertiser is not None else ""
+        rows = conn.execute(f"SELECT epsilon, delta FROM definition_spend {where}",  # noqa: S608 (constant)
+                            (window[1], window[0], who)).fetchall()
         sql = "SELECT epsilon, delta FROM spend WHERE window_start < ? AND window_end > ?"
         args: tuple[Any, ...] = (window[1], window[0])
         if advertiser is not None:
             sql, args = sql + " AND advertiser = ?", (*args, advertiser)
-        rows = conn.execute(sql, args).fetchall()
+        rows += conn.execute(sql, args).fetchall()
         return math.fsum(r[0] for r in rows), math.fsum(r[1] for r in rows)
 
     @staticmethod
     def _left(cap: PrivacyBudget, spent: tuple[float, float]) -> RemainingBudget:
         return RemainingBudget(max(cap.epsilon - spent[0], 0.0), max(cap.delta - spent[1], 0.0))
 
-    def _check_caps(self, conn: sqlite3.Connection, caps: BudgetCaps, advertiser: str, budget: PrivacyBudget,
-                    window: tuple[int, int]) -> None:
-        scopes = ((f"advertiser {advertiser!r}", caps.advertiser_cap, advertiser),
-                  ("all advertisers (global cap)", caps.global_cap, None))
-        for label, cap, who in scopes:
-            spent = self._spent(conn, window, who)
+    def _check_caps(self, conn: sqlite3.Connection, caps: BudgetCaps, who: Advertiser | None,
+                    requests: tuple[PrivacyBudget, PrivacyBudget], window: tuple[int, int]) -> None:
+        """``requests`` (for the advertiser, globally) fit the advertiser's (if any) and the global cap."""
+        scopes: list[tuple[str, PrivacyBudget, str | None, PrivacyBudget]] = [
+            ("all advertisers (global cap)", caps.global_cap, None, requests[1])]
+        if who is not None:
+            scopes.insert(0, (f"advertiser {who.advertiser_id!r}", who.cap or caps.advertiser_cap,
+                              who.advertiser_id, requests[0]))
+        for label, cap, name, budget in scopes:
+            spent = self._spent(conn, window, name)
             if not (_fits(spent[0] + budget.epsilon, cap.epsilon) and _fits(spent[1] + budget.delta, cap.delta)):
+                subject = f"advertiser {who.advertiser_id!r}" if who is not None else "a segment definition"
                 raise BudgetExhaustedError(
-                    f"privacy budget exhausted for advertiser {advertiser!r}: requested {budget}, remaining "
+                    f"privacy budget exhausted for {subject}: requested {budget}, remaining "
                     f"{self._left(cap, spent)} for {label} (cap {cap}) in window "
                     f"{_iso(window[0])}..{_iso(window[1])}; nothing was spent")
 
@@ -326,47 +502,101 @@ class BudgetLedger:
                                  f"window in which it is emitted")
         return current
 
+    @staticmethod
+    def _definition_budget(conn: sqlite3.Connection, artefact_id: str, advertiser: str,
+                           window: tuple[int, int]) -> PrivacyBudget | None:
+        row = conn.execute("SELECT epsilon, delta FROM definition_spend WHERE artefact_id = ? AND advertiser = ? "
+                           "AND window_start = ?", (artefact_id, advertiser, window[0])).fetchone()
+        return None if row is None else PrivacyBudget(row[0], row[1])
+
+    def _insert_definition(self, conn: sqlite3.Connection, artefact_id: str, advertiser: str,
+                           budget: PrivacyBudget, window: tuple[int, int]) -> None:
+        conn.execute("INSERT INTO definition_spend (artefact_id, advertiser, epsilon, delta, window_start, "
+                     "window_end, charged_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (artefact_id, advertiser, budget.epsilon, budget.delta, window[0], window[1], self._now()))
+
+    def charge_definition(self, artefact_id: str, budget: PrivacyBudget) -> bool:
+        """Charge a DP-derived segment definition (a DP k-means fit, a DP proxy audit) against the global cap.
+
+        Called before the definition is computed. Once per ``artefact_id`` and window: returns False (nothing
+        new spent) when it was charged in the current window already. Every advertiser who later receives
+        segments depending on it is charged its budget too (``charge(..., definitions=...)``).
+        """
+        key, budget = _checked_key(artefact_id, "artefact_id"), _checked_budget(budget)
+        with self._transaction() as conn:
+            caps = self._caps(conn)
+            window = self._window_at(caps, self._now())
+            if self._same_definition(conn, key, "", budget, window):
+                return False
+            self._check_caps(conn, caps, None, (budget, budget), window)
+            self._insert_definition(conn, key, "", budget, window)
+            return True
+
+    def _same_definition(self, conn: sqlite3.Connection, artefact_id: str, advertiser: str, budget: PrivacyBudget,
+                         window: tuple[int, int]) -> bool:
+        """True when ``artefact_id`` is charged to ``advertiser`` in ``window`` already (with this budget)."""
+        found = self._definition_budget(conn, artefact_id, advertiser, window)
+        if found is not None and not _same_budget(found, budget):
+            raise ParameterError(f"definition {artefact_id!r} was charged with {found}, got {budget}")
+        return found is not None
+
     def charge(self, advertiser: str, budget: PrivacyBudget, query_key: str, *,
-               window_start: int | datetime | None = None) -> Charge:
+               window_start: int | datetime | None = None,
+               definitions: Iterable[tuple[str, PrivacyBudget]] = ()) -> Charge:
         """Record the spending of ``budget`` by ``advertiser`` for ``query_key``, before anything is emitted.
 
         Parameters
         ----------
         advertiser : str
-            Any unicode name (1-200 characters, no control characters); stored NFC-normalised.
+            A registered advertiser, in any spelling of its canonical id.
         budget : PrivacyBudget
             The (ε, δ) of the whole release; must be finite.
         query_key : str
-            Hash of the release spec and the data snapshot. A key seen before returns its charge without
-            new spending (``new_spend=False``) and its stored report, if any.
+            Hash of the release spec and public facts. A key seen before returns its charge without new
+            spending (``new_spend=False``) and its stored report, if any.
         window_start : int or aware datetime, optional
             Asserts the accounting window (epoch seconds of its start); a release is always charged to the
             window containing now, so any other value raises ParameterError.
+        definitions : iterable of (artefact_id, PrivacyBudget), default ()
+            The DP-derived definitions the released segments depend on. Each is charged to this advertiser
+            once per window (and globally, if it was not charged when it was made); all or nothing.
 
         Returns
         -------
         Charge
+            ``definitions_charged`` names the definitions this call charged to the advertiser.
 
         Raises
         ------
+        UnknownAdvertiserError
+            ``advertiser`` is not registered.
         BudgetExhaustedError
             The advertiser's or the global cap would be exceeded in the current window; nothing is spent.
         ParameterError
             Invalid arguments, or ``query_key`` was charged with another advertiser or budget.
         """
-        name, budget, key = checked_advertiser(advertiser), _checked_budget(budget), _checked_key(query_key)
+        budget, key = _checked_budget(budget), _checked_key(query_key)
+        wanted = _checked_definitions(definitions)
         with self._transaction() as conn:
+            who = self._registered(conn, advertiser)
             found = self._find(conn, key)
             if found is not None:
-                return self._reused(found, name, budget)
+                return self._reused(found, who.advertiser_id, budget)
             caps = self._caps(conn)
             window = self._charge_window(caps, window_start)
-            self._check_caps(conn, caps, name, budget, window)
+            new_global = [(a, b) for a, b in wanted if not self._same_definition(conn, a, "", b, window)]
+            new_use = [(a, b) for a, b in wanted if not self._same_definition(conn, a, who.advertiser_id, b, window)]
+            self._check_caps(conn, caps, who, (_plus(budget, new_use), _plus(budget, new_global)), window)
+            for artefact, cost in new_global:
+                self._insert_definition(conn, artefact, "", cost, window)
+            for artefact, cost in new_use:
+                self._insert_definition(conn, artefact, who.advertiser_id, cost, window)
             cur = conn.execute(
                 "INSERT INTO spend (advertiser, epsilon, delta, query_key, window_start, window_end, charged_at, "
                 "status) VALUES (?, ?, ?, ?, ?, ?, ?, 'charged')",
-                (name, budget.epsilon, budget.delta, key, window[0], window[1], self._now()))
-            return Charge(int(cur.lastrowid or 0), name, budget, key, window[0], window[1], "charged", True, None)
+                (who.advertiser_id, budget.epsilon, budget.delta, key, window[0], window[1], self._now()))
+            return Charge(int(cur.lastrowid or 0), who.advertiser_id, budget, key, window[0], window[1], "charged",
+                          True, None, tuple(a for a, _ in new_use))
 
     @staticmethod
     def _find(conn: sqlite3.Connection, key: str) -> Charge | None:
@@ -381,8 +611,7 @@ class BudgetLedger:
         if found.advertiser != advertiser:
             raise ParameterError(f"query_key {found.query_key!r} was charged to another advertiser, "
                                  f"not to {advertiser!r}")
-        if not (math.isclose(found.budget.epsilon, budget.epsilon, rel_tol=TOLERANCE)
-                and math.isclose(found.budget.delta, budget.delta, rel_tol=TOLERANCE)):
+        if not _same_budget(found.budget, budget):
             raise ParameterError(f"query_key {found.query_key!r} was charged with {found.budget}, "
                                  f"got {budget}")
         return found
@@ -423,22 +652,22 @@ class BudgetLedger:
     # --- reading -----------------------------------------------------------------------------------
     def remaining(self, advertiser: str) -> tuple[RemainingBudget, RemainingBudget]:
         """(advertiser_left, global_left) in the window containing now, each clipped at 0."""
-        name = checked_advertiser(advertiser)
         with self._transaction(write=False) as conn:
+            who = self._registered(conn, advertiser)
             caps = self._caps(conn)
             window = self._window_at(caps, self._now())
-            return (self._left(caps.advertiser_cap, self._spent(conn, window, name)),
+            return (self._left(who.cap or caps.advertiser_cap, self._spent(conn, window, who.advertiser_id)),
                     self._left(caps.global_cap, self._spent(conn, window, None)))
 
     def show(self) -> list[dict[str, Any]]:
-        """One row per advertiser with spending in the current window, then the global row (for ``budget show``)."""
+        """One row per registered advertiser (by canonical id), then the global row (for ``budget show``)."""
         with self._transaction(write=False) as conn:
             caps = self._caps(conn)
             window = self._window_at(caps, self._now())
-            names = [r[0] for r in conn.execute(
-                "SELECT DISTINCT advertiser FROM spend WHERE window_start < ? AND window_end > ? "
-                "ORDER BY advertiser", (window[1], window[0]))]
-            rows = [self._row(conn, "advertiser", n, caps.advertiser_cap, window) for n in names]
+            ids = [r[0] for r in conn.execute("SELECT advertiser FROM advertisers ORDER BY advertiser")]
+            who = [a for a in (self._advertiser_row(conn, i) for i in ids) if a is not None]
+            rows = [self._row(conn, "advertiser", a.advertiser_id, a.cap or caps.advertiser_cap, window)
+                    for a in who]
             return [*rows, self._row(conn, "global", None, caps.global_cap, window)]
 
     def _row(self, conn: sqlite3.Connection, scope: str, advertiser: str | None, cap: PrivacyBudget,
@@ -449,3 +678,26 @@ class BudgetLedger:
                 "window_end": _iso(window[1]), "epsilon_spent": spent[0], "delta_spent": spent[1],
                 "epsilon_cap": cap.epsilon, "delta_cap": cap.delta,
                 "epsilon_remaining": left.epsilon, "delta_remaining": left.delta}
+
+
+def _same_budget(a: PrivacyBudget, b: PrivacyBudget) -> bool:
+    return math.isclose(a.epsilon, b.epsilon, rel_tol=TOLERANCE) and math.isclose(a.delta, b.delta, rel_tol=TOLERANCE)
+
+
+def _plus(budget: PrivacyBudget, extra: list[tuple[str, PrivacyBudget]]) -> PrivacyBudget:
+    return PrivacyBudget(math.fsum([budget.epsilon, *(b.epsilon for _, b in extra)]),
+                         min(math.fsum([budget.delta, *(b.delta for _, b in extra)]), 1 - 1e-15))
+
+
+def _checked_definitions(definitions: Any) -> list[tuple[str, PrivacyBudget]]:
+    if isinstance(definitions, (str, bytes)):
+        raise ParameterError("definitions must be a sequence of (artefact_id, PrivacyBudget) pairs, got a string")
+    out: dict[str, PrivacyBudget] = {}
+    for item in definitions:
+        if not (isinstance(item, tuple) and len(item) == 2):
+            raise ParameterError(f"definitions must hold (artefact_id, PrivacyBudget) pairs, got {item!r}")
+        artefact, budget = _checked_key(item[0], "artefact_id"), _checked_budget(item[1])
+        if artefact in out and not _same_budget(out[artefact], budget):
+            raise ParameterError(f"definitions name {artefact!r} twice with different budgets")
+        out[artefact] = budget
+    return sorted(out.items())

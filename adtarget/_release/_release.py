@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from adtarget._buffers import uses_buffers
+from adtarget._release._budget_ledger import BudgetLedger
 from adtarget._release._cells import (
     CellCounts,
     ReleaseFacts,
@@ -144,6 +145,7 @@ def release(eligible: Any, assignments: Any, spec: ReleaseSpec, *, ledger: Any, 
     from adtarget._gate import eligible_state
 
     _check_spec(spec, allow_infinite_epsilon)
+    _check_ledger(ledger)
     events = eligible_state(eligible)
     _check_window(spec, (int(events.window_start), int(events.window_end)))
     cells = count_cells(eligible, assignments, spec)
@@ -151,7 +153,15 @@ def release(eligible: Any, assignments: Any, spec: ReleaseSpec, *, ledger: Any, 
                           allow_infinite_epsilon=allow_infinite_epsilon, created_at=created_at)
 
 
-def _charge(ledger: Any, spec: ReleaseSpec, key: str, definitions: Sequence[Any]) -> Any:
+def _check_ledger(ledger: Any) -> BudgetLedger:
+    """The project's own ledger, not a stand-in (a duck-typed ``charge`` that spends nothing is no bound)."""
+    if type(ledger) is not BudgetLedger:
+        raise ParameterError(f"ledger must be an adtarget BudgetLedger (not a subclass or a stand-in), got "
+                             f"{type(ledger).__name__}")
+    return ledger
+
+
+def _charge(ledger: BudgetLedger, spec: ReleaseSpec, key: str, definitions: Sequence[Any]) -> Any:
     """Charge (spec.epsilon, spec.delta) and the definitions; None for the test-only ε = ∞ release."""
     from adtarget._release._budget_spec import PrivacyBudget
 
@@ -171,6 +181,7 @@ def release_counts(cells: CellCounts, spec: ReleaseSpec, *, ledger: Any, random_
     and the bounds they were counted with, which must be this spec's. Privacy as in :func:`release`.
     """
     _check_spec(spec, allow_infinite_epsilon)
+    _check_ledger(ledger)
     state = counts_state(cells)
     _check_bounds(spec, state.bounds)
     _check_window(spec, state.facts.window)

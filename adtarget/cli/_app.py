@@ -14,13 +14,13 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from adtarget.cli import _audit, _budget, _consent, _demo, _run, _synth
+from adtarget.cli import _advertiser, _audit, _budget, _consent, _demo, _run, _synth
 from adtarget.cli._errors import EXIT_OK, EXIT_OTHER, EXIT_USAGE, UsageError, describe
 from adtarget.cli._output import Output, one_line_warnings
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (_demo, _synth, _run, _consent, _budget, _audit)
+_COMMANDS = (_demo, _synth, _run, _consent, _advertiser, _budget, _audit)
 _EPILOG = ("exit codes: 0 ok, 1 other error, 2 usage, 3 input error, 4 budget exhausted, 5 report invalid. "
            "Environment: ADTARGET_PSEUDONYM_KEY (hex key, for run and consent), ADTARGET_HOME (ledgers; "
            "default ~/.adtarget). Details: docs/cli.md")

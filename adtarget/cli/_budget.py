@@ -33,20 +33,12 @@ def _show(args: argparse.Namespace, out: Output) -> int:
     ledger = BudgetLedger(path)
     rows = ledger.show()
     if args.advertiser is not None:
-        rows = [r for r in rows if r["scope"] == "global" or r["advertiser"] == args.advertiser]
-        if len(rows) == 1:  # nothing spent yet by this advertiser: show its full cap
-            rows.insert(0, _unspent_row(ledger, args.advertiser, rows[0]))
+        wanted = ledger.advertiser(args.advertiser).advertiser_id  # UnknownAdvertiserError when unregistered
+        rows = [r for r in rows if r["scope"] == "global" or r["advertiser"] == wanted]
     caps = ledger.caps
     data = {"ok": True, "ledger": str(path), "window_days": caps.window_days, "rows": rows}
     out.result(data, _table(data))
     return EXIT_OK
-
-
-def _unspent_row(ledger: Any, advertiser: str, global_row: dict[str, Any]) -> dict[str, Any]:
-    cap = ledger.caps.advertiser_cap
-    return {**global_row, "scope": "advertiser", "advertiser": advertiser, "epsilon_spent": 0.0,
-            "delta_spent": 0.0, "epsilon_cap": cap.epsilon, "delta_cap": cap.delta,
-            "epsilon_remaining": cap.epsilon, "delta_remaining": cap.delta}
 
 
 def _table(data: dict[str, Any]) -> str:

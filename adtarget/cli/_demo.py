@@ -23,6 +23,7 @@ __all__ = ["DEFAULT_EVENTS", "add_parser"]
 DEFAULT_EVENTS = 200_000
 _MAX_EVENTS = 50_000_000
 _LEDGER_FILES = ("consent.sqlite", "budget.sqlite")
+_DEMO_ADVERTISER = "demo-advertiser"  # registered in the demo's fresh budget ledger
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -59,8 +60,8 @@ def demo_command(args: argparse.Namespace, out: Output) -> int:
         pseudonymizer = Pseudonymizer(secrets.token_bytes(32))
         consent, _ = open_consent(consent_file, None, out_dir, pseudonymizer)
         step("build and release")
-        result = execute(events, consent, pseudonymizer=pseudonymizer, budget=BudgetLedger(
-            out_dir / "budget.sqlite"), settings=opt.run_settings(_demo_args()),
+        budget = BudgetLedger(out_dir / "budget.sqlite", advertisers=[_DEMO_ADVERTISER])
+        result = execute(events, consent, pseudonymizer=pseudonymizer, budget=budget, settings=opt.run_settings(_demo_args()),
             safe_taxonomy=opt.safe_taxonomy(_demo_args()), services=opt.services(None),
             engine=_local_engine(), seed=None)
         step("write outputs")
@@ -75,7 +76,7 @@ def demo_command(args: argparse.Namespace, out: Output) -> int:
 
 def _demo_args() -> argparse.Namespace:
     """The settings of ``adtarget run`` at their defaults."""
-    return argparse.Namespace(advertiser="demo-advertiser", epsilon=1.0, delta=1e-6, mechanism="discrete_laplace",
+    return argparse.Namespace(advertiser=_DEMO_ADVERTISER, epsilon=1.0, delta=1e-6, mechanism="discrete_laplace",
                               max_segments_per_person=5, min_size=50, sensitivity_profile="default",
                               taxonomy="iab-2.2", min_age=13, unknown_age="exclude", target_service=None)
 

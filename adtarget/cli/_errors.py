@@ -17,6 +17,7 @@ from adtarget.exceptions import (
     ReportValidationError,
     SchemaError,
     TaxonomyError,
+    UnknownAdvertiserError,
 )
 
 __all__ = [
@@ -69,6 +70,8 @@ _TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (BudgetExhaustedError, EXIT_BUDGET,
      "see 'adtarget budget show'; wait for the next accounting window or ask for a smaller --epsilon"),
     (ReportValidationError, EXIT_REPORT, "the report must follow adtarget.segment_report/v1 and the policy"),
+    (UnknownAdvertiserError, EXIT_USAGE, "register it with 'adtarget advertiser add NAME' (see "
+                                         "'adtarget advertiser list')"),
     (ParameterError, EXIT_USAGE, "see 'adtarget <command> --help' for the allowed values"),
     (SchemaError, EXIT_INPUT, "see docs/cli.md 'Input files' for the columns adtarget accepts"),
     (TaxonomyError, EXIT_INPUT, "check --taxonomy and --sensitivity-profile"),

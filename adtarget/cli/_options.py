@@ -86,7 +86,7 @@ def window_end(text: str) -> int:
 
 
 def advertiser(text: str) -> str:
-    """An advertiser name as the budget ledger accepts it (1-200 characters, no control characters)."""
+    """An advertiser's canonical id (NFKC, case-folded; 1-200 characters, no control characters)."""
     from adtarget._release._budget_ledger import checked_advertiser
     from adtarget.exceptions import ParameterError
 
