@@ -6,6 +6,8 @@
   goodness-of-fit of the samplers against their exact pmf.
 * :func:`audit_epsilon` — a black-box lower bound on ε from many runs on two neighbouring datasets
   (StatDP / DP-Sniper style); fails when the bound exceeds the claimed ε.
+* :func:`audit_documents` — the same bound over whole advertiser documents: every byte, JSON field, segment
+  present and stored report reused, not only the sampler's numbers.
 
 These are testing tools: they seed noise (PrivacyLeakWarning) and patch samplers; never use them in a release.
 See docs/testing.md.
@@ -13,6 +15,7 @@ See docs/testing.md.
 
 from __future__ import annotations
 
+from adtarget.testing._document_audit import DocumentAudit, DocumentLeak, audit_documents
 from adtarget.testing._epsilon_audit import (
     EpsilonAudit,
     EpsilonViolation,
@@ -39,6 +42,8 @@ from adtarget.testing._neighbours import (
 )
 
 __all__ = [
+    "DocumentAudit",
+    "DocumentLeak",
     "EpsilonAudit",
     "EpsilonViolation",
     "GoodnessOfFit",
@@ -47,6 +52,7 @@ __all__ = [
     "NeighbouringViolation",
     "NoiseCall",
     "aggregate_vector",
+    "audit_documents",
     "audit_epsilon",
     "check_count_noise",
     "check_neighbouring",
