@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from adtarget._atomic import atomic_path
 from adtarget.exceptions import ParameterError
 
 if TYPE_CHECKING:
@@ -111,7 +112,8 @@ def _write_table(table: Any, path: Path, fmt: str) -> None:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    if fmt == "parquet":
-        pq.write_table(table, path)
-    else:
-        pacsv.write_csv(table, path)
+    with atomic_path(path) as temporary:  # synthetic persons are still person-level rows: 0600 like real ones
+        if fmt == "parquet":
+            pq.write_table(table, temporary)
+        else:
+            pacsv.write_csv(table, temporary)

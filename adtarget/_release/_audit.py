@@ -117,9 +117,10 @@ class ProxyScreen:
         return cls.from_json(p.read_text("utf-8"))
 
     def __str__(self) -> str:
-        spent = sum((b for _, b in self.audits), PrivacyBudget(1e-300)) if self.audits else None
-        return (f"ProxyScreen({len(self.blocked)} segment(s) blocked, "
-                + (f"from {len(self.audits)} DP audit(s), ε={spent.epsilon:.6g})" if spent else "hand-curated)"))
+        if not self.audits:
+            return f"ProxyScreen({len(self.blocked)} segment(s) blocked, hand-curated)"
+        spent = math.fsum(b.epsilon for _, b in self.audits)
+        return f"ProxyScreen({len(self.blocked)} segment(s) blocked, from {len(self.audits)} DP audit(s), ε={spent:.6g})"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from adtarget._atomic import atomic_path
+
 __all__ = ["plot_segment_sizes", "true_and_released_sizes"]
 
 
@@ -37,7 +39,8 @@ def plot_segment_sizes(result: Any, path: Path, *, top: int = 25) -> Path:
     fig.suptitle(f"Segment sizes released to {result.report.advertiser!r}: "
                  f"{len(names)} released, {result.report.suppressed_segments} suppressed")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as temporary:  # exact sizes beside the released ones: internal, 0600
+        fig.savefig(temporary, dpi=100, format="png")
     plt.close(fig)
     return path
 
