@@ -2,7 +2,7 @@
 summary out. Each step is one function of its own module; this module only wires them in order.
 
     events ─ engine.aggregate (ingest → gate → segments → exact counts, per partition) ─► Aggregates
-    Aggregates ─ release_counts (budget charge → noise → partition selection → thresholds → audit) ─► report
+    Aggregates ─ release_counts (budget charge → noise → partition selection → thresholds) ─► report
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from adtarget._buffers import uses_buffers
 from adtarget._engine._context import BuildContext
 from adtarget._engine._protocol import Engine, LocalEngine
 from adtarget._policy import EligibilityPolicy
-from adtarget._release._release import release_counts
+from adtarget._release._release import check_ledger, release_counts
 from adtarget.exceptions import ParameterError
 
 __all__ = ["RunResult", "RunSettings", "run"]
@@ -157,6 +157,7 @@ def run(
     snapshot = consent.snapshot() if hasattr(consent, "snapshot") else consent
     infos = tuple(_segment_infos(segmenter))
     spec = settings.release_spec(tuple(s.segment_id for s in infos))
+    check_ledger(budget).advertiser(spec.advertiser)  # before any work: UnknownAdvertiserError when unregistered
     context = BuildContext(
         pseudonymizer=pseudonymizer, snapshot=snapshot, safe_taxonomy=safe_taxonomy, services=services,
         segmenter=segmenter, spec=spec, policy=settings.policy, target_service=settings.target_service,

@@ -39,7 +39,7 @@ from adtarget._release._report import SegmentReport, validate_report
 from adtarget._release._spec import ReleaseSpec, _iso
 from adtarget.exceptions import ParameterError
 
-__all__ = ["ReleaseResult", "default_window", "query_key", "release", "release_counts", "report_policy"]
+__all__ = ["ReleaseResult", "check_ledger", "default_window", "query_key", "release", "release_counts", "report_policy"]
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def release(eligible: Any, assignments: Any, spec: ReleaseSpec, *, ledger: Any, 
     from adtarget._gate import eligible_state
 
     _check_spec(spec, allow_infinite_epsilon)
-    _check_ledger(ledger)
+    check_ledger(ledger)
     events = eligible_state(eligible)
     _check_window(spec, (int(events.window_start), int(events.window_end)))
     cells = count_cells(eligible, assignments, spec)
@@ -153,7 +153,7 @@ def release(eligible: Any, assignments: Any, spec: ReleaseSpec, *, ledger: Any, 
                           allow_infinite_epsilon=allow_infinite_epsilon, created_at=created_at)
 
 
-def _check_ledger(ledger: Any) -> BudgetLedger:
+def check_ledger(ledger: Any) -> BudgetLedger:
     """The project's own ledger, not a stand-in (a duck-typed ``charge`` that spends nothing is no bound)."""
     if type(ledger) is not BudgetLedger:
         raise ParameterError(f"ledger must be an adtarget BudgetLedger (not a subclass or a stand-in), got "
@@ -181,7 +181,7 @@ def release_counts(cells: CellCounts, spec: ReleaseSpec, *, ledger: Any, random_
     and the bounds they were counted with, which must be this spec's. Privacy as in :func:`release`.
     """
     _check_spec(spec, allow_infinite_epsilon)
-    _check_ledger(ledger)
+    check_ledger(ledger)
     state = counts_state(cells)
     _check_bounds(spec, state.bounds)
     _check_window(spec, state.facts.window)
