@@ -60,22 +60,9 @@ class DocumentLeak(EpsilonViolation):
 
 @dataclass(frozen=True)
 class DocumentAudit(EpsilonAudit):
-    """Outcome of :func:`audit_documents`.
-
-    Attributes
-    ----------
-    claimed_epsilon, claimed_delta : float
-    epsilon_lower_bound : float
-        ``log((P1_lower - δ) / P2_upper)`` on the held-out half (``-inf`` when nothing was distinguishing).
-    confidence : float
-        Probability that the bound is valid (both one-sided intervals hold).
-    event : str
-        The chosen output event: document, path, kind of test and dataset order, e.g.
-        ``document 0 report_id == "9f3c…" (dataset vs neighbour)``. Values are shown (test worlds only).
-    p1, p2 : (lower, upper) bounds used: ``p1[0]`` and ``p2[1]`` enter the bound.
-    n_samples : int
-        Held-out trials per dataset.
-    """
+    """Outcome of :func:`audit_documents`: the fields of :class:`EpsilonAudit`, where ``event`` names the
+    document, the path, the kind of test and the dataset order, e.g. ``document 0 report_id == "9f3c…" (dataset
+    vs neighbour)`` (values are shown: test worlds only), and ``n_samples`` counts held-out trials."""
 
     def raise_if_violated(self) -> DocumentAudit:
         """Return ``self``, or raise :class:`DocumentLeak`."""
