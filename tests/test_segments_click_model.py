@@ -16,10 +16,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, StandardScaler
 
-from adtarget import synth
-from adtarget._profiles import build_profiles
-from adtarget._segments._dp_kmeans import DPKMeansSegmenter, InMemoryAccountant
-from adtarget._segments._rules import SegmentCatalog
+from adtarget import DPKMeansSegmenter, InMemoryAccountant, SegmentCatalog, build_profiles, synth
 
 
 @pytest.fixture(scope="module")

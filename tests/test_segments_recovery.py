@@ -1,7 +1,7 @@
 """Segment recovery on synthetic data (adtarget.synth) with latent interest groups.
 
 Adjusted Rand index (ARI) of the latent group against: rule-based tier-1 top-1 segments, DP k-means on tier-1
-profiles (ε = 1), and a random assignment with as many labels (the baseline, ARI ≈ 0). Figures are printed
+profiles (ε = 1, 2 iterations), and a random assignment with as many labels (the baseline, ARI ≈ 0). Figures are printed
 (``pytest -s``); the assertions keep a margin below the values measured when the test was written.
 """
 
@@ -12,10 +12,14 @@ import pytest
 from _segment_fixtures import synthetic_eligible
 from sklearn.metrics import adjusted_rand_score
 
-from adtarget import synth
-from adtarget._profiles import build_profiles
-from adtarget._segments._dp_kmeans import DPKMeansSegmenter, InMemoryAccountant
-from adtarget._segments._rules import SegmentCatalog, TopicSegment
+from adtarget import (
+    DPKMeansSegmenter,
+    InMemoryAccountant,
+    SegmentCatalog,
+    TopicSegment,
+    build_profiles,
+    synth,
+)
 
 N_GROUPS = 8
 
@@ -45,7 +49,9 @@ def test_segments_recover_latent_groups_better_than_random(population):
     baseline = adjusted_rand_score(group, np.random.default_rng(0).integers(0, N_GROUPS, group.size))
     rule = adjusted_rand_score(group, top1_tier1_labels(eligible))
     profiles = build_profiles(eligible, level="tier1", norm="l2")
-    learned = [adjusted_rand_score(group, DPKMeansSegmenter(N_GROUPS, epsilon=1.0, random_state=seed,
+    # n_iter=2: the count diffprivlib derived for this population (11k persons, 27 columns) before the count
+    # became public; the default 5 splits ε = 1 thinner (median ARI 0.148 over these seeds, 0.293 with 2)
+    learned = [adjusted_rand_score(group, DPKMeansSegmenter(N_GROUPS, epsilon=1.0, n_iter=2, random_state=seed,
                                                             ledger=InMemoryAccountant()).fit(profiles).labels_)
                for seed in range(3)]
     print(f"\npersons={eligible.n_persons} random={baseline:.3f} rule_top1_tier1={rule:.3f} "

@@ -265,7 +265,8 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
     segment_info_ : tuple of SegmentInfo
         ``learned:<model_id_>:<k>`` with names from each centroid's leading categories.
     model_id_ : str
-        Unique per fit (``dp-kmeans-<8 hex>``).
+        Unique per fit (``dp-kmeans-<8 hex>-<8 hex>``: 64 random bits, never a 16-hex-digit run,
+        which a release spec refuses as pseudonym-shaped).
     budget_ : PrivacyBudget
         What the fit spent.
     model_ : LearnedModel
@@ -308,7 +309,8 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         if X.shape[0] < self.n_clusters:
             raise ParameterError(f"X: n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}")
         rng = checked_seed(self.random_state, where="DPKMeansSegmenter.fit")
-        model_id = f"dp-kmeans-{uuid.uuid4().hex[:16]}"
+        token = uuid.uuid4().hex  # 64 random bits in two groups: a release refuses any 16-hex-digit run in an id
+        model_id = f"dp-kmeans-{token[:8]}-{token[8:16]}"
         budget = PrivacyBudget(self.epsilon)
         charge_before_fit(self.ledger, f"dp-kmeans:{model_id}", budget)
         clipped = clip_rows(X, self.bounds_norm)
