@@ -1,26 +1,40 @@
 """The gate's compiled kernels against plain numpy: each kernel alone, and apply_gate as a whole against the
-numpy formulation it replaced (same columns, dtypes, persons, exclusion counts, redactions and audit)."""
+numpy formulation it replaced (same columns, dtypes, persons, exclusion counts, redactions and audit), on
+batches that ``adtarget.ingest`` made from real event tables.
+
+The gate trusts its batch (its codes are in range because ``ingest`` checked them), so the tests that fed it
+hand-made batches with out-of-range indices are now tests that such a batch cannot be made: every route to a
+forged or edited EventBatch is refused, naming what was refused.
+"""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import datetime as dt
+import pickle
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adtarget._consent import ConsentSnapshot
-from adtarget._events import EventBatch
-from adtarget._gate import EXCLUSION_RULES, apply_gate
+from adtarget import (
+    EVENT_KINDS,
+    EXCLUSION_RULES,
+    ConsentSnapshot,
+    EligibilityPolicy,
+    EventBatch,
+    ProvenanceError,
+    SafeTaxonomy,
+    SensitivityProfile,
+    apply_gate,
+    ingest,
+)
 from adtarget._kernels import _gate as kernels
-from adtarget._policy import EligibilityPolicy
-from adtarget._sensitivity import SafeTaxonomy, SensitivityProfile
-from adtarget.exceptions import ParameterError
 
 END = int(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc).timestamp())
 DAY = 86_400
-U64_MAX = np.iinfo(np.uint64).max
 REGIONS = ("US-CA", "DE", "KR")
 
 
@@ -114,15 +128,27 @@ def assert_same(got, expected):
             assert got[name] == value, name
 
 
-# --- random batches and snapshots ---------------------------------------------------------------------------
-def make_world(seed, n_persons, n_events, n_snapshot_only, taxonomy, services, *, sorted_persons=True):
+# --- random event tables, ingested, and snapshots of their pseudonyms ----------------------------------------
+def make_world(seed, n_persons, n_events, n_snapshot_only, taxonomy, services, pseudonymizer):
+    """(EventBatch made by ``ingest`` from a random event table, a ConsentSnapshot of ~80 % of its persons and
+    ``n_snapshot_only`` persons without events)."""
     rng = np.random.default_rng(seed)
-    pool = np.unique(np.concatenate([rng.integers(0, U64_MAX, 3 * (n_persons + n_snapshot_only) + 2,
-                                                  dtype=np.uint64, endpoint=True),
-                                     np.array([0, 1, U64_MAX - 1, U64_MAX], dtype=np.uint64)]))
-    chosen = rng.permutation(pool)[:n_persons + n_snapshot_only]
-    persons = np.sort(chosen[:n_persons])
-    with_record = np.sort(np.concatenate([persons[rng.random(n_persons) < 0.8], chosen[n_persons:]]))
+    ids = rng.permutation(10 * (n_persons + n_snapshot_only) + 10)[:n_persons + n_snapshot_only].astype(np.int64) + 1
+    offsets = np.array([-800, -400, -200, -179, -100, -1, 0, 1], dtype=np.int64) * DAY
+    table = {
+        "person_id": ids[rng.integers(0, max(n_persons, 1), n_events)],
+        "service": np.asarray(services.names, dtype=object)[rng.integers(0, len(services.names), n_events)],
+        "ts": END + rng.choice(offsets, n_events) + rng.integers(-2, 3, n_events),
+        "category": np.asarray(taxonomy.ids, dtype=object)[rng.integers(0, taxonomy.n_nodes, n_events)],
+        "kind": np.asarray(EVENT_KINDS, dtype=object)[rng.integers(0, len(EVENT_KINDS), n_events)],
+        "region": np.asarray(("",) + REGIONS, dtype=object)[rng.integers(0, len(REGIONS) + 1, n_events)],
+        "weight": rng.random(n_events),
+    }
+    result = ingest(table, pseudonymizer=pseudonymizer, taxonomy=taxonomy, services=services, now=END + 2 * DAY)
+    batch = result.batch
+    assert batch.n_events == n_events and len(result.quarantine) == 0, "the test table must be valid"
+    extra = pseudonymizer.pseudonymize(ids[n_persons:]) if n_snapshot_only else np.zeros(0, np.uint64)
+    with_record = np.unique(np.concatenate([batch.persons[rng.random(batch.n_persons) < 0.8], extra]))
     n = with_record.size
     snapshot = ConsentSnapshot(
         as_of=END, persons=with_record,
@@ -132,22 +158,14 @@ def make_world(seed, n_persons, n_events, n_snapshot_only, taxonomy, services, *
         policy_version=rng.choice(np.array(["2016-01-01", "2018-05-14", "2020-01-01"]), n),
         jurisdiction=rng.choice(np.array(["US", "DE", "KR", ""]), n),
     )
-    if not sorted_persons:
-        persons = rng.permutation(persons)
-    offsets = np.array([-800, -400, -200, -179, -100, -1, 0, 1], dtype=np.int64) * DAY
-    batch = EventBatch(
-        person=rng.integers(0, max(n_persons, 1), n_events).astype(np.int32) if n_persons else
-        np.zeros(0, np.int32),
-        persons=persons,
-        service=rng.integers(0, len(services.names), n_events).astype(np.int16),
-        ts=END + rng.choice(offsets, n_events) + rng.integers(-2, 3, n_events),
-        category=rng.integers(0, taxonomy.n_nodes, n_events).astype(np.int32),
-        kind=rng.integers(0, 4, n_events).astype(np.int8),
-        region=rng.integers(-1, len(REGIONS), n_events).astype(np.int16),
-        weight=rng.random(n_events),
-        regions=REGIONS, taxonomy=taxonomy, services=services,
-    )
     return batch, snapshot
+
+
+def empty_snapshot():
+    return ConsentSnapshot(as_of=END, persons=np.zeros(0, np.uint64), birth_year=np.zeros(0, np.int16),
+                           **{name: np.zeros(0, bool) for name in ("opted_in", "cross_service", "deleted",
+                                                                    "terminated", "location_deleted")},
+                           policy_version=np.zeros(0, "<U10"), jurisdiction=np.zeros(0, "<U2"))
 
 
 POLICIES = [
@@ -168,10 +186,10 @@ def safes(taxonomy):
        n_snapshot_only=st.integers(0, 10), policy=st.sampled_from(POLICIES),
        target=st.sampled_from([None, "video", "news"]), which_safe=st.integers(0, 1),
        window=st.sampled_from([None, END - 100 * DAY]))
-def test_gate_equals_the_numpy_formulation(taxonomy, services, safes, seed, n_persons, n_events, n_snapshot_only,
-                                           policy, target, which_safe, window):
+def test_gate_equals_the_numpy_formulation(taxonomy, services, pseudonymizer, safes, seed, n_persons, n_events,
+                                           n_snapshot_only, policy, target, which_safe, window):
     n_events = n_events if n_persons else 0
-    batch, snapshot = make_world(seed, n_persons, n_events, n_snapshot_only, taxonomy, services)
+    batch, snapshot = make_world(seed, n_persons, n_events, n_snapshot_only, taxonomy, services, pseudonymizer)
     safe = safes[which_safe]
     eligible = apply_gate(batch, snapshot, safe, policy, target_service=target, window_end=window)
     end = END if window is None else window
@@ -179,32 +197,107 @@ def test_gate_equals_the_numpy_formulation(taxonomy, services, safes, seed, n_pe
     assert eligible.input_events == eligible.n_events + sum(eligible.exclusions.values())
 
 
-@pytest.mark.parametrize("case", ["empty snapshot", "unsorted persons", "one person", "no events"])
-def test_gate_edge_cases_equal_the_numpy_formulation(taxonomy, services, safes, case):
+@pytest.mark.parametrize("case", ["empty snapshot", "nobody has a record", "one person", "no events"])
+def test_gate_edge_cases_equal_the_numpy_formulation(taxonomy, services, pseudonymizer, safes, case):
     n_persons, n_events = (1, 50) if case == "one person" else (20, 0 if case == "no events" else 300)
-    batch, snapshot = make_world(7, n_persons, n_events, 3, taxonomy, services,
-                                 sorted_persons=case != "unsorted persons")
+    batch, snapshot = make_world(7, n_persons, n_events, 3, taxonomy, services, pseudonymizer)
     if case == "empty snapshot":
-        snapshot = ConsentSnapshot(as_of=END, persons=np.zeros(0, np.uint64), birth_year=np.zeros(0, np.int16),
-                                   **{name: np.zeros(0, bool) for name in ("opted_in", "cross_service", "deleted",
-                                                                            "terminated", "location_deleted")},
-                                   policy_version=np.zeros(0, "<U10"), jurisdiction=np.zeros(0, "<U2"))
+        snapshot = empty_snapshot()
+    if case == "nobody has a record":  # records only for persons without events
+        _, other = make_world(8, 5, 20, 0, taxonomy, services, pseudonymizer)
+        snapshot = other
     for policy in POLICIES:
         eligible = apply_gate(batch, snapshot, safes[0], policy, target_service="news")
         assert_same(outputs(eligible), reference_gate(batch, snapshot, safes[0], policy, "news", END))
 
 
+# --- a batch the gate trusts cannot be forged --------------------------------------------------------------------
+@pytest.fixture
+def world(taxonomy, services, pseudonymizer):
+    return make_world(3, 20, 100, 0, taxonomy, services, pseudonymizer)
+
+
+COLUMNS = ("person", "persons", "service", "ts", "category", "kind", "region", "weight")
+
+
+def test_an_event_batch_cannot_be_constructed(world):
+    batch, _ = world
+    fields = {name: getattr(batch, name) for name in (*COLUMNS, "regions", "taxonomy", "services")}
+    with pytest.raises(ProvenanceError, match="EventBatch can only be made by adtarget.ingest"):
+        EventBatch(**fields)
+    with pytest.raises(ProvenanceError, match="EventBatch can only be made by adtarget.ingest"):
+        EventBatch()
+
+
+def test_an_event_batch_made_with_object_new_holds_nothing_and_is_refused(world, safes):
+    _, snapshot = world
+    forged = object.__new__(EventBatch)
+    assert repr(forged) == "EventBatch(<not made by adtarget.ingest>)"
+    with pytest.raises(ProvenanceError, match="was not made by adtarget.ingest: it holds nothing"):
+        forged.person  # noqa: B018
+    with pytest.raises(ProvenanceError, match="batch: must be a EventBatch made by adtarget.ingest; got a EventBatch "
+                                              "not made by adtarget.ingest"):
+        apply_gate(forged, snapshot, safes[0])
+    with pytest.raises(AttributeError, match="immutable|no attribute"):
+        object.__setattr__(forged, "person", np.zeros(3, np.int32))
+
+
 @pytest.mark.parametrize("column, value", [("person", 20), ("person", -1), ("category", 698), ("kind", 4),
-                                           ("service", -3)])
-def test_gate_refuses_an_index_out_of_range(taxonomy, services, safes, column, value):
-    batch, snapshot = make_world(3, 20, 100, 0, taxonomy, services)
+                                           ("service", -3), ("region", 3), ("region", -2)])
+def test_an_event_batch_cannot_be_replaced_with_out_of_range_codes(world, safes, column, value):
+    batch, snapshot = world
     bad = getattr(batch, column).copy()
     bad[17] = value
-    fields = {name: getattr(batch, name) for name in ("person", "persons", "service", "ts", "category", "kind",
-                                                      "region", "weight", "regions", "taxonomy", "services")}
-    broken = EventBatch(**{**fields, column: bad})
-    with pytest.raises(ParameterError, match="out of range"):
-        apply_gate(broken, snapshot, safes[0])
+    with pytest.raises(TypeError, match="dataclass"):
+        dataclasses.replace(batch, **{column: bad})
+    with pytest.raises(ProvenanceError, match="batch: must be a EventBatch made by adtarget.ingest; got dict"):
+        apply_gate({**{c: getattr(batch, c) for c in COLUMNS}, column: bad}, snapshot, safes[0])
+
+
+@pytest.mark.parametrize("column", COLUMNS)
+def test_event_columns_cannot_be_made_writable(world, column):
+    batch, _ = world
+    array = getattr(batch, column)
+    assert not array.flags.writeable
+    with pytest.raises(ValueError, match="WRITEABLE"):
+        array.setflags(write=True)
+    with pytest.raises(ValueError, match="read-only"):
+        array[:1] = 0
+    base = array.base
+    assert base is not None and not isinstance(base, np.ndarray)  # not an array: no writable buffer to reach
+    with pytest.raises(AttributeError):
+        base.setflags(write=True)
+    with pytest.raises(ValueError, match="WRITEABLE"):
+        np.asarray(base).setflags(write=True)
+    with pytest.raises((TypeError, ValueError)):
+        memoryview(base)
+
+
+def test_an_event_batch_cannot_be_subclassed_copied_changed_or_unpickled_edited(world):
+    batch, _ = world
+    with pytest.raises(TypeError, match="cannot be subclassed"):
+        type("Forged", (EventBatch,), {"__slots__": ()}, maker="x")
+    assert copy.copy(batch) is batch and copy.deepcopy(batch) is batch
+    with pytest.raises(AttributeError, match="immutable"):
+        batch.person = np.zeros(3, np.int32)
+    blob = pickle.dumps(batch)
+    assert pickle.loads(blob).n_events == batch.n_events
+    at = blob.index(batch.weight.tobytes()[:16])
+    edited = blob[:at] + bytes([blob[at] ^ 1]) + blob[at + 1:]
+    with pytest.raises(ProvenanceError, match="not sealed by this process .* only adtarget.ingest makes a EventBatch"):
+        pickle.loads(edited)
+
+
+def test_out_of_range_codes_never_reach_a_batch(taxonomy, services, pseudonymizer):
+    """What the removed range check guarded against is quarantined by ingest, row by row."""
+    table = {"person_id": np.array([1, 2, 3, 4, 5]), "ts": np.full(5, END),
+             "service": np.array(["video", "no-such-service", "news", "news", "news"], dtype=object),
+             "category": np.array(["483", "483", "no-such-node", "483", "483"], dtype=object),
+             "kind": np.array(["search", "search", "search", "no-such-kind", "search"], dtype=object),
+             "region": np.array(["DE", "DE", "DE", "DE", "52.5,13.4"], dtype=object)}
+    result = ingest(table, pseudonymizer=pseudonymizer, taxonomy=taxonomy, services=services, now=END + DAY)
+    assert result.batch.n_events == 1 and len(result.quarantine) == 4
+    assert result.batch.category.max() < taxonomy.n_nodes and result.batch.service.max() < len(services.names)
 
 
 # --- each kernel against numpy --------------------------------------------------------------------------------
@@ -228,18 +321,6 @@ def test_sorted_rows_refuses_unsorted_input():
     assert not kernels.sorted_rows(np.array([5, 1], dtype=np.uint64), sorted_)[1]
     assert not kernels.sorted_rows(np.array([5, 5], dtype=np.uint64), sorted_)[1]
     assert not kernels.sorted_rows(sorted_, np.array([9, 1], dtype=np.uint64))[1]
-
-
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300))
-def test_indices_in_range_equals_numpy(seed, n):
-    rng = np.random.default_rng(seed)
-    person = rng.integers(-2, 40, n).astype(np.int32)
-    service = rng.integers(-1, 8, n).astype(np.int16)
-    category = rng.integers(-1, 699, n).astype(np.int32)
-    kind = rng.integers(-1, 5, n).astype(np.int8)
-    limits = (38, 7, 698, 4)
-    expected = all(((c >= 0) & (c < m)).all() for c, m in zip((person, service, category, kind), limits))
-    assert kernels.indices_in_range(person, 38, service, 7, category, 698, kind, 4) == expected
 
 
 @given(person=st.lists(st.integers(0, 29), max_size=200), n_extra=st.integers(0, 5))
@@ -268,16 +349,3 @@ def test_compact_audit_equals_numpy(seed, n):
     np.testing.assert_array_equal(classes[:m], expected[1])
 
 
-@pytest.mark.parametrize("change", ["region too high", "region below -1", "short column"])
-def test_gate_refuses_a_region_out_of_range_or_ragged_columns(taxonomy, services, safes, change):
-    batch, snapshot = make_world(3, 20, 100, 0, taxonomy, services)
-    fields = {name: getattr(batch, name) for name in ("person", "persons", "service", "ts", "category", "kind",
-                                                      "region", "weight", "regions", "taxonomy", "services")}
-    if change == "short column":
-        fields["weight"] = fields["weight"][:-1].copy()
-    else:
-        region = fields["region"].copy()
-        region[5] = len(batch.regions) if change == "region too high" else -2
-        fields["region"] = region
-    with pytest.raises(ParameterError, match="out of range|one value per event"):
-        apply_gate(EventBatch(**fields), snapshot, safes[0])
