@@ -1,4 +1,8 @@
-"""BudgetLedger: exact accounting with literals, idempotency, windows, the global cap, schema and hardening."""
+"""BudgetLedger: exact accounting with literals, idempotency, windows, the global cap, schema and hardening.
+
+Every charge goes to a registered advertiser (issue 14, finding 7); the advertiser registry itself is tested in
+tests/test_advertisers.py.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +21,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adtarget._release._budget_ledger import (
+from adtarget import BudgetLedger, PrivacyBudget
+from adtarget._release._budget_ledger import (  # the documented defaults are not public names
     DEFAULT_ADVERTISER_CAP,
     DEFAULT_GLOBAL_CAP,
     DEFAULT_WINDOW_DAYS,
-    BudgetLedger,
+    SCHEMA_VERSION,
 )
-from adtarget._release._budget_spec import PrivacyBudget
-from adtarget.exceptions import BudgetExhaustedError, LedgerError, ParameterError
+from adtarget.exceptions import BudgetExhaustedError, LedgerError, ParameterError, UnknownAdvertiserError
 
 DAY = 86_400
 T0 = 1_000 * 30 * DAY + 5 * DAY  # 5 days into a 30-day window aligned on the epoch
@@ -45,7 +49,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def ledger(tmp_path: Path, clock: Clock) -> BudgetLedger:
-    led = BudgetLedger(tmp_path / "budget.sqlite", clock=clock)
+    led = BudgetLedger(tmp_path / "budget.sqlite", advertisers=["acme", "beta", "gamma"], clock=clock)
     led.set_caps(advertiser_cap=PrivacyBudget(1.0, 1e-5), global_cap=PrivacyBudget(2.0, 1e-4))
     return led
 
@@ -192,30 +196,46 @@ def test_set_caps_validates(ledger: BudgetLedger, kwargs: dict, name: str) -> No
         ledger.set_caps(**kwargs)
 
 
-def test_show_lists_advertisers_then_the_global_row(ledger: BudgetLedger) -> None:
+def test_show_lists_every_registered_advertiser_then_the_global_row(ledger: BudgetLedger) -> None:
+    ledger.register_advertiser("Zeta")
     ledger.charge("zeta", PrivacyBudget(0.25, 1e-6), "z")
     ledger.charge("acme", eps(0.5), "a")
     rows = ledger.show()
-    assert [(r["scope"], r["advertiser"]) for r in rows] == [("advertiser", "acme"), ("advertiser", "zeta"),
-                                                            ("global", None)]
+    # registered advertisers by canonical id, also those who spent nothing yet (beta, gamma)
+    assert [(r["scope"], r["advertiser"]) for r in rows] == [
+        ("advertiser", "acme"), ("advertiser", "beta"), ("advertiser", "gamma"), ("advertiser", "zeta"),
+        ("global", None)]
     assert rows[-1]["epsilon_spent"] == 0.75 and rows[-1]["epsilon_remaining"] == 1.25
-    assert rows[1]["delta_spent"] == 1e-6 and rows[0]["window_start"].endswith("Z")
+    assert rows[3]["delta_spent"] == 1e-6 and rows[0]["window_start"].endswith("Z")
+    assert rows[1]["epsilon_spent"] == 0.0 and rows[1]["epsilon_remaining"] == 1.0
+
+
+def test_an_unregistered_advertiser_is_refused_and_spends_nothing(ledger: BudgetLedger) -> None:
+    with pytest.raises(UnknownAdvertiserError, match="'nobody' is not registered.*advertiser add"):
+        ledger.charge("nobody", eps(0.1), "q")
+    with pytest.raises(UnknownAdvertiserError, match="not registered"):
+        ledger.remaining("nobody")
+    assert ledger.lookup("q") is None and ledger.show()[-1]["epsilon_spent"] == 0.0
 
 
 # --- advertiser names ------------------------------------------------------------------------------
 def test_sql_looking_advertiser_is_just_a_name(ledger: BudgetLedger, tmp_path: Path) -> None:
     evil = "x'); DROP TABLE spend;--"
+    assert ledger.register_advertiser(evil).advertiser_id == evil.lower()
     ledger.charge(evil, eps(0.5), "q")
     assert ledger.remaining(evil)[0].epsilon == pytest.approx(0.5)
-    assert [r["advertiser"] for r in ledger.show()][0] == evil
+    assert evil.lower() in [r["advertiser"] for r in ledger.show()]
     with closing(sqlite3.connect(tmp_path / "budget.sqlite")) as conn:
-        assert conn.execute("SELECT advertiser FROM spend").fetchall() == [(evil,)]
+        assert conn.execute("SELECT advertiser FROM spend").fetchall() == [(evil.lower(),)]  # the canonical id
 
 
-def test_unicode_names_are_nfc_normalised(ledger: BudgetLedger) -> None:
+def test_unicode_names_are_one_canonical_advertiser(ledger: BudgetLedger) -> None:
+    registered = ledger.register_advertiser("Caf\u00e9 広告 🚀")
+    assert registered.advertiser_id == "caf\u00e9 広告 🚀"  # NFKC, case-folded
+    assert ledger.register_advertiser("CAFE\u0301 広告 🚀") == registered  # decomposed é, upper case: the same one
     ledger.charge("Caf\u00e9 広告 🚀", eps(0.6), "a")
     with pytest.raises(BudgetExhaustedError):
-        ledger.charge("Cafe\u0301 広告 🚀", eps(0.6), "b")  # same name, decomposed é
+        ledger.charge("Cafe\u0301 広告 🚀", eps(0.6), "b")  # same advertiser, decomposed é
 
 
 @pytest.mark.parametrize("name", ["", " acme", "acme ", "a" * 201, "ac\x00me", "ac\nme", "ac\u200bme", 42, None])
@@ -241,14 +261,17 @@ def test_file_is_wal_with_a_busy_timeout_and_versioned(ledger: BudgetLedger, tmp
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
     finally:
         conn.close()
-    assert ledger.schema_version == 1
-    assert BudgetLedger(tmp_path / "budget.sqlite").schema_version == 1  # reopening does not migrate again
+    assert ledger.schema_version == SCHEMA_VERSION == 2
+    assert BudgetLedger(tmp_path / "budget.sqlite").schema_version == 2  # reopening does not migrate again
+    with closing(sqlite3.connect(tmp_path / "budget.sqlite")) as conn:
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
 
 
 def test_spend_rows_are_append_only(ledger: BudgetLedger, tmp_path: Path) -> None:
     ledger.charge("acme", eps(0.5), "q")
     with closing(sqlite3.connect(tmp_path / "budget.sqlite")) as conn:
-        for sql in ("DELETE FROM spend", "UPDATE spend SET epsilon = 0.001"):
+        for sql in ("DELETE FROM spend", "UPDATE spend SET epsilon = 0.001", "UPDATE spend SET advertiser = 'x'",
+                    "DELETE FROM advertisers", "UPDATE advertisers SET advertiser = 'x'"):
             with pytest.raises(sqlite3.IntegrityError):
                 conn.execute(sql)
 
@@ -276,8 +299,7 @@ def test_foreign_or_corrupt_files_are_refused(tmp_path: Path) -> None:
 
 CRASH = """
 import os, sys
-from adtarget._release._budget_ledger import BudgetLedger
-from adtarget._release._budget_spec import PrivacyBudget
+from adtarget import BudgetLedger, PrivacyBudget
 BudgetLedger(sys.argv[1]).charge("acme", PrivacyBudget(0.4), "crashy")
 os._exit(3)  # dies between charge and store_report
 """
@@ -285,7 +307,7 @@ os._exit(3)  # dies between charge and store_report
 
 def test_crash_between_charge_and_store_keeps_the_spend(tmp_path: Path) -> None:
     path = tmp_path / "budget.sqlite"
-    BudgetLedger(path).set_caps(advertiser_cap=PrivacyBudget(1.0))
+    BudgetLedger(path, advertisers=["acme"]).set_caps(advertiser_cap=PrivacyBudget(1.0))
     proc = subprocess.run([sys.executable, "-c", CRASH, str(path)], capture_output=True, timeout=120)
     assert proc.returncode == 3, proc.stderr.decode()
     ledger = BudgetLedger(path)
@@ -301,7 +323,7 @@ def test_crash_between_charge_and_store_keeps_the_spend(tmp_path: Path) -> None:
 @given(st.lists(st.sampled_from([0.05, 0.1, 0.2, 0.25, 0.3, 0.333, 0.5, 0.7]), min_size=1, max_size=12))
 def test_accepted_spend_never_exceeds_the_cap(requests: list[float]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        ledger = BudgetLedger(Path(tmp) / "b.sqlite", clock=Clock())
+        ledger = BudgetLedger(Path(tmp) / "b.sqlite", advertisers=["acme"], clock=Clock())
         ledger.set_caps(advertiser_cap=PrivacyBudget(1.0))
         accepted: list[float] = []
         for i, e in enumerate(requests):
@@ -315,7 +337,7 @@ def test_accepted_spend_never_exceeds_the_cap(requests: list[float]) -> None:
 
 
 def test_in_memory_ledger_keeps_its_state_and_copies_share_it() -> None:
-    ledger = BudgetLedger(":memory:", clock=Clock())
+    ledger = BudgetLedger(":memory:", advertisers=["acme"], clock=Clock())
     ledger.set_caps(advertiser_cap=PrivacyBudget(1.0))
     ledger.charge("acme", eps(0.75), "q")
     twin = copy.deepcopy(ledger)

@@ -1,7 +1,8 @@
 """The race: 8 real processes charge ε = 0.2 against a cap of 1.0 at the same moment.
 
-Each process opens the ledger, reports ready, waits for a start file, then charges. Exactly 5 must succeed,
-3 must get BudgetExhaustedError, and the ledger must hold exactly 1.0.
+"acme" is registered first (a charge goes to a registered advertiser only). Each process opens the ledger,
+reports ready, waits for a start file, then charges. Exactly 5 must succeed, 3 must get BudgetExhaustedError,
+and the ledger must hold exactly 1.0.
 """
 
 from __future__ import annotations
@@ -16,14 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from adtarget._release._budget_ledger import BudgetLedger
-from adtarget._release._budget_spec import PrivacyBudget
+from adtarget import BudgetLedger, PrivacyBudget
 
 WORKER = """
 import sys, time
 from pathlib import Path
-from adtarget._release._budget_ledger import BudgetLedger
-from adtarget._release._budget_spec import PrivacyBudget
+from adtarget import BudgetLedger, PrivacyBudget
 from adtarget.exceptions import BudgetExhaustedError
 
 path, me, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
@@ -41,7 +40,7 @@ except BudgetExhaustedError:
 
 def test_eight_processes_race_for_five_slots(tmp_path: Path) -> None:
     path = tmp_path / "budget.sqlite"
-    BudgetLedger(path).set_caps(advertiser_cap=PrivacyBudget(1.0), global_cap=PrivacyBudget(10.0))
+    BudgetLedger(path, advertisers=["acme"]).set_caps(advertiser_cap=PrivacyBudget(1.0), global_cap=PrivacyBudget(10.0))
     go = tmp_path / "go"
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(path), str(i), str(go)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(8)]
