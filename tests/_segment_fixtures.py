@@ -143,3 +143,60 @@ def synthetic_eligible(config, workdir):
     order = np.argsort(truth)
     group = np.asarray(data.truth.group)[order[np.searchsorted(truth[order], eligible.persons)]]
     return eligible, group.astype(np.int64)
+
+
+# --- small worlds for counting: events with services and regions, a catalog, assignments ---------------------
+REGIONS = ("CN-GD", "DE-BE", "US-CA", "US-NY")
+SERVICES = ("video", "news", "games", "health_plus")  # health_plus is not ads-permitted: the gate drops it
+
+
+def world_table(safe, *, n_persons: int, n_events: int, n_segments: int, seed: int,
+                health_plus_share: float = 0.0) -> dict[str, np.ndarray]:
+    """An event table (raw ``person_id`` 1000 + i, every person with at least one event) on the first
+    ``n_segments`` safe tier-1 nodes, with services, regions (some blank) and weight 1."""
+    rng = np.random.default_rng(seed)
+    nodes = np.flatnonzero(safe.safe_mask & (safe.taxonomy.tier == 1))[:n_segments]
+    n_events = max(n_events, n_persons)
+    person = np.concatenate([np.arange(n_persons), rng.integers(0, n_persons, n_events - n_persons)])
+    service = np.where(rng.random(n_events) < health_plus_share, 3, rng.integers(0, 3, n_events))
+    return {"person_id": person.astype(np.int64) + 1000,
+            "service": np.asarray(SERVICES, dtype=object)[service],
+            "ts": (WINDOW_END - rng.integers(0, 60 * DAY, n_events)).astype(np.int64),
+            "category": safe.taxonomy.ids[rng.choice(nodes, n_events)].astype(object),
+            "region": np.asarray(("",) + REGIONS, dtype=object)[rng.integers(0, len(REGIONS) + 1, n_events)],
+            "weight": np.ones(n_events)}
+
+
+def gate_table(safe, table: dict[str, np.ndarray], *, birth_seed: int = 0, window_end: int = WINDOW_END,
+               snapshot_id: str | None = None, pseudonymizer=None):
+    """EligibleEvents of ``table`` through ingest and the gate; everybody consents, birth years depend only on
+    the person (so any partition of the persons gates to the same values)."""
+    from adtarget import ConsentSnapshot, Pseudonymizer, apply_gate, ingest
+
+    pseudonymizer = pseudonymizer or Pseudonymizer(bytes(range(32)))
+    result = ingest(table, pseudonymizer=pseudonymizer, taxonomy=safe.taxonomy, now=window_end)
+    assert len(result.quarantine) == 0, "test events must all be valid"
+    batch = result.batch
+    m = batch.persons.size
+    birth = (1950 + (batch.persons ^ np.uint64(birth_seed)) % np.uint64(60)).astype(np.int16)
+    snapshot = ConsentSnapshot(
+        as_of=window_end, persons=batch.persons, birth_year=birth, opted_in=np.ones(m, bool),
+        cross_service=np.ones(m, bool), deleted=np.zeros(m, bool), terminated=np.zeros(m, bool),
+        location_deleted=np.zeros(m, bool), policy_version=np.full(m, "2018-05-14"),
+        jurisdiction=np.full(m, "US"))
+    return apply_gate(batch, snapshot, safe, window_end=window_end, snapshot_id=snapshot_id)
+
+
+def world_catalog(safe, n_segments: int):
+    """Top-k topic segments on the first ``n_segments`` safe tier-1 nodes, k large enough that every person with
+    an event in a node's subtree is a member."""
+    from adtarget import SegmentCatalog, TopicSegment
+
+    nodes = np.flatnonzero(safe.safe_mask & (safe.taxonomy.tier == 1))[:n_segments]
+    return SegmentCatalog([TopicSegment(str(safe.taxonomy.ids[i]), k=64) for i in nodes], safe)
+
+
+def rows_of(table: dict[str, np.ndarray], person_ids) -> dict[str, np.ndarray]:
+    """The events of the raw persons ``person_ids`` (a partition of persons, as an engine's executor holds)."""
+    keep = np.isin(table["person_id"], np.asarray(person_ids))
+    return {name: column[keep] for name, column in table.items()}

@@ -1,23 +1,26 @@
-"""Keyed-priority contribution bounding and the count_cells kernel: by-construction bounds (hypothesis),
-agreement with the definition, independence from row order and partitioning."""
+"""Keyed-priority contribution bounding and count_cells: by-construction bounds (hypothesis), agreement with the
+definition, independence from row order and partitioning.
+
+count_cells takes only EligibleEvents from the gate and assignments derived from them, so the worlds here are
+event tables that go through ingest, the gate and a SegmentCatalog; a partition of persons is gated on its
+own, as an engine's executor would hold it."""
 
 from __future__ import annotations
 
 import hashlib
-from types import SimpleNamespace as NS
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from _release_fixtures import prio
+from _segment_fixtures import gate_table, rows_of, safe_taxonomy, world_catalog, world_table
 from hypothesis import given
 from hypothesis import strategies as st
 
+from adtarget import CellCounts, ParameterError, ReleaseSpec, count_cells
 from adtarget._kernels import _bounding as kernels
 from adtarget._release._bounding import priorities, splitmix64, stable64, stable64_many
-from adtarget._release._cells import AGE_BANDS, CellCounts, age_band_codes
-from adtarget._release._cells import bounded_counts as count_cells
-from adtarget._release._spec import ReleaseSpec
+from adtarget._release._cells import AGE_BANDS, age_band_codes
 
 END = 1_790_000_000  # 2026-09-21
 
@@ -69,41 +72,23 @@ def test_age_bands_at_the_window_end():
                    "65+", "unknown"]
 
 
-# --- count_cells on small synthetic worlds ------------------------------------------------------------------
-REGIONS = ("CN-GD", "DE-BE", "US-CA", "US-NY")
-SERVICES = NS(names=("video", "news", "games", "health_plus"), ads_permitted=np.array([1, 1, 1, 0], bool))
+# --- count_cells on small worlds through the gate ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def safe(taxonomy):
+    return safe_taxonomy(taxonomy)
 
 
-def fake_world(n_persons, n_events, n_segments, seed):
-    """A duck-typed eligible/assignments pair (count_cells trusts its inputs)."""
-    rng = np.random.default_rng(seed)
-    persons = np.unique(rng.integers(0, 2**64 - 1, n_persons + 5, dtype=np.uint64))[:n_persons]
-    eligible = NS(persons=persons, birth_year=rng.integers(1950, 2010, n_persons).astype(np.int16),
-                  person=rng.integers(0, n_persons, n_events).astype(np.int32),
-                  region=rng.integers(-1, len(REGIONS), n_events).astype(np.int16),
-                  service=rng.integers(0, 3, n_events).astype(np.int16), regions=REGIONS, services=SERVICES,
-                  window_end=END)
-    dense = rng.random((n_persons, n_segments)) < 0.6
-    segs = tuple(NS(segment_id=f"iab-2.2:{i + 1}") for i in range(n_segments))
-    return eligible, NS(persons=persons, membership=sp.csr_matrix(dense), segments=segs)
+def counted(safe, table, n_segments, spec):
+    """count_cells over the gate's events of ``table`` and the catalog's assignments of them."""
+    eligible = gate_table(safe, table)
+    return count_cells(eligible, world_catalog(safe, n_segments).assign(eligible), spec)
 
 
-def subset(eligible, assignments, rows):
-    """The partition holding persons ``rows`` (with all their events), as the Spark engine would see it."""
-    rows = np.asarray(rows)
-    ev = np.isin(eligible.person, rows)
-    new = np.full(eligible.persons.size, -1)
-    new[rows] = np.arange(rows.size)
-    el = NS(**{**vars(eligible), "persons": eligible.persons[rows], "birth_year": eligible.birth_year[rows],
-               "person": new[eligible.person[ev]].astype(np.int32), "region": eligible.region[ev],
-               "service": eligible.service[ev]})
-    return el, NS(persons=eligible.persons[rows], membership=assignments.membership[rows],
-                  segments=assignments.segments)
-
-
-def spec_for(n_segments, k, cells):
-    return ReleaseSpec("acme", [f"iab-2.2:{i + 1}" for i in range(n_segments)], epsilon=1.0, delta=1e-6,
-                       max_segments_per_person=k, max_cells_per_person=cells, salt="t")
+def spec_for(safe, n_segments, k, cells, breakdowns=("age_band", "region", "service")):
+    ids = [s.segment_id for s in world_catalog(safe, n_segments).segments]
+    delta = 1e-6 if "region" in breakdowns else 0.0
+    return ReleaseSpec("acme", ids, epsilon=1.0, delta=delta, max_segments_per_person=k, max_cells_per_person=cells,
+                       breakdowns=breakdowns, salt="t")
 
 
 def same(a: CellCounts, b: CellCounts) -> bool:
@@ -112,67 +97,61 @@ def same(a: CellCounts, b: CellCounts) -> bool:
                     and np.array_equal(a.value_persons[d], b.value_persons[d]) for d in a.cells))
 
 
-@given(n=st.integers(1, 25), s=st.integers(1, 7), k=st.integers(1, 4), kr=st.integers(1, 3),
+@given(n=st.integers(1, 10), s=st.integers(1, 7), k=st.integers(1, 4), kr=st.integers(1, 3),
        ks=st.integers(1, 2), seed=st.integers(0, 2**16))
-def test_no_person_counts_in_more_than_k_segments_or_cells(n, s, k, kr, ks, seed):
-    eligible, assignments = fake_world(n, 6 * n, s, seed)
-    spec = spec_for(s, k, {"region": kr, "service": ks})
-    per_person = [count_cells(*subset(eligible, assignments, [i]), spec) for i in range(n)]
+def test_no_person_counts_in_more_than_k_segments_or_cells(safe, n, s, k, kr, ks, seed):
+    table = world_table(safe, n_persons=n, n_events=6 * n, n_segments=s, seed=seed)
+    spec = spec_for(safe, s, k, {"region": kr, "service": ks})
+    per_person = [counted(safe, rows_of(table, [1000 + i]), s, spec) for i in range(n)]
     for c in per_person:
         assert c.sizes.sum() <= k and c.sizes.max(initial=0) <= 1
         assert np.array_equal(c.cells["age_band"].sum(axis=1), c.sizes)
         assert (c.cells["region"].sum(axis=1) <= kr * c.sizes).all()
         assert (c.cells["service"].sum(axis=1) <= ks * c.sizes).all()
         assert c.value_persons["region"].sum() <= kr and c.value_persons["service"].sum() <= ks
-    assert same(CellCounts.sum(per_person), count_cells(eligible, assignments, spec))
+    assert same(CellCounts.sum(per_person), counted(safe, table, s, spec))
 
 
 @given(n=st.integers(2, 40), seed=st.integers(0, 2**16), cut=st.floats(0.1, 0.9))
-def test_counts_over_a_partition_of_persons_add_up(n, seed, cut):
-    eligible, assignments = fake_world(n, 8 * n, 5, seed)
-    spec = spec_for(5, 2, {"region": 1, "service": 2})
-    order = np.random.default_rng(seed).permutation(n)
+def test_counts_over_a_partition_of_persons_add_up(safe, n, seed, cut):
+    table = world_table(safe, n_persons=n, n_events=8 * n, n_segments=5, seed=seed)
+    spec = spec_for(safe, 5, 2, {"region": 1, "service": 2})
+    order = np.random.default_rng(seed).permutation(n) + 1000
     m = max(1, int(cut * n))
-    parts = [count_cells(*subset(eligible, assignments, np.sort(r)), spec) for r in (order[:m], order[m:])]
-    assert same(parts[0] + parts[1], count_cells(eligible, assignments, spec))
+    parts = [counted(safe, rows_of(table, ids), 5, spec) for ids in (order[:m], order[m:])]
+    assert same(parts[0] + parts[1], counted(safe, table, 5, spec))
 
 
-@given(n=st.integers(1, 30), seed=st.integers(0, 2**16))
-def test_assignments_over_some_of_the_eligible_persons(n, seed):
-    """Rows for a subset of the persons (the searchsorted path) count as the full matrix with the rest empty."""
-    eligible, assignments = fake_world(n, 6 * n, 4, seed)
-    rows = np.flatnonzero(np.random.default_rng(seed).random(n) < 0.5)
-    some = NS(persons=eligible.persons[rows], membership=assignments.membership[rows],
-              segments=assignments.segments)
-    emptied = assignments.membership.tolil()
-    emptied[np.setdiff1d(np.arange(n), rows)] = False
-    full = NS(persons=eligible.persons, membership=emptied.tocsr(), segments=assignments.segments)
-    spec = spec_for(4, 2, {"region": 1, "service": 2})
-    assert same(count_cells(eligible, some, spec), count_cells(eligible, full, spec))
-
-
-def test_event_order_does_not_change_the_counts():
-    eligible, assignments = fake_world(200, 3000, 6, 1)
-    spec = spec_for(6, 3, {"region": 2})
+def test_event_order_does_not_change_the_counts(safe):
+    table = world_table(safe, n_persons=200, n_events=3000, n_segments=6, seed=1)
+    spec = spec_for(safe, 6, 3, {"region": 2})
     perm = np.random.default_rng(2).permutation(3000)
-    shuffled = NS(**{**vars(eligible), "person": eligible.person[perm], "region": eligible.region[perm],
-                     "service": eligible.service[perm]})
-    assert same(count_cells(shuffled, assignments, spec), count_cells(eligible, assignments, spec))
+    shuffled = {name: column[perm] for name, column in table.items()}
+    assert same(counted(safe, shuffled, 6, spec), counted(safe, table, 6, spec))
 
 
-def test_services_without_ads_permission_and_unused_regions_are_not_cells():
-    eligible, assignments = fake_world(50, 400, 2, 3)
-    eligible.service[:10] = 3  # health_plus: not ads-permitted (the gate removes such events anyway)
-    c = count_cells(eligible, assignments, spec_for(2, 2, {}))
-    assert c.values["service"] == ("games", "news", "video")
-    assert set(c.values["region"]) <= set(REGIONS) and (c.value_persons["region"] > 0).all()
+def test_services_without_ads_permission_and_unused_regions_are_not_cells(safe):
+    table = world_table(safe, n_persons=50, n_events=400, n_segments=2, seed=3, health_plus_share=0.1)
+    eligible = gate_table(safe, table)
+    assert eligible.exclusions["service_not_permitted"] > 0  # the gate removed the health_plus events
+    c = count_cells(eligible, world_catalog(safe, 2).assign(eligible), spec_for(safe, 2, 2, {}))
+    assert c.values["service"] == ("games", "music", "news", "payments", "search", "video")
+    assert (c.cells["service"][:, [c.values["service"].index(x) for x in ("music", "payments", "search")]] == 0).all()
+    assert set(c.values["region"]) <= {"CN-GD", "DE-BE", "US-CA", "US-NY"}
+    assert (c.value_persons["region"] > 0).all()
 
 
-def test_cellcounts_refuses_to_add_different_breakdowns():
-    eligible, assignments = fake_world(10, 50, 2, 4)
-    a = count_cells(eligible, assignments, spec_for(2, 1, {}))
-    b = count_cells(eligible, assignments, ReleaseSpec("acme", ["iab-2.2:1"], epsilon=1.0, breakdowns=()))
-    with pytest.raises(ValueError, match="different breakdowns"):
+def test_cellcounts_refuses_to_add_other_bounds_or_other_facts(safe):
+    table = world_table(safe, n_persons=10, n_events=50, n_segments=2, seed=4)
+    eligible = gate_table(safe, table)
+    assignments = world_catalog(safe, 2).assign(eligible)
+    a = count_cells(eligible, assignments, spec_for(safe, 2, 1, {}))
+    b = count_cells(eligible, assignments, spec_for(safe, 2, 1, {}, breakdowns=()))
+    with pytest.raises(ParameterError, match="cannot add CellCounts made with other bounds"):
         a + b
+    later = gate_table(safe, table, snapshot_id="run-2")
+    c = count_cells(later, world_catalog(safe, 2).assign(later), spec_for(safe, 2, 1, {}))
+    with pytest.raises(ParameterError, match=r"over other data facts \(segments, policy, window, snapshot id"):
+        a + c
     with pytest.raises(ValueError, match="at least one"):
         CellCounts.sum([])
