@@ -1,7 +1,9 @@
 """The command line as a user drives it: every command on good input, and a table of bad inputs that must each
 fail with the documented exit code and exactly one line on stderr, never a traceback.
 
-One small synthetic dataset and one first run are shared by the module (subprocesses, small sizes).
+One small synthetic dataset and one first run are shared by the module (subprocesses, small sizes). A run is
+charged to a registered advertiser only: the module registers "acme" in its home ledger with
+``adtarget advertiser add``, and every other ledger a test names gets "demo-advertiser" (the run's default).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _ledger_fixtures import register
 
 KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 OTHER_KEY = "ff" * 32
@@ -37,6 +40,7 @@ def world(tmp_path_factory):
     env = {**os.environ, "ADTARGET_HOME": str(root / "home"), "ADTARGET_PSEUDONYM_KEY": KEY}
     env.pop("PYTHONWARNINGS", None)
     ok(cli("synth", "--events", "20000", "--seed", "4", "--out", str(root / "data"), env=env))
+    ok(cli("advertiser", "add", "Acme", env=env))  # registered as its canonical id, "acme"
     first = ok(cli("--json", "run", "--events", str(root / "data/events.parquet"),
                    "--consent", str(root / "data/consent.csv"), "--out", str(root / "run1"),
                    "--advertiser", "acme", env=env))
@@ -92,8 +96,12 @@ def test_budget_show_lists_the_advertiser_and_the_global_row(world):
     acme = next(r for r in rows if r["advertiser"] == "acme")
     assert acme["epsilon_spent"] == pytest.approx(1.0) and acme["epsilon_cap"] == 4.0
     assert rows[-1]["scope"] == "global"
-    text = ok(cli("budget", "show", "--advertiser", "nobody-yet", env=world["env"])).stdout
-    assert "nobody-yet" in text and "(all advertisers)" in text
+    text = ok(cli("budget", "show", "--advertiser", "ACME", env=world["env"])).stdout
+    assert "acme" in text and "(all advertisers)" in text
+    # an unregistered advertiser has no row to show: exit 2 with the hint to register it
+    unknown = cli("budget", "show", "--advertiser", "nobody-yet", env=world["env"])
+    _check_one_line_failure(unknown, 2)
+    assert "'nobody-yet' is not registered" in unknown.stderr and "advertiser add" in unknown.stderr
 
 
 def test_audit_passes_a_report_the_run_wrote(world):
@@ -153,7 +161,7 @@ def test_consent_export_and_forget_cover_events_and_assignments(world, tmp_path)
 def test_quiet_prints_nothing_and_seed_warns_on_one_line(world, tmp_path):
     result = ok(cli("run", "--events", str(world["data"] / "events.parquet"), "--consent",
                     str(world["run1"] / "consent.sqlite"), "--out", str(tmp_path), "--quiet", "--seed", "1",
-                    "--ledger", str(tmp_path / "budget.sqlite"), env=world["env"]))
+                    "--ledger", register(tmp_path / "budget.sqlite"), env=world["env"]))
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert lines and all(line.startswith("adtarget: warning: PrivacyLeakWarning") for line in lines)
@@ -200,8 +208,9 @@ def _email_events(world, tmp_path) -> str:
 
 
 def _run_args(world, tmp_path, **changes) -> list[str]:
+    """``adtarget run`` on the module's data, charged to demo-advertiser, registered in tmp_path/budget.sqlite."""
     args = {"--events": str(world["data"] / "events.parquet"), "--consent": str(world["run1"] / "consent.sqlite"),
-            "--out": str(tmp_path / "out"), "--ledger": str(tmp_path / "budget.sqlite")}
+            "--out": str(tmp_path / "out"), "--ledger": register(tmp_path / "budget.sqlite")}
     args.update(changes)
     return ["run", *[x for k, v in args.items() if v is not None for x in (k, v)]]
 
@@ -214,6 +223,9 @@ BAD = {
         w["data"] / "events.parquet", t / "e.csv")}), {}),
     "events with an email column": (3, lambda w, t: _run_args(w, t, **{"--events": _email_events(w, t)}), {}),
     "empty advertiser name": (2, lambda w, t: _run_args(w, t, **{"--advertiser": ""}), {}),
+    "unregistered advertiser": (2, lambda w, t: _run_args(w, t, **{"--advertiser": "nobody"}), {}),
+    "look-alike of a registered advertiser": (2, lambda w, t: _run_args(
+        w, t, **{"--advertiser": "d\u0435mo-advertiser"}), {}),  # Cyrillic е
     "epsilon 0": (2, lambda w, t: _run_args(w, t, **{"--epsilon": "0"}), {}),
     "epsilon -1": (2, lambda w, t: _run_args(w, t, **{"--epsilon": "-1"}), {}),
     "epsilon nan": (2, lambda w, t: _run_args(w, t, **{"--epsilon": "nan"}), {}),

@@ -35,6 +35,8 @@ EXPECTED = {
     exc.SensitiveCategoryError: EXIT_INPUT,
     exc.ConsentError: EXIT_INPUT,
     exc.LedgerError: EXIT_INPUT,
+    exc.UnknownAdvertiserError: EXIT_USAGE,
+    exc.ProvenanceError: EXIT_OTHER,  # the CLI never forges an object: a refused one is a bug, not bad input
     exc.BudgetExhaustedError: EXIT_BUDGET,
     exc.ReportValidationError: EXIT_REPORT,
     UsageError: EXIT_USAGE,
@@ -53,6 +55,11 @@ def test_the_table_covers_every_error_class_adtarget_exports():
     classes = [getattr(exc, n) for n in exc.__all__ if not issubclass(getattr(exc, n), Warning)]
     assert {c for c in classes if c is not exc.RefusedColumnError} <= set(EXPECTED)
     assert describe(exc.RefusedColumnError("email refused", ("email",)))[0] == EXIT_INPUT
+
+
+def test_an_unregistered_advertiser_is_a_usage_error_with_the_register_hint():
+    code, _, hint = describe(exc.UnknownAdvertiserError("advertiser 'nobody' is not registered"))
+    assert code == EXIT_USAGE and "adtarget advertiser add" in hint
 
 
 def test_os_errors_are_input_errors_and_anything_else_is_other():
