@@ -183,9 +183,11 @@ class SegmentCatalog:
     def default(cls, safe_taxonomy: Any, *, k: int = DEFAULT_K, screen: Any = None) -> SegmentCatalog:
         """Every safe tier-1 and tier-2 node as a top-``k`` topic segment (what ``adtarget run`` releases),
         without the segments ``screen`` blocks."""
+        from adtarget._release._audit import ProxyScreen
+
         taxonomy = safe_taxonomy.taxonomy
         nodes = np.flatnonzero(np.asarray(safe_taxonomy.safe_mask) & (taxonomy.tier <= 2))
-        blocked = set(screen.blocked) if screen is not None else set()
+        blocked = set(screen.blocked) if isinstance(screen, ProxyScreen) else set()  # __init__ refuses others
         topics = [TopicSegment(str(taxonomy.ids[i]), k=k) for i in nodes]
         kept = [t for t in topics if f"{taxonomy.name}:{local_id(t)}" not in blocked]
         return cls(kept, safe_taxonomy, screen=screen)
