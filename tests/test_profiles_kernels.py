@@ -30,7 +30,6 @@ from adtarget._profiles import (
     profile_matrix,
 )
 
-
 _LIBM_EXP2 = ctypes.CDLL(ctypes.util.find_library("m")).exp2
 _LIBM_EXP2.restype, _LIBM_EXP2.argtypes = ctypes.c_double, [ctypes.c_double]
 
