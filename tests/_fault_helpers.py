@@ -111,10 +111,9 @@ def small_world(directory: Path, *, n_events: int = 20_000, seed: int = 4) -> di
     return paths
 
 
+# the advertiser {adv!r} must be registered in {budget!r} first (tests/_ledger_fixtures.py ``register``)
 RUN_CODE = """
-from adtarget._consent import ConsentLedger
-from adtarget._pipeline import RunSettings, run
-from adtarget._release._budget_ledger import BudgetLedger
+from adtarget import BudgetLedger, ConsentLedger, RunSettings, run
 consent = ConsentLedger({consent!r}, PZ)
 budget = BudgetLedger({budget!r})
 result = run({events!r}, consent, pseudonymizer=PZ, budget=budget, settings=RunSettings(advertiser={adv!r}),

@@ -1,6 +1,7 @@
 """Fault injection: real child processes SIGKILLed at chosen points of consent imports, releases and file
 writes; full disks (a tiny tmpfs), read-only and corrupted ledgers. Invariants: a ledger is before or after a
-write, never between; a spend is never lost; no report exists without its spend; errors are LedgerError."""
+write, never between; a spend is never lost; no report exists without its spend; errors are LedgerError.
+Every budget ledger here has its advertisers registered first (a release goes to a registered advertiser only)."""
 
 from __future__ import annotations
 
@@ -27,13 +28,9 @@ from _fault_helpers import (
     wait_for,
     write_consent_csv,
 )
+from _ledger_fixtures import register
 
-from adtarget import synth
-from adtarget._consent import ConsentLedger
-from adtarget._pipeline import RunSettings, run
-from adtarget._pseudonym import Pseudonymizer
-from adtarget._release._budget_ledger import BudgetLedger
-from adtarget._release._budget_spec import PrivacyBudget
+from adtarget import BudgetLedger, ConsentLedger, PrivacyBudget, Pseudonymizer, RunSettings, run, synth
 from adtarget.exceptions import LedgerError
 
 pytestmark = pytest.mark.filterwarnings("ignore::adtarget.exceptions.PrivacyLeakWarning")
@@ -128,6 +125,7 @@ def world(tmp_path_factory):
 
 def _fresh(world, tmp_path):
     budget = tmp_path / "budget.sqlite"
+    register(budget, "acme")
     return {**world, "budget": budget, "out": tmp_path / "out"}
 
 
@@ -153,6 +151,7 @@ def crashed_release(world, tmp_path_factory):
     """A budget ledger whose release was SIGKILLed after the charge, before the report was stored."""
     d = tmp_path_factory.mktemp("crashed-release")
     paths = {**world, "budget": d / "budget.sqlite", "out": d / "out"}
+    register(paths["budget"], "acme")
     code = RELEASE_PAUSE.format(consent=str(paths["consent"]), budget=str(paths["budget"]),
                                 events=str(paths["events"]), adv="acme", window_end=END)
     proc = spawn(code + f"\nresult.write({str(paths['out'])!r})\n")
@@ -285,7 +284,7 @@ def test_full_disk_consent_import_raises_ledger_error_and_keeps_state(tiny_disk,
 
 def test_full_disk_release_raises_ledger_error_and_emits_nothing(tiny_disk, world, tmp_path):
     budget_path = tiny_disk / "budget.sqlite"
-    budget = BudgetLedger(budget_path)
+    budget = BudgetLedger(budget_path, advertisers=[f"adv-{i}" for i in range(50)])
     _fill(tiny_disk)
     with ConsentLedger(world["consent"], PZ) as consent, pytest.raises(LedgerError):
         for i in range(50):  # until the WAL cannot grow
@@ -336,8 +335,7 @@ def test_file_size_limit_gives_ledger_error(tmp_path):
 # --- read-only ledgers ------------------------------------------------------------------------------------------
 READ_ONLY_CODE = """
 from adtarget._consent import ConsentLedger
-from adtarget._release._budget_ledger import BudgetLedger
-from adtarget._release._budget_spec import PrivacyBudget
+from adtarget import BudgetLedger, PrivacyBudget
 out = {{}}
 for name, action in (
         ("consent_read", lambda: ConsentLedger({consent!r}, PZ).snapshot()),
@@ -372,7 +370,7 @@ def test_read_only_ledgers_raise_ledger_error_and_spend_nothing(tmp_path, immuta
     consent, budget = tmp_path / "consent.sqlite", tmp_path / "budget.sqlite"
     with ConsentLedger(consent, PZ) as ledger:
         ledger.import_csv(write_consent_csv(tmp_path / "a.csv", consent_rows(range(1, 11))))
-    BudgetLedger(budget)
+    BudgetLedger(budget, advertisers=["acme"])  # registered: the charge fails on the file, not on the name
     for path in (consent, budget):
         with sqlite3.connect(path) as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -422,7 +420,7 @@ def test_corrupted_consent_ledger_raises_ledger_error(tmp_path, how):
 @pytest.mark.parametrize("how", ["header", "truncated"])
 def test_corrupted_budget_ledger_raises_ledger_error(tmp_path, how):
     path = tmp_path / "budget.sqlite"
-    ledger = BudgetLedger(path)
+    ledger = BudgetLedger(path, advertisers=["acme", *(f"adv-{i}" for i in range(30))])
     for i in range(30):
         ledger.charge(f"adv-{i}", PrivacyBudget(0.1), f"rq-{i}")
     with sqlite3.connect(path) as conn:
