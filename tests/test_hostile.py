@@ -15,23 +15,28 @@ from _fault_helpers import KEY, consent_rows, write_consent_csv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adtarget import synth
-from adtarget._consent import ConsentLedger
-from adtarget._events import ingest
-from adtarget._pipeline import RunSettings, run
-from adtarget._policy import EligibilityPolicy
-from adtarget._pseudonym import Pseudonymizer
-from adtarget._release._budget_ledger import BudgetLedger
-from adtarget._release._budget_spec import PrivacyBudget
-from adtarget._release._report import SegmentReport, audit_report
-from adtarget._release._spec import ReleaseSpec
-from adtarget._sensitivity import SafeTaxonomy
-from adtarget.exceptions import AdtargetError, ParameterError, ReportValidationError
+from adtarget import (
+    BudgetLedger,
+    ConsentLedger,
+    EligibilityPolicy,
+    PrivacyBudget,
+    Pseudonymizer,
+    ReleaseSpec,
+    RunSettings,
+    SafeTaxonomy,
+    SegmentReport,
+    audit_report,
+    ingest,
+    run,
+    synth,
+)
+from adtarget.exceptions import AdtargetError, ParameterError, ReportValidationError, UnknownAdvertiserError
 
 pytestmark = pytest.mark.filterwarnings("ignore::adtarget.exceptions.PrivacyLeakWarning")
 PZ = Pseudonymizer(KEY)
 END = synth.SyntheticConfig().end
 INJECTION = "x'); DROP TABLE spend;--"
+INJECTION_ID = INJECTION.lower()  # its canonical advertiser id (NFKC, case-folded)
 FUZZ = settings(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 EVENT_HEADER = ["person_id", "service", "ts", "category"]
@@ -185,8 +190,11 @@ def test_hostile_person_ids_are_pseudonymised_not_stored(tmp_path, person):
 
 def test_sql_injection_advertiser_is_just_a_name(tmp_path):
     ledger = BudgetLedger(tmp_path / "b.sqlite")
+    with pytest.raises(UnknownAdvertiserError, match="not registered"):
+        ledger.charge(INJECTION, PrivacyBudget(0.5), "rq-0")
+    assert ledger.register_advertiser(INJECTION).display_name == INJECTION
     ledger.charge(INJECTION, PrivacyBudget(0.5), "rq-1")
-    assert [r["advertiser"] for r in ledger.show() if r["scope"] == "advertiser"] == [INJECTION]
+    assert [r["advertiser"] for r in ledger.show() if r["scope"] == "advertiser"] == [INJECTION_ID]
     with sqlite3.connect(tmp_path / "b.sqlite") as conn:
         assert conn.execute("SELECT COUNT(*) FROM spend").fetchone()[0] == 1
     assert ledger.remaining(INJECTION)[0].epsilon == pytest.approx(3.5)
@@ -203,11 +211,12 @@ def test_injection_advertiser_through_the_whole_run(tmp_path):
     synth.write_consent(data, tmp_path / "consent.csv")
     with ConsentLedger(tmp_path / "c.sqlite", PZ) as consent:
         consent.import_csv(tmp_path / "consent.csv")
-        result = run(data.events, consent, pseudonymizer=PZ, budget=BudgetLedger(tmp_path / "b.sqlite"),
+        budget = BudgetLedger(tmp_path / "b.sqlite", advertisers=[INJECTION])
+        result = run(data.events, consent, pseudonymizer=PZ, budget=budget,
                      settings=RunSettings(advertiser=INJECTION), window_end=END)
-    assert result.report.advertiser == INJECTION
+    assert result.report.advertiser == INJECTION_ID
     with sqlite3.connect(tmp_path / "b.sqlite") as conn:
-        assert conn.execute("SELECT advertiser FROM spend").fetchall() == [(INJECTION,)]
+        assert conn.execute("SELECT advertiser FROM spend").fetchall() == [(INJECTION_ID,)]
 
 
 # --- hand-edited reports ---------------------------------------------------------------------------------------------
@@ -218,7 +227,8 @@ def report_doc(tmp_path_factory):
     synth.write_consent(data, d / "consent.csv")
     with ConsentLedger(d / "c.sqlite", PZ) as consent:
         consent.import_csv(d / "consent.csv")
-        result = run(data.events, consent, pseudonymizer=PZ, budget=BudgetLedger(d / "b.sqlite"), window_end=END)
+        budget = BudgetLedger(d / "b.sqlite", advertisers=["demo-advertiser"])  # RunSettings' default advertiser
+        result = run(data.events, consent, pseudonymizer=PZ, budget=budget, window_end=END)
     doc = json.loads(result.report.to_json())
     assert doc["segments"], "the fixture needs at least one released segment"
     return doc
@@ -291,6 +301,11 @@ def cli(tmp_path, monkeypatch, capsys):
      "--advertiser", INJECTION),
     ("run", "--events", "x", "--consent", "y", "--out", "z", "--epsilon", "nan"),
     ("run", "--events", "x", "--consent", "y", "--out", "z", "--advertiser", "a\x00b"),
+    ("advertiser", "add", INJECTION),
+    ("advertiser", "add", "a\x00b"),
+    ("advertiser", "add", "\u202e💥"),
+    ("advertiser", "show", INJECTION),
+    ("advertiser", "list"),
     ("--bogus",),
 ])
 def test_cli_hostile_arguments_give_one_line_and_an_exit_code(cli, argv):
