@@ -7,7 +7,7 @@ import numpy as np
 
 
 def snapshot_of(pseudonymizer, people: dict[int, dict], as_of: int):
-    from adtarget._consent import ConsentSnapshot
+    from adtarget import ConsentSnapshot
 
     ids = np.array(sorted(people), dtype=np.int64)
     pseud = pseudonymizer.pseudonymize(ids)

@@ -1,7 +1,11 @@
-"""Helpers for the release tests: small worlds built through ingest + the gate, and a pandas oracle.
+"""Helpers for the release tests: small worlds built through ingest, the gate and a segment catalog, and a
+pandas oracle.
 
-The oracle recomputes contribution bounding from its definition (splitmix64 over Python ints, BLAKE2b
-``stable64``) and counts distinct persons with pandas groupby, independently of the numpy kernel.
+Everything a release receives is made by adtarget's own public functions: events by ``ingest``, eligible
+events by ``apply_gate`` (with an optional public ``snapshot_id``), profiles by ``build_profiles`` and
+assignments by ``SegmentCatalog.assign``. The oracle recomputes contribution bounding from its definition
+(splitmix64 over Python ints, BLAKE2b ``stable64``) and counts distinct persons with pandas groupby,
+independently of the numpy kernel.
 """
 
 from __future__ import annotations
@@ -11,27 +15,39 @@ import hashlib
 
 import numpy as np
 
+import adtarget
+
 END = int(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc).timestamp())
 DAY = 86_400
 REGIONS = ["US-CA", "US-NY", "CN-GD", "DE-BE", "FR-IDF", "JP-13"]
 PERMITTED = ["video", "news", "games", "search", "music", "payments"]
 N_SEGMENTS = 8
 KEY = bytes(range(32))
+#: the advertiser the release tests release to (registered in every ledger they use)
+ACME = "acme"
 
 
 def safe_taxonomy():
-    from adtarget._sensitivity import SafeTaxonomy
-
-    return SafeTaxonomy.default()
+    return adtarget.SafeTaxonomy.default()
 
 
-def segment_infos(safe, n: int = N_SEGMENTS):
-    """SegmentInfo of the first ``n`` safe tier-1 IAB nodes."""
-    from adtarget._segments._info import SegmentInfo
+def segment_nodes(safe, n: int = N_SEGMENTS) -> np.ndarray:
+    """Indices of the first ``n`` safe tier-1 IAB nodes (the catalog's segments)."""
+    return np.flatnonzero(np.asarray(safe.safe_mask) & (safe.taxonomy.tier == 1))[:n]
 
-    t = safe.taxonomy
-    nodes = np.flatnonzero(np.asarray(safe.safe_mask) & (t.tier == 1))[:n]
-    return tuple(SegmentInfo(t.segment_id(int(i)), str(t.names[i]), tuple(t.path(int(i)))) for i in nodes)
+
+def catalog(safe=None, n: int = N_SEGMENTS):
+    """Top-k topic segments on the first ``n`` safe tier-1 nodes, ``k`` large enough that every person with an
+    eligible event in a node's subtree is a member of its segment."""
+    safe = safe if safe is not None else safe_taxonomy()
+    ids = safe.taxonomy.ids
+    return adtarget.SegmentCatalog([adtarget.TopicSegment(str(ids[i]), k=64) for i in segment_nodes(safe, n)],
+                                   safe)
+
+
+def segment_infos(safe=None, n: int = N_SEGMENTS):
+    """SegmentInfo of the catalog's segments (public descriptions of definitions)."""
+    return catalog(safe, n).segments
 
 
 def _people(rng, n: int) -> dict[int, dict]:
@@ -40,13 +56,13 @@ def _people(rng, n: int) -> dict[int, dict]:
     return {i: {"birth_year": int(years[i - 1])} for i in range(1, n + 1)}
 
 
-def _rows(rng, ids, safe_nodes, n_events: int, regions=REGIONS, services=PERMITTED):
+def _rows(rng, ids, nodes, n_events: int, regions=REGIONS, services=PERMITTED):
     person = rng.choice(np.asarray(ids), n_events)
     region = np.asarray(list(regions) + [None], dtype=object)[rng.integers(0, len(regions) + 1, n_events)]
     return {"person_id": person.astype(np.int64),
             "service": np.asarray(services, dtype=object)[rng.integers(0, len(services), n_events)],
             "ts": (END - rng.integers(DAY, 90 * DAY, n_events)).astype(np.int64),
-            "category": rng.choice(safe_nodes, n_events).astype(object),
+            "category": rng.choice(nodes, n_events).astype(object),
             "region": region}
 
 
@@ -55,15 +71,22 @@ def _concat(*parts):
 
 
 def world_rows(seed: int = 0, n_persons: int = 400, *, excluded: bool = False, extra_sensitive: bool = False):
-    """(event columns, consent people) of a small world; optional excluded persons / extra sensitive events."""
+    """(event columns, consent people) of a small world; optional excluded persons / extra sensitive events.
+
+    Most safe events fall on the catalog's tier-1 nodes (so about half the persons are in each segment), the
+    rest anywhere in the safe taxonomy; some events are on a service that is not ads-permitted, some on
+    sensitive nodes (the gate drops both).
+    """
     rng = np.random.default_rng(seed)
     safe = safe_taxonomy()
     t = safe.taxonomy
     safe_ids = t.ids[np.asarray(safe.safe_mask)]
     sens_ids = t.ids[~np.asarray(safe.safe_mask)]
+    seg_ids = t.ids[segment_nodes(safe)]
     people = _people(rng, n_persons)
     ids = list(range(1, n_persons + 1))
-    parts = [_rows(rng, ids, safe_ids, 8 * n_persons),
+    parts = [_rows(rng, ids, seg_ids, 6 * n_persons),
+             _rows(rng, ids, safe_ids, 2 * n_persons),
              _rows(rng, ids, safe_ids, n_persons // 2, services=["health_plus"]),  # service not permitted
              _rows(rng, ids[: n_persons // 10], sens_ids, n_persons // 5)]  # sensitive events
     extra_rng = np.random.default_rng(seed + 1000)
@@ -78,20 +101,32 @@ def world_rows(seed: int = 0, n_persons: int = 400, *, excluded: bool = False, e
     return _concat(*parts), people
 
 
-def gate(rows, people):
-    """EligibleEvents of ``rows`` under a consent snapshot of ``people`` (unknown ages included)."""
+def gate(rows, people, *, snapshot_id: str | None = None, window_end: int = END):
+    """EligibleEvents of ``rows`` under a consent snapshot of ``people`` (unknown ages included), through
+    ``ingest`` and ``apply_gate``; ``snapshot_id`` is the data owner's public name of the snapshot."""
     from _consent_fixtures import snapshot_of
 
-    from adtarget._events import ingest
-    from adtarget._gate import apply_gate
-    from adtarget._policy import EligibilityPolicy
-    from adtarget._pseudonym import Pseudonymizer
-
-    pz = Pseudonymizer(KEY)
-    batch = ingest(rows, pseudonymizer=pz, now=END).batch
+    pz = adtarget.Pseudonymizer(KEY)
+    batch = adtarget.ingest(rows, pseudonymizer=pz, now=END).batch
     snapshot = snapshot_of(pz, people, END)
-    return apply_gate(batch, snapshot, safe_taxonomy(), EligibilityPolicy(unknown_age="include"),
-                      window_end=END)
+    return adtarget.apply_gate(batch, snapshot, safe_taxonomy(), adtarget.EligibilityPolicy(unknown_age="include"),
+                               window_end=window_end, snapshot_id=snapshot_id)
+
+
+def assignments_for(eligible, n_segments: int = N_SEGMENTS):
+    """SegmentAssignments of ``eligible``: ``SegmentCatalog.assign`` on the profiles ``build_profiles`` made of
+    them. A person's memberships depend only on their own eligible events (so they are the same in every world
+    where that person's events are)."""
+    profiles = adtarget.build_profiles(eligible, half_life_days=30.0)
+    return catalog(eligible.safe_taxonomy, n_segments).assign(profiles)
+
+
+def registered(path=":memory:", *advertisers: str, **caps):
+    """A BudgetLedger with ``advertisers`` (default ``acme``) registered; ``caps`` go to ``set_caps``."""
+    led = adtarget.BudgetLedger(path, advertisers=advertisers or (ACME,))
+    if caps:
+        led.set_caps(**caps)
+    return led
 
 
 def _mix(x: int) -> int:
@@ -109,27 +144,6 @@ def _s64(text: str) -> int:
 def prio(pseudonym: int, key: str, salt: str) -> int:
     """The bounding priority, from its definition, over Python ints."""
     return _mix(int(pseudonym) ^ _s64(key) ^ _s64(salt))
-
-
-def assignments_for(eligible, infos=None, share: float = 0.55, proxy_of=None):
-    """Membership decided by a hash of the pseudonym (so it is the same in every world with these persons).
-
-    ``proxy_of``: a bool mask over persons; an extra segment holds exactly them (for the audit tests).
-    """
-    from scipy import sparse
-
-    from adtarget._segments._info import SegmentAssignments
-
-    infos = infos if infos is not None else segment_infos(safe_taxonomy())
-    p = np.asarray(eligible.persons)
-    cols = [np.array([_mix(int(x) ^ j) % 1000 < share * 1000 for x in p]) for j in range(len(infos))]
-    if proxy_of is not None:
-        from adtarget._segments._info import SegmentInfo
-
-        infos = (*infos, SegmentInfo("iab-2.2:239", "Proxy", ("Proxy",)))
-        cols.append(np.asarray(proxy_of, dtype=bool))
-    dense = np.column_stack(cols) if cols else np.zeros((p.size, 0), bool)
-    return SegmentAssignments(persons=p, membership=sparse.csr_matrix(dense), segments=tuple(infos))
 
 
 def band(birth_year: int, end: int = END) -> str:

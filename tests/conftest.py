@@ -18,20 +18,20 @@ TEST_KEY = bytes(range(32))
 
 @pytest.fixture(scope="session")
 def pseudonymizer():
-    from adtarget._pseudonym import Pseudonymizer
+    from adtarget import Pseudonymizer
 
     return Pseudonymizer(TEST_KEY)
 
 
 @pytest.fixture(scope="session")
 def taxonomy():
-    from adtarget._taxonomy import Taxonomy
+    from adtarget import Taxonomy
 
     return Taxonomy.default()
 
 
 @pytest.fixture(scope="session")
 def services():
-    from adtarget._services import ServiceRegistry
+    from adtarget import ServiceRegistry
 
     return ServiceRegistry.synthetic()
