@@ -1,5 +1,6 @@
 """Post-processing after noise: non-negative integers, age bands summing to the size, clipping, thresholds,
-and the noise/partition-selection stage (draw order, secure default, ε = ∞)."""
+and the noise/partition-selection stage (draw order, secure default, ε = ∞) on counts count_cells made of a gated
+world (the only CellCounts there are)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import math
 
 import numpy as np
 import pytest
+from _release_fixtures import assignments_for, gate, world_rows
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from adtarget._release._cells import _COUNTED, AGE_BANDS, CellCounts
+from adtarget import ParameterError, PrivacyLeakWarning, ReleaseSpec, count_cells
+from adtarget._release._cells import AGE_BANDS
 from adtarget._release._postprocess import largest_remainder, noisy_release, postprocess, project_to_total
-from adtarget._release._spec import ReleaseSpec
-from adtarget.exceptions import ParameterError, PrivacyLeakWarning
 
 rows = st.integers(1, 6).flatmap(lambda n: st.integers(1, 9).flatmap(
     lambda m: st.tuples(arrays(np.int64, (n, m), elements=st.integers(-500, 500)),
@@ -45,14 +46,19 @@ def test_projection_is_the_least_squares_point():
     assert project_to_total(np.array([[5.0, 5.0]]), np.array([0])).tolist() == [[0.0, 0.0]]
 
 
-def counts(sizes, age, region, service, regions=("CN-GD", "US-CA"), services=("news", "video")):
-    n = len(sizes)
-    return CellCounts(tuple(f"iab-2.2:{i + 1}" for i in range(n)), np.asarray(sizes, dtype=np.int64),
-                      {"age_band": AGE_BANDS, "region": regions, "service": services},
-                      {"age_band": np.asarray(age, dtype=np.int64), "region": np.asarray(region, dtype=np.int64),
-                       "service": np.asarray(service, dtype=np.int64)},
-                      {"age_band": np.asarray(age).sum(axis=0), "region": np.asarray(region).sum(axis=0),
-                       "service": np.asarray(service).sum(axis=0)}, int(np.sum(sizes)), _COUNTED)
+@pytest.fixture(scope="module")
+def world():
+    rows, people = world_rows(4, n_persons=200)
+    eligible = gate(rows, people)
+    return eligible, assignments_for(eligible)
+
+
+def counts(world, **kw):
+    """Exact CellCounts of the world (count_cells is their only maker) and the spec they were counted with."""
+    eligible, assignments = world
+    spec = ReleaseSpec("acme", assignments.segment_ids[:2], **{"epsilon": 1.0, "delta": 1e-6,
+                                                               "min_reported_size": 10, **kw})
+    return count_cells(eligible, assignments, spec), spec
 
 
 def test_postprocess_clamps_clips_and_thresholds():
@@ -70,28 +76,28 @@ def test_postprocess_clamps_clips_and_thresholds():
     assert out.suppressed == 2
 
 
-def test_partition_selection_and_public_regions():
-    c = counts([500, 400], np.full((2, 8), 50), [[300, 200], [250, 150]], [[300, 200], [100, 300]],
-               regions=("CN-GD", "US-CA"))
-    spec = ReleaseSpec("acme", ["iab-2.2:1", "iab-2.2:2"], epsilon=math.inf, delta=1e-6, min_reported_size=10,
-                       public_regions=["DE-BE", "US-CA"])
+def test_partition_selection_and_public_regions(world):
+    c, spec = counts(world, epsilon=math.inf, min_reported_size=1, public_regions=["DE-BE", "US-CA", "XX-00"])
     with pytest.warns(PrivacyLeakWarning):
         out = noisy_release(c, spec, l1_sensitivity=8, allow_infinite_epsilon=True).counts
-    assert out.values["region"] == ("DE-BE", "US-CA", "CN-GD")  # public first (zeros when absent), then selected
-    assert out.cells["region"].tolist() == [[0, 200, 300], [0, 150, 250]]
-    assert out.cell_reported["region"][:, 0].tolist() == [False, False]
+    public, private = out.values["region"][:3], out.values["region"][3:]
+    assert public == ("DE-BE", "US-CA", "XX-00")  # public first (zeros when absent), then selected keys, sorted
+    assert private == tuple(sorted(set(c.values["region"]) - set(public)))
+    exact = dict(zip(c.values["region"], c.cells["region"].T.tolist()))
+    for j, region in enumerate(out.values["region"]):
+        assert out.cells["region"][:, j].tolist() == exact.get(region, [0, 0])
+    assert not out.cell_reported["region"][:, 2].any()  # XX-00: no data, never reported
+    assert np.array_equal(out.sizes, c.sizes)
 
 
-def test_noise_stage_refuses_infinite_epsilon_without_the_switch():
-    c = counts([500], np.full((1, 8), 50), [[300, 200]], [[300, 200]])
-    spec = ReleaseSpec("acme", ["iab-2.2:1"], epsilon=math.inf, delta=1e-6)
+def test_noise_stage_refuses_infinite_epsilon_without_the_switch(world):
+    c, spec = counts(world, epsilon=math.inf)
     with pytest.raises(ParameterError, match="allow_infinite_epsilon"):
         noisy_release(c, spec, l1_sensitivity=8)
 
 
-def test_seeded_noise_is_one_shared_stream_and_secure_noise_does_not_warn():
-    c = counts([5000, 4000], np.full((2, 8), 600), [[3000, 2000], [2500, 1500]], [[3000, 2000], [1000, 3000]])
-    spec = ReleaseSpec("acme", ["iab-2.2:1", "iab-2.2:2"], epsilon=1.0, delta=1e-6, min_reported_size=10)
+def test_seeded_noise_is_one_shared_stream_and_secure_noise_does_not_warn(world):
+    c, spec = counts(world, breakdowns=("age_band", "service"), delta=0.0)
     with pytest.warns(PrivacyLeakWarning):
         a = noisy_release(c, spec, l1_sensitivity=8, random_state=1).counts
     with pytest.warns(PrivacyLeakWarning):
@@ -103,3 +109,15 @@ def test_seeded_noise_is_one_shared_stream_and_secure_noise_does_not_warn():
     assert secure.sizes.shape == (2,)
     with pytest.raises(ParameterError, match="random_state"):
         noisy_release(c, spec, l1_sensitivity=8, random_state="seed")
+
+
+def test_noisy_release_refuses_counts_count_cells_did_not_make(world):
+    from types import SimpleNamespace
+
+    from adtarget import ProvenanceError
+
+    c, spec = counts(world)
+    fake = SimpleNamespace(**{name: getattr(c, name) for name in ("segment_ids", "sizes", "values", "cells",
+                                                                  "value_persons", "n_persons")})
+    with pytest.raises(ProvenanceError, match="CellCounts made by adtarget.count_cells"):
+        noisy_release(fake, spec, l1_sensitivity=8)
