@@ -8,8 +8,7 @@ import math
 
 import pytest
 
-from adtarget._release._spec import ReleaseSpec
-from adtarget.exceptions import ParameterError
+from adtarget import ParameterError, ReleaseSpec
 
 IDS = ["iab-2.2:239", "learned:dp-kmeans-1a2b3c4d:3"]
 
@@ -21,7 +20,8 @@ def spec(**kw):
 @pytest.mark.parametrize("kw, match", [
     ({"advertiser": ""}, "advertiser"),
     ({"advertiser": "a" * 201}, "advertiser"),
-    ({"advertiser": "acme\nco"}, "control characters"),
+    ({"advertiser": "acme\nco"}, "control, format or unassigned characters"),
+    ({"advertiser": "ac\u200bme"}, "control, format or unassigned characters"),
     ({"advertiser": " acme"}, "whitespace"),
     ({"advertiser": "0123456789abcdef"}, "pseudonym"),
     ({"segment_ids": []}, "non-empty"),
@@ -58,6 +58,13 @@ def spec(**kw):
 def test_invalid_specs_are_refused_with_the_parameter_named(kw, match):
     with pytest.raises(ParameterError, match=match):
         spec(**kw)
+
+
+@pytest.mark.parametrize("name", ["acme", "Acme", "ACME", "\uff41\uff43\uff4d\uff45", "ａｃｍｅ".upper()])
+def test_the_advertiser_is_its_canonical_id(name):
+    """Issue 14 finding 7: one advertiser, however spelt (NFKC, case-folded); the fingerprint follows."""
+    assert spec(advertiser=name).advertiser == "acme"
+    assert spec(advertiser=name).fingerprint() == spec().fingerprint()
 
 
 def test_spec_is_frozen_and_normalised():
