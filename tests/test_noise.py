@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adtarget._release._budget_spec import PrivacyBudget
-from adtarget._release._noise import CountNoise, gaussian_sigma, zcdp_delta
+from adtarget import CountNoise, PrivacyBudget
+from adtarget._release._noise import gaussian_sigma, zcdp_delta
 from adtarget.exceptions import ParameterError, PrivacyLeakWarning
 
 LAPLACE = CountNoise("discrete_laplace", 1.0)

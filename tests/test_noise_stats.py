@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from adtarget._release._noise import CountNoise
+from adtarget import CountNoise
 from adtarget.exceptions import PrivacyLeakWarning
 
 SPECS = {

@@ -42,3 +42,21 @@ def test_errors_also_inherit_the_builtins_users_catch():
         if (isinstance(value, type) and issubclass(value, Exception) and not issubclass(value, Warning)
                 and value is not adtarget.AdtargetError):
             assert issubclass(value, adtarget.AdtargetError), name
+
+
+def test_provenance_and_advertiser_errors_are_what_callers_catch():
+    """Issue 14: a forged or copied provenance object is a TypeError, an unregistered advertiser a ParameterError."""
+    assert issubclass(adtarget.ProvenanceError, TypeError)
+    assert issubclass(adtarget.UnknownAdvertiserError, adtarget.ParameterError)
+
+
+def test_the_in_release_audit_is_gone_and_its_replacement_is_public():
+    """The release no longer audits (issue 14, finding 3): the old names are gone; audit_proxies and ProxyScreen
+    replace them, and run settings have no audit threshold."""
+    import dataclasses
+
+    for name in ("audit_counts", "AuditCounts", "audit_segments"):
+        assert name not in adtarget.__all__ and not hasattr(adtarget, name)
+    for name in ("audit_proxies", "ProxyAudit", "ProxyScreen", "Advertiser", "UnknownAdvertiserError"):
+        assert name in adtarget.__all__
+    assert "audit_t" not in {f.name for f in dataclasses.fields(adtarget.RunSettings)}

@@ -8,8 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from adtarget._release._noise import CountNoise
-from adtarget._release._partition import PartitionSelection
+from adtarget import CountNoise, PartitionSelection
 from adtarget.exceptions import ParameterError
 from adtarget.testing import (
     GoodnessOfFit,
