@@ -8,13 +8,9 @@ import numpy as np
 import pytest
 from _release_fixtures import assignments_for, gate, world_rows
 
-from adtarget._release._budget_spec import PrivacyBudget
-from adtarget._release._cells import count_cells
+from adtarget import CountNoise, ParameterError, PrivacyBudget, ReleaseSpec, count_cells
 from adtarget._release._explain import sensitivity
-from adtarget._release._noise import CountNoise
 from adtarget._release._postprocess import _noise
-from adtarget._release._spec import ReleaseSpec
-from adtarget.exceptions import ParameterError
 from adtarget.testing import (
     EpsilonViolation,
     aggregate_vector,

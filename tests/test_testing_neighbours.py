@@ -9,16 +9,19 @@ import warnings
 
 import numpy as np
 import pytest
-from _release_fixtures import END, assignments_for, gate, world_rows
+from _release_fixtures import assignments_for, gate, registered, world_rows
 
-from adtarget._release._audit import audit_counts
-from adtarget._release._budget_ledger import BudgetLedger
-from adtarget._release._cells import count_cells
+from adtarget import (
+    ConsentLedger,
+    CountNoise,
+    ParameterError,
+    ReleaseSpec,
+    RunSettings,
+    count_cells,
+    release_counts,
+    run,
+)
 from adtarget._release._explain import sensitivity
-from adtarget._release._noise import CountNoise
-from adtarget._release._release import release_counts
-from adtarget._release._spec import ReleaseSpec
-from adtarget.exceptions import ParameterError
 from adtarget.testing import (
     NeighbouringViolation,
     aggregate_vector,
@@ -45,23 +48,21 @@ def _without(dataset, person):
     return {k: v[keep] for k, v in rows.items()}, people
 
 
-def _release_fn(spec, infos):
+def _release_fn(spec):
     """The real release from exact counts, run inside the recorder; returns the pre-noise counts."""
     def run(dataset):
         eligible = gate(*dataset)
         assignments = assignments_for(eligible)
         cells = count_cells(eligible, assignments, spec)
-        release_counts(cells, audit_counts(eligible, assignments), spec, segments=infos,
-                       policy={"version": "2018-05-14", "sensitivity_profile": "default", "min_age": 13},
-                       data_window=(END - 90 * 86_400, END), ledger=BudgetLedger(":memory:"))
+        release_counts(cells, spec, ledger=registered())
         return cells
     return run
 
 
 def test_release_counts_respect_declared_sensitivity_for_every_person(world):
-    rows, people, infos, spec = world
+    rows, people, _, spec = world
     declared = sensitivity(spec)
-    report = check_neighbouring(_release_fn(spec, infos), (rows, people), _without,
+    report = check_neighbouring(_release_fn(spec), (rows, people), _without,
                                 persons=sorted(people), declared_l1=declared["l1"], declared_l2=declared["l2"])
     report.raise_for_violations()
     assert len(report.results) == N_PERSONS
@@ -74,8 +75,8 @@ def test_release_counts_respect_declared_sensitivity_for_every_person(world):
 
 
 def test_understated_sensitivity_is_caught(world):
-    rows, people, infos, spec = world
-    report = check_neighbouring(_release_fn(spec, infos), (rows, people), _without, persons=sorted(people)[:20],
+    rows, people, _, spec = world
+    report = check_neighbouring(_release_fn(spec), (rows, people), _without, persons=sorted(people)[:20],
                                 declared_l1=2, declared_l2=1.0)
     assert not report.ok and report.max_l1 > 2
     with pytest.raises(NeighbouringViolation, match="break the declared sensitivity"):
@@ -145,8 +146,6 @@ def test_whole_pipeline_respects_declared_sensitivity_for_a_random_sample(pseudo
     drawn at random. Every region is made public so that no key is data-dependent and the noise calls must be
     identical on every neighbour."""
     from adtarget import synth
-    from adtarget._consent import ConsentLedger
-    from adtarget._pipeline import RunSettings, run
 
     data = synth.generate(synth.SyntheticConfig(n_events=6_000, seed=21))
     regions = tuple(sorted({str(r) for r in data.events["region"] if r}))
@@ -156,7 +155,7 @@ def test_whole_pipeline_respects_declared_sensitivity_for_a_random_sample(pseudo
         snapshot = ledger.snapshot()
 
     def pipeline(events):
-        return run(events, snapshot, pseudonymizer=pseudonymizer, budget=BudgetLedger(":memory:"),
+        return run(events, snapshot, pseudonymizer=pseudonymizer, budget=registered(),
                    settings=settings, window_end=synth.SyntheticConfig().end).aggregates
 
     def without(events, person):
