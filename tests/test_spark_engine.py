@@ -1,7 +1,10 @@
 """The Spark engine against the numpy reference: identical aggregates (row accounting, exclusions per rule,
-cell counts, audit counts) on random synthetic inputs with opted-out, under-age, deleted and no-consent
-persons, sensitive rows and quarantined rows, for 1, 2 and 7 partitions of persons; identical reports from the
-same noise seed. One SparkSession (``local[2]``) for the module, created by the engine and stopped at the end.
+cell counts) on random synthetic inputs with opted-out, under-age, deleted and no-consent persons, sensitive
+rows and quarantined rows, for 1, 2 and 7 partitions of persons; identical reports from the same noise seed.
+The executors adopt the driver's sealing secret, so the CellCounts they return unpickle as genuine on the
+driver, and a result sealed under another secret or edited on the way is refused; ``run`` takes only
+adtarget's own engines. One SparkSession (``local[2]``) for the module, created by the engine and stopped at
+the end.
 """
 
 from __future__ import annotations
@@ -17,11 +20,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adtarget._engine._aggregates import Aggregates
-from adtarget._engine._context import BuildContext
-from adtarget._engine._protocol import Engine, LocalEngine
-from adtarget._engine._spark import PartitionTask, SparkEngine, _load, _run
-from adtarget.exceptions import InputFormatError, ParameterError, RefusedColumnError, SchemaError
+from adtarget import (
+    Aggregates,
+    BuildContext,
+    CellCounts,
+    Engine,
+    InputFormatError,
+    LocalEngine,
+    ParameterError,
+    ProvenanceError,
+    RefusedColumnError,
+    SchemaError,
+    SparkEngine,
+)
+from adtarget._engine._spark import PartitionTask, _load, _run
+from adtarget._provenance import adopt_secret, process_secret
 
 pytestmark = [
     pytest.mark.spark,
@@ -61,13 +74,16 @@ def make_case(tmp: Path, seed: int, n_events: int = N_EVENTS, *, ts_type: str = 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from adtarget._consent import ConsentLedger
-    from adtarget._pseudonym import Pseudonymizer
-    from adtarget._release._spec import ReleaseSpec
-    from adtarget._segments._rules import SegmentCatalog
-    from adtarget._sensitivity import SafeTaxonomy, SensitivityProfile
-    from adtarget._services import ServiceRegistry
-    from adtarget._taxonomy import Taxonomy
+    from adtarget import (
+        ConsentLedger,
+        Pseudonymizer,
+        ReleaseSpec,
+        SafeTaxonomy,
+        SegmentCatalog,
+        SensitivityProfile,
+        ServiceRegistry,
+        Taxonomy,
+    )
     from adtarget.synth import SyntheticConfig, generate, write_consent
 
     config = SyntheticConfig(n_events=n_events, seed=seed, **SPARK_SHARES)
@@ -131,8 +147,13 @@ def spark():
 # --- exact comparison --------------------------------------------------------------------------------------
 def assert_same(a, b, where: str = "aggregates") -> None:
     """Field by field, exact: arrays by dtype and value, mappings by keys and values (a mapping's key order
-    is not compared: a sum of partitions sorts keys), dataclasses by fields."""
-    if dataclasses.is_dataclass(a):
+    is not compared: a sum of partitions sorts keys), dataclasses by fields, CellCounts by their public
+    attributes (sealed: they are equal only to themselves)."""
+    if isinstance(a, CellCounts):
+        assert type(b) is CellCounts, where
+        for name in CELL_FIELDS:
+            assert_same(getattr(a, name), getattr(b, name), f"{where}.{name}")
+    elif dataclasses.is_dataclass(a):
         assert type(a) is type(b), where
         for f in dataclasses.fields(a):
             assert_same(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
@@ -150,14 +171,19 @@ def assert_same(a, b, where: str = "aggregates") -> None:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
 
-def test_assert_same_can_fail():
-    from adtarget._release._cells import _COUNTED, CellCounts
+CELL_FIELDS = ("segment_ids", "sizes", "values", "cells", "value_persons", "n_persons", "bounds", "facts")
 
-    one = CellCounts(("a:1",), np.array([3]), {"service": ("x",)}, {"service": np.array([[3]])},
-                     {"service": np.array([3])}, 3, _COUNTED)
-    other = dataclasses.replace(one, cells={"service": np.array([[2]])})
-    with pytest.raises(AssertionError):
-        assert_same(one, other)
+
+def test_assert_same_can_fail(cases):
+    """Counts of two builds are compared attribute by attribute (CellCounts cannot be edited to make a pair)."""
+    events, context = cases(0)
+    one = LocalEngine().aggregate(events, context)
+    assert_same(one, LocalEngine().aggregate(events, context))
+    other = LocalEngine().aggregate(*cases(1))
+    with pytest.raises(AssertionError, match="cells"):
+        assert_same(one.cells, other.cells, "cells")
+    with pytest.raises(AssertionError, match="input_rows"):
+        assert_same(one, dataclasses.replace(one, input_rows=one.input_rows + 1))
 
 
 # --- Spark equals the reference ----------------------------------------------------------------------------
@@ -188,7 +214,7 @@ def test_any_split_by_person_sums_to_the_local_result(cases, seed, n, batch, sal
     table = pq.read_table(events)
     ids = pc.fill_null(table.column("person_id"), -1).to_numpy()
     part = (ids * 2_654_435_761 + salt) % n
-    task = PartitionTask(cloudpickle.dumps(context))
+    task = PartitionTask(cloudpickle.dumps(context), process_secret())
     results = []
     for i in range(n):
         rows = table.filter(part == i)
@@ -235,22 +261,20 @@ def test_reports_identical_with_the_same_noise_seed(spark, cases, workdir):
     engine when the noise seed is the same (``created_at`` is the clock's, so it is left out)."""
     import json
 
-    from adtarget._pipeline import RunSettings, run
-    from adtarget._release._budget_ledger import BudgetLedger
-    from adtarget.exceptions import PrivacyLeakWarning
+    from adtarget import BudgetLedger, PrivacyLeakWarning, RunSettings, run
 
     events, context = cases(1)
     documents, summaries = [], []
     for name, engine in (("local", LocalEngine()), ("spark", SparkEngine(spark, partitions=3))):
         with pytest.warns(PrivacyLeakWarning):
             result = run(events, context.snapshot, pseudonymizer=context.pseudonymizer,
-                         budget=BudgetLedger(workdir / f"budget-{name}.sqlite"),
+                         budget=BudgetLedger(workdir / f"budget-{name}.sqlite", advertisers=["acme"]),
                          settings=RunSettings(advertiser="acme", min_reported_size=3),
                          segmenter=context.segmenter, safe_taxonomy=context.safe_taxonomy,
                          services=context.services, window_end=context.window_end, engine=engine,
                          random_state=11)
         document = json.loads(result.report.to_json())
-        document.pop("created_at")
+        document.pop("created_at")  # the report id is drawn from the seed: the same with either engine
         documents.append(document)
         summaries.append({k: v for k, v in result.summary.items() if k != "engine"})
     assert documents[0] == documents[1]
@@ -313,18 +337,21 @@ def test_no_key_in_reprs_and_no_pseudonym_in_partition_results(cases):
     import pyarrow.parquet as pq
     from pyspark import cloudpickle
 
-    from adtarget._events import ingest
+    from adtarget import ingest
     from adtarget._pseudonym import pseudonyms_to_hex
 
     events, context = cases(2)
     blob = cloudpickle.dumps(context)
     assert KEY in blob  # the context carries the key to the executors (docs/spark.md) ...
-    task = PartitionTask(blob)
+    secret = process_secret()
+    task = PartitionTask(blob, secret)
     for text in (repr(task), repr(SparkEngine(partitions=2)), repr(context)):
-        assert KEY.hex() not in text and str(KEY) not in text and "\\x07\\x08" not in text
+        for hidden in (KEY, secret):
+            assert hidden.hex() not in text and str(hidden) not in text
+        assert "\\x07\\x08" not in text
     assert "not shown" in repr(task)
-    payload = _run(pq.read_table(events), blob)
-    assert KEY not in payload  # ... but nothing the executors return holds it
+    payload = _run(pq.read_table(events), blob, secret)
+    assert KEY not in payload and secret not in payload  # ... but nothing the executors return holds them
     persons = ingest(events, pseudonymizer=context.pseudonymizer, now=context.now).batch.persons
     assert persons.size > 50
     raw = persons.astype("<u8").tobytes()
@@ -368,3 +395,40 @@ def test_spark_connect_aggregates_equal_local(tmp_path):
     script = _CONNECT_CHECK.format(tests=str(Path(__file__).parent))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and "connect-equal" in done.stdout, done.stderr[-3000:]
+
+
+# --- sealed results across the wire, and only adtarget's engines --------------------------------------------
+def test_partition_results_are_genuine_only_under_the_drivers_secret(cases):
+    """An executor adopts the driver's secret from its task, so the CellCounts it returns load as genuine
+    (releasable) on the driver; a result sealed under another secret, or edited on the way, is refused."""
+    import pyarrow.parquet as pq
+    from pyspark import cloudpickle
+
+    events, context = cases(2)
+    table, blob, driver = pq.read_table(events), cloudpickle.dumps(context), process_secret()
+    aggregates, _ = _load(_run(table, blob, driver))
+    assert type(aggregates.cells) is CellCounts and aggregates.cells.sizes.sum() > 0
+    try:
+        foreign = _run(table, blob, bytes(32))  # an executor that did not get the driver's secret
+    finally:
+        adopt_secret(driver)  # _run adopts its task's secret in this process: give the driver its own back
+    with pytest.raises(ProvenanceError, match="CellCounts: this pickle was not sealed by this process"):
+        _load(foreign)
+    payload = _run(table, blob, driver)
+    at = payload.index(np.asarray(aggregates.cells.sizes).tobytes())
+    with pytest.raises(ProvenanceError, match="not sealed by this process"):
+        _load(payload[:at] + bytes([payload[at] ^ 1]) + payload[at + 1:])
+    with pytest.raises(ProvenanceError, match="secret"):
+        PartitionTask(blob, b"short")(iter([table.to_batches()[0]])).__next__()
+
+
+def test_run_accepts_only_adtargets_engines(cases):
+    from adtarget import BudgetLedger, run
+
+    events, context = cases(0)
+    budget = BudgetLedger(":memory:", advertisers=["demo-advertiser"])
+    for engine in (type("MySpark", (SparkEngine,), {})(partitions=2), type("Duck", (), {"aggregate": len})()):
+        with pytest.raises(ParameterError, match=f"engine must be adtarget's LocalEngine or SparkEngine, got "
+                                                 f"{type(engine).__name__}"):
+            run(events, context.snapshot, pseudonymizer=context.pseudonymizer, budget=budget, engine=engine)
+    assert budget.remaining("demo-advertiser")[0].epsilon == 4.0
