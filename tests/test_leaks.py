@@ -14,14 +14,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _ledger_fixtures import register
 
-from adtarget import synth
-from adtarget._consent import ConsentLedger
-from adtarget._engine._protocol import LocalEngine
-from adtarget._pipeline import RunSettings, run
-from adtarget._pseudonym import Pseudonymizer, pseudonyms_to_hex
-from adtarget._release._budget_ledger import BudgetLedger
-from adtarget._release._budget_spec import PrivacyBudget
+from adtarget import (
+    BudgetLedger,
+    ConsentLedger,
+    LocalEngine,
+    PrivacyBudget,
+    Pseudonymizer,
+    RunResult,
+    RunSettings,
+    run,
+    synth,
+)
+from adtarget._pseudonym import pseudonyms_to_hex
 from adtarget.exceptions import AdtargetError
 
 pytestmark = pytest.mark.filterwarnings("ignore::adtarget.exceptions.PrivacyLeakWarning")
@@ -92,7 +98,8 @@ def run_outputs(world, tmp_path_factory):
     try:
         engine = LocalEngine()
         with ConsentLedger(world["consent"], PZ) as consent:
-            result = run(world["events"], consent, pseudonymizer=PZ, budget=BudgetLedger(out / "budget.sqlite"),
+            budget = BudgetLedger(out / "budget.sqlite", advertisers=["acme"])
+            result = run(world["events"], consent, pseudonymizer=PZ, budget=budget,
                          settings=RunSettings(advertiser="acme"), engine=engine, window_end=END)
         result.write(out / "out")
     finally:
@@ -113,7 +120,10 @@ class _ListHandler(logging.Handler):
 
 def test_advertiser_facing_files_hold_no_id_pseudonym_or_key(world, run_outputs):
     _, _, out, _ = run_outputs
-    for name in ("report.json", "summary.json"):
+    shared = sorted(k for k, v in RunResult.AUDIENCE.items() if v == "advertiser")
+    assert shared == ["explanation", "report"]  # the files that may leave the company (issue 14, finding 9)
+    # summary.json is internal now, but it holds only counts: no pseudonym either
+    for name in [f"{k}.json" for k in shared] + ["summary.json"]:
         assert world["secrets"].in_bytes((out / "out" / name).read_bytes()) == [], name
     assert world["secrets"].in_bytes((out / "budget.sqlite").read_bytes()) == []
 
@@ -131,7 +141,7 @@ def test_logs_at_debug_hold_nothing(world, run_outputs):
 def _public_objects(result, engine):
     build = engine.last_build
     objects = [result, result.report, result.explanation, result.aggregates, result.aggregates.cells,
-               result.aggregates.audit, result.summary, result.assignments, build, build.eligible,
+               result.summary, result.assignments, build, build.eligible,
                getattr(build.eligible, "sensitive_audit", None), engine, PZ, BudgetLedger(":memory:")]
     objects += list(result.report.segments)
     return [o for o in objects if o is not None]
@@ -173,9 +183,11 @@ def _bad_inputs(world):
         ("unknown consent field", lambda: ledger().record(person, shoe_size=44)),
         ("future updated_at", lambda: ledger().record(person, updated_at=4_000_000_000, cross_service=True)),
         ("identifying column", lambda: run({**cut, "email": np.array([f"{person}@x"] * 50, dtype=object)},
-                                           ledger(), pseudonymizer=PZ, budget=BudgetLedger(":memory:"))),
+                                           ledger(), pseudonymizer=PZ, budget=_budget())),
         ("unknown column", lambda: run({**cut, "favourite_colour": np.array([person] * 50)}, ledger(), pseudonymizer=PZ,
-                                       budget=BudgetLedger(":memory:"))),
+                                       budget=_budget())),
+        ("unregistered advertiser", lambda: run(cut, ledger(), pseudonymizer=PZ, budget=BudgetLedger(":memory:"),
+                                                settings=RunSettings(advertiser="nobody"))),
         ("missing ids", lambda: PZ.pseudonymize(np.array([person, None], dtype=object))),
         ("bad consent rows", lambda: ledger().import_records({"person_id": [person], "birth_year": [1800],
                                                               "ads_personalization": ["maybe"],
@@ -195,8 +207,13 @@ def _forgotten_opt_in(ledger) -> None:
     ledger.opt_in(NEWCOMER, policy_version="2018-05-14")
 
 
+def _budget():
+    """An in-memory ledger with RunSettings' default advertiser registered (so run gets past that check)."""
+    return BudgetLedger(":memory:", advertisers=["demo-advertiser"])
+
+
 def _exhaust():
-    ledger = BudgetLedger(":memory:")
+    ledger = BudgetLedger(":memory:", advertisers=["acme"])
     ledger.charge("acme", PrivacyBudget(4.0), "rq-a")
     ledger.charge("acme", PrivacyBudget(1.0), "rq-b")
 
@@ -225,7 +242,7 @@ def test_cli_run_leaks_nothing(world, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ADTARGET_HOME", str(tmp_path / "home"))
     out = tmp_path / "cli-out"
     code = main(["--json", "run", "--events", str(events), "--consent", str(world["consent"]), "--out", str(out),
-                 "--advertiser", "acme", "--ledger", str(tmp_path / "budget.sqlite"),
+                 "--advertiser", "acme", "--ledger", register(tmp_path / "budget.sqlite", "acme"),
                  "--window-end", _iso(END)])
     captured = capsys.readouterr()
     assert code == 0, captured.err
