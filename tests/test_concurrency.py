@@ -11,10 +11,7 @@ import sqlite3
 import pytest
 from _fault_helpers import KEY, finish, spawn
 
-from adtarget._consent import ConsentLedger
-from adtarget._pseudonym import Pseudonymizer
-from adtarget._release._budget_ledger import BudgetLedger
-from adtarget._release._budget_spec import PrivacyBudget
+from adtarget import BudgetLedger, ConsentLedger, PrivacyBudget, Pseudonymizer
 
 pytestmark = pytest.mark.filterwarnings("ignore::adtarget.exceptions.PrivacyLeakWarning")
 N_PROCS = 6
@@ -44,11 +41,7 @@ def plan(i: int) -> list[dict]:
 CHILD = """
 sys.path.insert(0, {tests!r})
 from _release_fixtures import END, assignments_for, gate, world_rows
-from adtarget._consent import ConsentLedger
-from adtarget._release._budget_ledger import BudgetLedger
-from adtarget._release._budget_spec import PrivacyBudget
-from adtarget._release._release import release
-from adtarget._release._spec import ReleaseSpec
+from adtarget import BudgetLedger, ConsentLedger, PrivacyBudget, ReleaseSpec, release
 from datetime import datetime, timezone
 i = {i}
 writes = json.loads({writes!r})
@@ -103,7 +96,8 @@ print("RESULT " + json.dumps({{"errors": errors, "charged": len(charged), "relea
 def test_six_processes_consent_budget_and_release(tmp_path):
     consent_path, budget_path, go = tmp_path / "consent.sqlite", tmp_path / "budget.sqlite", tmp_path / "go"
     ConsentLedger(consent_path, Pseudonymizer(KEY)).close()
-    BudgetLedger(budget_path).set_caps(advertiser_cap=ADVERTISER_CAP, global_cap=GLOBAL_CAP)
+    advertisers = [f"adv-{i}" for i in range(N_PROCS)]  # a release goes to a registered advertiser only
+    BudgetLedger(budget_path, advertisers=advertisers).set_caps(advertiser_cap=ADVERTISER_CAP, global_cap=GLOBAL_CAP)
     tests_dir = str(__import__("pathlib").Path(__file__).parent)
     procs = [spawn(CHILD.format(i=i, writes=json.dumps(plan(i)), consent=str(consent_path), budget=str(budget_path),
                                 go=str(go), forgotten=FORGOTTEN, tests=tests_dir)) for i in range(N_PROCS)]
@@ -117,6 +111,7 @@ def test_six_processes_consent_budget_and_release(tmp_path):
     # only budget exhaustion may fail; no sqlite3 error, no LedgerError, nothing "locked"
     for r in results:
         assert set(r["errors"]) <= {"adtarget.exceptions.BudgetExhaustedError"}, r["errors"]
+    assert sum(r["released"] for r in results) > 0  # releases reached the ledger (registered advertisers)
     _check_budget(budget_path, results)
     _check_consent(consent_path)
 
