@@ -12,7 +12,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
+import mmap
 import pickle
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -263,14 +268,37 @@ def test_event_columns_cannot_be_made_writable(world, column):
         array.setflags(write=True)
     with pytest.raises(ValueError, match="read-only"):
         array[:1] = 0
-    base = array.base
-    assert base is not None and not isinstance(base, np.ndarray)  # not an array: no writable buffer to reach
-    with pytest.raises(AttributeError):
-        base.setflags(write=True)
+    root = array
+    while isinstance(root, np.ndarray):  # every view on the way down refuses too
+        with pytest.raises(ValueError, match="WRITEABLE"):
+            root.setflags(write=True)
+        root = root.base
+    assert isinstance(root, memoryview) and root.readonly and isinstance(root.obj, mmap.mmap)
+    with pytest.raises(TypeError):  # memory the process maps read-only (a sealed memfd)
+        root.obj.write(b"x")
     with pytest.raises(ValueError, match="WRITEABLE"):
-        np.asarray(base).setflags(write=True)
-    with pytest.raises((TypeError, ValueError)):
-        memoryview(base)
+        np.frombuffer(root, dtype=np.uint8).setflags(write=True)
+
+
+def test_a_writable_alias_of_a_sealed_column_faults_instead_of_writing(world, tmp_path):
+    """A writable array made from a column's address (``__array_interface__``, no ctypes) cannot change the
+    data: the page is mapped read-only, so the first write ends the process (SIGSEGV) before a release."""
+    script = tmp_path / "alias.py"
+    script.write_text(
+        "import sys, numpy as np\n"
+        f"sys.path[:0] = {[str(Path(__file__).parent)]!r}\n"
+        "from test_document_audit import _world\n"
+        "eligible, _, _ = _world('base')\n"
+        "col = eligible.ts\n"
+        "class Alias: pass\n"
+        "alias = Alias()\n"
+        "alias.__array_interface__ = {**col.__array_interface__, 'data': (col.__array_interface__['data'][0], False)}\n"
+        "w = np.asarray(alias)\n"
+        "w[0] = 0\n"
+        "print('WRITTEN')\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGSEGV, done.stderr[-2000:]
+    assert "WRITTEN" not in done.stdout
 
 
 def test_an_event_batch_cannot_be_subclassed_copied_changed_or_unpickled_edited(world):

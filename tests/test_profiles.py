@@ -32,7 +32,7 @@ def test_profiles_equal_pandas_oracle(eligible, level, half_life, cap):
     np.testing.assert_array_equal(profiles.columns, columns)
     np.testing.assert_allclose(profiles.matrix.toarray(), expected, rtol=1e-12, atol=1e-12)
     assert profiles.matrix.dtype == np.float64 and profiles.columns.dtype == np.int32
-    assert profiles.persons is eligible.persons
+    np.testing.assert_array_equal(profiles.persons, eligible.persons)
 
 
 def test_columns_are_safe_and_data_independent(safe, taxonomy):
