@@ -234,15 +234,17 @@ def _kmeans(last: Any, repeats: int) -> dict[str, Any]:
 def pipeline_run(path: Any, setup: Any, snapshot: Any, end: int, engine: Any = None) -> Any:
     """``adtarget._pipeline.run`` in one call on the Parquet file (or in-memory table), charging a fresh
     in-memory budget ledger."""
-    from adtarget._pipeline import RunSettings, run
-    from adtarget._release._budget_ledger import BudgetLedger
+    from _stages import ADVERTISER
 
-    settings = RunSettings(advertiser="benchmark", epsilon=setup.spec.epsilon, delta=setup.spec.delta,
+    from adtarget import BudgetLedger, RunSettings, run
+
+    settings = RunSettings(advertiser=ADVERTISER, epsilon=setup.spec.epsilon, delta=setup.spec.delta,
                            max_segments_per_person=setup.spec.max_segments_per_person,
                            min_reported_size=setup.spec.min_reported_size)
-    return run(path, snapshot, pseudonymizer=setup.pseudonymizer, budget=BudgetLedger(":memory:"),
-               settings=settings, segmenter=setup.catalog, engine=engine, safe_taxonomy=setup.safe,
-               services=setup.services, window_end=end)
+    budget = BudgetLedger(":memory:", advertisers=[ADVERTISER])
+    return run(path, snapshot, pseudonymizer=setup.pseudonymizer, budget=budget, settings=settings,
+               segmenter=setup.catalog, engine=engine, safe_taxonomy=setup.safe, services=setup.services,
+               window_end=end)
 
 
 def _pipeline_run_in_memory(setup: Any, chunk: Any, snapshot: Any, repeats: int) -> dict[str, Any]:

@@ -3,10 +3,12 @@
 Stages, in order, as ``adtarget._pipeline.run`` chains them: ``read`` (Parquet -> Arrow table with
 dictionary-encoded strings, as ``adtarget`` reads it), ``ingest`` (validate + pseudonymise), ``gate``,
 ``profiles``, ``segments`` (``SegmentCatalog.default``), ``count`` (``count_cells`` with the default
-breakdowns), ``audit`` (``audit_counts``, the sensitive-proxy audit) and ``release`` (``release_counts``:
-budget charge, noise, partition selection, thresholds, post-processing, report). Above ``chunk_events``
-events the input is a set of files, each holding every event of its persons, and the exact counts of the
-chunks are summed (``CellCounts``/``AuditCounts.__add__``), which is what the Spark engine does.
+breakdowns) and ``release`` (``release_counts``: bounds check, budget charge of the registered advertiser,
+report id, noise, partition selection, thresholds, post-processing, report). The release no longer audits
+segments for sensitive proxies (a DP ``audit_proxies`` run, outside the build, screens a catalog). Above
+``chunk_events`` events the input is a set of files, each holding every event of its persons, gated on its
+own with the same window end, and the exact counts of the chunks are summed (``CellCounts.__add__``), which is
+what the Spark engine does.
 ``dp_count`` (segment sizes only, the input PipelineDP gets) is timed beside them, outside end to end.
 """
 
@@ -25,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from adtarget._engine._kernel import release_arrow_memory
-from adtarget._policy import EligibilityPolicy
 
-STAGES: tuple[str, ...] = ("read", "ingest", "gate", "profiles", "segments", "count", "audit", "release")
+STAGES: tuple[str, ...] = ("read", "ingest", "gate", "profiles", "segments", "count", "release")
+ADVERTISER = "benchmark"  # registered in every ledger the benchmark charges
 BENCH_KEY = bytes(range(32))  # a public benchmark key: the synthetic ids are not personal data
 PERSON_OFFSET = 10**11  # chunk i's account ids are shifted by i * PERSON_OFFSET, so chunks share no person
 EPSILON, DELTA, MAX_SEGMENTS, MIN_SIZE = 1.0, 1e-6, 5, 50
@@ -188,7 +190,7 @@ def make_setup() -> Setup:
     safe = SafeTaxonomy(Taxonomy.default(), SensitivityProfile.named("default"))
     catalog = SegmentCatalog.default(safe)
     ids = tuple(s.segment_id for s in catalog.segments)
-    common = {"advertiser": "benchmark", "segment_ids": ids, "epsilon": EPSILON, "salt": "benchmark",
+    common = {"advertiser": ADVERTISER, "segment_ids": ids, "epsilon": EPSILON, "salt": "benchmark",
               "max_segments_per_person": MAX_SEGMENTS, "min_reported_size": MIN_SIZE}
     return Setup(Pseudonymizer(BENCH_KEY), safe, ServiceRegistry.synthetic(), catalog,
                  ReleaseSpec(delta=DELTA, **common), ReleaseSpec(breakdowns=(), **common))
@@ -199,22 +201,16 @@ class ChunkRun:
     """Exact counts of one chunk, and what the peers and the memory ratio need from it."""
 
     cells: Any
-    audit: Any
     sizes: Any
     eligible: Any
     assignments: Any
     arrow_bytes: int
     batch_bytes: int
-    window_start: int
 
 
 def run_chunk(chunk: Chunk, snapshot: Any, setup: Setup, clock: StageClock) -> ChunkRun:
-    """Time read, ingest, gate, profiles, segments, count and audit on one chunk (plus ``dp_count`` aside)."""
-    from adtarget._events import ingest
-    from adtarget._gate import apply_gate
-    from adtarget._profiles import build_profiles
-    from adtarget._release._audit import audit_counts
-    from adtarget._release._cells import count_cells
+    """Time read, ingest, gate, profiles, segments and count on one chunk (plus ``dp_count`` aside)."""
+    from adtarget import apply_gate, build_profiles, count_cells, ingest
 
     table = clock.time("read", read_events, chunk.events)
     arrow_bytes = int(table.nbytes)
@@ -230,31 +226,28 @@ def run_chunk(chunk: Chunk, snapshot: Any, setup: Setup, clock: StageClock) -> C
     assignments = clock.time("segments", setup.catalog.assign, profiles)
     del profiles
     cells = clock.time("count", count_cells, eligible, assignments, setup.spec)
-    audit = clock.time("audit", audit_counts, eligible, assignments)
     sizes = clock.time("dp_count", count_cells, eligible, assignments, setup.count_spec)
-    start = int(eligible.ts.min()) if eligible.n_events else chunk.end
-    return ChunkRun(cells, audit, sizes, eligible, assignments, arrow_bytes, batch_bytes, start)
+    return ChunkRun(cells, sizes, eligible, assignments, arrow_bytes, batch_bytes)
 
 
-def release_report(cells: Any, audit: Any, setup: Setup, window: tuple[int, int], ledger: Any,
-                   out_dir: str | Path | None = None) -> dict[str, int]:
-    """``release_counts`` on the summed exact counts, charging ``ledger`` (as ``adtarget._pipeline.run``), then
-    ``report.json`` written into ``out_dir`` (as ``RunResult.write`` does) when it is given."""
-    from adtarget._release._release import release_counts, report_policy
+def release_report(cells: Any, setup: Setup, ledger: Any, out_dir: str | Path | None = None) -> dict[str, int]:
+    """``release_counts`` on the summed exact counts (which carry the segments, policy and data window),
+    charging ``ledger`` (as ``adtarget.run``), then ``report.json`` written into ``out_dir`` (as
+    ``RunResult.write`` does) when it is given."""
+    from adtarget import release_counts
 
-    result = release_counts(cells, audit, setup.spec, segments=setup.catalog.segments,
-                            policy=report_policy(EligibilityPolicy(), setup.safe), data_window=window,
-                            ledger=ledger)
+    result = release_counts(cells, setup.spec, ledger=ledger)
     if out_dir is not None:
         result.report.write(Path(out_dir) / "report.json")
     return {"segments": len(result.report.segments), "suppressed": int(result.report.suppressed_segments)}
 
 
 def new_ledger(directory: str) -> Any:
-    """A fresh SQLite budget ledger (a repeated identical query would return the stored report, unspent)."""
-    from adtarget._release._budget_ledger import BudgetLedger
+    """A fresh SQLite budget ledger with the benchmark's advertiser registered (a repeated identical query
+    would return the stored report, unspent)."""
+    from adtarget import BudgetLedger
 
-    return BudgetLedger(Path(directory) / f"budget-{time.perf_counter_ns()}.sqlite")
+    return BudgetLedger(Path(directory) / f"budget-{time.perf_counter_ns()}.sqlite", advertisers=[ADVERTISER])
 
 
 def dp_sizes(sizes: Any, spec: Any) -> np.ndarray:

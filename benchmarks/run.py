@@ -178,15 +178,12 @@ def _repeat(chunks: list[Any], snapshots: list[Any], setup: Any, repeats: int) -
             for chunk, snapshot in zip(chunks, snapshots):
                 last = None
                 last = run_chunk(chunk, snapshot, setup, clock)
-                parts.append((last.cells, last.audit, last.sizes, last.window_start))
+                parts.append((last.cells, last.sizes))
                 _add_stats(stats, last)
-            cells, audit = (clock.time("count", _total, [p[0] for p in parts]),
-                            clock.time("audit", _total, [p[1] for p in parts]))
-            sizes = clock.time("dp_count", _total, [p[2] for p in parts])
-            window = (min(p[3] for p in parts), max(c.end for c in chunks))
+            cells = clock.time("count", _total, [p[0] for p in parts])
+            sizes = clock.time("dp_count", _total, [p[1] for p in parts])
             ledger = new_ledger(ledgers)
-            stats["released"] = clock.time("release", release_report, cells, audit, setup, window, ledger,
-                                           ledgers)
+            stats["released"] = clock.time("release", release_report, cells, setup, ledger, ledgers)
             clock.time("dp_count", dp_sizes, sizes, setup.count_spec)
             clocks.append((clock, stats))
     return clocks, last
