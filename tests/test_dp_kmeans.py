@@ -52,17 +52,17 @@ def test_fit_refuses_to_run_without_a_ledger():
 
 
 def test_epsilon_is_charged_before_the_data_is_touched(monkeypatch):
-    from diffprivlib.models import KMeans
+    from adtarget._segments import _dp_kmeans
 
     calls = []
-    fit = KMeans.fit
+    real = _dp_kmeans.dp_lloyd
 
     class Spy:
         def charge_definition(self, artefact_id, budget):
             calls.append(("charge_definition", artefact_id, budget))
             return True
 
-    monkeypatch.setattr(KMeans, "fit", lambda self, X, *a, **k: (calls.append(("fit",)), fit(self, X))[1])
+    monkeypatch.setattr(_dp_kmeans, "dp_lloyd", lambda *a, **k: (calls.append(("fit",)), real(*a, **k))[1])
     X, _ = groups_data()
     est = DPKMeansSegmenter(3, epsilon=0.5, ledger=Spy()).fit(X)
     assert [c[0] for c in calls] == ["charge_definition", "fit"]
@@ -228,81 +228,157 @@ def test_the_public_start_replaces_diffprivlibs_uniform_start(monkeypatch):
     assert np.count_nonzero(centers) == 3 and len(set(np.flatnonzero(centers) % 6)) == 3
 
 
-def _spent_by_dplloyd(monkeypatch, model_class, d):
-    """ε actually spent by one fit: per iteration, the count mechanism plus d per-dimension sum mechanisms
-    (clusters hold disjoint persons, so they compose in parallel), times the number of iterations."""
-    from diffprivlib.accountant import BudgetAccountant
-    from diffprivlib.models import k_means as dpl
-
-    made = []
-    for name in ("GeometricFolded", "LaplaceBoundedDomain"):
-        real = getattr(dpl, name)
-        monkeypatch.setattr(dpl, name, lambda *a, _real=real, _name=name, **k: made.append((_name, k["epsilon"]))
-                            or _real(*a, **k))
-    X = np.random.default_rng(0).dirichlet(np.ones(d), 5000)
-    model = model_class(3, epsilon=1.0, bounds=(np.zeros(d), np.ones(d)), random_state=0,
-                        accountant=BudgetAccountant()).fit(X)
-    count = next(e for n, e in made if n == "GeometricFolded")
-    per_dim = next(e for n, e in made if n == "LaplaceBoundedDomain")
-    return model.n_iter_ * (count + d * per_dim)
-
-
-@SEEDED
-@pytest.mark.parametrize("d", [2, 6, 27])
-def test_one_fit_spends_exactly_epsilon(monkeypatch, d):
-    from diffprivlib.models import KMeans
-
-    from adtarget._segments._dp_kmeans import _public_init_kmeans
-
-    assert _spent_by_dplloyd(monkeypatch, _public_init_kmeans(), d) == pytest.approx(1.0, rel=1e-12)
-    # diffprivlib 0.6.6 swaps its count / per-dimension shares: it overspends from d = 5 (1.69 ε at d = 27).
-    # If this starts failing, diffprivlib fixed it and our _split_epsilon override can go.
-    c = np.cbrt(4 * d * 0.225**2)
-    assert _spent_by_dplloyd(monkeypatch, KMeans, d) == pytest.approx((1 + d * c) / (d + c), rel=1e-9)
-
-
 def _count_draws(monkeypatch):
-    """Record every noise draw of the DPLloyd mechanisms (diffprivlib's public mechanism classes)."""
+    """Record every noise draw of diffprivlib's public mechanism classes as ``(class name, mechanism, ε)``: the
+    mechanism object and its public ``epsilon`` attribute, read when ``randomise`` is called."""
     from diffprivlib.mechanisms import GeometricFolded, LaplaceBoundedDomain
 
     draws = []
     for cls in (GeometricFolded, LaplaceBoundedDomain):
         real = cls.randomise
         monkeypatch.setattr(cls, "randomise", lambda self, value, _real=real, _name=cls.__name__:
-                            draws.append(_name) or _real(self, value))
+                            draws.append((_name, self, self.epsilon)) or _real(self, value))
     return draws
 
 
+def _spent(draws, d):
+    """ε of a DPLloyd run from its draws: per iteration (one count mechanism each), one cluster's count plus
+    its d coordinate sums (clusters hold disjoint persons, so they compose in parallel)."""
+    count_mechanisms = list(dict.fromkeys(m for name, m, _ in draws if name == "GeometricFolded"))
+    count = next(e for name, _, e in draws if name == "GeometricFolded")
+    per_dim = next(e for name, _, e in draws if name == "LaplaceBoundedDomain")
+    return len(count_mechanisms) * (count + d * per_dim)
+
+
 @SEEDED
-def test_vectorised_update_equals_diffprivlibs_update_when_no_cluster_is_empty():
+@pytest.mark.parametrize(("d", "k", "n_iter"), [(2, 3, 2), (6, 3, 5), (27, 8, 2), (3, 5, 3)])
+def test_one_fit_spends_exactly_epsilon_and_noises_every_cluster_every_iteration(monkeypatch, d, k, n_iter):
+    """Every iteration draws, from one count mechanism, cluster by cluster: the noisy count, then d noisy sums;
+    k clusters, also empty ones (k = 5 > d = 3 one-hot rows leaves some empty), n_iter iterations, and the
+    mechanisms' ε add up to the fit's ε."""
+    rng = np.random.default_rng(d)
+    X = np.eye(d)[rng.integers(0, d, 2000)] if k > d else rng.dirichlet(np.ones(d), 2000)
+    draws = _count_draws(monkeypatch)
+    est = DPKMeansSegmenter(k, epsilon=1.0, n_iter=n_iter, random_state=0, ledger=InMemoryAccountant()).fit(X)
+    c = np.cbrt(4 * d * 0.225**2)
+    count_eps, dim_eps = c / (d + c) / n_iter, 1 / (d + c) / n_iter
+    names = ["GeometricFolded"] + ["LaplaceBoundedDomain"] * d
+    assert [name for name, _, _ in draws] == names * k * n_iter  # n_iter · k · (1 + d) draws, in this order
+    assert len(draws) == n_iter * k * (1 + d)
+    counts = [(m, e) for name, m, e in draws if name == "GeometricFolded"]
+    assert len({id(m) for m, _ in counts}) == n_iter  # one count mechanism per iteration, used by every cluster
+    assert all(counts[i * k][0] is m for i in range(n_iter) for m, _ in counts[i * k:(i + 1) * k])
+    assert all(e == pytest.approx(count_eps, rel=1e-12) for _, e in counts)
+    assert all(e == pytest.approx(dim_eps, rel=1e-12) for name, _, e in draws if name == "LaplaceBoundedDomain")
+    assert _spent(draws, d) == pytest.approx(1.0, rel=1e-12)
+    if k > d:
+        assert np.bincount(est.labels_, minlength=k).min() == 0  # the case with empty clusters was exercised
+        assert np.isfinite(est.cluster_centers_).all()
+
+
+@SEEDED
+@pytest.mark.parametrize("d", [2, 6, 27])
+def test_diffprivlibs_own_kmeans_overspends(monkeypatch, d):
+    """diffprivlib 0.6.6's KMeans hands its count share to the sums and the reverse: from d = 5 on it spends more
+    than ε (1.69 ε at d = 27), read from its mechanisms' public ε. If this starts failing, diffprivlib fixed it."""
+    from diffprivlib.accountant import BudgetAccountant
     from diffprivlib.models import KMeans
 
-    from adtarget._segments._dp_kmeans import _public_init_kmeans
+    draws = _count_draws(monkeypatch)
+    X = np.random.default_rng(0).dirichlet(np.ones(d), 5000)
+    model = KMeans(3, epsilon=1.0, bounds=(np.zeros(d), np.ones(d)), random_state=0,
+                   accountant=BudgetAccountant()).fit(X)
+    count = next(e for name, _, e in draws if name == "GeometricFolded")
+    per_dim = next(e for name, _, e in draws if name == "LaplaceBoundedDomain")
+    c = np.cbrt(4 * d * 0.225**2)
+    assert model.n_iter_ * (count + d * per_dim) == pytest.approx((1 + d * c) / (d + c), rel=1e-9)
+
+
+def test_split_epsilon_gives_the_counts_their_share():
+    from adtarget._segments._dp_kmeans import split_epsilon
+
+    for d, n_iter in ((2, 1), (6, 3), (27, 2)):
+        count, per_dim = split_epsilon(1.5, d, n_iter)
+        c = np.cbrt(4 * d * 0.225**2)
+        assert count == pytest.approx(1.5 / n_iter * c / (d + c), rel=1e-12)
+        assert n_iter * (count + d * per_dim) == pytest.approx(1.5, rel=1e-12)
+
+
+def test_an_update_draws_its_noise_in_the_documented_order():
+    """noisy_centers equals the update written out with diffprivlib's public mechanisms on the same stream: per
+    cluster, the folded geometric count, then the bounded-domain Laplace sum of each coordinate."""
+    from diffprivlib.mechanisms import GeometricFolded, LaplaceBoundedDomain
+
+    from adtarget._segments._dp_kmeans import noisy_centers
 
     X, _ = groups_data(n=500)
     labels = np.random.default_rng(1).integers(0, 4, 500)
-    model = _public_init_kmeans()(4, epsilon=1.0, bounds=(np.zeros(6), np.ones(6)), random_state=0)
-    ours = model._update_centers(X, np.zeros((4, 6)), labels, 6, 3, np.random.RandomState(5))
-    theirs = KMeans._update_centers(model, X, np.zeros((4, 6)), labels, 6, 3, np.random.RandomState(5))
-    np.testing.assert_array_equal(ours, theirs)
+    ours = noisy_centers(X, labels, 4, epsilon_count=0.1, epsilon_dim=0.2, bound=1.0, rng=np.random.RandomState(5))
+    rng = np.random.RandomState(5)
+    counts = GeometricFolded(epsilon=0.1, sensitivity=1, lower=0.5, upper=float("inf"), random_state=rng)
+    expected = np.zeros((4, 6))
+    for cluster in range(4):
+        n = counts.randomise(int((labels == cluster).sum()))
+        sums = X[labels == cluster].sum(axis=0)
+        expected[cluster] = [LaplaceBoundedDomain(epsilon=0.2, sensitivity=1.0, lower=0.0, upper=n * 1.0,
+                                                  random_state=rng).randomise(sums[i]) for i in range(6)]
+        expected[cluster] /= n
+    np.testing.assert_array_equal(ours, expected)
+
+
+def test_a_large_epsilon_update_is_close_to_the_cluster_means():
+    from adtarget._segments._dp_kmeans import noisy_centers
+
+    X, _ = groups_data(n=3000)
+    labels = np.random.default_rng(1).integers(0, 3, 3000)
+    centers = noisy_centers(X, labels, 3, epsilon_count=1e4, epsilon_dim=1e4, bound=1.0,
+                            rng=np.random.RandomState(0))
+    means = np.vstack([X[labels == c].mean(axis=0) for c in range(3)])
+    np.testing.assert_allclose(centers, means, atol=1e-3)
 
 
 @SEEDED
 def test_an_empty_cluster_is_noised_like_any_other(monkeypatch):
     """diffprivlib skips an empty cluster: whether a cluster is empty (a fact one person can flip) then decides
     how many draws the noise stream makes and whether the centre moves. Ours draws for every cluster."""
-    from adtarget._segments._dp_kmeans import _public_init_kmeans
+    from adtarget._segments._dp_kmeans import noisy_centers
 
     X, _ = groups_data(n=500)
     full = np.random.default_rng(1).integers(0, 4, 500)
     emptied = np.where(full == 3, 2, full)  # cluster 3 empty
-    model = _public_init_kmeans()(4, epsilon=1.0, bounds=(np.zeros(6), np.ones(6)), random_state=0)
     draws = _count_draws(monkeypatch)
-    model._update_centers(X, np.zeros((4, 6)), full, 6, 3, np.random.RandomState(5))
+    update = {"epsilon_count": 0.1, "epsilon_dim": 0.2, "bound": 1.0}
+    noisy_centers(X, full, 4, **update, rng=np.random.RandomState(5))
     n_full = len(draws)
-    centers = model._update_centers(X, np.zeros((4, 6)), emptied, 6, 3, np.random.RandomState(5))
+    centers = noisy_centers(X, emptied, 4, **update, rng=np.random.RandomState(5))
     assert n_full == len(draws) - n_full == 4 * (1 + 6)  # per cluster: one noisy count, one noisy sum per column
     assert np.isfinite(centers).all() and (centers[3] != 0).any()  # the empty cluster got its noisy sums too
+
+
+def test_unseeded_noise_does_not_come_from_numpys_global_generator():
+    """random_state=None: the mechanisms get random_state=None, diffprivlib's secure generator; only the public
+    start reads numpy's global generator, so re-seeding it does not repeat the fit."""
+    X, _ = groups_data(n=300)
+    fits, state = [], np.random.get_state()  # noqa: NPY002 (the legacy global generator is what is tested)
+    try:
+        for _ in range(2):
+            np.random.seed(0)  # noqa: NPY002
+            fits.append(DPKMeansSegmenter(3, ledger=InMemoryAccountant()).fit(X).cluster_centers_)
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+    assert not np.array_equal(*fits)
+
+
+@SEEDED
+def test_rows_outside_the_box_are_clipped_per_coordinate(monkeypatch):
+    """dp_lloyd clips every coordinate into [0, bound] before any sum, so one row moves a sum by at most bound."""
+    from adtarget._segments import _dp_kmeans
+
+    X = np.abs(np.random.default_rng(0).normal(size=(300, 4))) * 3
+    clipped = np.clip(X, 0.0, 0.5)
+    a = _dp_kmeans.dp_lloyd(X, 3, epsilon=1.0, bound=0.5, n_iter=2, rng=np.random.RandomState(4))
+    b = _dp_kmeans.dp_lloyd(clipped, 3, epsilon=1.0, bound=0.5, n_iter=2, rng=np.random.RandomState(4))
+    np.testing.assert_array_equal(a, b)
 
 
 @SEEDED
@@ -310,9 +386,6 @@ def test_an_empty_cluster_is_noised_like_any_other(monkeypatch):
 def test_iterations_are_the_public_n_iter_for_860_and_861_persons(monkeypatch, n_iter):
     """Issue 14, finding 8: diffprivlib derives the iteration count from the exact number of rows (860 persons
     gave 2 iterations, 861 gave 3). Here it is the public ``n_iter``, and so is the number of noise draws."""
-    from diffprivlib.models import KMeans
-
-    assert KMeans(2, epsilon=1.0)._calc_iters(2, 860) == 2 and KMeans(2, epsilon=1.0)._calc_iters(2, 861) == 3
     draws = _count_draws(monkeypatch)
     seen = []
     for n in (860, 861):
@@ -321,7 +394,7 @@ def test_iterations_are_the_public_n_iter_for_860_and_861_persons(monkeypatch, n
         est = DPKMeansSegmenter(2, epsilon=1.0, n_iter=n_iter, random_state=0, ledger=InMemoryAccountant()).fit(X)
         seen.append((est.n_iter_, len(draws) - before))
     assert seen == [(n_iter, n_iter * 2 * (1 + 2))] * 2
-    assert DPKMeansSegmenter(2).get_params()["n_iter"] == 5  # the public default
+    assert DPKMeansSegmenter(2).get_params()["n_iter"] == 2  # the public default
 
 
 @SEEDED

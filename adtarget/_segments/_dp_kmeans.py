@@ -1,14 +1,12 @@
 """DP-learned segments: k-means with differential privacy on bounded per-person interest vectors.
 
-Cluster centroids depend on the data, so they are fitted with diffprivlib's DP k-means (by composition: a fresh
-``diffprivlib.models.KMeans`` inside every ``fit``) on rows clipped to a public L2 bound, inside the public box
-``[0, bounds_norm]^d``, and ε is charged to a budget ledger *before* fitting. See
-``docs/privacy/learned-segments.md``.
-"""
+Cluster centroids depend on the data, so they are fitted with DPLloyd (Su et al. 2016; the algorithm of
+diffprivlib's ``KMeans``), implemented here as :func:`dp_lloyd` on diffprivlib's public noise mechanisms, on rows
+clipped to a public L2 bound, inside the public box ``[0, bounds_norm]^d``, and ε is charged to a budget ledger
+*before* fitting. See ``docs/privacy/learned-segments.md``."""
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 import uuid
@@ -177,59 +175,98 @@ def public_init_centers(n_clusters: int, dims: int, bound: float, rng: Any) -> n
     return centers * (bound / 2) / np.linalg.norm(centers, axis=1, keepdims=True)
 
 
-@functools.cache
-def _public_init_kmeans() -> type:
-    """diffprivlib's KMeans with three changes, all inside its DPLloyd loop and none touching the data path:
+def split_epsilon(epsilon: float, dims: int, n_iter: int, rho: float = 0.225) -> tuple[float, float]:
+    """``(count ε, per-dimension ε)`` of one DPLloyd iteration (Su et al. 2016): ε / ``n_iter`` per iteration,
+    ``c / (d + c)`` of it for the noisy count and ``1 / (d + c)`` for each of the ``d`` noisy coordinate sums,
+    ``c = cbrt(4 d rho²)``. One iteration's mechanisms sum to ε / ``n_iter``, a fit's to ε.
 
-    - ``_init_centers``: :func:`public_init_centers` (data-independent) instead of uniform in the box;
-    - ``_split_epsilon``: diffprivlib 0.6.6 returns (per-dimension share, count share) while its
-      ``_update_centers`` unpacks (count share, per-dimension share). For d >= 5 columns that spends more than
-      ε: ``ε (1 + d c) / (d + c)`` with ``c = cbrt(4 d 0.225²)``, 1.69 ε at d = 27. Returned here in the order
-      the caller uses, so one fit spends exactly ε (``tests/test_dp_kmeans.py`` sums the mechanisms' ε);
-    - ``_calc_iters``: the number of iterations is the caller's ``n_iter`` (public). diffprivlib derives it from
-      the exact number of rows (860 persons gave 2 iterations, 861 gave 3), which made the fit's output, and so
-      the segments, depend on data outside the mechanism;
-    - ``_update_centers``: every cluster gets its noisy count and noisy sums in every iteration, also an empty
-      one (diffprivlib skips empty clusters: whether a cluster is empty, a non-noisy fact that one person can
-      flip, then decided whether its centre moved and how many draws the noise stream made). The cluster count
-      by ``np.count_nonzero`` instead of Python's ``sum`` over a bool array.
+    (diffprivlib 0.6.6's own ``KMeans`` hands the two shares to the wrong mechanisms and spends
+    ``ε (1 + d c) / (d + c)``, more than ε from d = 5 on: 1.69 ε at d = 27.)
     """
-    from diffprivlib.models import KMeans
-    from diffprivlib.models import k_means as dpl
+    per_dimension, count = 1.0, float(np.cbrt(4 * dims * rho**2))
+    normaliser = epsilon / n_iter / (per_dimension * dims + count)
+    return count * normaliser, per_dimension * normaliser
 
-    class PublicInitKMeans(KMeans):
-        n_iter_public = 5  # set per fit, before fitting: the public iteration count
 
-        def _calc_iters(self, n_dims: int, n_samples: int, rho: float = 0.225) -> int:
-            return int(self.n_iter_public)
+def nearest_labels(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Index of the nearest centre of each row: squared distances cluster by cluster, then the first minimum
+    (the arithmetic of diffprivlib's DPLloyd, so ties go to the same cluster)."""
+    distances = np.zeros((X.shape[0], centers.shape[0]))
+    for cluster in range(centers.shape[0]):
+        distances[:, cluster] = ((X - centers[cluster, :]) ** 2).sum(axis=1)
+    return np.argmin(distances, axis=1)
 
-        def _init_centers(self, dims: int, random_state: Any) -> np.ndarray:
-            return public_init_centers(self.n_clusters, dims, float(self.bounds[1][0]), random_state)
 
-        def _split_epsilon(self, dims: int, total_iters: int, rho: float = 0.225) -> tuple[float, float]:
-            per_dimension, count = 1.0, float(np.cbrt(4 * dims * rho**2))
-            normaliser = self.epsilon / total_iters / (per_dimension * dims + count)
-            return count * normaliser, per_dimension * normaliser  # (count ε, per-dimension ε)
+def noisy_centers(X: np.ndarray, labels: np.ndarray, n_clusters: int, *, epsilon_count: float,
+                  epsilon_dim: float, bound: float, rng: np.random.RandomState | None) -> np.ndarray:
+    """One DPLloyd update: every cluster's noisy count (folded geometric, sensitivity 1, at least 0.5) and, per
+    coordinate, its noisy sum (bounded-domain Laplace on ``[0, noisy count · bound]``, sensitivity ``bound``);
+    the new centre is noisy sum / noisy count.
 
-        def _update_centers(self, X: np.ndarray, centers: np.ndarray, labels: np.ndarray, dims: int,
-                            total_iters: int, random_state: Any) -> np.ndarray:
-            epsilon_count, epsilon_dim = self._split_epsilon(dims, total_iters)
-            counts = dpl.GeometricFolded(epsilon=epsilon_count, sensitivity=1, lower=0.5, upper=float("inf"),
-                                         random_state=random_state)
-            lower, upper = self.bounds
-            for cluster in range(self.n_clusters):
-                members = labels == cluster
-                noisy_count = counts.randomise(int(np.count_nonzero(members)))
-                cluster_sum = np.sum(X[members], axis=0)
-                noisy_sum = np.zeros_like(cluster_sum)
-                for i in range(dims):
-                    noisy_sum[i] = dpl.LaplaceBoundedDomain(
-                        epsilon=epsilon_dim, sensitivity=upper[i] - lower[i], lower=noisy_count * lower[i],
-                        upper=noisy_count * upper[i], random_state=random_state).randomise(cluster_sum[i])
-                centers[cluster, :] = noisy_sum / noisy_count
-            return centers
+    Every cluster is noised, also an empty one: skipping empty clusters (as diffprivlib does) would let a
+    non-noisy fact that one person can flip decide whether a centre moves and how many draws the noise stream
+    makes. Draws: one count then ``d`` sums per cluster, in cluster order, from one count mechanism.
+    ``rng=None`` gives diffprivlib's secure generator (``secrets.SystemRandom``).
+    """
+    from diffprivlib import mechanisms
 
-    return PublicInitKMeans
+    dims = X.shape[1]
+    lower, upper = np.zeros(dims), np.full(dims, float(bound))
+    counts = mechanisms.GeometricFolded(epsilon=epsilon_count, sensitivity=1, lower=0.5, upper=float("inf"),
+                                        random_state=rng)
+    centers = np.zeros((n_clusters, dims))
+    for cluster in range(n_clusters):
+        members = labels == cluster
+        noisy_count = counts.randomise(int(np.count_nonzero(members)))
+        cluster_sum = np.sum(X[members], axis=0)
+        noisy_sum = np.zeros_like(cluster_sum)
+        for i in range(dims):
+            noisy_sum[i] = mechanisms.LaplaceBoundedDomain(
+                epsilon=epsilon_dim, sensitivity=upper[i] - lower[i], lower=noisy_count * lower[i],
+                upper=noisy_count * upper[i], random_state=rng).randomise(cluster_sum[i])
+        centers[cluster, :] = noisy_sum / noisy_count
+    return centers
+
+
+def dp_lloyd(X: Any, n_clusters: int, *, epsilon: float, bound: float, n_iter: int,
+             rng: np.random.RandomState | None) -> np.ndarray:
+    """ε-DP k-means centroids (DPLloyd, Su et al. 2016) of the rows of ``X`` in the public box ``[0, bound]^d``.
+
+    Built on diffprivlib's public mechanisms only (``GeometricFolded``, ``LaplaceBoundedDomain``). Rows are
+    clipped into the box coordinate by coordinate; the start is :func:`public_init_centers` (no data); then
+    exactly ``n_iter`` (public) noisy updates, each followed by assigning every row to its nearest centre, with
+    ε split by :func:`split_epsilon`. Noise draws: ``n_iter · k · (1 + d)`` whatever the data.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, d)
+        Non-negative rows (dense).
+    n_clusters : int
+        k.
+    epsilon : float
+        ε of the whole fit (pure ε-DP, add/remove one row).
+    bound : float
+        Upper end of the public box in every coordinate (sensitivity of each coordinate sum).
+    n_iter : int
+        Number of noisy updates (public, never derived from the data).
+    rng : None or numpy RandomState
+        None: noise from ``secrets.SystemRandom`` (diffprivlib's secure path) and the public start from numpy's
+        global generator. A RandomState: start and noise from it, in that order (reproducible, not secure).
+    """
+    from sklearn.utils import check_random_state
+
+    bound = float(bound)
+    X = np.clip(np.asarray(X, dtype=np.float64), 0.0, bound)
+    n_clusters, dims = int(n_clusters), X.shape[1]
+    centers = public_init_centers(n_clusters, dims, bound, check_random_state(rng))
+    epsilon_count, epsilon_dim = split_epsilon(epsilon, dims, n_iter)
+    labels = None
+    for _ in range(-1, int(n_iter)):  # assign to the start, then n_iter times: update, assign (as diffprivlib)
+        if labels is not None:
+            centers = noisy_centers(X, labels, n_clusters, epsilon_count=epsilon_count, epsilon_dim=epsilon_dim,
+                                    bound=bound, rng=rng)
+        labels = nearest_labels(X, centers)
+    return centers
 
 
 class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
@@ -243,7 +280,7 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         ε spent by one ``fit`` (pure ε-DP, δ = 0), charged to ``ledger`` before fitting.
     bounds_norm : float, default 1.0, keyword-only
         Each row is clipped to this L2 norm; the public box ``[0, bounds_norm]^d`` bounds every coordinate.
-    n_iter : int, default 5, keyword-only
+    n_iter : int, default 2, keyword-only
         Lloyd iterations of every fit: public, never derived from the data (diffprivlib's own count depends on
         the exact number of rows). ε is split evenly over them.
     random_state : None or int, keyword-only
@@ -276,15 +313,16 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
     -------
     Unit: one row = one person (profiles have one row per person). Each row is clipped to L2 norm
     ``bounds_norm`` and clipped into the public box ``[0, bounds_norm]^d``, never read from data, so no
-    ``PrivacyLeakWarning`` about bounds. diffprivlib's DPLloyd splits ε over ``n_iter`` iterations, the noisy
-    counts (geometric) and the noisy sums (Laplace, per coordinate) of every cluster, with diffprivlib 0.6.6's
-    swapped split corrected (it overspends from 5 columns on). Spent: ``(epsilon, 0)`` per ``fit``, recorded in
+    ``PrivacyLeakWarning`` about bounds. DPLloyd (:func:`dp_lloyd`, on diffprivlib's public mechanisms) splits ε
+    over ``n_iter`` iterations, the noisy counts (geometric) and the noisy sums (Laplace, per coordinate) of every
+    cluster, also an empty one (diffprivlib 0.6.6's own ``KMeans`` swaps the two shares and overspends from 5
+    columns on). Spent: ``(epsilon, 0)`` per ``fit``, recorded in
     the ledger before any computation on the data, and charged to each advertiser receiving its segments.
     ``predict``/``transform``/names are post-processing of the DP centroids; the labels themselves are
     personal data. Only a fit on ``InterestProfiles`` (gated events) makes segments a release accepts.
     """
 
-    def __init__(self, n_clusters: int = 8, *, epsilon: float = 1.0, bounds_norm: float = 1.0, n_iter: int = 5,
+    def __init__(self, n_clusters: int = 8, *, epsilon: float = 1.0, bounds_norm: float = 1.0, n_iter: int = 2,
                  random_state: Any = None, ledger: Any = None) -> None:
         self.n_clusters = n_clusters
         self.epsilon = epsilon
@@ -327,16 +365,10 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         self.segment_info_ = segments
         return self
 
-    def _fit_centers(self, X: Any, rng: Any) -> tuple[np.ndarray, int]:
-        from diffprivlib.accountant import BudgetAccountant
-
-        d = X.shape[1]
-        model = _public_init_kmeans()(
-            n_clusters=self.n_clusters, epsilon=self.epsilon, random_state=rng,
-            bounds=(np.zeros(d), np.full(d, float(self.bounds_norm))), accountant=BudgetAccountant())
-        model.n_iter_public = int(self.n_iter)
-        model.fit(X.toarray() if sparse.issparse(X) else X)
-        return np.asarray(model.cluster_centers_, dtype=np.float64), int(model.n_iter_)
+    def _fit_centers(self, X: Any, rng: np.random.RandomState | None) -> tuple[np.ndarray, int]:
+        centers = dp_lloyd(X.toarray() if sparse.issparse(X) else X, self.n_clusters, epsilon=self.epsilon,
+                           bound=self.bounds_norm, n_iter=int(self.n_iter), rng=rng)
+        return centers, int(self.n_iter)
 
     def _check_params(self) -> None:
         if isinstance(self.n_clusters, bool) or not isinstance(self.n_clusters, int | np.integer) \
