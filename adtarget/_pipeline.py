@@ -163,7 +163,7 @@ def run(
         segmenter=segmenter, spec=spec, policy=settings.policy, target_service=settings.target_service,
         window_end=window_end, snapshot_id=snapshot_id,
     )
-    aggregates = engine.aggregate(events, context)
+    aggregates = type(engine).aggregate(engine, events, context)  # the class's method: not an instance attribute
     result = release_counts(aggregates.cells, spec, ledger=budget, random_state=random_state,
                             allow_infinite_epsilon=allow_infinite_epsilon)
     assignments = getattr(getattr(engine, "last_build", None), "assignments", None)

@@ -135,7 +135,9 @@ class SparkEngine:
         frame = self._events_frame(events, context)
         task = PartitionTask(_dumps(context), process_secret())
         with quiet_pyspark_warnings():
-            rows = self._partitioned(frame).mapInArrow(task, f"{_PAYLOAD} binary").collect()
+            partitioned = self._partitioned(frame)
+            mapped = type(partitioned).mapInArrow(partitioned, task, f"{_PAYLOAD} binary")
+            rows = type(mapped).collect(mapped)
             results = [_load(bytes(row[0])) for row in rows]
             total = Aggregates.sum(r[0] for r in results) if results else _empty_build(frame, context)
         self.last_run = {
@@ -156,12 +158,15 @@ class SparkEngine:
             raise SchemaError(f"events: the Spark engine reads a Parquet path or a pyspark DataFrame; "
                               f"received {type(events).__name__}")
         kept = check_columns(frame.columns, drop_unknown_columns=context.drop_unknown_columns)
-        return frame if list(kept) == list(frame.columns) else frame.select(*kept)
+        # methods of the frame's exact pyspark class (``_is_spark_frame``), never attributes of the caller's
+        # object: an instance attribute ``repartition`` would otherwise receive the task, and with it the key
+        # that seals the executors' results (red-team B4)
+        return frame if list(kept) == list(frame.columns) else type(frame).select(frame, *kept)
 
     def _partitioned(self, frame: Any) -> Any:
         if self.partitions is None:
-            return frame.repartition("person_id")
-        return frame.repartition(self.partitions, "person_id")
+            return type(frame).repartition(frame, "person_id")
+        return type(frame).repartition(frame, self.partitions, "person_id")
 
 
 class PartitionTask:

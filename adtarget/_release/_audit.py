@@ -213,6 +213,7 @@ def audit_proxies(eligible: Any, assignments: Any, *, epsilon: float, ledger: An
     once; distances, blocked segments and the screen are post-processing.
     """
     from adtarget._gate import eligible_state
+    from adtarget._release._budget_ledger import charge_definition_to
     from adtarget._release._cells import check_segments, derived_assignments
     from adtarget._release._noise import CountNoise
 
@@ -221,10 +222,8 @@ def audit_proxies(eligible: Any, assignments: Any, *, epsilon: float, ledger: An
     state = derived_assignments(events, assignments)
     ids = tuple(s.segment_id for s in state.segments)
     check_segments(ids, events.safe_taxonomy)
-    if ledger is None or not callable(getattr(ledger, "charge_definition", None)):
-        raise ParameterError(f"ledger must be a BudgetLedger (or an InMemoryAccountant), got {ledger!r}")
     artefact_id, budget = f"proxy-audit:{new_id()}", PrivacyBudget(eps)
-    ledger.charge_definition(artefact_id, budget)
+    charge_definition_to(ledger, artefact_id, budget)  # before anything is computed; refuses stand-ins
     classes, scale, mass, population = _bounded_masses(events, state, bound, artefact_id)
     noise = CountNoise("discrete_laplace", eps, 0.0, float((bound + 1) * scale), float((bound + 1) * scale))
     flat = noise.add_noise(np.concatenate([mass.ravel(), population]), _rng(random_state))

@@ -30,7 +30,7 @@ from adtarget._release._budget_spec import PrivacyBudget, RemainingBudget
 from adtarget.exceptions import BudgetExhaustedError, LedgerError, ParameterError, UnknownAdvertiserError
 
 __all__ = ["DEFAULT_ADVERTISER_CAP", "DEFAULT_GLOBAL_CAP", "DEFAULT_WINDOW_DAYS", "SCHEMA_VERSION", "TOLERANCE",
-           "Advertiser", "BudgetCaps", "BudgetLedger", "Charge"]
+           "Advertiser", "BudgetCaps", "BudgetLedger", "Charge", "charge_definition_to"]
 
 DEFAULT_ADVERTISER_CAP = PrivacyBudget(4.0, 1e-5)
 DEFAULT_GLOBAL_CAP = PrivacyBudget(20.0, 1e-4)
@@ -196,6 +196,18 @@ class BudgetCaps:
     window_origin: int = 0
 
 
+def charge_definition_to(ledger: Any, artefact_id: str, budget: PrivacyBudget) -> bool:
+    """``charge_definition`` on adtarget's own accountant, called through its class (an instance attribute
+    cannot replace it); a subclass or a stand-in that spends nothing is refused."""
+    from adtarget._segments._dp_kmeans import InMemoryAccountant
+
+    for cls in (BudgetLedger, InMemoryAccountant):
+        if type(ledger) is cls:
+            return bool(cls.charge_definition(ledger, artefact_id, budget))
+    raise ParameterError(f"ledger must be an adtarget BudgetLedger or InMemoryAccountant (not a subclass or a "
+                         f"stand-in), got {type(ledger).__name__}")
+
+
 class BudgetLedger:
     """Persistent (ε, δ) spending per registered advertiser and globally, per fixed accounting window (SQLite).
 
@@ -222,6 +234,9 @@ class BudgetLedger:
     LedgerError
         The file is not a ledger, is of a newer schema version, is corrupted or stays locked.
     """
+
+    # no instance dictionary: ``ledger.charge = lambda *a: None`` cannot switch the budget off
+    __slots__ = ("_busy_timeout_s", "_clock", "_path", "_shared")
 
     def __init__(self, path: str | os.PathLike[str], *, advertisers: Iterable[str] = (),
                  busy_timeout_s: float = 30.0, clock: Callable[[], float] | None = None) -> None:
@@ -617,8 +632,11 @@ class BudgetLedger:
         return found
 
     # --- reports -----------------------------------------------------------------------------------
-    def store_report(self, charge_id: int, report_json: str) -> str:
+    def _store_report(self, charge_id: int, report_json: str) -> str:
         """Attach the report of a charge; returns the report to emit (the first one stored wins).
+
+        Private to the release (``release_counts``): a public method would let anyone holding the ledger
+        plant a report that a later identical release hands out as its stored one (red-team B7).
 
         Emit exactly what this returns: if another process stored a report for the same charge first, that
         report is returned and ``report_json`` is discarded, so one spend never yields two noisy reports.

@@ -24,10 +24,18 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
+#: the smallest ε accepted: below it a release says nothing anyway, and the noise's arithmetic (scale = L1/ε)
+#: would overflow after the charge (ε = 1e-320 divided by zero)
+MIN_EPSILON = 1e-9
+
+
 def check_epsilon(name: str, value: Any, *, allow_infinite: bool = False) -> float:
-    """``value`` as a float if it is a real number > 0 (finite unless ``allow_infinite``), else ParameterError."""
+    """``value`` as a float if it is a real number >= MIN_EPSILON (finite unless ``allow_infinite``), else
+    ParameterError."""
     if not _is_real(value) or math.isnan(value) or value <= 0:
         raise ParameterError(f"{name} must be a number > 0, got {value!r}")
+    if value < MIN_EPSILON:
+        raise ParameterError(f"{name} must be at least {MIN_EPSILON:g}, got {value!r}")
     if math.isinf(value) and not allow_infinite:
         raise ParameterError(f"{name} must be finite, got {value!r} (ε = inf is for tests only and needs "
                              f"allow_infinite_epsilon=True)")

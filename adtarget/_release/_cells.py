@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -97,6 +97,9 @@ class CountsState:
     n_persons: int
     bounds: CountingBounds
     facts: ReleaseFacts
+    #: sorted pseudonyms of every eligible person of the counted data (hidden: ``_`` names are not readable on
+    #: the handle); adding counts refuses parts that share a person, so no person is counted twice
+    _members: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
 
 
 class CellCounts(Sealed, maker="adtarget.count_cells"):
@@ -147,7 +150,7 @@ class CellCounts(Sealed, maker="adtarget.count_cells"):
         vp = {d: _aligned(a.value_persons[d], a.values[d], values[d])
               + _aligned(b.value_persons[d], b.values[d], values[d]) for d in a.cells}
         return CellCounts._issue(CountsState(seg_ids, sizes, values, cells, vp, a.n_persons + b.n_persons,
-                                             a.bounds, a.facts))
+                                             a.bounds, a.facts, _disjoint_union(a._members, b._members)))
 
     @staticmethod
     def sum(parts: Iterable[CellCounts]) -> CellCounts:
@@ -165,6 +168,17 @@ class CellCounts(Sealed, maker="adtarget.count_cells"):
             return "CellCounts(<not made by adtarget.count_cells>)"
         dims = ", ".join(f"{d}:{len(v)}" for d, v in self.values.items())
         return f"CellCounts(n_segments={len(self.segment_ids)}, n_persons={self.n_persons}, values=[{dims}])"
+
+
+def _disjoint_union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The sorted union of two sorted pseudonym sets, refused when they share a person (the noise is
+    calibrated for each person counted once: counts added to themselves would release k times their value)."""
+    merged = np.concatenate([a, b])
+    merged.sort(kind="stable")
+    if merged.size > 1 and not (merged[1:] != merged[:-1]).all():
+        raise ParameterError("cannot add CellCounts over partitions that share persons (the same counts twice, or "
+                             "two gate runs over the same events): parts must be disjoint partitions of persons")
+    return merged
 
 
 def counts_state(cells: object, what: str = "cells") -> CountsState:
@@ -325,7 +339,7 @@ def bounded_counts(eligible: Any, assignments: Any, spec: ReleaseSpec, facts: Re
             values[dim], cells[dim], vp[dim] = _named_cells(dim, names, domain, joined[:, block], per_cell[block])
             start += width
     return CellCounts._issue(CountsState(spec.segment_ids, sizes, values, cells, vp, int(counted.sum()),
-                                         counting_bounds(spec), facts))
+                                         counting_bounds(spec), facts, eligible.persons))
 
 
 def _column_keys(assignments: Any, spec: ReleaseSpec, n_columns: int) -> np.ndarray:

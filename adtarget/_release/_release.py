@@ -167,7 +167,7 @@ def _charge(ledger: BudgetLedger, spec: ReleaseSpec, key: str, definitions: Sequ
 
     if math.isinf(spec.epsilon):
         return None
-    return ledger.charge(spec.advertiser, PrivacyBudget(spec.epsilon, spec.delta), key,
+    return BudgetLedger.charge(ledger, spec.advertiser, PrivacyBudget(spec.epsilon, spec.delta), key,
                          definitions=tuple(definitions))
 
 
@@ -201,14 +201,14 @@ def _emit(cells: CellCounts, spec: ReleaseSpec, facts: ReleaseFacts, *, key: str
     sens = sensitivity(spec)
     noisy = noisy_release(cells, spec, l1_sensitivity=sens["l1"], random_state=rng,
                           allow_infinite_epsilon=allow_infinite_epsilon)
-    remaining = ledger.remaining(spec.advertiser)
+    remaining = BudgetLedger.remaining(ledger, spec.advertiser)
     doc = report_document(noisy.counts, spec, facts, report_id=report_id, created_at=created_at,
                           remaining=remaining)
     validate_report(doc)  # the one validation of this document
     report = SegmentReport._of_validated(doc)
     if charge is not None:
         text = report.to_json(indent=None)
-        stored = ledger.store_report(charge.charge_id, text)
+        stored = BudgetLedger._store_report(ledger, charge.charge_id, text)
         if stored != text:  # another process stored its report for this charge first: emit that one
             report = SegmentReport.from_json(stored)
     counts = noisy.counts

@@ -109,7 +109,9 @@ class InMemoryAccountant:
 def charge_before_fit(ledger: Any, artefact_id: str, budget: PrivacyBudget) -> None:
     """Record the fit's spend as a DP-derived definition (the global cap); raises, and the fit does not run, if
     the ledger refuses it. Each advertiser who later receives its segments is charged once more, at release."""
-    ledger.charge_definition(artefact_id, budget)
+    from adtarget._release._budget_ledger import charge_definition_to
+
+    charge_definition_to(ledger, artefact_id, budget)
 
 
 @dataclass(frozen=True, eq=False)
@@ -345,7 +347,7 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         releasable = isinstance(X, InterestProfiles)
         X, labels = self._validate(X, reset=True, whom="DPKMeansSegmenter.fit")
         if X.shape[0] < self.n_clusters:
-            raise ParameterError(f"X: n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}")
+            raise ParameterError(f"X must have at least n_clusters={self.n_clusters} rows")  # not how many: data
         rng = checked_seed(self.random_state, where="DPKMeansSegmenter.fit")
         token = uuid.uuid4().hex  # 64 random bits in two groups: a release refuses any 16-hex-digit run in an id
         model_id = f"dp-kmeans-{token[:8]}-{token[8:16]}"
