@@ -19,6 +19,7 @@ from _release_fixtures import END, assignments_for, gate, oracle, registered, wo
 
 from adtarget import (
     BudgetExhaustedError,
+    BudgetLedger,
     CellCounts,
     ParameterError,
     PrivacyBudget,
@@ -241,8 +242,8 @@ def test_completing_a_charged_but_unreported_query_spends_nothing_new(world, led
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("killed between charge and store")
 
-    with monkeypatch.context() as m:
-        m.setattr(ledger, "store_report", crash)
+    with monkeypatch.context() as m:  # the release stores through the class (no instance attribute to patch)
+        m.setattr(BudgetLedger, "_store_report", crash)
         with pytest.raises(KeyboardInterrupt):
             release(eligible, assignments, spec, ledger=ledger)
     assert ledger.remaining("acme")[0].epsilon == 3.0  # charged before anything was emitted
@@ -272,13 +273,21 @@ def test_a_segment_on_a_sensitive_node_is_never_defined_or_counted(world):
 
 
 def test_exact_counts_survive_pickling_between_engine_processes(world):
+    """Counts of disjoint partitions of persons, pickled as an engine's processes send them, add up to the
+    whole; counts added to themselves (or to a copy) are refused: the noise is for each person counted once."""
     eligible, assignments = world
+    rows, people = world_rows(0)
     spec = ReleaseSpec(advertiser="acme", segment_ids=ids_of(assignments)[:1], epsilon=1.0, breakdowns=())
-    counted = count_cells(eligible, assignments, spec)
-    cells = pickle.loads(pickle.dumps(counted))
-    assert type(cells) is CellCounts and cells.sizes.tolist() == counted.sizes.tolist()
-    assert (cells + cells).sizes.tolist() == [2 * int(counted.sizes[0])]
-    assert not cells.sizes.flags.writeable
+    parts = []
+    for part in range(2):
+        keep = rows["person_id"] % 2 == part
+        e = gate({k: v[keep] for k, v in rows.items()}, people)
+        parts.append(pickle.loads(pickle.dumps(count_cells(e, assignments_for(e), spec))))
+    assert all(type(p) is CellCounts and not p.sizes.flags.writeable for p in parts)
+    assert (parts[0] + parts[1]).sizes.tolist() == count_cells(eligible, assignments, spec).sizes.tolist()
+    for twice in ((parts[0], parts[0]), (parts[0], pickle.loads(pickle.dumps(parts[0])))):
+        with pytest.raises(ParameterError, match="cannot add CellCounts over partitions that share persons"):
+            twice[0] + twice[1]  # noqa: B018
 
 
 def test_assignments_of_other_eligible_events_are_refused(world, ledger):
