@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _ledger_fixtures import DEMO_ADVERTISER, registered_ledger
+from _release_fixtures import registered
 
 from adtarget import (
     ConsentLedger,
@@ -35,8 +35,11 @@ def world(tmp_path_factory, pseudonymizer):
     return data, ledger.snapshot(), d
 
 
+DEMO_ADVERTISER = "demo-advertiser"  # RunSettings' default advertiser
+
+
 def budget_at(path):
-    return registered_ledger(path, DEMO_ADVERTISER)
+    return registered(path, DEMO_ADVERTISER)
 
 
 def test_run_accounts_for_every_row_and_writes_outputs(world, pseudonymizer, tmp_path):
@@ -99,14 +102,14 @@ def test_seeded_runs_warn(world, pseudonymizer, tmp_path):
     data, snapshot, _ = world
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        run(data.events, snapshot, pseudonymizer=pseudonymizer, budget=registered_ledger(tmp_path / "b.sqlite"),
+        run(data.events, snapshot, pseudonymizer=pseudonymizer, budget=registered(tmp_path / "b.sqlite"),
             settings=RunSettings(advertiser="acme"), random_state=5)
     assert any(issubclass(w.category, PrivacyLeakWarning) for w in caught)
 
 
 def test_an_unregistered_advertiser_is_refused_before_any_work(world, pseudonymizer, tmp_path):
     data, snapshot, _ = world
-    budget = registered_ledger(tmp_path / "b.sqlite")  # acme only
+    budget = registered(tmp_path / "b.sqlite")  # acme only
 
     class Events:  # reading the events would be work: run must refuse first
         def __getattr__(self, name):
