@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from adtarget._release._budget_ledger import checked_advertiser
+from adtarget._release._budget_spec import MIN_EPSILON
 from adtarget._release._noise import MECHANISMS
 from adtarget.exceptions import ParameterError
 
@@ -163,6 +164,8 @@ class ReleaseSpec:
         eps, delta, share = self.epsilon, self.delta, self.partition_share
         if isinstance(eps, bool) or not isinstance(eps, int | float) or math.isnan(eps) or eps <= 0:
             raise ParameterError(f"epsilon must be a number > 0 (math.inf only for tests), got {eps!r}")
+        if eps < MIN_EPSILON:
+            raise ParameterError(f"epsilon must be at least {MIN_EPSILON:g}, got {eps!r}")
         if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0 <= delta < 1:
             raise ParameterError(f"delta must be a number in [0, 1), got {delta!r}")
         if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
