@@ -12,6 +12,7 @@ Inner kernel: it trusts its inputs; ``release`` validates them first.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,7 +98,7 @@ class CountsState:
     n_persons: int
     bounds: CountingBounds
     facts: ReleaseFacts
-    #: sorted pseudonyms of every eligible person of the counted data (hidden: ``_`` names are not readable on
+    #: sorted keyed tags (``_member_tags``) of every eligible person of the counted data (hidden: ``_`` names are not readable on
     #: the handle); adding counts refuses parts that share a person, so no person is counted twice
     _members: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
 
@@ -168,6 +169,23 @@ class CellCounts(Sealed, maker="adtarget.count_cells"):
             return "CellCounts(<not made by adtarget.count_cells>)"
         dims = ", ".join(f"{d}:{len(v)}" for d, v in self.values.items())
         return f"CellCounts(n_segments={len(self.segment_ids)}, n_persons={self.n_persons}, values=[{dims}])"
+
+
+def _member_tags(persons: np.ndarray) -> np.ndarray:
+    """Sorted tags of ``persons``: a bijection of the 64-bit pseudonyms keyed by the process's sealing secret
+    (splitmix64's finaliser between two key XORs), so overlap checks stay exact while the counts, pickled from a
+    Spark executor, carry no pseudonym."""
+    from adtarget._provenance import process_secret
+
+    key = np.frombuffer(hashlib.blake2b(process_secret(), digest_size=16, person=b"adtarget-member").digest(),
+                        dtype="<u8")
+    with np.errstate(over="ignore"):
+        z = np.asarray(persons, dtype=np.uint64) ^ key[0]
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = (z ^ (z >> np.uint64(31))) ^ key[1]
+    z.sort()
+    return z
 
 
 def _disjoint_union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -339,7 +357,7 @@ def bounded_counts(eligible: Any, assignments: Any, spec: ReleaseSpec, facts: Re
             values[dim], cells[dim], vp[dim] = _named_cells(dim, names, domain, joined[:, block], per_cell[block])
             start += width
     return CellCounts._issue(CountsState(spec.segment_ids, sizes, values, cells, vp, int(counted.sum()),
-                                         counting_bounds(spec), facts, eligible.persons))
+                                         counting_bounds(spec), facts, _member_tags(eligible.persons)))
 
 
 def _column_keys(assignments: Any, spec: ReleaseSpec, n_columns: int) -> np.ndarray:
