@@ -106,6 +106,12 @@ def test_global_cap_binds_across_advertisers(ledger: BudgetLedger) -> None:
 
 
 # --- idempotency and reports -----------------------------------------------------------------------
+# Storing a report is private to the release (red-team B7: a public store_report let anyone holding the ledger
+# plant the report a later identical release hands out); its contract is tested here through ``_store_report``.
+def test_storing_a_report_is_not_public(ledger: BudgetLedger) -> None:
+    assert not hasattr(ledger, "store_report")
+
+
 def test_identical_query_is_not_charged_twice(ledger: BudgetLedger) -> None:
     first = ledger.charge("acme", eps(0.5), "same")
     again = ledger.charge("acme", eps(0.5), "same")
@@ -116,7 +122,7 @@ def test_identical_query_is_not_charged_twice(ledger: BudgetLedger) -> None:
 def test_stored_report_is_returned_for_a_repeated_query(ledger: BudgetLedger) -> None:
     charge = ledger.charge("acme", eps(0.5), "same")
     report = json.dumps({"schema": "adtarget.segment_report/v1", "segments": []})
-    assert ledger.store_report(charge.charge_id, report) == report
+    assert ledger._store_report(charge.charge_id, report) == report
     assert ledger.lookup("same") == report
     again = ledger.charge("acme", eps(0.5), "same")
     assert again.report_json == report and again.status == "reported" and not again.new_spend
@@ -125,8 +131,8 @@ def test_stored_report_is_returned_for_a_repeated_query(ledger: BudgetLedger) ->
 
 def test_first_stored_report_wins(ledger: BudgetLedger) -> None:
     charge = ledger.charge("acme", eps(0.5), "same")
-    assert ledger.store_report(charge.charge_id, '{"n": 1}') == '{"n": 1}'
-    assert ledger.store_report(charge.charge_id, '{"n": 2}') == '{"n": 1}'
+    assert ledger._store_report(charge.charge_id, '{"n": 1}') == '{"n": 1}'
+    assert ledger._store_report(charge.charge_id, '{"n": 2}') == '{"n": 1}'
 
 
 def test_same_key_with_another_advertiser_or_budget_is_refused(ledger: BudgetLedger) -> None:
@@ -143,7 +149,7 @@ def test_same_key_with_another_advertiser_or_budget_is_refused(ledger: BudgetLed
 def test_store_report_validates(ledger: BudgetLedger, charge_id: object, report: object, match: str) -> None:
     ledger.charge("acme", eps(0.1), "k")
     with pytest.raises(ParameterError, match=match):
-        ledger.store_report(charge_id, report)  # type: ignore[arg-type]
+        ledger._store_report(charge_id, report)  # type: ignore[arg-type]
 
 
 # --- windows ---------------------------------------------------------------------------------------
@@ -301,7 +307,7 @@ CRASH = """
 import os, sys
 from adtarget import BudgetLedger, PrivacyBudget
 BudgetLedger(sys.argv[1]).charge("acme", PrivacyBudget(0.4), "crashy")
-os._exit(3)  # dies between charge and store_report
+os._exit(3)  # dies between charge and storing the report
 """
 
 
@@ -315,7 +321,7 @@ def test_crash_between_charge_and_store_keeps_the_spend(tmp_path: Path) -> None:
     assert ledger.lookup("crashy") is None
     retry = ledger.charge("acme", PrivacyBudget(0.4), "crashy")
     assert not retry.new_spend and retry.report_json is None
-    assert ledger.store_report(retry.charge_id, "{}") == "{}"
+    assert ledger._store_report(retry.charge_id, "{}") == "{}"
     assert ledger.remaining("acme")[0].epsilon == pytest.approx(0.6)
 
 
