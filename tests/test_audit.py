@@ -172,12 +172,14 @@ def test_the_audit_is_charged_as_a_definition_before_it_computes(world, monkeypa
     real = CountNoise.add_noise
     monkeypatch.setattr(CountNoise, "add_noise", lambda self, *a, **k: calls.append("noise") or real(self, *a, **k))
 
-    class Spy:
-        def charge_definition(self, artefact_id, budget):
-            calls.append(("charge_definition", artefact_id, budget))
-            return True
+    real_charge = InMemoryAccountant.charge_definition
 
-    audit = audit_proxies(eligible, assignments, epsilon=0.3, ledger=Spy())
+    def spy(self, artefact_id, budget):
+        calls.append(("charge_definition", artefact_id, budget))
+        return real_charge(self, artefact_id, budget)
+
+    monkeypatch.setattr(InMemoryAccountant, "charge_definition", spy)
+    audit = audit_proxies(eligible, assignments, epsilon=0.3, ledger=InMemoryAccountant())
     assert [c if c == "noise" else c[0] for c in calls] == ["charge_definition", "noise"]
     assert re.fullmatch(r"proxy-audit:[0-9a-f]{32}", calls[0][1]) and calls[0][1] == audit.artefact_id
     assert calls[0][2] == PrivacyBudget(0.3) == audit.budget
@@ -190,7 +192,7 @@ def test_a_refused_charge_means_no_audit(world, monkeypatch):
     with pytest.raises(BudgetExhaustedError, match="above epsilon_limit=0.5; nothing was spent"):
         audit_proxies(eligible, assignments, epsilon=1.0, ledger=accountant)
     assert accountant.charges == ()
-    with pytest.raises(ParameterError, match="ledger must be a BudgetLedger"):
+    with pytest.raises(ParameterError, match="ledger must be an adtarget BudgetLedger or InMemoryAccountant"):
         audit_proxies(eligible, assignments, epsilon=1.0, ledger=None)
 
 
