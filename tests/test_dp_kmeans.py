@@ -57,14 +57,16 @@ def test_epsilon_is_charged_before_the_data_is_touched(monkeypatch):
     calls = []
     real = _dp_kmeans.dp_lloyd
 
-    class Spy:
-        def charge_definition(self, artefact_id, budget):
-            calls.append(("charge_definition", artefact_id, budget))
-            return True
+    real_charge = InMemoryAccountant.charge_definition
 
+    def spy(self, artefact_id, budget):
+        calls.append(("charge_definition", artefact_id, budget))
+        return real_charge(self, artefact_id, budget)
+
+    monkeypatch.setattr(InMemoryAccountant, "charge_definition", spy)  # stand-in ledgers are refused
     monkeypatch.setattr(_dp_kmeans, "dp_lloyd", lambda *a, **k: (calls.append(("fit",)), real(*a, **k))[1])
     X, _ = groups_data()
-    est = DPKMeansSegmenter(3, epsilon=0.5, ledger=Spy()).fit(X)
+    est = DPKMeansSegmenter(3, epsilon=0.5, ledger=InMemoryAccountant()).fit(X)
     assert [c[0] for c in calls] == ["charge_definition", "fit"]
     assert calls[0][1] == f"dp-kmeans:{est.model_id_}" == est.model_.artefact_id
     assert calls[0][2] == PrivacyBudget(0.5, 0.0) == est.budget_
