@@ -487,7 +487,8 @@ def test_cli_run_to_an_unregistered_advertiser_exits_2_with_the_hint(cli, synthe
         code, _, err = cli(*_run_argv(synthetic, tmp_path / "out", ledger, name))
         line = _one_line_failure(code, err, 2)
         assert "is not registered" in line and "(hint: register it with 'adtarget advertiser add NAME'" in line
-        assert not (tmp_path / "out" / "report.json").exists()
+        # refused before any work: no report, and the consent records were not even imported
+        assert not (tmp_path / "out" / "report.json").exists() and not (tmp_path / "out" / "consent.sqlite").exists()
     code, _, err = cli(*_run_argv(synthetic, tmp_path / "out", ledger, "\u0430cme"))  # a mixed-script look-alike
     line = _one_line_failure(code, err, 2)
     assert repr("\u0430cme") in line and not (tmp_path / "out" / "report.json").exists()

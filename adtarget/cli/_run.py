@@ -81,10 +81,11 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
     pseudonymizer = pseudonymizer_from_env()
     out_dir = output_dir(args.out)
     with out.steps(4, "adtarget run") as step:
+        step("budget ledger")  # first: an unregistered advertiser fails before the consent import writes a file
+        budget = _budget_ledger(args.ledger)
+        budget.advertiser(args.advertiser)  # UnknownAdvertiserError (exit 2) when it is not registered
         step("consent")
         consent, imported = open_consent(args.consent, args.consent_ledger, out_dir, pseudonymizer)
-        step("budget ledger")
-        budget = _budget_ledger(args.ledger)
         step("build and release")
         result = execute(args.events, consent, pseudonymizer=pseudonymizer, budget=budget, settings=settings,
                          safe_taxonomy=safe_taxonomy, services=services, engine=make_engine(args),
