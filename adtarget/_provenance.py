@@ -263,9 +263,10 @@ class Sealed:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
     def __del__(self) -> None:
-        entry = _STATES.get(id(self))
+        states = _STATES  # a module global: None-d out while the interpreter shuts down
+        entry = states.get(id(self)) if isinstance(states, dict) else None
         if entry is not None and entry[0] is type(self):
-            del _STATES[id(self)]
+            del states[id(self)]
 
     def __copy__(self: _S) -> _S:
         return self
