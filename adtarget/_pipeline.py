@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -116,6 +117,7 @@ def run(
     screen: Any = None,
     random_state: Any = None,
     allow_infinite_epsilon: bool = False,
+    created_at: datetime | None = None,
 ) -> RunResult:
     """Build segments from events and consent and release a differentially private report.
 
@@ -134,6 +136,7 @@ def run(
         window and snapshot id) returns the stored report without new spending.
     screen : ProxyScreen for the default catalog (segments a DP proxy audit, or a curator, blocked).
     random_state : seed for the noise — for tests and notebooks only (warns); ``None`` uses secure randomness.
+    created_at : the report's timestamp (aware datetime; default now) — fixed only for reproducible tests.
 
     Privacy
     -------
@@ -165,7 +168,7 @@ def run(
     )
     aggregates = type(engine).aggregate(engine, events, context)  # the class's method: not an instance attribute
     result = release_counts(aggregates.cells, spec, ledger=budget, random_state=random_state,
-                            allow_infinite_epsilon=allow_infinite_epsilon)
+                            allow_infinite_epsilon=allow_infinite_epsilon, created_at=created_at)
     assignments = getattr(getattr(engine, "last_build", None), "assignments", None)
     summary = _summary(aggregates, result, engine)
     return RunResult(result.report, result.explanation, aggregates, summary, assignments)
