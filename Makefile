@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: demo test lint typecheck bench bench-large clean
 
-$(STAMP): pyproject.toml setup.py adtarget/_memory.c
+$(STAMP): pyproject.toml setup.py adtarget/_core/_memory.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'

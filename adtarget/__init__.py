@@ -106,9 +106,9 @@ _EXPORTS: dict[str, str] = {
     "BuildContext": "adtarget._engine._context",
     "Aggregates": "adtarget._engine._aggregates",
     # memory
-    "buffer_cache_limit": "adtarget._buffers",
-    "buffer_stats": "adtarget._buffers",
-    "release_buffers": "adtarget._buffers",
+    "buffer_cache_limit": "adtarget._core._buffers",
+    "buffer_stats": "adtarget._core._buffers",
+    "release_buffers": "adtarget._core._buffers",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from adtarget._buffers import uses_buffers
+from adtarget._core._buffers import uses_buffers
+from adtarget._core._provenance import Sealed, readonly
 from adtarget._event_columns import (
     ACCEPTED,
     QUARANTINE_REASONS,
@@ -26,7 +27,6 @@ from adtarget._event_columns import (
 )
 from adtarget._event_schema import check_columns
 from adtarget._person_ids import person_ids, pseudonymise
-from adtarget._provenance import Sealed, readonly
 from adtarget._sources import read_columns
 
 if TYPE_CHECKING:

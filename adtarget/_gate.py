@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from adtarget._buffers import uses_buffers
+from adtarget._core._buffers import uses_buffers
+from adtarget._core._provenance import Sealed, new_id, readonly
 from adtarget._events import BatchState, EventBatch, EventColumns
 from adtarget._policy import EligibilityPolicy
-from adtarget._provenance import Sealed, new_id, readonly
 from adtarget.exceptions import ParameterError
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class EligibleEvents(EventColumns, Sealed, maker="adtarget.apply_gate"):
 
     Later stages (profiles, segments, releases) accept nothing else and read the gate's own copy, so every
     promise the gate enforces holds for everything derived from it. The object cannot be copied into a changed
-    form, built by hand or subclassed, and its arrays cannot be made writable (``adtarget._provenance``).
+    form, built by hand or subclassed, and its arrays cannot be made writable (``adtarget._core._provenance``).
 
     Attributes
     ----------

@@ -14,8 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from adtarget._atomic import write_private_text
-from adtarget._buffers import uses_buffers
+from adtarget._core._atomic import write_private_text
+from adtarget._core._buffers import uses_buffers
 from adtarget._engine._context import BuildContext
 from adtarget._engine._protocol import Engine, LocalEngine
 from adtarget._policy import EligibilityPolicy

@@ -19,8 +19,8 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from adtarget._buffers import uses_buffers
-from adtarget._provenance import Sealed
+from adtarget._core._buffers import uses_buffers
+from adtarget._core._provenance import Sealed
 from adtarget.exceptions import ParameterError
 
 __all__ = ["LEVELS", "InterestProfiler", "InterestProfiles", "ProfilesState", "build_profiles", "level_columns",

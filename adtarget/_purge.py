@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._atomic import atomic_path
+from adtarget._core._atomic import atomic_path
 from adtarget._event_schema import EVENT_KINDS
 from adtarget._policy import EligibilityPolicy
 from adtarget.exceptions import InputFormatError, ParameterError

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from adtarget._atomic import atomic_path
+from adtarget._core._atomic import atomic_path
 from adtarget.exceptions import ParameterError
 
 if TYPE_CHECKING:

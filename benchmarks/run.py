@@ -150,7 +150,7 @@ def measure_job(job: dict[str, Any]) -> dict[str, Any]:
     clocks, last = _repeat(chunks, snapshots, setup, job["repeats"])
     log(f"{job['n_events']:.0e}: {job['repeats']} repetition(s) timed; peers next")
     result = _summarise({**job, "segments": len(setup.spec.segment_ids)}, clocks, baseline)
-    result["buffer_cache"] = buffer_stats()  # adtarget/_buffers.py: cumulative over the warm-up and repetitions
+    result["buffer_cache"] = buffer_stats()  # adtarget/_core/_buffers.py: cumulative over the warm-up and repetitions
     result["consent_snapshot_s"] = round(snapshot_s, 4)
     if len(chunks) == 1:
         result["peers"] = _run_peers(job, setup, last, chunks[0], snapshots[0])

@@ -1,4 +1,4 @@
-"""The buffer cache (adtarget/_buffers.py, adtarget/_memory.c): scoped, reusing, bounded, and never wrong."""
+"""The buffer cache (adtarget/_core/_buffers.py, adtarget/_core/_memory.c): scoped, reusing, bounded, and never wrong."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import adtarget
-from adtarget import _buffers, _memory
-from adtarget._buffers import buffer_cache_limit, buffer_stats, release_buffers, reusing_buffers
+from adtarget._core import _buffers, _memory
+from adtarget._core._buffers import buffer_cache_limit, buffer_stats, release_buffers, reusing_buffers
 
 MIB = 1 << 20
 HANDLER = "adtarget_buffer_cache"
@@ -311,8 +311,8 @@ def test_only_the_outermost_scope_arms_the_idle_timer(monkeypatch):
 _GC_UNDER_THE_LOCK = """
 import gc, sys
 import numpy as np
-from adtarget import _memory
-from adtarget._buffers import reusing_buffers
+from adtarget._core import _memory
+from adtarget._core._buffers import reusing_buffers
 
 gc.disable()
 class Box:

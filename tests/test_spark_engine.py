@@ -33,8 +33,8 @@ from adtarget import (
     SchemaError,
     SparkEngine,
 )
+from adtarget._core._provenance import adopt_secret, process_secret
 from adtarget._engine._spark import PartitionTask, _load, _run
-from adtarget._provenance import adopt_secret, process_secret
 
 pytestmark = [
     pytest.mark.spark,

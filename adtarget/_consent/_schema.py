@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adtarget._atomic import private_file
+from adtarget._core._atomic import private_file
 from adtarget.exceptions import LedgerError
 
 if TYPE_CHECKING:

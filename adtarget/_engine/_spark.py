@@ -7,7 +7,7 @@ sums them. Only the DataFrame API is used (``repartition`` + ``mapInArrow`` + ``
 runs on Spark Connect. Noise, thresholds, post-processing, the budget ledger and the report stay on the driver.
 
 Security: the pickled :class:`BuildContext` travels inside the task closure and **contains the pseudonym key**
-(``Pseudonymizer`` pickles it), and the task carries the driver's sealing secret (``adtarget._provenance``):
+(``Pseudonymizer`` pickles it), and the task carries the driver's sealing secret (``adtarget._core._provenance``):
 the executors adopt it, so the sealed objects they return (``CellCounts``) unpickle on the driver as genuine,
 and a result edited on the way does not. Neither is ever logged or put in a message; see docs/spark.md for
 what that means on a cluster. What comes back from the executors are aggregate counts only, never pseudonyms.
@@ -21,10 +21,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from adtarget._core._provenance import adopt_secret, process_secret
 from adtarget._engine._aggregates import Aggregates
 from adtarget._engine._context import BuildContext
 from adtarget._engine._spark_session import active_session, create_session, quiet_pyspark_warnings
-from adtarget._provenance import adopt_secret, process_secret
 from adtarget.exceptions import AdtargetError, InputFormatError, ParameterError, SchemaError
 
 __all__ = ["SparkEngine"]

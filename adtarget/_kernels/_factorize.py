@@ -6,7 +6,7 @@ of the row a few dozen rows ahead, so one pass in row order gives every row its 
 appearance) without partitioning the ids first. While every id is in ``[0, 2**32 - 1)`` the table is narrow
 (:func:`factorize_rows_narrow`: id and code in one int64 per slot, half the memory traffic). The caller grows
 the table (:func:`rehash`, :func:`rehash_narrow`) when it is half full, and renumbers the codes in place with
-:func:`relabel`. Table slots are prefetched ahead of the probe (``adtarget/_kernels/_intrinsics.py``).
+:func:`relabel`. Table slots are prefetched ahead of the probe (``adtarget/_core/_intrinsics.py``).
 
 The column kernels (:func:`map_codes`, :func:`copy_timestamps`, :func:`copy_weights`) write one column's
 values and lower each row's quarantine reason code to the first rule it fails (codes are in precedence
@@ -20,7 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from adtarget._kernels._intrinsics import prefetch as _prefetch
+from adtarget._core._intrinsics import prefetch as _prefetch
 
 __all__ = [
     "argsort_uint64",

@@ -19,7 +19,7 @@ import numba
 import numpy as np
 from numba.cpython.unsafe import numbers
 
-from adtarget._kernels._intrinsics import prefetch as _prefetch
+from adtarget._core._intrinsics import prefetch as _prefetch
 
 __all__ = ["count_rows", "decayed_weights", "dropped_events", "profile_csr"]
 

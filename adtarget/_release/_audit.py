@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._atomic import atomic_path
-from adtarget._buffers import uses_buffers
-from adtarget._provenance import new_id
+from adtarget._core._atomic import atomic_path
+from adtarget._core._buffers import uses_buffers
+from adtarget._core._provenance import new_id
 from adtarget._release._bounding import stable64, stable64_many
 from adtarget._release._budget_spec import PrivacyBudget, check_epsilon
 from adtarget.exceptions import InputFormatError, ParameterError

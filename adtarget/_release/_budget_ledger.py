@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from adtarget._atomic import private_file
+from adtarget._core._atomic import private_file
 from adtarget._release._advertisers import canonical_advertiser, skeleton
 from adtarget._release._budget_spec import PrivacyBudget, RemainingBudget
 from adtarget.exceptions import BudgetExhaustedError, LedgerError, ParameterError, UnknownAdvertiserError

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._buffers import uses_buffers
-from adtarget._provenance import Sealed
+from adtarget._core._buffers import uses_buffers
+from adtarget._core._provenance import Sealed
 from adtarget._release._bounding import stable64, stable64_many
 from adtarget._release._spec import ReleaseSpec
 from adtarget.exceptions import ParameterError
@@ -175,7 +175,7 @@ def _member_tags(persons: np.ndarray) -> np.ndarray:
     """Sorted tags of ``persons``: a bijection of the 64-bit pseudonyms keyed by the process's sealing secret
     (splitmix64's finaliser between two key XORs), so overlap checks stay exact while the counts, pickled from a
     Spark executor, carry no pseudonym."""
-    from adtarget._provenance import process_secret
+    from adtarget._core._provenance import process_secret
 
     key = np.frombuffer(hashlib.blake2b(process_secret(), digest_size=16, person=b"adtarget-member").digest(),
                         dtype="<u8")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._provenance import Sealed
+from adtarget._core._provenance import Sealed
 from adtarget._release._budget_spec import PrivacyBudget
 from adtarget._release._cells import CellCounts, CountsState, counts_state
 from adtarget._release._noise import CountNoise

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._buffers import uses_buffers
+from adtarget._core._buffers import uses_buffers
 from adtarget._release._budget_ledger import BudgetLedger
 from adtarget._release._cells import (
     CellCounts,

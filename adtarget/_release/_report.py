@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._atomic import atomic_path
+from adtarget._core._atomic import atomic_path
 from adtarget._release._report_schema import load_schema, schema_errors
 from adtarget._release._spec import looks_like_pseudonym
 from adtarget.exceptions import InputFormatError, ReportValidationError

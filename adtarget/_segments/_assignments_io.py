@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from adtarget._atomic import atomic_path
+from adtarget._core._atomic import atomic_path
 from adtarget._segments._info import SegmentAssignments, SegmentInfo, make_assignments
 from adtarget.exceptions import InputFormatError
 

@@ -19,9 +19,9 @@ from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from adtarget._buffers import uses_buffers
+from adtarget._core._buffers import uses_buffers
+from adtarget._core._provenance import Sealed
 from adtarget._profiles import InterestProfiles, check_non_negative, profiles_matrix, profiles_state
-from adtarget._provenance import Sealed
 from adtarget._release._budget_spec import PrivacyBudget, check_epsilon, check_positive, checked_seed
 from adtarget._segments._info import SegmentAssignments, SegmentInfo, make_assignments
 from adtarget._segments._naming import centroid_names

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import sparse
 
-from adtarget._provenance import Sealed
+from adtarget._core._provenance import Sealed
 from adtarget.exceptions import ParameterError
 
 __all__ = ["AssignmentsState", "SegmentAssignments", "SegmentInfo", "assignments_state", "make_assignments",

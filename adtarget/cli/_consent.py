@@ -143,7 +143,7 @@ def _forget(args: argparse.Namespace, out: Output) -> int:
 
 def _export(args: argparse.Namespace, out: Output) -> int:
     from adtarget._access import access_export
-    from adtarget._atomic import write_private_text
+    from adtarget._core._atomic import write_private_text
 
     events, assignments = _data_files(args)
     ledger, pseudonymizer = _open(args)

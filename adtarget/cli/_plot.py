@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._atomic import atomic_path
+from adtarget._core._atomic import atomic_path
 
 __all__ = ["plot_segment_sizes", "true_and_released_sizes"]
 

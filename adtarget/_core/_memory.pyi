@@ -1,4 +1,4 @@
-"""Types of the C extension adtarget/_memory.c (a NumPy memory handler that keeps freed large blocks)."""
+"""Types of the C extension adtarget/_core/_memory.c (a NumPy memory handler that keeps freed large blocks)."""
 
 from typing import Any
 

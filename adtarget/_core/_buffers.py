@@ -3,7 +3,7 @@
 The stages allocate their column arrays (hundreds of MB per 10^7 events) with NumPy. By default every such
 array is a fresh mapping: its pages are faulted in on first write and handed back to the kernel on free, so the
 next stage, chunk or run pays the faults again. Inside :func:`reusing_buffers` NumPy allocates through
-``adtarget._memory`` (a C memory handler, NEP 49) that keeps freed blocks of 1 MiB and more and serves later
+``adtarget._core._memory`` (a C memory handler, NEP 49) that keeps freed blocks of 1 MiB and more and serves later
 requests of a similar size from them. Arrays allocated there stay ordinary NumPy arrays; they return their
 block to the cache whenever and wherever they die.
 
@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from adtarget.exceptions import ParameterError
 
 try:
-    from adtarget import _memory
+    from adtarget._core import _memory
 except ImportError:  # pragma: no cover - the extension is built by every install path we support
     _memory = None  # type: ignore[assignment]
 
