@@ -33,12 +33,12 @@ _EXPORTS: dict[str, str] = {
     "SensitiveCategoryError": "adtarget.exceptions",
     "TaxonomyError": "adtarget.exceptions",
     # taxonomy, sensitivity, services
-    "Taxonomy": "adtarget._taxonomy",
-    "SensitivityProfile": "adtarget._sensitivity",
-    "SafeTaxonomy": "adtarget._sensitivity",
-    "PROFILE_NAMES": "adtarget._sensitivity",
-    "Service": "adtarget._services",
-    "ServiceRegistry": "adtarget._services",
+    "Taxonomy": "adtarget.reference._taxonomy",
+    "SensitivityProfile": "adtarget.reference._sensitivity",
+    "SafeTaxonomy": "adtarget.reference._sensitivity",
+    "PROFILE_NAMES": "adtarget.reference._sensitivity",
+    "Service": "adtarget.reference._services",
+    "ServiceRegistry": "adtarget.reference._services",
     # events and the gate
     "EVENT_KINDS": "adtarget._event_schema",
     "EventBatch": "adtarget._events",

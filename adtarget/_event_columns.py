@@ -29,8 +29,8 @@ from adtarget._event_schema import DEFAULT_KIND, EVENT_KINDS
 from adtarget.exceptions import InputFormatError
 
 if TYPE_CHECKING:
-    from adtarget._services import ServiceRegistry
-    from adtarget._taxonomy import Taxonomy
+    from adtarget.reference._services import ServiceRegistry
+    from adtarget.reference._taxonomy import Taxonomy
 
 __all__ = [
     "ACCEPTED",

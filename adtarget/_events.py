@@ -31,8 +31,8 @@ from adtarget._sources import read_columns
 
 if TYPE_CHECKING:
     from adtarget._pseudonym import Pseudonymizer
-    from adtarget._services import ServiceRegistry
-    from adtarget._taxonomy import Taxonomy
+    from adtarget.reference._services import ServiceRegistry
+    from adtarget.reference._taxonomy import Taxonomy
 
 __all__ = ["QUARANTINE_REASONS", "EventBatch", "EventColumns", "IngestResult", "Quarantine", "ingest"]
 
@@ -164,8 +164,8 @@ def ingest(
     drop_unknown_columns : drop columns outside the contract instead of refusing them. Identifying columns
         are refused regardless.
     """
-    from adtarget._services import ServiceRegistry
-    from adtarget._taxonomy import Taxonomy
+    from adtarget.reference._services import ServiceRegistry
+    from adtarget.reference._taxonomy import Taxonomy
 
     taxonomy = taxonomy if taxonomy is not None else Taxonomy.default()
     services = services if services is not None else ServiceRegistry.synthetic()

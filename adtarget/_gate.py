@@ -23,9 +23,9 @@ from adtarget.exceptions import ParameterError
 
 if TYPE_CHECKING:
     from adtarget._consent import ConsentSnapshot
-    from adtarget._sensitivity import SafeTaxonomy
-    from adtarget._services import ServiceRegistry
-    from adtarget._taxonomy import Taxonomy
+    from adtarget.reference._sensitivity import SafeTaxonomy
+    from adtarget.reference._services import ServiceRegistry
+    from adtarget.reference._taxonomy import Taxonomy
 
 __all__ = ["EXCLUSION_RULES", "EligibleEvents", "EligibleState", "SensitiveAudit", "apply_gate", "eligible_state"]
 
@@ -239,7 +239,7 @@ def _check_snapshot_id(snapshot_id: object) -> None:
 def _check_inputs(batch: BatchState, snapshot: object, safe_taxonomy: object, policy: object,
                   services: ServiceRegistry | None, target_service: str | None) -> None:
     from adtarget._consent import ConsentSnapshot
-    from adtarget._sensitivity import SafeTaxonomy
+    from adtarget.reference._sensitivity import SafeTaxonomy
 
     for name, value, kind in (("snapshot", snapshot, ConsentSnapshot), ("safe_taxonomy", safe_taxonomy, SafeTaxonomy),
                               ("policy", policy, EligibilityPolicy)):
@@ -355,7 +355,7 @@ def _sensitive_table(batch: BatchState, snapshot: ConsentSnapshot, safe_taxonomy
     base = ~np.asarray(safe_taxonomy.safe_mask, dtype=bool)
     rows = [base]
     if policy.jurisdiction_profiles and snapshot.persons.size:
-        from adtarget._sensitivity import SensitivityProfile
+        from adtarget.reference._sensitivity import SensitivityProfile
 
         for profile_name in policy.jurisdiction_profiles.values():
             stricter = SensitivityProfile.named(profile_name).sensitive_mask(batch.taxonomy)

@@ -144,9 +144,9 @@ def run(
     spend is recorded in ``budget`` before the report exists. See docs/privacy/release.md.
     """
     from adtarget._segments._rules import SegmentCatalog
-    from adtarget._sensitivity import SafeTaxonomy, SensitivityProfile
-    from adtarget._services import ServiceRegistry
-    from adtarget._taxonomy import Taxonomy
+    from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
+    from adtarget.reference._services import ServiceRegistry
+    from adtarget.reference._taxonomy import Taxonomy
 
     settings = settings if settings is not None else RunSettings()
     engine = _checked_engine(engine)

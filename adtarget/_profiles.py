@@ -83,7 +83,7 @@ class InterestProfiles(Sealed, maker="adtarget.build_profiles"):
 
     @property
     def taxonomy(self) -> Any:
-        """The underlying :class:`~adtarget._taxonomy.Taxonomy`."""
+        """The underlying :class:`~adtarget.reference._taxonomy.Taxonomy`."""
         return self.safe_taxonomy.taxonomy
 
     @property

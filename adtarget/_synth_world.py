@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._taxonomy import Taxonomy
+from adtarget.reference._taxonomy import Taxonomy
 
 __all__ = ["SERVICES", "World", "draw", "freeze_columns", "quantile_table", "world"]
 
@@ -87,7 +87,7 @@ class World:
 @functools.cache
 def world() -> World:
     """The one :class:`World` (IAB Content 2.2 under the ``default`` profile), built on first use."""
-    from adtarget._sensitivity import SensitivityProfile
+    from adtarget.reference._sensitivity import SensitivityProfile
 
     taxonomy = Taxonomy.default()
     profile = SensitivityProfile.named("default")

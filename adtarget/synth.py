@@ -26,8 +26,8 @@ from adtarget._synth_events import draw_events, draw_interests, draw_sensitive, 
 from adtarget._synth_io import write_consent, write_events
 from adtarget._synth_persons import draw_consent, draw_people, version_epoch
 from adtarget._synth_world import SERVICES, freeze_columns, world
-from adtarget._taxonomy import Taxonomy
 from adtarget.exceptions import ParameterError
+from adtarget.reference._taxonomy import Taxonomy
 
 __all__ = [
     "SERVICES", "GroundTruth", "SyntheticConfig", "SyntheticData", "generate", "write_consent", "write_events",

@@ -183,9 +183,9 @@ def make_setup() -> Setup:
     from adtarget._pseudonym import Pseudonymizer
     from adtarget._release._spec import ReleaseSpec
     from adtarget._segments._rules import SegmentCatalog
-    from adtarget._sensitivity import SafeTaxonomy, SensitivityProfile
-    from adtarget._services import ServiceRegistry
-    from adtarget._taxonomy import Taxonomy
+    from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
+    from adtarget.reference._services import ServiceRegistry
+    from adtarget.reference._taxonomy import Taxonomy
 
     safe = SafeTaxonomy(Taxonomy.default(), SensitivityProfile.named("default"))
     catalog = SegmentCatalog.default(safe)

@@ -58,7 +58,7 @@ def setup(n_events: int, n_persons: int) -> tuple[Any, np.ndarray]:
     from adtarget._events import ingest
     from adtarget._gate import apply_gate
     from adtarget._pseudonym import Pseudonymizer
-    from adtarget._sensitivity import SafeTaxonomy
+    from adtarget.reference._sensitivity import SafeTaxonomy
 
     data = synth.generate(synth.SyntheticConfig(n_events=n_events, n_persons=n_persons, seed=0))
     pseudonymizer = Pseudonymizer(KEY)

@@ -50,9 +50,9 @@ def build_case(n_events: int, tmp: Path) -> tuple[Path, Any, int]:
     from adtarget._pseudonym import Pseudonymizer
     from adtarget._release._spec import ReleaseSpec
     from adtarget._segments._rules import SegmentCatalog
-    from adtarget._sensitivity import SafeTaxonomy, SensitivityProfile
-    from adtarget._services import ServiceRegistry
-    from adtarget._taxonomy import Taxonomy
+    from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
+    from adtarget.reference._services import ServiceRegistry
+    from adtarget.reference._taxonomy import Taxonomy
     from adtarget.synth import SyntheticConfig, generate, write_consent, write_events
 
     config = SyntheticConfig(n_events=n_events, seed=1)

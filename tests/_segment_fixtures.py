@@ -14,7 +14,7 @@ DAY = 86_400
 
 def safe_taxonomy(taxonomy):
     """``taxonomy`` under the ``default`` sensitivity profile."""
-    from adtarget._sensitivity import SafeTaxonomy, SensitivityProfile
+    from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
 
     return SafeTaxonomy(taxonomy, SensitivityProfile.named("default"))
 
@@ -129,7 +129,7 @@ def synthetic_eligible(config, workdir):
     from adtarget._events import ingest
     from adtarget._gate import apply_gate
     from adtarget._pseudonym import Pseudonymizer
-    from adtarget._sensitivity import SafeTaxonomy
+    from adtarget.reference._sensitivity import SafeTaxonomy
 
     data = synth.generate(config)
     pseudonymizer = Pseudonymizer(bytes(range(32)))

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from adtarget._events import ingest
 from adtarget._gate import EXCLUSION_RULES, EligibleEvents, apply_gate
 from adtarget._policy import EligibilityPolicy
-from adtarget._sensitivity import SafeTaxonomy, SensitivityProfile
 from adtarget.exceptions import ParameterError
+from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
 
 END = int(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc).timestamp())
 DAY = 86_400
@@ -112,7 +112,7 @@ def test_eligible_events_cannot_be_built_outside_the_gate():
 
 
 def test_gate_refuses_a_foreign_taxonomy_or_service(pseudonymizer, safe, node_pools):
-    from adtarget._taxonomy import Taxonomy
+    from adtarget.reference._taxonomy import Taxonomy
 
     batch = events_of(pseudonymizer, [(1, "video", END - DAY, node_pools[0][0], "search", "US")])
     snap = snapshot_of(pseudonymizer, {1: {}})

@@ -127,7 +127,7 @@ def test_the_kernel_checks_dictionary_indices_itself(pseudonymizer):
     import pyarrow as pa
 
     from adtarget._event_columns import service_column
-    from adtarget._services import ServiceRegistry
+    from adtarget.reference._services import ServiceRegistry
 
     service = pa.DictionaryArray.from_arrays(pa.array([0, 5], pa.int32()), pa.array(["video"]), safe=False)
     reason = np.zeros(2, dtype=np.int8)

@@ -11,8 +11,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from adtarget._profiles import InterestProfiler, InterestProfiles, build_profiles
 from adtarget._segments._rules import SegmentCatalog
-from adtarget._sensitivity import SafeTaxonomy, SensitivityProfile
 from adtarget.exceptions import ParameterError
+from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
 
 
 def listed(mark):

@@ -9,10 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adtarget._sensitivity import IAB_SCD_NOT_SPECIAL, PROFILE_NAMES, SafeTaxonomy, SensitivityProfile
-from adtarget._sensitivity_tables import GDPR_ART9_EXTRA, MINORS_EXTRA, POLICY_CLASSES
-from adtarget._taxonomy import Taxonomy
 from adtarget.exceptions import ParameterError, SensitiveCategoryError, TaxonomyError
+from adtarget.reference._sensitivity import (
+    IAB_SCD_NOT_SPECIAL,
+    PROFILE_NAMES,
+    SafeTaxonomy,
+    SensitivityProfile,
+)
+from adtarget.reference._sensitivity_tables import GDPR_ART9_EXTRA, MINORS_EXTRA, POLICY_CLASSES
+from adtarget.reference._taxonomy import Taxonomy
 
 TAXONOMIES = {
     "iab-2.2": Taxonomy.default,

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adtarget._services import Service, ServiceRegistry
 from adtarget.exceptions import InputFormatError, ParameterError
+from adtarget.reference._services import Service, ServiceRegistry
 
 SYNTH_NAMES = ("video", "news", "games", "search", "music", "payments", "health_plus")
 

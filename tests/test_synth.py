@@ -28,7 +28,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def profile():
-    from adtarget._sensitivity import SensitivityProfile
+    from adtarget.reference._sensitivity import SensitivityProfile
 
     return SensitivityProfile.named("default")
 

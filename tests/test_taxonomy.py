@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adtarget._taxonomy import Taxonomy
-from adtarget._taxonomy_files import IAB_NON_INTEREST_ROOTS
 from adtarget.exceptions import InputFormatError, ParameterError, TaxonomyError
+from adtarget.reference._taxonomy import Taxonomy
+from adtarget.reference._taxonomy_files import IAB_NON_INTEREST_ROOTS
 
 
 def _raw_rows(filename: str) -> list[list[str]]:

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from adtarget._consent import ConsentSnapshot
     from adtarget._pseudonym import Pseudonymizer
     from adtarget._release._spec import ReleaseSpec
-    from adtarget._sensitivity import SafeTaxonomy
-    from adtarget._services import ServiceRegistry
+    from adtarget.reference._sensitivity import SafeTaxonomy
+    from adtarget.reference._services import ServiceRegistry
 
 __all__ = ["BuildContext"]
 

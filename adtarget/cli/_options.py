@@ -112,8 +112,8 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
 
 def safe_taxonomy(args: argparse.Namespace) -> Any:
     """The SafeTaxonomy of ``--taxonomy`` under ``--sensitivity-profile``."""
-    from adtarget._sensitivity import SafeTaxonomy, SensitivityProfile
-    from adtarget._taxonomy import Taxonomy
+    from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
+    from adtarget.reference._taxonomy import Taxonomy
 
     profile = SensitivityProfile.named(args.sensitivity_profile)
     return SafeTaxonomy(Taxonomy.load(args.taxonomy), profile)
@@ -128,7 +128,7 @@ def policy(args: argparse.Namespace) -> Any:
 
 def services(path: Path | None) -> Any:
     """The ServiceRegistry of ``--services FILE`` (default: the synthetic registry)."""
-    from adtarget._services import ServiceRegistry
+    from adtarget.reference._services import ServiceRegistry
 
     return ServiceRegistry.synthetic() if path is None else ServiceRegistry.from_csv(path)
 

@@ -2,7 +2,7 @@
 
 Every function takes whole columns (numpy arrays over nodes) and is vectorised; loops run over tiers only.
 Errors name the taxonomy and the offending row through ``row_label`` (a file line, a JSON node, or ``row k``).
-:class:`adtarget._taxonomy.Taxonomy` calls these once, in its constructor.
+:class:`adtarget.reference._taxonomy.Taxonomy` calls these once, in its constructor.
 """
 
 from __future__ import annotations

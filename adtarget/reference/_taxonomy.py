@@ -3,8 +3,8 @@
 A :class:`Taxonomy` holds one row per node (the node *index*, ``int32``; ``-1`` means none/unknown) and
 precomputes everything the hot paths need: the ancestor of every node at every tier (``ancestor_at_tier``)
 and an Euler tour (``tin``/``tout``), so that ``rollup``, ``in_subtree`` and ``descendants`` are array
-operations. The tree is built and validated by :mod:`adtarget._taxonomy_tree`; the bundled reference
-taxonomies and user TSV/CSV/JSON files are read by :mod:`adtarget._taxonomy_files`.
+operations. The tree is built and validated by :mod:`adtarget.reference._taxonomy_tree`; the bundled reference
+taxonomies and user TSV/CSV/JSON files are read by :mod:`adtarget.reference._taxonomy_files`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._taxonomy_tree import (
+from adtarget.exceptions import ParameterError, TaxonomyError
+from adtarget.reference._taxonomy_tree import (
     ancestor_chain,
     ancestor_matrix,
     check_columns,
@@ -25,7 +26,6 @@ from adtarget._taxonomy_tree import (
     euler_tour,
     parent_index,
 )
-from adtarget.exceptions import ParameterError, TaxonomyError
 
 __all__ = ["Taxonomy"]
 
@@ -255,9 +255,9 @@ class Taxonomy:
         TaxonomyError
             Empty file, missing columns, duplicate ids, unknown parents, cycles (naming the line/id).
         """
-        from adtarget._taxonomy_files import load_path_or_name
+        from adtarget.reference._taxonomy_files import load_path_or_name
 
-        return load_path_or_name(path_or_name, name=name)
+        return load_path_or_name(path_or_name, name=name, make=cls)
 
 
 def _restore(name: str, ids: np.ndarray, parents: np.ndarray, names: np.ndarray, scd: np.ndarray) -> Taxonomy:
@@ -266,9 +266,9 @@ def _restore(name: str, ids: np.ndarray, parents: np.ndarray, names: np.ndarray,
 
 @functools.cache  # the same objects as builtin's cache; this one saves the import on Taxonomy.default()
 def _bundled(name: str) -> Taxonomy:
-    from adtarget._taxonomy_files import builtin  # it imports this module: import on use
+    from adtarget.reference._taxonomy_files import builtin  # on use: only loaders need the bundled files
 
-    return builtin(name)
+    return builtin(name, Taxonomy)
 
 
 def _lookup(sorted_keys: np.ndarray, sorted_pos: np.ndarray, query: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ A :class:`SensitivityProfile` names its classes and, per taxonomy (by name), the
 A node is sensitive when it is a root or descends from one; its class is the class of its deepest such root.
 :class:`SafeTaxonomy` binds a taxonomy to a profile: the gate drops events on unsafe nodes, and segment
 definitions go through :meth:`SafeTaxonomy.check_node`. The bundled node lists are in
-:mod:`adtarget._sensitivity_tables`, each root with its name (a test checks the names, so a mistyped id cannot
+:mod:`adtarget.reference._sensitivity_tables`, each root with its name (a test checks the names, so a mistyped id cannot
 slip through); the reasoning for every borderline node is in ``docs/sensitivity.md``.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._sensitivity_tables import IAB_SCD_NOT_SPECIAL, PROFILE_NAMES, profile_parts
-from adtarget._taxonomy import Taxonomy
 from adtarget.exceptions import ParameterError, SensitiveCategoryError, TaxonomyError
+from adtarget.reference._sensitivity_tables import IAB_SCD_NOT_SPECIAL, PROFILE_NAMES, profile_parts
+from adtarget.reference._taxonomy import Taxonomy
 
 __all__ = ["IAB_SCD_NOT_SPECIAL", "PROFILE_NAMES", "SafeTaxonomy", "SensitivityProfile"]
 

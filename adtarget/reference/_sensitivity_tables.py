@@ -3,7 +3,7 @@
 Each root is written as ``(id, name)``: ``tests/test_sensitivity.py`` checks every name against the bundled
 taxonomy, so a mistyped id cannot slip through. The reasoning for every borderline node is in
 ``docs/sensitivity.md``. :func:`profile_parts` composes the tables of a profile into the arguments of a
-:class:`~adtarget._sensitivity.SensitivityProfile`; nothing here is validated (the profile validates itself).
+:class:`~adtarget.reference._sensitivity.SensitivityProfile`; nothing here is validated (the profile validates itself).
 """
 
 from __future__ import annotations
