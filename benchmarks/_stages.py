@@ -252,8 +252,8 @@ def new_ledger(directory: str) -> Any:
 
 def dp_sizes(sizes: Any, spec: Any) -> np.ndarray:
     """Noisy segment sizes: the DP count stage on (person, segment) pairs that PipelineDP is compared with."""
-    from adtarget._release._budget_spec import PrivacyBudget
     from adtarget._release._noise import CountNoise
+    from adtarget.budget._spec import PrivacyBudget
 
     noise = CountNoise.for_counts(spec.mechanism, PrivacyBudget(spec.epsilon),
                                   max_cells_per_person=spec.effective_segments_per_person)

@@ -20,7 +20,7 @@ from _release_fixtures import assignments_for, gate, world_rows
 
 import adtarget
 from adtarget import BudgetLedger, PrivacyBudget, ReleaseSpec
-from adtarget._release._budget_ledger import MIGRATIONS  # the schema-v1 statements (not a public name)
+from adtarget.budget._ledger import MIGRATIONS  # the schema-v1 statements (not a public name)
 from adtarget.exceptions import BudgetExhaustedError, ParameterError, UnknownAdvertiserError
 
 DAY = 86_400

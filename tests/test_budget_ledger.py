@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adtarget import BudgetLedger, PrivacyBudget
-from adtarget._release._budget_ledger import (  # the documented defaults are not public names
+from adtarget.budget._ledger import (  # the documented defaults are not public names
     DEFAULT_ADVERTISER_CAP,
     DEFAULT_GLOBAL_CAP,
     DEFAULT_WINDOW_DAYS,

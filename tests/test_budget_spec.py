@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adtarget._release._budget_spec import PrivacyBudget, RemainingBudget, checked_seed
+from adtarget.budget._spec import PrivacyBudget, RemainingBudget, checked_seed
 from adtarget.exceptions import ParameterError, PrivacyLeakWarning
 
 

@@ -141,7 +141,7 @@ def _run_parent(paths):
 
 
 RELEASE_PAUSE = """
-from adtarget._release._budget_ledger import BudgetLedger
+from adtarget.budget._ledger import BudgetLedger
 BudgetLedger._store_report = lambda self, charge_id, report_json: pause("CHARGED")  # private to the release
 """ + RUN_CODE
 

@@ -33,7 +33,7 @@ from adtarget._core._atomic import atomic_path
 from adtarget._core._buffers import uses_buffers
 from adtarget._core._provenance import new_id
 from adtarget._release._bounding import stable64, stable64_many
-from adtarget._release._budget_spec import PrivacyBudget, check_epsilon
+from adtarget.budget._spec import PrivacyBudget, check_epsilon
 from adtarget.exceptions import InputFormatError, ParameterError
 
 __all__ = ["DEFAULT_T", "ProxyAudit", "ProxyScreen", "audit_proxies"]
@@ -213,9 +213,9 @@ def audit_proxies(eligible: Any, assignments: Any, *, epsilon: float, ledger: An
     once; distances, blocked segments and the screen are post-processing.
     """
     from adtarget._gate import eligible_state
-    from adtarget._release._budget_ledger import charge_definition_to
     from adtarget._release._cells import check_segments, derived_assignments
     from adtarget._release._noise import CountNoise
+    from adtarget.budget._ledger import charge_definition_to
 
     eps, t, bound = check_epsilon("epsilon", epsilon), _checked_t(t), _checked_bound(max_segments_per_person)
     events = eligible_state(eligible)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._release._budget_spec import (
+from adtarget.budget._spec import (
     PrivacyBudget,
     SpendsBudget,
     check_delta,

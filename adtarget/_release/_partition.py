@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._release._budget_spec import SpendsBudget, check_epsilon, checked_seed
 from adtarget._release._noise import batch_randomise
+from adtarget.budget._spec import SpendsBudget, check_epsilon, checked_seed
 from adtarget.exceptions import ParameterError, PrivacyLeakWarning
 
 __all__ = ["PartitionSelection", "select_partitions"]

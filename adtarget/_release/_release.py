@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from adtarget._core._buffers import uses_buffers
-from adtarget._release._budget_ledger import BudgetLedger
 from adtarget._release._cells import (
     CellCounts,
     ReleaseFacts,
@@ -37,6 +36,7 @@ from adtarget._release._explain import ReleaseExplanation, _bounds, _num, sensit
 from adtarget._release._postprocess import as_rng, noisy_release
 from adtarget._release._report import SegmentReport, validate_report
 from adtarget._release._spec import ReleaseSpec, _iso
+from adtarget.budget._ledger import BudgetLedger
 from adtarget.exceptions import ParameterError
 
 __all__ = ["ReleaseResult", "check_ledger", "default_window", "query_key", "release", "release_counts", "report_policy"]
@@ -163,7 +163,7 @@ def check_ledger(ledger: Any) -> BudgetLedger:
 
 def _charge(ledger: BudgetLedger, spec: ReleaseSpec, key: str, definitions: Sequence[Any]) -> Any:
     """Charge (spec.epsilon, spec.delta) and the definitions; None for the test-only ε = ∞ release."""
-    from adtarget._release._budget_spec import PrivacyBudget
+    from adtarget.budget._spec import PrivacyBudget
 
     if math.isinf(spec.epsilon):
         return None

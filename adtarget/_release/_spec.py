@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from adtarget._release._budget_ledger import checked_advertiser
-from adtarget._release._budget_spec import MIN_EPSILON
 from adtarget._release._noise import MECHANISMS
+from adtarget.budget._ledger import checked_advertiser
+from adtarget.budget._spec import MIN_EPSILON
 from adtarget.exceptions import ParameterError
 
 __all__ = ["BREAKDOWN_DIMS", "MECHANISMS", "SEGMENT_ID_PATTERN", "ReleaseSpec", "looks_like_pseudonym"]

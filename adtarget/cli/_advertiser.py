@@ -39,7 +39,7 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _ledger(args: argparse.Namespace) -> tuple[Path, Any]:
-    from adtarget._release._budget_ledger import BudgetLedger
+    from adtarget.budget._ledger import BudgetLedger
 
     path = ledger_path(args.ledger, default_budget_ledger(), "budget ledger")
     return path, BudgetLedger(path)
@@ -57,7 +57,7 @@ def _cap_text(row: dict[str, Any]) -> str:
 
 
 def _add(args: argparse.Namespace, out: Output) -> int:
-    from adtarget._release._budget_spec import PrivacyBudget
+    from adtarget.budget._spec import PrivacyBudget
     from adtarget.cli._errors import UsageError
 
     if args.delta_cap is not None and args.epsilon_cap is None:

@@ -27,7 +27,7 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _show(args: argparse.Namespace, out: Output) -> int:
-    from adtarget._release._budget_ledger import BudgetLedger
+    from adtarget.budget._ledger import BudgetLedger
 
     path = ledger_path(args.ledger, default_budget_ledger(), "budget ledger")
     ledger = BudgetLedger(path)

@@ -46,7 +46,7 @@ def demo_command(args: argparse.Namespace, out: Output) -> int:
                          hint="use 'adtarget synth' and 'adtarget run' for larger data")
     from adtarget import synth
     from adtarget._pseudonym import Pseudonymizer
-    from adtarget._release._budget_ledger import BudgetLedger
+    from adtarget.budget._ledger import BudgetLedger
     from adtarget.cli._plot import plot_segment_sizes
 
     out_dir = output_dir(args.out)

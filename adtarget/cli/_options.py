@@ -87,7 +87,7 @@ def window_end(text: str) -> int:
 
 def advertiser(text: str) -> str:
     """An advertiser's canonical id (NFKC, case-folded; 1-200 characters, no control characters)."""
-    from adtarget._release._budget_ledger import checked_advertiser
+    from adtarget.budget._ledger import checked_advertiser
     from adtarget.exceptions import ParameterError
 
     try:

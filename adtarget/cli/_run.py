@@ -122,7 +122,7 @@ def _screen(path: Path | None) -> Any:
 
 
 def _budget_ledger(path: Path | None) -> Any:
-    from adtarget._release._budget_ledger import BudgetLedger
+    from adtarget.budget._ledger import BudgetLedger
 
     return BudgetLedger(ledger_path(path, default_budget_ledger(), "budget ledger"))
 

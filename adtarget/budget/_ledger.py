@@ -25,8 +25,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from adtarget._core._atomic import private_file
-from adtarget._release._advertisers import canonical_advertiser, skeleton
-from adtarget._release._budget_spec import PrivacyBudget, RemainingBudget
+from adtarget.budget._accountant import InMemoryAccountant
+from adtarget.budget._advertisers import canonical_advertiser, skeleton
+from adtarget.budget._spec import PrivacyBudget, RemainingBudget
 from adtarget.exceptions import BudgetExhaustedError, LedgerError, ParameterError, UnknownAdvertiserError
 
 __all__ = ["DEFAULT_ADVERTISER_CAP", "DEFAULT_GLOBAL_CAP", "DEFAULT_WINDOW_DAYS", "SCHEMA_VERSION", "TOLERANCE",
@@ -199,8 +200,6 @@ class BudgetCaps:
 def charge_definition_to(ledger: Any, artefact_id: str, budget: PrivacyBudget) -> bool:
     """``charge_definition`` on adtarget's own accountant, called through its class (an instance attribute
     cannot replace it); a subclass or a stand-in that spends nothing is refused."""
-    from adtarget._segments._dp_kmeans import InMemoryAccountant
-
     for cls in (BudgetLedger, InMemoryAccountant):
         if type(ledger) is cls:
             return bool(cls.charge_definition(ledger, artefact_id, budget))
