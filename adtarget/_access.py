@@ -44,8 +44,8 @@ def access_export(
 
 
 def _event_counts(path: str | os.PathLike[str], pseudonymizer: Any, pseudonym: np.uint64) -> dict[Any, int]:
-    from adtarget._columns import factorize
-    from adtarget._sources import read_columns
+    from adtarget.events._parsing import factorize
+    from adtarget.events._sources import read_columns
 
     columns, _ = read_columns(path, what="events")
     uniques, codes = factorize(columns["person_id"], "person_id")

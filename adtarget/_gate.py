@@ -17,8 +17,8 @@ import numpy as np
 
 from adtarget._core._buffers import uses_buffers
 from adtarget._core._provenance import Sealed, new_id, readonly
-from adtarget._events import BatchState, EventBatch, EventColumns
 from adtarget._policy import EligibilityPolicy
+from adtarget.events._ingest import BatchState, EventBatch, EventColumns
 from adtarget.exceptions import ParameterError
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from adtarget._event_schema import EVENT_KINDS
+from adtarget.events._schema import EVENT_KINDS
 from adtarget.exceptions import ParameterError
 
 __all__ = ["DEFAULT_RETENTION_DAYS", "POLICY_MIN_AGE", "EligibilityPolicy"]

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from adtarget._core._atomic import atomic_path
-from adtarget._event_schema import EVENT_KINDS
 from adtarget._policy import EligibilityPolicy
+from adtarget.events._schema import EVENT_KINDS
 from adtarget.exceptions import InputFormatError, ParameterError
 
 __all__ = ["PurgeReport", "forget_everywhere", "purge_assignments", "purge_events"]
@@ -85,7 +85,7 @@ def purge_events(
 
 def purge_assignments(path: str | os.PathLike[str], forgotten: Any) -> PurgeReport:
     """Rewrite an assignments Parquet file (column ``pseudonym``, hex) without the forgotten persons."""
-    from adtarget._pseudonym import pseudonyms_to_hex
+    from adtarget.events._pseudonym import pseudonyms_to_hex
 
     removed = set(pseudonyms_to_hex(np.asarray(forgotten, dtype=np.uint64)).tolist())
 
@@ -101,7 +101,7 @@ def purge_assignments(path: str | os.PathLike[str], forgotten: Any) -> PurgeRepo
 
 def _event_masks(batch: Any, pseudonymizer: Any, removed: np.ndarray,
                  oldest: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    from adtarget._columns import factorize, parse_timestamps
+    from adtarget.events._parsing import factorize, parse_timestamps
 
     names = batch.schema.names
     if "person_id" not in names:

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from adtarget._event_schema import EVENT_KINDS
 from adtarget._synth_persons import People
 from adtarget._synth_world import SERVICES, World, draw, freeze_columns, quantile_table
+from adtarget.events._schema import EVENT_KINDS
 
 if TYPE_CHECKING:
     from adtarget.synth import SyntheticConfig

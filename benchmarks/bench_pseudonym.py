@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._pseudonym import ALGORITHMS, Pseudonymizer
+from adtarget.events._pseudonym import ALGORITHMS, Pseudonymizer
 
 
 def _cases(n: int, distinct: int, strings: bool) -> list[tuple[str, np.ndarray, int]]:

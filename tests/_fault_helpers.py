@@ -22,7 +22,7 @@ PRELUDE = """
 import json, os, signal, sys, time, warnings
 warnings.simplefilter("ignore")
 import numpy as np
-from adtarget._pseudonym import Pseudonymizer
+from adtarget.events._pseudonym import Pseudonymizer
 PZ = Pseudonymizer(bytes(range(32)))
 
 def pause(tag):
@@ -98,7 +98,7 @@ def small_world(directory: Path, *, n_events: int = 20_000, seed: int = 4) -> di
     """Synthetic events (Parquet) and consent (CSV and an imported ledger) in ``directory``."""
     from adtarget import synth
     from adtarget._consent import ConsentLedger
-    from adtarget._pseudonym import Pseudonymizer
+    from adtarget.events._pseudonym import Pseudonymizer
 
     data = synth.generate(synth.SyntheticConfig(n_events=n_events, seed=seed))
     paths = {"events": directory / "events.parquet", "consent_csv": directory / "consent.csv",

@@ -43,9 +43,9 @@ def eligible_events(safe, events: dict[str, np.ndarray], *, window_end: int = WI
     ``events["person"]`` are raw account numbers here; the gate's ``person`` indexes its sorted pseudonyms.
     """
     from adtarget._consent import ConsentSnapshot
-    from adtarget._events import ingest
     from adtarget._gate import apply_gate
-    from adtarget._pseudonym import Pseudonymizer
+    from adtarget.events._ingest import ingest
+    from adtarget.events._pseudonym import Pseudonymizer
 
     pseudonymizer = Pseudonymizer(bytes(range(32)))
     n = events["person"].size
@@ -126,9 +126,9 @@ def synthetic_eligible(config, workdir):
     ConsentLedger snapshot and the gate."""
     from adtarget import synth
     from adtarget._consent import ConsentLedger
-    from adtarget._events import ingest
     from adtarget._gate import apply_gate
-    from adtarget._pseudonym import Pseudonymizer
+    from adtarget.events._ingest import ingest
+    from adtarget.events._pseudonym import Pseudonymizer
     from adtarget.reference._sensitivity import SafeTaxonomy
 
     data = synth.generate(config)

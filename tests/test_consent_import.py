@@ -18,7 +18,7 @@ from adtarget._consent import (
     ConsentImportError,
     ConsentLedger,
 )
-from adtarget._pseudonym import Pseudonymizer
+from adtarget.events._pseudonym import Pseudonymizer
 from adtarget.exceptions import ConsentError, InputFormatError, RefusedColumnError, SchemaError
 
 PZ = Pseudonymizer(bytes(range(32)))

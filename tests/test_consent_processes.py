@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from adtarget._consent import ConsentLedger, ConsentSnapshot
-from adtarget._pseudonym import Pseudonymizer
+from adtarget.events._pseudonym import Pseudonymizer
 
 KEY = bytes(range(32))
 PZ = Pseudonymizer(KEY)
@@ -44,7 +44,7 @@ def _start(script: str, *args: str) -> subprocess.Popen[str]:
 
 PRELUDE = """
 import sys, time, json
-from adtarget._pseudonym import Pseudonymizer
+from adtarget.events._pseudonym import Pseudonymizer
 from adtarget._consent import ConsentLedger
 ledger = ConsentLedger(sys.argv[1], Pseudonymizer(bytes(range(32))))
 """
@@ -153,7 +153,7 @@ print("ok")
 READER = f"GROUP = {GROUP}\n" + """
 import os
 import numpy as np
-from adtarget._pseudonym import Pseudonymizer
+from adtarget.events._pseudonym import Pseudonymizer
 pz = Pseudonymizer(bytes(range(32)))
 groups = {name: pz.pseudonymize([f"{name}{j}" for j in range(GROUP)]) for name in ("g", "h")}
 last = {"g": 0, "h": 0}

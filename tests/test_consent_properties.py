@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adtarget._consent import ConsentLedger, ConsentSnapshot
-from adtarget._pseudonym import Pseudonymizer, hex_to_pseudonyms
+from adtarget.events._pseudonym import Pseudonymizer, hex_to_pseudonyms
 from adtarget.exceptions import ConsentError
 
 T0 = 1_700_000_000

@@ -460,8 +460,8 @@ def test_sigkill_during_a_parquet_purge_leaves_each_file_whole_and_a_rerun_compl
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from adtarget._events import ingest
     from adtarget._purge import purge_events
+    from adtarget.events._ingest import ingest
 
     dataset = tmp_path / "events"
     dataset.mkdir()

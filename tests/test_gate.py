@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adtarget._events import ingest
 from adtarget._gate import EXCLUSION_RULES, EligibleEvents, apply_gate
 from adtarget._policy import EligibilityPolicy
+from adtarget.events._ingest import ingest
 from adtarget.exceptions import ParameterError
 from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
 

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import adtarget._person_ids as person_ids_module
-from adtarget._kernels import _factorize as kernels
-from adtarget._person_ids import PersonIds, _factorized
+import adtarget.events._person_ids as person_ids_module
+from adtarget.events import _factorize_kernels as kernels
+from adtarget.events._person_ids import PersonIds, _factorized
 
 I64 = np.iinfo(np.int64)
 EXTREMES = [int(I64.min), int(I64.min) + 1, -1, 0, 1, int(I64.max) - 1, int(I64.max)]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adtarget._events import ingest
+from adtarget.events._ingest import ingest
 from adtarget.exceptions import InputFormatError
 
 NOW = 1_790_000_000
@@ -86,8 +86,8 @@ def test_arrow_path_equals_general_path(pseudonymizer, cols, n_chunks):
 
 
 def test_arrow_path_does_not_fall_back(pseudonymizer, monkeypatch):
-    import adtarget._event_columns as columns
-    import adtarget._person_ids as person_ids
+    import adtarget.events._person_ids as person_ids
+    import adtarget.events._validation as columns
 
     def refuse(*args, **kwargs):
         raise AssertionError("general path taken")
@@ -126,7 +126,7 @@ def test_invalid_dictionary_indices_in_a_mapping_are_refused(pseudonymizer, chun
 def test_the_kernel_checks_dictionary_indices_itself(pseudonymizer):
     import pyarrow as pa
 
-    from adtarget._event_columns import service_column
+    from adtarget.events._validation import service_column
     from adtarget.reference._services import ServiceRegistry
 
     service = pa.DictionaryArray.from_arrays(pa.array([0, 5], pa.int32()), pa.array(["video"]), safe=False)

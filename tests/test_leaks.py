@@ -27,7 +27,7 @@ from adtarget import (
     run,
     synth,
 )
-from adtarget._pseudonym import pseudonyms_to_hex
+from adtarget.events._pseudonym import pseudonyms_to_hex
 from adtarget.exceptions import AdtargetError
 
 pytestmark = pytest.mark.filterwarnings("ignore::adtarget.exceptions.PrivacyLeakWarning")

@@ -1,4 +1,4 @@
-"""The numba BLAKE2b kernel (adtarget._kernels._blake2b) against hashlib: ints by their decimal string, byte
+"""The numba BLAKE2b kernel (adtarget.events._blake2b_kernels) against hashlib: ints by their decimal string, byte
 strings in Arrow's buffer-plus-offsets layout, every length class around the 128-byte block, keys of 16-64
 bytes; and the SipHash buffer packing against the list packing."""
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adtarget._kernels import _blake2b as kernel
-from adtarget._siphash import siphash24_buffers, siphash24_packed
+from adtarget.events import _blake2b_kernels as kernel
+from adtarget.events._siphash import siphash24_buffers, siphash24_packed
 
 PERSON = b"adtarget-pid"
 KEYS = [bytes(range(16)), bytes(range(100, 133)), bytes(range(200, 255)) + bytes(9), b"\xff" * 64]

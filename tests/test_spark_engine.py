@@ -338,7 +338,7 @@ def test_no_key_in_reprs_and_no_pseudonym_in_partition_results(cases):
     from pyspark import cloudpickle
 
     from adtarget import ingest
-    from adtarget._pseudonym import pseudonyms_to_hex
+    from adtarget.events._pseudonym import pseudonyms_to_hex
 
     events, context = cases(2)
     blob = cloudpickle.dumps(context)

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._column_names import check_contract_columns
-from adtarget._column_names import identifying_columns as _identifying
+from adtarget.events._header_checks import check_contract_columns
+from adtarget.events._header_checks import identifying_columns as _identifying
 from adtarget.exceptions import InputFormatError, SchemaError
 
 __all__ = ["CONSENT_COLUMNS", "check_columns", "identifying_columns", "read_csv", "read_parquet",

@@ -25,7 +25,7 @@ from adtarget._consent._records import (
 from adtarget.exceptions import ConsentError
 
 if TYPE_CHECKING:
-    from adtarget._pseudonym import Pseudonymizer
+    from adtarget.events._pseudonym import Pseudonymizer
 
 __all__ = ["IMPORT_REASONS", "ConsentImportError", "ImportReport", "rejection_message", "validate_columns"]
 

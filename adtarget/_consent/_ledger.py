@@ -33,7 +33,7 @@ from adtarget._consent._store import (
     state_as_of,
     write_records,
 )
-from adtarget._pseudonym import Pseudonymizer, pseudonyms_to_hex
+from adtarget.events._pseudonym import Pseudonymizer, pseudonyms_to_hex
 from adtarget.exceptions import ConsentError, LedgerError, ParameterError
 
 __all__ = ["ConsentLedger"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._pseudonym import factorize
+from adtarget.events._pseudonym import factorize
 
 __all__ = ["FIELDS", "ConsentRecords", "parse_birth_year", "parse_bool", "parse_choice", "parse_epoch",
            "parse_text"]

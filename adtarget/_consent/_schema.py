@@ -17,7 +17,7 @@ from adtarget._core._atomic import private_file
 from adtarget.exceptions import LedgerError
 
 if TYPE_CHECKING:
-    from adtarget._pseudonym import Pseudonymizer
+    from adtarget.events._pseudonym import Pseudonymizer
 
 __all__ = ["APPLICATION", "MIGRATIONS", "SCHEMA_VERSION", "connect", "ensure_schema"]
 

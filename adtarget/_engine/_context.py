@@ -11,8 +11,8 @@ from adtarget.exceptions import ParameterError
 
 if TYPE_CHECKING:
     from adtarget._consent import ConsentSnapshot
-    from adtarget._pseudonym import Pseudonymizer
     from adtarget._release._spec import ReleaseSpec
+    from adtarget.events._pseudonym import Pseudonymizer
     from adtarget.reference._sensitivity import SafeTaxonomy
     from adtarget.reference._services import ServiceRegistry
 

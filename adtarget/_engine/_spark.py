@@ -148,7 +148,7 @@ class SparkEngine:
         return total.check()
 
     def _events_frame(self, events: Any, context: BuildContext) -> Any:
-        from adtarget._event_schema import check_columns
+        from adtarget.events._schema import check_columns
 
         if isinstance(events, (str, os.PathLike)):
             frame = _read_parquet(self.session, os.fspath(events))

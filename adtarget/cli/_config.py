@@ -76,7 +76,7 @@ def output_dir(path: Path) -> Path:
 
 def pseudonymizer_from_env() -> Any:
     """The Pseudonymizer keyed by ``ADTARGET_PSEUDONYM_KEY``; a missing or malformed key is a UsageError."""
-    from adtarget._pseudonym import Pseudonymizer
+    from adtarget.events._pseudonym import Pseudonymizer
     from adtarget.exceptions import ParameterError
 
     if not os.environ.get(KEY_VAR, "").strip():

@@ -45,9 +45,9 @@ def demo_command(args: argparse.Namespace, out: Output) -> int:
         raise UsageError(f"--events must be at most {_MAX_EVENTS:,} for the demo, got {args.events}",
                          hint="use 'adtarget synth' and 'adtarget run' for larger data")
     from adtarget import synth
-    from adtarget._pseudonym import Pseudonymizer
     from adtarget.budget._ledger import BudgetLedger
     from adtarget.cli._plot import plot_segment_sizes
+    from adtarget.events._pseudonym import Pseudonymizer
 
     out_dir = output_dir(args.out)
     with out.steps(5, "adtarget demo") as step:

@@ -17,7 +17,7 @@ _CSV = (".csv", ".tsv")
 
 def check_events_path(path: Path) -> None:
     """Raise CommandInputError (missing file, unknown extension) or SchemaError (refused column)."""
-    from adtarget._event_schema import check_columns
+    from adtarget.events._schema import check_columns
 
     if not path.exists():
         raise CommandInputError(f"--events {str(path)!r} does not exist", hint="check the path")

@@ -14,7 +14,11 @@ import numpy as np
 
 from adtarget._core._buffers import uses_buffers
 from adtarget._core._provenance import Sealed, readonly
-from adtarget._event_columns import (
+from adtarget.events._person_ids import person_ids
+from adtarget.events._pseudonym import pseudonymise
+from adtarget.events._schema import check_columns
+from adtarget.events._sources import read_columns
+from adtarget.events._validation import (
     ACCEPTED,
     QUARANTINE_REASONS,
     REASON,
@@ -25,12 +29,9 @@ from adtarget._event_columns import (
     timestamp_column,
     weight_column,
 )
-from adtarget._event_schema import check_columns
-from adtarget._person_ids import person_ids, pseudonymise
-from adtarget._sources import read_columns
 
 if TYPE_CHECKING:
-    from adtarget._pseudonym import Pseudonymizer
+    from adtarget.events._pseudonym import Pseudonymizer
     from adtarget.reference._services import ServiceRegistry
     from adtarget.reference._taxonomy import Taxonomy
 

@@ -1,26 +1,23 @@
-"""Person ids at ingestion: factorise the raw ids, pseudonymise the distinct ones, index rows into the pseudonyms.
+"""Person ids at ingestion: factorise the raw ids (their pseudonyms: ``_pseudonym.pseudonymise``).
 
 The raw ids live only inside this module's objects for the duration of one ``ingest`` (docs/internals.md): they
 are factorised, their distinct values are hashed by the :class:`~adtarget.Pseudonymizer`, and the rows end as
 int32 indices into the sorted unique pseudonyms. Integer ids without nulls (the Parquet and Arrow case) take a
-compiled path (``adtarget/_kernels/_factorize.py``): one hash table, grown as it fills, probed in row order with
+compiled path (``adtarget/events/_factorize_kernels.py``): one hash table, grown as it fills, probed in row order with
 the slots of rows ahead prefetched; anything else (strings, nulls, mixed objects) goes through
-:func:`adtarget._columns.factorize`.
+:func:`adtarget.events._parsing.factorize`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from adtarget._columns import factorize, int64_chunks
+from adtarget.events._parsing import factorize, int64_chunks
 
-if TYPE_CHECKING:
-    from adtarget._pseudonym import Pseudonymizer
-
-__all__ = ["PersonIds", "person_ids", "pseudonymise"]
+__all__ = ["PersonIds", "person_ids"]
 
 _MIN_TABLE_BITS = 8
 _ROWS_PER_SLOT_BITS = 4  # the first table has a slot per 16 rows (or 256); it doubles whenever it is half full
@@ -52,7 +49,7 @@ class PersonIds:
             return self.codes
         if not self.complete:
             return table[self.codes]
-        from adtarget._kernels import _factorize as kernels
+        from adtarget.events import _factorize_kernels as kernels
 
         if not kernels.relabel(self.codes, table):  # pragma: no cover - invariant
             raise AssertionError("person codes out of range")
@@ -81,7 +78,7 @@ def _factorized(chunks: list[np.ndarray]) -> PersonIds:
 class _IdTable:
     """The distinct ids seen so far, in a hash table of ``2**bits`` slots that doubles whenever it is half
     full. Narrow (8-byte slots) while every id is in ``[0, 2**32 - 1)``, wide (16-byte pairs) from the first id
-    that is not (``adtarget/_kernels/_factorize.py``)."""
+    that is not (``adtarget/events/_factorize_kernels.py``)."""
 
     def __init__(self, bits: int) -> None:
         self.bits, self.narrow, self.n_unique = bits, True, 0
@@ -90,7 +87,7 @@ class _IdTable:
 
     def add(self, keys: np.ndarray, codes: np.ndarray) -> None:
         """Write the code of every key into ``codes``, adding new keys."""
-        from adtarget._kernels import _factorize as kernels
+        from adtarget.events import _factorize_kernels as kernels
 
         done = 0
         while done < keys.size:
@@ -102,7 +99,7 @@ class _IdTable:
 
     def _rebuild(self, grow: bool) -> None:
         """Double the table (``grow``) or make it wide, and insert the ids seen so far again."""
-        from adtarget._kernels import _factorize as kernels
+        from adtarget.events import _factorize_kernels as kernels
 
         if grow:
             self.bits += 1
@@ -119,35 +116,3 @@ class _IdTable:
 def _spans(chunks: list[np.ndarray]) -> list[tuple[int, np.ndarray]]:
     starts = np.cumsum([0] + [c.size for c in chunks[:-1]])
     return [(int(s), c) for s, c in zip(starts, chunks)]
-
-
-def pseudonymise(ids: PersonIds, accepted: np.ndarray | None, pseudonymizer: Pseudonymizer
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(person, persons)``: the accepted rows' indices (int32) into the sorted unique pseudonyms (uint64) of
-    the ids that accepted rows use. ``accepted`` None means every row."""
-    if accepted is None and ids.complete:  # compiled path: every unique id occurs in some row
-        order, persons = _sorted_pseudonyms(ids, ids.uniques, pseudonymizer)
-        rank = np.empty(order.size, dtype=np.int32)
-        rank[order] = np.arange(order.size, dtype=np.int32)
-        return ids.row_codes(rank), persons
-    codes = ids.row_codes() if accepted is None else ids.row_codes()[accepted]
-    used = np.zeros(ids.uniques.size, dtype=bool)
-    used[codes] = True
-    used_codes = np.flatnonzero(used)
-    order, persons = _sorted_pseudonyms(ids, ids.uniques[used_codes], pseudonymizer)
-    rank = np.full(ids.uniques.size, -1, dtype=np.int32)
-    rank[used_codes[order]] = np.arange(order.size, dtype=np.int32)
-    return rank[codes], persons
-
-
-def _sorted_pseudonyms(ids: PersonIds, uniques: np.ndarray, pseudonymizer: Pseudonymizer
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """``(order, pseudonyms[order])`` of some of ``ids``' distinct ids; int64 ids of the compiled path are
-    hashed and sorted in one step (one sort serves the collision check)."""
-    if ids.complete:
-        return pseudonymizer._sorted_pseudonyms(uniques)
-    from adtarget._kernels import _factorize as kernels
-
-    pseudonyms = np.asarray(pseudonymizer.pseudonymize(uniques), dtype=np.uint64)
-    order = kernels.argsort_uint64(pseudonyms)
-    return order, pseudonyms[order]

@@ -2,7 +2,7 @@
 
 The reference algorithm is keyed BLAKE2b (``digest_size=8``, ``person=b"adtarget-pid"``) of the id's canonical
 bytes (int -> decimal string, str -> UTF-8), read little-endian (docs/internals.md), computed by the numba
-kernel :mod:`adtarget._kernels._blake2b` (equal to ``hashlib``). An opt-in vectorised SipHash-2-4
+kernel :mod:`adtarget.events._blake2b_kernels` (equal to ``hashlib``). An opt-in vectorised SipHash-2-4
 (``algorithm="siphash24"``) gives different pseudonyms for the same key; ledgers record the algorithm with the
 key fingerprint so the two can never be mixed. Only the distinct ids are hashed. Raw ids are never stored,
 logged or put in a message. See docs/privacy/pseudonymisation.md.
@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._siphash import siphash24_buffers, siphash24_packed
+from adtarget.events._person_ids import PersonIds, person_ids
+from adtarget.events._siphash import siphash24_buffers, siphash24_packed
 from adtarget.exceptions import LedgerError, ParameterError, SchemaError
 
 __all__ = [
+    "pseudonymise",
     "ALGORITHMS",
     "ENV_VAR",
     "Pseudonymizer",
@@ -141,7 +143,7 @@ class Pseudonymizer:
         """``(order, pseudonyms)`` of distinct int64 ``ids`` (the compiled ingest path): the stable order that
         sorts their pseudonyms and the sorted pseudonyms, i.e. ``pseudonymize(ids)[order]``; the collision check
         reads the sorted pseudonyms (no second sort). Raises :class:`LedgerError` if two ids collide."""
-        from adtarget._kernels._factorize import argsort_uint64
+        from adtarget.events._factorize_kernels import argsort_uint64
 
         hashes = self._hash(np.ascontiguousarray(ids, dtype=np.int64))
         order = argsort_uint64(hashes)
@@ -204,8 +206,8 @@ class CanonicalTexts:
 
 def _blake2b_many(key: bytes, items: np.ndarray | CanonicalTexts | Sequence[bytes]) -> np.ndarray:
     """Keyed BLAKE2b-64 of each canonical id (ints: their decimal string; bytes as they are), little-endian
-    uint64, computed by the numba kernel of :mod:`adtarget._kernels._blake2b` (equal to ``hashlib``, tested)."""
-    from adtarget._kernels import _blake2b as kernel
+    uint64, computed by the numba kernel of :mod:`adtarget.events._blake2b_kernels` (equal to ``hashlib``, tested)."""
+    from adtarget.events import _blake2b_kernels as kernel
 
     state, key_block = kernel.initial_state(key, PERSON, 8)
     if not isinstance(items, (np.ndarray, CanonicalTexts)):
@@ -311,11 +313,9 @@ def _arrow_texts(arrow: Any) -> CanonicalTexts:
 
 
 def _int_codes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Ints with repeats: the ingest's compiled factorisation (:func:`adtarget._person_ids.person_ids`) gives
+    """Ints with repeats: the ingest's compiled factorisation (:func:`adtarget.events._person_ids.person_ids`) gives
     each row the code of its distinct id (each distinct id is hashed once) and counts the distinct ids for the
     collision check."""
-    from adtarget._person_ids import person_ids
-
     unsigned = array.dtype.kind == "u" and array.dtype.itemsize == 8
     wide = array.astype(np.uint64, copy=False).view(np.int64) if unsigned else array.astype(np.int64, copy=False)
     if wide.size == 0:
@@ -442,3 +442,35 @@ def hex_to_pseudonyms(texts: Sequence[str] | np.ndarray) -> np.ndarray:
     except ValueError:
         raise SchemaError("pseudonym: every value must be a 16-hex-digit string") from None
     return np.frombuffer(raw, dtype=">u8").astype(np.uint64)
+
+
+def pseudonymise(ids: PersonIds, accepted: np.ndarray | None, pseudonymizer: Pseudonymizer
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``(person, persons)``: the accepted rows' indices (int32) into the sorted unique pseudonyms (uint64) of
+    the ids that accepted rows use. ``accepted`` None means every row."""
+    if accepted is None and ids.complete:  # compiled path: every unique id occurs in some row
+        order, persons = _sorted_pseudonyms(ids, ids.uniques, pseudonymizer)
+        rank = np.empty(order.size, dtype=np.int32)
+        rank[order] = np.arange(order.size, dtype=np.int32)
+        return ids.row_codes(rank), persons
+    codes = ids.row_codes() if accepted is None else ids.row_codes()[accepted]
+    used = np.zeros(ids.uniques.size, dtype=bool)
+    used[codes] = True
+    used_codes = np.flatnonzero(used)
+    order, persons = _sorted_pseudonyms(ids, ids.uniques[used_codes], pseudonymizer)
+    rank = np.full(ids.uniques.size, -1, dtype=np.int32)
+    rank[used_codes[order]] = np.arange(order.size, dtype=np.int32)
+    return rank[codes], persons
+
+
+def _sorted_pseudonyms(ids: PersonIds, uniques: np.ndarray, pseudonymizer: Pseudonymizer
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, pseudonyms[order])`` of some of ``ids``' distinct ids; int64 ids of the compiled path are
+    hashed and sorted in one step (one sort serves the collision check)."""
+    if ids.complete:
+        return pseudonymizer._sorted_pseudonyms(uniques)
+    from adtarget.events import _factorize_kernels as kernels
+
+    pseudonyms = np.asarray(pseudonymizer.pseudonymize(uniques), dtype=np.uint64)
+    order = kernels.argsort_uint64(pseudonyms)
+    return order, pseudonyms[order]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from adtarget._column_names import check_contract_columns
-from adtarget._column_names import identifying_columns as _identifying
+from adtarget.events._header_checks import check_contract_columns
+from adtarget.events._header_checks import identifying_columns as _identifying
 
 __all__ = ["EVENT_KINDS", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "check_columns", "identifying_columns"]
 

@@ -145,7 +145,7 @@ def _check_indices(chunk: Any) -> None:
         bounds = pc.min_max(chunk.indices)
         low, high = bounds["min"].as_py(), bounds["max"].as_py()
     else:
-        from adtarget._kernels._factorize import index_range
+        from adtarget.events._factorize_kernels import index_range
 
         low, high = index_range(chunk.indices.to_numpy())
     if low < 0 or high >= len(chunk.dictionary):

@@ -5,8 +5,8 @@ wrong) to the code of the first rule the row fails: codes follow :data:`QUARANTI
 precedence, so "first failing rule" is "smallest code" and the columns can be checked in any order.
 String-like columns are mapped through small per-value tables (value, reason) built over their *distinct*
 values: the dictionaries of an Arrow dictionary column chunk by chunk (no unification, no copy of the
-indices), or :func:`adtarget._columns.factorize` for anything else. The loops are compiled
-(``adtarget/_kernels/_factorize.py``).
+indices), or :func:`adtarget.events._parsing.factorize` for anything else. The loops are compiled
+(``adtarget/events/_factorize_kernels.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from adtarget._columns import (
+from adtarget.events._parsing import (
     blank_values,
     dictionary_chunks,
     factorize,
@@ -25,7 +25,7 @@ from adtarget._columns import (
     parse_float,
     parse_timestamps,
 )
-from adtarget._event_schema import DEFAULT_KIND, EVENT_KINDS
+from adtarget.events._schema import DEFAULT_KIND, EVENT_KINDS
 from adtarget.exceptions import InputFormatError
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def region_column(values: Any, n_rows: int, reason: np.ndarray) -> tuple[np.ndar
 
 def timestamp_column(values: Any, n_rows: int, reason: np.ndarray, now: float) -> np.ndarray:
     """Epoch seconds (int64); unparseable or implausibly old timestamps, and future ones, are quarantined."""
-    from adtarget._kernels import _factorize as kernels
+    from adtarget.events import _factorize_kernels as kernels
 
     chunks = int64_chunks(values) or [parse_timestamps(values, "ts")]
     out = np.empty(n_rows, dtype=np.int64)
@@ -127,7 +127,7 @@ def timestamp_column(values: Any, n_rows: int, reason: np.ndarray, now: float) -
 
 def weight_column(values: Any, n_rows: int, reason: np.ndarray) -> np.ndarray:
     """Weights (float64, 1.0 where missing); negative and non-finite weights are quarantined."""
-    from adtarget._kernels import _factorize as kernels
+    from adtarget.events import _factorize_kernels as kernels
 
     if values is None:
         return np.ones(n_rows, dtype=np.float64)
@@ -166,7 +166,7 @@ def _map(chunks: list[_Chunk], values: tuple[np.ndarray, int], reasons: tuple[np
          reason: np.ndarray, dtype: Any) -> np.ndarray:
     """Write ``values[code]`` (the null value for code -1) of every chunk, and lower ``reason`` to
     ``reasons[code]``."""
-    from adtarget._kernels import _factorize as kernels
+    from adtarget.events import _factorize_kernels as kernels
 
     n_rows = sum(codes.size for _, codes, _, _ in chunks)
     out = np.empty(n_rows, dtype=dtype)
