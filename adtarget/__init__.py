@@ -53,9 +53,9 @@ _EXPORTS: dict[str, str] = {
     "apply_gate": "adtarget._gate",
     # consent and pseudonymisation
     "Pseudonymizer": "adtarget.events._pseudonym",
-    "ConsentLedger": "adtarget._consent",
-    "ConsentSnapshot": "adtarget._consent",
-    "ImportReport": "adtarget._consent",
+    "ConsentLedger": "adtarget.consent",
+    "ConsentSnapshot": "adtarget.consent",
+    "ImportReport": "adtarget.consent",
     "access_export": "adtarget._access",
     "forget_everywhere": "adtarget._purge",
     "purge_events": "adtarget._purge",

@@ -22,7 +22,7 @@ from adtarget.events._ingest import BatchState, EventBatch, EventColumns
 from adtarget.exceptions import ParameterError
 
 if TYPE_CHECKING:
-    from adtarget._consent import ConsentSnapshot
+    from adtarget.consent import ConsentSnapshot
     from adtarget.reference._sensitivity import SafeTaxonomy
     from adtarget.reference._services import ServiceRegistry
     from adtarget.reference._taxonomy import Taxonomy
@@ -238,7 +238,7 @@ def _check_snapshot_id(snapshot_id: object) -> None:
 
 def _check_inputs(batch: BatchState, snapshot: object, safe_taxonomy: object, policy: object,
                   services: ServiceRegistry | None, target_service: str | None) -> None:
-    from adtarget._consent import ConsentSnapshot
+    from adtarget.consent import ConsentSnapshot
     from adtarget.reference._sensitivity import SafeTaxonomy
 
     for name, value, kind in (("snapshot", snapshot, ConsentSnapshot), ("safe_taxonomy", safe_taxonomy, SafeTaxonomy),

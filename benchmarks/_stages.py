@@ -145,7 +145,7 @@ def load_snapshot(path: str, pseudonymizer: Any, as_of: int) -> Any:
     """ConsentSnapshot of a synthetic consent file (one record per person), pseudonymised and sorted."""
     import pyarrow.parquet as pq
 
-    from adtarget._consent import ConsentSnapshot
+    from adtarget.consent import ConsentSnapshot
 
     table = pq.read_table(path)
 

@@ -37,7 +37,7 @@ KEY = bytes(range(32))
 
 def snapshot_of(consent: dict[str, np.ndarray], pseudonymizer: Any, as_of: int) -> Any:
     """ConsentSnapshot of synthetic consent records (what ConsentLedger.snapshot would hold)."""
-    from adtarget._consent import ConsentSnapshot
+    from adtarget.consent import ConsentSnapshot
 
     persons = pseudonymizer.pseudonymize(consent["person_id"])
     order = np.argsort(persons)

@@ -97,7 +97,7 @@ def snapshot_state(snapshot) -> dict[str, list]:
 def small_world(directory: Path, *, n_events: int = 20_000, seed: int = 4) -> dict[str, Path]:
     """Synthetic events (Parquet) and consent (CSV and an imported ledger) in ``directory``."""
     from adtarget import synth
-    from adtarget._consent import ConsentLedger
+    from adtarget.consent import ConsentLedger
     from adtarget.events._pseudonym import Pseudonymizer
 
     data = synth.generate(synth.SyntheticConfig(n_events=n_events, seed=seed))

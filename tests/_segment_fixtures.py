@@ -42,8 +42,8 @@ def eligible_events(safe, events: dict[str, np.ndarray], *, window_end: int = WI
 
     ``events["person"]`` are raw account numbers here; the gate's ``person`` indexes its sorted pseudonyms.
     """
-    from adtarget._consent import ConsentSnapshot
     from adtarget._gate import apply_gate
+    from adtarget.consent import ConsentSnapshot
     from adtarget.events._ingest import ingest
     from adtarget.events._pseudonym import Pseudonymizer
 
@@ -125,8 +125,8 @@ def synthetic_eligible(config, workdir):
     """(EligibleEvents, latent group per eligible person) for ``adtarget.synth`` data, via ingest, a
     ConsentLedger snapshot and the gate."""
     from adtarget import synth
-    from adtarget._consent import ConsentLedger
     from adtarget._gate import apply_gate
+    from adtarget.consent import ConsentLedger
     from adtarget.events._ingest import ingest
     from adtarget.events._pseudonym import Pseudonymizer
     from adtarget.reference._sensitivity import SafeTaxonomy

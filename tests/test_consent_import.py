@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from adtarget._consent import (
+from adtarget.consent import (
     CONSENT_COLUMNS,
     IMPORT_REASONS,
     ConsentImportError,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adtarget._consent import CONSENT_COLUMNS, SCHEMA_VERSION, ConsentLedger, ConsentSnapshot
+from adtarget.consent import CONSENT_COLUMNS, SCHEMA_VERSION, ConsentLedger, ConsentSnapshot
 from adtarget.events._pseudonym import Pseudonymizer, pseudonyms_to_hex
 from adtarget.exceptions import ConsentError, LedgerError, ParameterError
 
@@ -354,7 +354,7 @@ def test_raw_ids_and_key_are_not_stored_and_sql_is_parameterised(ledger: Consent
 
 
 def test_import_of_the_consent_package_stays_light() -> None:
-    code = ("import sys, adtarget._consent, adtarget.events._pseudonym; "
+    code = ("import sys, adtarget.consent, adtarget.events._pseudonym; "
             "print(sorted(m for m in ('pandas', 'pyarrow', 'pyspark', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adtarget._consent import ConsentLedger, ConsentSnapshot
+from adtarget.consent import ConsentLedger, ConsentSnapshot
 from adtarget.events._pseudonym import Pseudonymizer
 
 KEY = bytes(range(32))
@@ -45,7 +45,7 @@ def _start(script: str, *args: str) -> subprocess.Popen[str]:
 PRELUDE = """
 import sys, time, json
 from adtarget.events._pseudonym import Pseudonymizer
-from adtarget._consent import ConsentLedger
+from adtarget.consent import ConsentLedger
 ledger = ConsentLedger(sys.argv[1], Pseudonymizer(bytes(range(32))))
 """
 
@@ -107,7 +107,7 @@ def test_sigkill_just_before_commit_leaves_the_state_before(tmp_path: Path) -> N
     before = _seed_ledger(path)
     csv = _write_bulk_csv(tmp_path / "bulk.csv", 20_000, "bulk")
     stop_script = """
-import adtarget._consent._store as store
+import adtarget.consent._store as store
 def stop(conn, records):
     print("inside", conn.execute("SELECT COUNT(*) FROM history").fetchone()[0], flush=True)
     time.sleep(120)

@@ -13,7 +13,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adtarget._consent import ConsentLedger, ConsentSnapshot
+from adtarget.consent import ConsentLedger, ConsentSnapshot
 from adtarget.events._pseudonym import Pseudonymizer, hex_to_pseudonyms
 from adtarget.exceptions import ConsentError
 

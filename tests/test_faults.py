@@ -58,8 +58,8 @@ def consent_before_after(tmp_path):
 
 
 IMPORT_CODE = """
-import adtarget._consent._ledger as L
-from adtarget._consent import ConsentLedger
+import adtarget.consent._ledger as L
+from adtarget.consent import ConsentLedger
 real = L.write_records
 def write_then_pause(*args, **kwargs):
     result = real(*args, **kwargs)
@@ -308,7 +308,7 @@ def test_full_disk_report_write_leaves_no_partial_file(tiny_disk, world, tmp_pat
 
 FSIZE_CODE = """
 import resource
-from adtarget._consent import ConsentLedger
+from adtarget.consent import ConsentLedger
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death, like a full disk
 resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 try:
@@ -334,7 +334,7 @@ def test_file_size_limit_gives_ledger_error(tmp_path):
 
 # --- read-only ledgers ------------------------------------------------------------------------------------------
 READ_ONLY_CODE = """
-from adtarget._consent import ConsentLedger
+from adtarget.consent import ConsentLedger
 from adtarget import BudgetLedger, PrivacyBudget
 out = {{}}
 for name, action in (

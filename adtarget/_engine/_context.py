@@ -10,8 +10,8 @@ from adtarget._policy import EligibilityPolicy
 from adtarget.exceptions import ParameterError
 
 if TYPE_CHECKING:
-    from adtarget._consent import ConsentSnapshot
     from adtarget._release._spec import ReleaseSpec
+    from adtarget.consent import ConsentSnapshot
     from adtarget.events._pseudonym import Pseudonymizer
     from adtarget.reference._sensitivity import SafeTaxonomy
     from adtarget.reference._services import ServiceRegistry

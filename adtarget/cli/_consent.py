@@ -68,7 +68,7 @@ def _action(sub: Any, common: argparse.ArgumentParser, name: str, text: str, han
 
 def _open(args: argparse.Namespace, *, create: bool = False) -> Any:
     """The consent ledger of ``--ledger`` (created only by ``import``), keyed by ADTARGET_PSEUDONYM_KEY."""
-    from adtarget._consent import ConsentLedger
+    from adtarget.consent import ConsentLedger
 
     path = args.ledger if args.ledger is not None else default_consent_ledger()
     if create:

@@ -130,7 +130,7 @@ def _budget_ledger(path: Path | None) -> Any:
 def open_consent(path: Path, ledger: Path | None, out_dir: Path, pseudonymizer: Any,
                  ) -> tuple[Any, dict[str, Any] | None]:
     """The consent ledger: ``path`` itself (.sqlite), or a ledger into which ``path``'s records are imported."""
-    from adtarget._consent import ConsentLedger
+    from adtarget.consent import ConsentLedger
 
     existing_file(path, "--consent", hint="give a consent ledger (.sqlite) or consent records (.csv/.parquet)")
     name = path.name.lower()

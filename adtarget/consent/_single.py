@@ -7,14 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._consent._import import (
+from adtarget.consent._import import (
     _JURISDICTION,
     _POLICY_VERSION,
     CLOCK_SKEW_S,
     MAX_POLICY_VERSION,
     MIN_UPDATED_AT,
 )
-from adtarget._consent._records import (
+from adtarget.consent._records import (
     FIELDS,
     ConsentRecords,
     parse_birth_year,

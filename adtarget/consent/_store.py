@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._consent._records import ConsentRecords
+from adtarget.consent._records import ConsentRecords
 from adtarget.events._pseudonym import hex_to_pseudonyms, pseudonyms_to_hex
 
 __all__ = ["WriteResult", "latest_before", "read_current", "read_history", "read_state", "state_as_of",

@@ -15,17 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._consent._columns import check_columns, read_csv, read_parquet, read_records
-from adtarget._consent._import import (
+from adtarget.consent._contract import check_columns, read_csv, read_parquet, read_records
+from adtarget.consent._import import (
     ConsentImportError,
     ImportReport,
     rejection_message,
     validate_columns,
 )
-from adtarget._consent._schema import connect, ensure_schema
-from adtarget._consent._single import single_record
-from adtarget._consent._snapshot import ConsentSnapshot
-from adtarget._consent._store import (
+from adtarget.consent._schema import connect, ensure_schema
+from adtarget.consent._single import single_record
+from adtarget.consent._snapshot import ConsentSnapshot
+from adtarget.consent._store import (
     latest_before,
     read_current,
     read_history,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from adtarget._consent._columns import CONSENT_COLUMNS
-from adtarget._consent._import import IMPORT_REASONS, ConsentImportError, ImportReport
-from adtarget._consent._ledger import ConsentLedger
-from adtarget._consent._schema import SCHEMA_VERSION
-from adtarget._consent._snapshot import ConsentSnapshot
+from adtarget.consent._contract import CONSENT_COLUMNS
+from adtarget.consent._import import IMPORT_REASONS, ConsentImportError, ImportReport
+from adtarget.consent._ledger import ConsentLedger
+from adtarget.consent._schema import SCHEMA_VERSION
+from adtarget.consent._snapshot import ConsentSnapshot
 
 __all__ = [
     "CONSENT_COLUMNS",

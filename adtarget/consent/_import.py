@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adtarget._consent._records import (
+from adtarget.consent._records import (
     ConsentRecords,
     parse_birth_year,
     parse_bool,
