@@ -18,9 +18,9 @@ from adtarget._core._atomic import write_private_text
 from adtarget._core._buffers import uses_buffers
 from adtarget._engine._context import BuildContext
 from adtarget._engine._protocol import Engine, LocalEngine
-from adtarget._policy import EligibilityPolicy
 from adtarget._release._release import check_ledger, release_counts
 from adtarget.exceptions import ParameterError
+from adtarget.gate._policy import EligibilityPolicy
 
 __all__ = ["RunResult", "RunSettings", "run"]
 

@@ -1,6 +1,6 @@
 """Interest profiles: per-person, time-decayed interest scores over the safe categories of a taxonomy.
 
-Profiles are built from :class:`~adtarget._gate.EligibleEvents` only (the gate has already removed opted-out,
+Profiles are built from :class:`~adtarget.gate._gate.EligibleEvents` only (the gate has already removed opted-out,
 under-age, deleted persons and sensitive categories), so a profile can never hold a sensitive category.
 A per-person event cap by a selection over the events of the persons over the cap only (ties ranked as
 ``np.lexsort`` would), and the persons × categories matrix by a linear counting sort on person with per-row
@@ -301,7 +301,7 @@ def build_profiles(eligible: Any, *, half_life_days: float = 30.0, level: str = 
         Rows aligned with ``eligible.persons``.
     """
     check_profile_params(half_life_days, level, max_events_per_person, norm)
-    from adtarget._gate import eligible_state
+    from adtarget.gate._gate import eligible_state
 
     events = eligible_state(eligible)
     safe = events.safe_taxonomy
@@ -315,8 +315,8 @@ def build_profiles(eligible: Any, *, half_life_days: float = 30.0, level: str = 
 
 
 def is_eligible_events(X: Any) -> bool:
-    """Whether ``X`` is the gate's :class:`~adtarget._gate.EligibleEvents`."""
-    from adtarget._gate import EligibleEvents
+    """Whether ``X`` is the gate's :class:`~adtarget.gate._gate.EligibleEvents`."""
+    from adtarget.gate._gate import EligibleEvents
 
     return isinstance(X, EligibleEvents)
 

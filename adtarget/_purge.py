@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from adtarget._core._atomic import atomic_path
-from adtarget._policy import EligibilityPolicy
 from adtarget.events._schema import EVENT_KINDS
 from adtarget.exceptions import InputFormatError, ParameterError
+from adtarget.gate._policy import EligibilityPolicy
 
 __all__ = ["PurgeReport", "forget_everywhere", "purge_assignments", "purge_events"]
 

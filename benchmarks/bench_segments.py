@@ -55,9 +55,9 @@ def snapshot_of(consent: dict[str, np.ndarray], pseudonymizer: Any, as_of: int) 
 def setup(n_events: int, n_persons: int) -> tuple[Any, np.ndarray]:
     """EligibleEvents of a synthetic population and the latent group of each eligible person."""
     from adtarget import synth
-    from adtarget._gate import apply_gate
     from adtarget.events._ingest import ingest
     from adtarget.events._pseudonym import Pseudonymizer
+    from adtarget.gate._gate import apply_gate
     from adtarget.reference._sensitivity import SafeTaxonomy
 
     data = synth.generate(synth.SyntheticConfig(n_events=n_events, n_persons=n_persons, seed=0))

@@ -42,10 +42,10 @@ def eligible_events(safe, events: dict[str, np.ndarray], *, window_end: int = WI
 
     ``events["person"]`` are raw account numbers here; the gate's ``person`` indexes its sorted pseudonyms.
     """
-    from adtarget._gate import apply_gate
     from adtarget.consent import ConsentSnapshot
     from adtarget.events._ingest import ingest
     from adtarget.events._pseudonym import Pseudonymizer
+    from adtarget.gate._gate import apply_gate
 
     pseudonymizer = Pseudonymizer(bytes(range(32)))
     n = events["person"].size
@@ -125,10 +125,10 @@ def synthetic_eligible(config, workdir):
     """(EligibleEvents, latent group per eligible person) for ``adtarget.synth`` data, via ingest, a
     ConsentLedger snapshot and the gate."""
     from adtarget import synth
-    from adtarget._gate import apply_gate
     from adtarget.consent import ConsentLedger
     from adtarget.events._ingest import ingest
     from adtarget.events._pseudonym import Pseudonymizer
+    from adtarget.gate._gate import apply_gate
     from adtarget.reference._sensitivity import SafeTaxonomy
 
     data = synth.generate(config)

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adtarget._gate import EXCLUSION_RULES, EligibleEvents, apply_gate
-from adtarget._policy import EligibilityPolicy
 from adtarget.events._ingest import ingest
 from adtarget.exceptions import ParameterError
+from adtarget.gate import EXCLUSION_RULES, EligibleEvents, apply_gate
+from adtarget.gate._policy import EligibilityPolicy
 from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
 
 END = int(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc).timestamp())

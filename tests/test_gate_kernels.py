@@ -36,14 +36,14 @@ from adtarget import (
     apply_gate,
     ingest,
 )
-from adtarget._kernels import _gate as kernels
+from adtarget.gate import _kernels as kernels
 
 END = int(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc).timestamp())
 DAY = 86_400
 REGIONS = ("US-CA", "DE", "KR")
 
 
-# --- the numpy formulation the kernels replaced (adtarget/_gate.py before the compiled kernels) -------------
+# --- the numpy formulation the kernels replaced (adtarget/gate/_gate.py before the compiled kernels) -------------
 def reference_gate(batch, snapshot, safe, policy, target, end):
     """Everything apply_gate computes, as the numpy code before the kernels computed it."""
     rule_of = {name: code for code, name in enumerate(EXCLUSION_RULES)}

@@ -199,7 +199,7 @@ def test_non_standard_json_and_infinite_epsilon_are_not_written():
 
 
 def test_audit_report_checks_schema_policy_and_sensitive_segments(tmp_path):
-    from adtarget._policy import EligibilityPolicy
+    from adtarget.gate._policy import EligibilityPolicy
     from adtarget.reference._sensitivity import SafeTaxonomy
 
     safe = SafeTaxonomy.default()

@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from adtarget._policy import EligibilityPolicy
 from adtarget.exceptions import ParameterError
+from adtarget.gate._policy import EligibilityPolicy
 
 if TYPE_CHECKING:
     from adtarget._release._spec import ReleaseSpec

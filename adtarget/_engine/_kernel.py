@@ -12,8 +12,8 @@ from typing import Any
 
 from adtarget._engine._aggregates import Aggregates
 from adtarget._engine._context import BuildContext
-from adtarget._gate import EligibleEvents, apply_gate
 from adtarget.events._ingest import ingest
+from adtarget.gate._gate import EligibleEvents, apply_gate
 
 __all__ = ["PartitionBuild", "build_partition", "release_arrow_memory"]
 

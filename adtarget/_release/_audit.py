@@ -212,10 +212,10 @@ def audit_proxies(eligible: Any, assignments: Any, *, epsilon: float, ledger: An
     (epsilon, 0)-DP with respect to one person: the class masses per segment and of the population are noised
     once; distances, blocked segments and the screen are post-processing.
     """
-    from adtarget._gate import eligible_state
     from adtarget._release._cells import check_segments, derived_assignments
     from adtarget._release._noise import CountNoise
     from adtarget.budget._ledger import charge_definition_to
+    from adtarget.gate._gate import eligible_state
 
     eps, t, bound = check_epsilon("epsilon", epsilon), _checked_t(t), _checked_bound(max_segments_per_person)
     events = eligible_state(eligible)

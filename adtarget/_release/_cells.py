@@ -311,7 +311,7 @@ def count_cells(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCount
     ``spec.cells_per_person(dim)`` values per dimension, by keyed priority over names, so the result over
     disjoint partitions of persons sums to the result over their union.
     """
-    from adtarget._gate import eligible_state
+    from adtarget.gate._gate import eligible_state
 
     if not isinstance(spec, ReleaseSpec):
         raise ParameterError(f"spec must be a ReleaseSpec, got {type(spec).__name__}")

@@ -142,7 +142,7 @@ def release(eligible: Any, assignments: Any, spec: ReleaseSpec, *, ledger: Any, 
     raised here depends on exact data. Segments screened as sensitive proxies never reach a release: the
     catalog leaves them out (docs/privacy/audit.md).
     """
-    from adtarget._gate import eligible_state
+    from adtarget.gate._gate import eligible_state
 
     _check_spec(spec, allow_infinite_epsilon)
     check_ledger(ledger)

@@ -121,7 +121,7 @@ def safe_taxonomy(args: argparse.Namespace) -> Any:
 
 def policy(args: argparse.Namespace) -> Any:
     """The EligibilityPolicy of ``--min-age`` and ``--unknown-age``."""
-    from adtarget._policy import EligibilityPolicy
+    from adtarget.gate._policy import EligibilityPolicy
 
     return EligibilityPolicy(min_age=args.min_age, unknown_age=args.unknown_age)
 

@@ -17,9 +17,10 @@ import numpy as np
 
 from adtarget._core._buffers import uses_buffers
 from adtarget._core._provenance import Sealed, new_id, readonly
-from adtarget._policy import EligibilityPolicy
 from adtarget.events._ingest import BatchState, EventBatch, EventColumns
 from adtarget.exceptions import ParameterError
+from adtarget.gate._policy import EligibilityPolicy
+from adtarget.gate._rules import EVENT_CODE, EVENT_RULES, EXCLUSION_RULES, PERSON_RULES, SENSITIVE_ONLY
 
 if TYPE_CHECKING:
     from adtarget.consent import ConsentSnapshot
@@ -27,25 +28,8 @@ if TYPE_CHECKING:
     from adtarget.reference._services import ServiceRegistry
     from adtarget.reference._taxonomy import Taxonomy
 
-__all__ = ["EXCLUSION_RULES", "EligibleEvents", "EligibleState", "SensitiveAudit", "apply_gate", "eligible_state"]
+__all__ = ["EligibleEvents", "EligibleState", "SensitiveAudit", "apply_gate", "eligible_state"]
 
-PERSON_RULES: tuple[str, ...] = (
-    "no_consent_record",
-    "deleted",
-    "terminated",
-    "opted_out",
-    "under_min_age",
-    "unknown_age",
-    "policy_version",
-)
-EVENT_RULES: tuple[str, ...] = (
-    "service_not_permitted",
-    "cross_service_not_permitted",
-    "sensitive_category",
-    "outside_retention",
-    "after_window_end",
-)
-EXCLUSION_RULES: tuple[str, ...] = PERSON_RULES + EVENT_RULES
 _RULE = {name: code for code, name in enumerate(EXCLUSION_RULES)}
 _EVENT_COLUMNS: tuple[str, ...] = ("person", "service", "ts", "category", "kind", "region", "weight")
 
@@ -209,7 +193,7 @@ def apply_gate(
     Notes
     -----
     Person rules are evaluated once per batch person (numpy); the event rules, the exclusion counts and the
-    eligible columns come from one blocked compiled pass over the events (``adtarget/_kernels/_gate.py``).
+    eligible columns come from one blocked compiled pass over the events (``adtarget/gate/_kernels.py``).
     """
     policy = policy if policy is not None else EligibilityPolicy()
     columns = EventBatch._state_of(batch, "batch")
@@ -261,7 +245,7 @@ def _check_inputs(batch: BatchState, snapshot: object, safe_taxonomy: object, po
 
 class _PersonTables(NamedTuple):
     """Per batch person: ``state`` (int8: a person rule code, or ``-1 - flags`` when eligible; see
-    ``adtarget/_kernels/_gate.py``), ``profile`` (int16 row of the sensitive table, or empty when the policy
+    ``adtarget/gate/_kernels.py``), ``profile`` (int16 row of the sensitive table, or empty when the policy
     has no jurisdiction profiles) and ``birth_year`` (int16, 0 = unknown or no consent record)."""
 
     state: np.ndarray
@@ -273,7 +257,7 @@ def _snapshot_rows(pseudonyms: np.ndarray, snapshot: ConsentSnapshot) -> tuple[n
     """Per batch person: whether it has a consent record, and its snapshot row (0 where it has none)."""
     if not snapshot.persons.size:
         return np.zeros(pseudonyms.size, dtype=bool), np.zeros(pseudonyms.size, dtype=np.int64)
-    from adtarget._kernels import _gate as kernels
+    from adtarget.gate import _kernels as kernels
 
     rows, ok = kernels.sorted_rows(pseudonyms, snapshot.persons)
     if not ok:  # batch persons not strictly increasing: look each one up
@@ -288,7 +272,7 @@ def _snapshot_rows(pseudonyms: np.ndarray, snapshot: ConsentSnapshot) -> tuple[n
 def _person_state(batch: BatchState, snapshot: ConsentSnapshot, policy: EligibilityPolicy, found: np.ndarray,
                   at: np.ndarray, target_service: str | None, end: int) -> np.ndarray:
     """Per batch person: the first person rule it breaks, or ``-1 - flags`` (cross-service, location) if none."""
-    from adtarget._kernels import _gate as kernels
+    from adtarget.gate import _kernels as kernels
 
     flags = np.zeros(batch.persons.size, dtype=np.int8)
     if snapshot.persons.size:
@@ -372,7 +356,7 @@ def _birth_years(snapshot: ConsentSnapshot, found: np.ndarray, at: np.ndarray) -
 def _build(batch: BatchState, persons: _PersonTables, sensitive: np.ndarray, safe_taxonomy: SafeTaxonomy,
            policy: EligibilityPolicy, target_service: str | None, end: int, snapshot_id: str | None) -> EligibleEvents:
     """The kernel's pass over the events (inputs trusted: ``ingest`` made the batch, so codes are in range)."""
-    from adtarget._kernels import _gate as kernels
+    from adtarget.gate import _kernels as kernels
 
     permitted = np.asarray(batch.services.ads_permitted, dtype=bool)
     oldest = end - np.asarray(policy.retention_seconds(), dtype=np.int64)
@@ -413,16 +397,10 @@ def _build(batch: BatchState, persons: _PersonTables, sensitive: np.ndarray, saf
 
 def _exclusions(counts: np.ndarray) -> Mapping[str, int]:
     """Events excluded per named rule, from the kernel's counts per code (sensitive-only events are sensitive)."""
-    from adtarget._kernels import _gate as kernels
-
     base = len(PERSON_RULES)
-    offset = {"service_not_permitted": kernels.SERVICE_NOT_PERMITTED,
-              "cross_service_not_permitted": kernels.CROSS_SERVICE_NOT_PERMITTED,
-              "sensitive_category": kernels.SENSITIVE_CATEGORY, "outside_retention": kernels.OUTSIDE_RETENTION,
-              "after_window_end": kernels.AFTER_WINDOW_END}
     named = {name: int(counts[code]) for code, name in enumerate(PERSON_RULES)}
-    named.update({name: int(counts[base + offset[name]]) for name in EVENT_RULES})
-    named["sensitive_category"] += int(counts[base + kernels.SENSITIVE_ONLY])
+    named.update({name: int(counts[base + EVENT_CODE[name]]) for name in EVENT_RULES})
+    named["sensitive_category"] += int(counts[base + SENSITIVE_ONLY])
     return MappingProxyType(named)
 
 

@@ -1,6 +1,6 @@
 """Compiled kernels of the eligibility gate: consent look-up by merge, then one blocked pass over the events.
 
-The gate (``adtarget/_gate.py``) evaluates the person rules in numpy over the batch's persons, then
+The gate (``adtarget/gate/_gate.py``) evaluates the person rules in numpy over the batch's persons, then
 :func:`filter_events` classifies each event by the first rule it
 breaks and copies the eligible ones, block by block (a block's codes and columns stay in cache between the
 branch-free classification and the compaction). Per-person state is one small int8 table: a person rule code
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+
+from adtarget.gate._rules import EVENT_CODE, SENSITIVE_ONLY
 
 __all__ = [
     "AFTER_WINDOW_END",
@@ -37,13 +39,13 @@ __all__ = [
 NO_CROSS_SERVICE = 1  # person flag: may contribute only the target service's events
 REDACT_LOCATION = 2  # person flag: location deleted, regions of its events become -1
 
-SERVICE_NOT_PERMITTED = 0
-CROSS_SERVICE_NOT_PERMITTED = 1
-SENSITIVE_CATEGORY = 2  # sensitive, and also outside the retention or after the window's end
-OUTSIDE_RETENTION = 3
-AFTER_WINDOW_END = 4
-SENSITIVE_ONLY = 5  # sensitive, and no other rule fails: counted as sensitive_category, a proxy-audit candidate
-N_EVENT_CODES = 6
+# event codes: the one table is _rules.py (module constants here, so that numba compiles them in)
+SERVICE_NOT_PERMITTED = EVENT_CODE["service_not_permitted"]
+CROSS_SERVICE_NOT_PERMITTED = EVENT_CODE["cross_service_not_permitted"]
+SENSITIVE_CATEGORY = EVENT_CODE["sensitive_category"]
+OUTSIDE_RETENTION = EVENT_CODE["outside_retention"]
+AFTER_WINDOW_END = EVENT_CODE["after_window_end"]
+N_EVENT_CODES = SENSITIVE_ONLY + 1
 ELIGIBLE = -1
 ELIGIBLE_REDACTED = -2  # eligible, of a person whose location was deleted: a region >= 0 becomes -1
 _BLOCK = 4096  # events per block: the block's columns (about 110 kB) stay in the L2 cache between its loops
