@@ -62,9 +62,9 @@ _EXPORTS: dict[str, str] = {
     "purge_assignments": "adtarget._purge",
     "PurgeReport": "adtarget._purge",
     # profiles and segments
-    "InterestProfiler": "adtarget._profiles",
-    "InterestProfiles": "adtarget._profiles",
-    "build_profiles": "adtarget._profiles",
+    "InterestProfiler": "adtarget.profiles._profiles",
+    "InterestProfiles": "adtarget.profiles._profiles",
+    "build_profiles": "adtarget.profiles._profiles",
     "TopicSegment": "adtarget._segments._rules",
     "AllOf": "adtarget._segments._rules",
     "AnyOf": "adtarget._segments._rules",

@@ -91,7 +91,7 @@ def pandas_e2e_floor(frame: Any, taxonomy: Any, lookup: np.ndarray) -> Any:
 # --- k-means ------------------------------------------------------------------------------------------------
 def kmeans_profiles(eligible: Any) -> Any:
     """The matrix both k-means fit: tier-1 interest profiles, rows L2-normalised (so inside the unit box)."""
-    from adtarget._profiles import build_profiles
+    from adtarget.profiles._profiles import build_profiles
 
     return build_profiles(eligible, level="tier1", norm="l2")
 

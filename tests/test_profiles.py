@@ -10,8 +10,8 @@ from _segment_fixtures import DAY, WINDOW_END, eligible_events, profile_oracle, 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adtarget._profiles import InterestProfiles, build_profiles, level_columns, recent_events_mask
 from adtarget.exceptions import ParameterError
+from adtarget.profiles._profiles import InterestProfiles, build_profiles, level_columns, recent_events_mask
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from scipy import sparse
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from adtarget._profiles import InterestProfiler, InterestProfiles, build_profiles
 from adtarget._segments._rules import SegmentCatalog
 from adtarget.exceptions import ParameterError
+from adtarget.profiles._profiles import InterestProfiler, InterestProfiles, build_profiles
 from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
 
 

@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import sparse
 
-from adtarget._kernels import _profiles as kernels
-from adtarget._profiles import (
+from adtarget.profiles import _kernels as kernels
+from adtarget.profiles._profiles import (
     build_profiles,
     column_of_node,
     decayed_weights,
@@ -194,7 +194,7 @@ def test_decayed_weights_equal_the_numpy_expression(ages, half_life):
 # --- build_profiles end to end ------------------------------------------------------------------------------
 def reference_build_profiles(eligible, *, half_life_days, level, cap):
     """``build_profiles`` in numpy: filter, decay, each cell summed in input order."""
-    from adtarget._profiles import recent_events_mask
+    from adtarget.profiles._profiles import recent_events_mask
 
     safe = eligible.safe_taxonomy
     columns = level_columns(safe, level)

@@ -19,10 +19,16 @@ import numpy as np
 from scipy import sparse
 
 from adtarget._core._buffers import uses_buffers
-from adtarget._profiles import LEVELS, InterestProfiler, InterestProfiles, is_eligible_events, profiles_matrix
 from adtarget._segments._info import SegmentAssignments, SegmentInfo, make_assignments
 from adtarget._segments._naming import composite_name, topic_name
 from adtarget.exceptions import ParameterError, SensitiveCategoryError, TaxonomyError
+from adtarget.profiles._profiles import (
+    LEVELS,
+    InterestProfiler,
+    InterestProfiles,
+    is_eligible_events,
+    profiles_matrix,
+)
 
 __all__ = ["AllOf", "AnyOf", "SegmentCatalog", "TopicSegment"]
 

@@ -5,7 +5,7 @@ under-age, deleted persons and sensitive categories), so a profile can never hol
 A per-person event cap by a selection over the events of the persons over the cap only (ties ranked as
 ``np.lexsort`` would), and the persons × categories matrix by a linear counting sort on person with per-row
 duplicate sums in event order, each event's time decay computed as it is read (compiled kernels in
-``adtarget/_kernels/_profiles.py``; each cell is its events' values added in input order, as ``np.add.at``
+``adtarget/profiles/_kernels.py``; each cell is its events' values added in input order, as ``np.add.at``
 does: deterministic on every platform).
 """
 
@@ -179,7 +179,7 @@ def dropped_events(person: np.ndarray, ts: np.ndarray, category: np.ndarray, wei
     """
     if counts.size == 0 or counts.max() <= cap:
         return None
-    from adtarget._kernels import _profiles as kernels
+    from adtarget.profiles import _kernels as kernels
 
     out = np.empty(int(np.maximum(counts - cap, 0).sum()), dtype=np.int64)
     kernels.dropped_events((person, ts, weight, category), counts, int(cap), out)
@@ -188,7 +188,7 @@ def dropped_events(person: np.ndarray, ts: np.ndarray, category: np.ndarray, wei
 
 def kept_events(eligible: Any, cap: int | None) -> tuple[np.ndarray | None, np.ndarray]:
     """(:func:`dropped_events` of the eligible events, or ``None``; kept events per person)."""
-    from adtarget._kernels import _profiles as kernels
+    from adtarget.profiles import _kernels as kernels
 
     small = eligible.person.size <= np.iinfo(np.int32).max  # int32 counts: half the cache lines touched
     counts = np.zeros(eligible.persons.size, dtype=np.int32 if small else np.intp)
@@ -212,7 +212,7 @@ def decayed_weights(ts: np.ndarray, weight: np.ndarray, window_end: int, half_li
     """
     if np.isinf(half_life_days):
         return weight.astype(np.float64, copy=True)
-    from adtarget._kernels import _profiles as kernels
+    from adtarget.profiles import _kernels as kernels
 
     out = np.empty(ts.size, dtype=np.float64)
     kernels.decayed_weights(ts, weight, int(window_end), decay_scale(half_life_days), out)
@@ -232,7 +232,7 @@ def profile_matrix(person: np.ndarray, category: np.ndarray, column_of: np.ndarr
     events in input order (``0.0 + v1 + v2 + ...``, as ``np.add.at`` on a zeroed row): values may differ from
     scipy's in the last bits.
     """
-    from adtarget._kernels import _profiles as kernels
+    from adtarget.profiles import _kernels as kernels
 
     shape = (int(kept_per_row.size), int(n_columns))
     bounds = np.zeros(shape[0] + 1, dtype=np.int64)  # the kept events' rows; indptr gets the result's
