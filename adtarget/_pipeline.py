@@ -143,10 +143,10 @@ def run(
     The report is (ε, δ)-DP for the person (all their events in the window) under the release's bounds; the
     spend is recorded in ``budget`` before the report exists. See docs/privacy/release.md.
     """
-    from adtarget._segments._rules import SegmentCatalog
     from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
     from adtarget.reference._services import ServiceRegistry
     from adtarget.reference._taxonomy import Taxonomy
+    from adtarget.segments._rules import SegmentCatalog
 
     settings = settings if settings is not None else RunSettings()
     engine = _checked_engine(engine)

@@ -110,7 +110,7 @@ def diffprivlib_kmeans(profiles: Any, *, epsilon: float) -> np.ndarray:
 
 def adtarget_dp_kmeans(profiles: Any, *, epsilon: float) -> np.ndarray:
     """``DPKMeansSegmenter`` on the same profiles (clips rows to L2 norm 1, charges an in-memory ledger)."""
-    from adtarget._segments._dp_kmeans import DPKMeansSegmenter, InMemoryAccountant
+    from adtarget.segments._dp_kmeans import DPKMeansSegmenter, InMemoryAccountant
 
     model = DPKMeansSegmenter(N_CLUSTERS, epsilon=epsilon, bounds_norm=1.0, ledger=InMemoryAccountant())
     return np.asarray(model.fit(profiles).cluster_centers_)

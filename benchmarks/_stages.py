@@ -181,11 +181,11 @@ class Setup:
 def make_setup() -> Setup:
     """The benchmark's build: IAB 2.2 default profile, every safe tier-1/2 node a top-5 segment, ε=1."""
     from adtarget._release._spec import ReleaseSpec
-    from adtarget._segments._rules import SegmentCatalog
     from adtarget.events._pseudonym import Pseudonymizer
     from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
     from adtarget.reference._services import ServiceRegistry
     from adtarget.reference._taxonomy import Taxonomy
+    from adtarget.segments._rules import SegmentCatalog
 
     safe = SafeTaxonomy(Taxonomy.default(), SensitivityProfile.named("default"))
     catalog = SegmentCatalog.default(safe)

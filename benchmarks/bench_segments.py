@@ -91,8 +91,8 @@ def timed(fn: Callable[..., Any], *args: Any, repeats: int) -> tuple[Any, dict[s
 
 
 def bench_rule_based(eligible: Any, repeats: int) -> tuple[Any, dict[str, Any]]:
-    from adtarget._segments._rules import SegmentCatalog
     from adtarget.profiles._profiles import build_profiles
+    from adtarget.segments._rules import SegmentCatalog
 
     profiles, prof = timed(build_profiles, eligible, repeats=repeats)
     catalog = SegmentCatalog.default(eligible.safe_taxonomy)
@@ -113,8 +113,8 @@ def bench_kmeans(eligible: Any, group: np.ndarray, n_clusters: int, repeats: int
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score
 
-    from adtarget._segments._dp_kmeans import DPKMeansSegmenter, InMemoryAccountant, clip_rows
     from adtarget.profiles._profiles import build_profiles
+    from adtarget.segments._dp_kmeans import DPKMeansSegmenter, InMemoryAccountant, clip_rows
 
     profiles = build_profiles(eligible, level="tier1", norm="l2")
     dense = clip_rows(profiles.matrix.toarray(), 1.0)

@@ -221,7 +221,7 @@ def test_class_mass_equals_the_sparse_product(world, n_cls, n_audit):
 
 @given(rows=st.lists(st.lists(st.integers(-2, 9), max_size=8), max_size=6))
 def test_membership_problem_finds_repeats_and_out_of_range_columns(rows):
-    from adtarget._kernels._bounding import membership_problem
+    from adtarget.segments._kernels import membership_problem
 
     def reference() -> int:  # the first problem in scan order
         for row in rows:

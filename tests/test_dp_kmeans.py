@@ -52,7 +52,7 @@ def test_fit_refuses_to_run_without_a_ledger():
 
 
 def test_epsilon_is_charged_before_the_data_is_touched(monkeypatch):
-    from adtarget._segments import _dp_kmeans
+    from adtarget.segments import _dp_kmeans
 
     calls = []
     real = _dp_kmeans.dp_lloyd
@@ -217,7 +217,7 @@ def test_assign_gives_one_learned_segment_per_person(taxonomy):
 
 
 def test_the_public_start_replaces_diffprivlibs_uniform_start(monkeypatch):
-    from adtarget._segments import _dp_kmeans
+    from adtarget.segments import _dp_kmeans
 
     starts = []
     real = _dp_kmeans.public_init_centers
@@ -297,7 +297,7 @@ def test_diffprivlibs_own_kmeans_overspends(monkeypatch, d):
 
 
 def test_split_epsilon_gives_the_counts_their_share():
-    from adtarget._segments._dp_kmeans import split_epsilon
+    from adtarget.segments._dp_kmeans import split_epsilon
 
     for d, n_iter in ((2, 1), (6, 3), (27, 2)):
         count, per_dim = split_epsilon(1.5, d, n_iter)
@@ -311,7 +311,7 @@ def test_an_update_draws_its_noise_in_the_documented_order():
     cluster, the folded geometric count, then the bounded-domain Laplace sum of each coordinate."""
     from diffprivlib.mechanisms import GeometricFolded, LaplaceBoundedDomain
 
-    from adtarget._segments._dp_kmeans import noisy_centers
+    from adtarget.segments._dp_kmeans import noisy_centers
 
     X, _ = groups_data(n=500)
     labels = np.random.default_rng(1).integers(0, 4, 500)
@@ -329,7 +329,7 @@ def test_an_update_draws_its_noise_in_the_documented_order():
 
 
 def test_a_large_epsilon_update_is_close_to_the_cluster_means():
-    from adtarget._segments._dp_kmeans import noisy_centers
+    from adtarget.segments._dp_kmeans import noisy_centers
 
     X, _ = groups_data(n=3000)
     labels = np.random.default_rng(1).integers(0, 3, 3000)
@@ -343,7 +343,7 @@ def test_a_large_epsilon_update_is_close_to_the_cluster_means():
 def test_an_empty_cluster_is_noised_like_any_other(monkeypatch):
     """diffprivlib skips an empty cluster: whether a cluster is empty (a fact one person can flip) then decides
     how many draws the noise stream makes and whether the centre moves. Ours draws for every cluster."""
-    from adtarget._segments._dp_kmeans import noisy_centers
+    from adtarget.segments._dp_kmeans import noisy_centers
 
     X, _ = groups_data(n=500)
     full = np.random.default_rng(1).integers(0, 4, 500)
@@ -374,7 +374,7 @@ def test_unseeded_noise_does_not_come_from_numpys_global_generator():
 @SEEDED
 def test_rows_outside_the_box_are_clipped_per_coordinate(monkeypatch):
     """dp_lloyd clips every coordinate into [0, bound] before any sum, so one row moves a sum by at most bound."""
-    from adtarget._segments import _dp_kmeans
+    from adtarget.segments import _dp_kmeans
 
     X = np.abs(np.random.default_rng(0).normal(size=(300, 4))) * 3
     clipped = np.clip(X, 0.0, 0.5)

@@ -218,7 +218,7 @@ def test_report_files_always_have_their_spend(world, tmp_path):
 # --- Parquet rewrite ------------------------------------------------------------------------------------------
 PARQUET_KILL = """
 import pyarrow.parquet as pq
-from adtarget._segments._assignments_io import read_assignments_parquet, write_assignments_parquet
+from adtarget.segments._assignments_read import read_assignments_parquet, write_assignments_parquet
 old = read_assignments_parquet({path!r})
 real = pq.write_table
 def half_then_die(table, where, *args, **kwargs):
@@ -233,7 +233,7 @@ write_assignments_parquet(old, {path!r})
 
 
 def test_sigkill_during_assignments_rewrite_keeps_the_previous_file(world, tmp_path):
-    from adtarget._segments._assignments_io import read_assignments_parquet
+    from adtarget.segments._assignments_read import read_assignments_parquet
 
     result = _run_parent(_fresh(world, tmp_path))
     path = result.write(tmp_path / "out")["assignments"]

@@ -29,7 +29,7 @@ from adtarget import (
     read_assignments_parquet,
     release,
 )
-from adtarget._segments._assignments_io import hex_pseudonyms, parse_hex_pseudonyms
+from adtarget.segments._assignments_io import hex_pseudonyms, parse_hex_pseudonyms
 
 MAKER = "SegmentCatalog.assign or DPKMeansSegmenter.assign"
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from scipy import sparse
 
 from adtarget import AllOf, AnyOf, SegmentCatalog, TopicSegment, build_profiles
-from adtarget._segments._rules import (
+from adtarget.segments._rules import (
     emission_table,
     index_dtype,
     leaf_blocks,

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from _segment_fixtures import eligible_events, membership_oracle, profile_oracle, random_events, safe_taxonomy
 
-from adtarget._segments._info import SegmentAssignments
-from adtarget._segments._rules import AllOf, AnyOf, SegmentCatalog, TopicSegment
 from adtarget.exceptions import ParameterError, SensitiveCategoryError, TaxonomyError
 from adtarget.profiles._profiles import build_profiles
+from adtarget.segments._info import SegmentAssignments
+from adtarget.segments._rules import AllOf, AnyOf, SegmentCatalog, TopicSegment
 
 
 @pytest.fixture(scope="module")

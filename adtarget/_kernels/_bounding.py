@@ -305,19 +305,3 @@ def _own_classes(row: np.ndarray, n_classes: int, scale: int, out: np.ndarray) -
         out[0] = n_classes
         return scale, 1
     return scale // m, m
-
-
-@numba.njit(cache=True, nogil=True)
-def membership_problem(indptr: np.ndarray, indices: np.ndarray, n_cols: int) -> int:
-    """0 if every row of the CSR structure holds distinct columns in ``[0, n_cols)``; 1 if a row repeats a
-    column (canonicalise before counting); 2 if a column index is out of range (refuse). One pass, any order."""
-    seen = np.full(n_cols, -1, np.int64)
-    for row in range(indptr.size - 1):
-        for j in range(indptr[row], indptr[row + 1]):
-            col = indices[j]
-            if col < 0 or col >= n_cols:
-                return 2
-            if seen[col] == row:
-                return 1
-            seen[col] = row
-    return 0

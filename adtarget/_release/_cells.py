@@ -267,7 +267,7 @@ def check_segments(segment_ids: Sequence[str], safe_taxonomy: Any) -> None:
 
 def derived_assignments(events: Any, assignments: Any) -> Any:
     """The record of ``assignments`` if a segmenter derived them from these very events (same lineage)."""
-    from adtarget._segments._info import assignments_state
+    from adtarget.segments._info import assignments_state
 
     state = assignments_state(assignments)
     if state.lineage != events.lineage:

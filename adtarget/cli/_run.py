@@ -116,7 +116,7 @@ def _checked_settings(args: argparse.Namespace) -> tuple[Any, Any]:
 def _screen(path: Path | None) -> Any:
     if path is None:
         return None
-    from adtarget._release._audit import ProxyScreen
+    from adtarget.segments._screen import ProxyScreen
 
     return ProxyScreen.read(existing_file(path, "--proxy-screen"))
 

@@ -1,4 +1,5 @@
-"""Compiled kernel of rule-based segment assignment: per-person tier rollups, top-k ranks and shares in one pass.
+"""Compiled kernels of rule-based segments: per-person tier rollups, top-k ranks and shares in one pass
+(:func:`leaf_rows`), and the check of a membership matrix's structure (:func:`membership_problem`).
 
 :func:`leaf_rows` replaces, row by row, what ``leaf_membership`` did with whole-matrix scipy calls (a sparse
 matmul per tier, one global sort for the ranks, column selections, a stack) and writes the same CSR, entry
@@ -26,7 +27,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["leaf_rows"]
+__all__ = ["leaf_rows", "membership_problem"]
 
 _INT64_MAX = int(np.iinfo(np.int64).max)
 
@@ -179,3 +180,19 @@ def leaf_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, targets
                 nnz = _emit_share(first_cand, first_score, n, total[row], leaf_table, b, min_share, out, nnz)
         out_indptr[row + 1] = nnz
     return nnz
+
+
+@numba.njit(cache=True, nogil=True)
+def membership_problem(indptr: np.ndarray, indices: np.ndarray, n_cols: int) -> int:
+    """0 if every row of the CSR structure holds distinct columns in ``[0, n_cols)``; 1 if a row repeats a
+    column (canonicalise before counting); 2 if a column index is out of range (refuse). One pass, any order."""
+    seen = np.full(n_cols, -1, np.int64)
+    for row in range(indptr.size - 1):
+        for j in range(indptr[row], indptr[row + 1]):
+            col = indices[j]
+            if col < 0 or col >= n_cols:
+                return 2
+            if seen[col] == row:
+                return 1
+            seen[col] = row
+    return 0

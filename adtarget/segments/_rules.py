@@ -19,8 +19,6 @@ import numpy as np
 from scipy import sparse
 
 from adtarget._core._buffers import uses_buffers
-from adtarget._segments._info import SegmentAssignments, SegmentInfo, make_assignments
-from adtarget._segments._naming import composite_name, topic_name
 from adtarget.exceptions import ParameterError, SensitiveCategoryError, TaxonomyError
 from adtarget.profiles._profiles import (
     LEVELS,
@@ -29,6 +27,9 @@ from adtarget.profiles._profiles import (
     is_eligible_events,
     profiles_matrix,
 )
+from adtarget.segments._info import SegmentAssignments, SegmentInfo, make_assignments
+from adtarget.segments._naming import composite_name, topic_name
+from adtarget.segments._screen import ProxyScreen
 
 __all__ = ["AllOf", "AnyOf", "SegmentCatalog", "TopicSegment"]
 
@@ -165,8 +166,6 @@ class SegmentCatalog:
     """
 
     def __init__(self, definitions: Iterable[Definition], safe_taxonomy: Any, *, screen: Any = None) -> None:
-        from adtarget._release._audit import ProxyScreen
-
         if screen is not None and not isinstance(screen, ProxyScreen):
             raise ParameterError(f"screen must be a ProxyScreen or None, got {type(screen).__name__}")
         self.definitions: tuple[Definition, ...] = tuple(definitions)
@@ -189,8 +188,6 @@ class SegmentCatalog:
     def default(cls, safe_taxonomy: Any, *, k: int = DEFAULT_K, screen: Any = None) -> SegmentCatalog:
         """Every safe tier-1 and tier-2 node as a top-``k`` topic segment (what ``adtarget run`` releases),
         without the segments ``screen`` blocks."""
-        from adtarget._release._audit import ProxyScreen
-
         taxonomy = safe_taxonomy.taxonomy
         nodes = np.flatnonzero(np.asarray(safe_taxonomy.safe_mask) & (taxonomy.tier <= 2))
         blocked = set(screen.blocked) if isinstance(screen, ProxyScreen) else set()  # __init__ refuses others
@@ -342,9 +339,9 @@ def leaf_membership(profiles: InterestProfiles, nodes: np.ndarray, params: dict[
     """Persons × leaves bool membership of topic segments: one compiled pass over the profile rows.
 
     Leaves are grouped in blocks by (tier, rule), as the sparse formulation this replaces grouped them, and
-    the result has its entry order (see ``adtarget/_kernels/_topk.py``).
+    the result has its entry order (see ``adtarget/segments/_kernels.py``).
     """
-    from adtarget._kernels import _topk as kernels
+    from adtarget.segments import _kernels as kernels
 
     matrix = profiles_matrix(profiles)
     n_nodes = profiles.taxonomy.n_nodes

@@ -1,4 +1,6 @@
-"""Export and import of SegmentAssignments for ad teams' training jobs (Personal Information).
+"""Export of SegmentAssignments for ad teams' training jobs (Personal Information): pandas and Parquet.
+
+The reader is ``_assignments_read`` (it makes SegmentAssignments; this module only reads their public fields).
 
 Files written here hold pseudonyms: they are internal data, marked ``adtarget.classification = personal`` in
 the Parquet schema metadata, and are never an advertiser deliverable.
@@ -11,13 +13,11 @@ from os import PathLike
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 
 from adtarget._core._atomic import atomic_path
-from adtarget._segments._info import SegmentAssignments, SegmentInfo, make_assignments
-from adtarget.exceptions import InputFormatError
 
-__all__ = ["assignments_to_pandas", "hex_pseudonyms", "read_assignments_parquet", "write_assignments_parquet"]
+__all__ = ["PSEUDONYM_COLUMN", "assignments_to_pandas", "hex_pseudonyms", "parse_hex_pseudonyms",
+           "write_assignments_parquet"]
 
 PSEUDONYM_COLUMN = "pseudonym"
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -38,7 +38,7 @@ def parse_hex_pseudonyms(values: np.ndarray) -> np.ndarray:
     return (digits << _SHIFTS).sum(axis=1, dtype=np.uint64)
 
 
-def assignments_to_pandas(assignments: SegmentAssignments) -> Any:
+def assignments_to_pandas(assignments: Any) -> Any:
     """DataFrame with a ``pseudonym`` hex column and one bool column per segment id."""
     import pandas as pd
 
@@ -48,13 +48,13 @@ def assignments_to_pandas(assignments: SegmentAssignments) -> Any:
     return frame
 
 
-def _metadata(assignments: SegmentAssignments) -> dict[bytes, bytes]:
+def _metadata(assignments: Any) -> dict[bytes, bytes]:
     segments = [{"segment_id": s.segment_id, "name": s.name, "path": list(s.path)} for s in assignments.segments]
     return {b"adtarget.classification": b"personal",
             b"adtarget.segments": json.dumps(segments, ensure_ascii=False).encode("utf-8")}
 
 
-def write_assignments_parquet(assignments: SegmentAssignments, path: str | PathLike[str]) -> None:
+def write_assignments_parquet(assignments: Any, path: str | PathLike[str]) -> None:
     """Write ``pseudonym`` + one bool column per segment, with segment descriptions in schema metadata."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -68,24 +68,3 @@ def write_assignments_parquet(assignments: SegmentAssignments, path: str | PathL
     table = pa.table(columns).replace_schema_metadata(_metadata(assignments))
     with atomic_path(path) as temporary:
         pq.write_table(table, temporary)
-
-
-def read_assignments_parquet(path: str | PathLike[str]) -> SegmentAssignments:
-    """Read a file written by :meth:`SegmentAssignments.to_parquet`, for training jobs.
-
-    The result has no ``lineage``: a file can be edited, so a release never accepts assignments read back
-    from one (it accepts only those a segmenter derived from the very EligibleEvents it counts).
-    """
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    meta = table.schema.metadata or {}
-    if meta.get(b"adtarget.classification") != b"personal" or b"adtarget.segments" not in meta:
-        raise InputFormatError(f"path: {str(path)!r} is not a SegmentAssignments Parquet file "
-                               f"(no adtarget.segments metadata)")
-    segments = tuple(SegmentInfo(s["segment_id"], s["name"], tuple(s["path"]))
-                     for s in json.loads(meta[b"adtarget.segments"]))
-    persons = parse_hex_pseudonyms(table.column(PSEUDONYM_COLUMN).to_numpy(zero_copy_only=False))
-    dense = np.column_stack([table.column(s.segment_id).to_numpy(zero_copy_only=False) for s in segments]) \
-        if segments else np.zeros((persons.size, 0), dtype=bool)
-    return make_assignments(persons, sparse.csr_matrix(dense.astype(bool)), segments, lineage=None)

@@ -19,11 +19,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from adtarget._core._buffers import uses_buffers
 from adtarget._core._provenance import Sealed
-from adtarget._segments._info import SegmentAssignments, SegmentInfo, make_assignments
-from adtarget._segments._naming import centroid_names
 from adtarget.budget._spec import PrivacyBudget, check_epsilon, check_positive, checked_seed
 from adtarget.exceptions import ParameterError, ProvenanceError
 from adtarget.profiles._profiles import InterestProfiles, check_non_negative, profiles_matrix, profiles_state
+from adtarget.segments._info import SegmentAssignments, SegmentInfo, make_assignments
+from adtarget.segments._naming import centroid_names
 
 __all__ = ["DPKMeansSegmenter", "LearnedModel"]
 

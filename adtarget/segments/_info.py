@@ -12,6 +12,7 @@ from scipy import sparse
 
 from adtarget._core._provenance import Sealed
 from adtarget.exceptions import ParameterError
+from adtarget.segments._assignments_io import assignments_to_pandas, write_assignments_parquet
 
 __all__ = ["AssignmentsState", "SegmentAssignments", "SegmentInfo", "assignments_state", "make_assignments",
            "membership_matrix"]
@@ -127,14 +128,10 @@ class SegmentAssignments(Sealed, maker="SegmentCatalog.assign or DPKMeansSegment
 
     def to_pandas(self) -> Any:
         """A DataFrame: ``pseudonym`` (16-hex-digit string) and one bool column per segment id."""
-        from adtarget._segments._assignments_io import assignments_to_pandas
-
         return assignments_to_pandas(self)
 
     def to_parquet(self, path: str | PathLike[str]) -> None:
         """Write the assignments (Personal Information) to a Parquet file; see ``read_assignments_parquet``."""
-        from adtarget._segments._assignments_io import write_assignments_parquet
-
         write_assignments_parquet(self, path)
 
     def __repr__(self) -> str:
@@ -179,7 +176,7 @@ def make_assignments(persons: np.ndarray, membership: Any, segments: Any, *, lin
     if not matrix.data.all():  # explicit zeros are not members (a scan, cheaper than the rewrite)
         matrix.eliminate_zeros()
     if not matrix.has_canonical_format:
-        from adtarget._kernels import _bounding as kernels
+        from adtarget.segments import _kernels as kernels
 
         problem = kernels.membership_problem(matrix.indptr, matrix.indices, matrix.shape[1])
         if problem == 2:
