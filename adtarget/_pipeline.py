@@ -18,9 +18,9 @@ from adtarget._core._atomic import write_private_text
 from adtarget._core._buffers import uses_buffers
 from adtarget._engine._context import BuildContext
 from adtarget._engine._protocol import Engine, LocalEngine
-from adtarget._release._release import check_ledger, release_counts
 from adtarget.exceptions import ParameterError
 from adtarget.gate._policy import EligibilityPolicy
+from adtarget.reports._release import check_ledger, release_counts
 
 __all__ = ["RunResult", "RunSettings", "run"]
 
@@ -51,7 +51,7 @@ class RunSettings:
             raise ParameterError(f"policy must be an EligibilityPolicy; got {type(self.policy).__name__}")
 
     def release_spec(self, segment_ids: tuple[str, ...]) -> Any:
-        from adtarget._release._spec import ReleaseSpec
+        from adtarget.reports._spec import ReleaseSpec
 
         return ReleaseSpec(
             advertiser=self.advertiser,

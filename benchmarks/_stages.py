@@ -180,11 +180,11 @@ class Setup:
 
 def make_setup() -> Setup:
     """The benchmark's build: IAB 2.2 default profile, every safe tier-1/2 node a top-5 segment, ε=1."""
-    from adtarget._release._spec import ReleaseSpec
     from adtarget.events._pseudonym import Pseudonymizer
     from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
     from adtarget.reference._services import ServiceRegistry
     from adtarget.reference._taxonomy import Taxonomy
+    from adtarget.reports._spec import ReleaseSpec
     from adtarget.segments._rules import SegmentCatalog
 
     safe = SafeTaxonomy(Taxonomy.default(), SensitivityProfile.named("default"))
@@ -252,8 +252,8 @@ def new_ledger(directory: str) -> Any:
 
 def dp_sizes(sizes: Any, spec: Any) -> np.ndarray:
     """Noisy segment sizes: the DP count stage on (person, segment) pairs that PipelineDP is compared with."""
-    from adtarget._release._noise import CountNoise
     from adtarget.budget._spec import PrivacyBudget
+    from adtarget.reports._noise import CountNoise
 
     noise = CountNoise.for_counts(spec.mechanism, PrivacyBudget(spec.epsilon),
                                   max_cells_per_person=spec.effective_segments_per_person)

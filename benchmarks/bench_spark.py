@@ -46,12 +46,12 @@ def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[Any, list[float]]
 def build_case(n_events: int, tmp: Path) -> tuple[Path, Any, int]:
     """Events Parquet, and a BuildContext over a consent-ledger snapshot and the default segment catalog."""
     from adtarget._engine._context import BuildContext
-    from adtarget._release._spec import ReleaseSpec
     from adtarget.consent import ConsentLedger
     from adtarget.events._pseudonym import Pseudonymizer
     from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
     from adtarget.reference._services import ServiceRegistry
     from adtarget.reference._taxonomy import Taxonomy
+    from adtarget.reports._spec import ReleaseSpec
     from adtarget.segments._rules import SegmentCatalog
     from adtarget.synth import SyntheticConfig, generate, write_consent, write_events
 

@@ -18,9 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adtarget import CellCounts, ParameterError, ReleaseSpec, count_cells
-from adtarget._kernels import _bounding as kernels
-from adtarget._release._bounding import priorities, splitmix64, stable64, stable64_many
-from adtarget._release._cells import AGE_BANDS, age_band_codes
+from adtarget.reports import _bounding_kernels as kernels
+from adtarget.reports._bounding import priorities, splitmix64, stable64, stable64_many
+from adtarget.reports._cells import AGE_BANDS, age_band_codes
 
 END = 1_790_000_000  # 2026-09-21
 

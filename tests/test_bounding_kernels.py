@@ -16,8 +16,8 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adtarget._kernels import _bounding as kernels
-from adtarget._release._bounding import priorities, stable64
+from adtarget.reports import _bounding_kernels as kernels
+from adtarget.reports._bounding import priorities, stable64
 
 U64_MAX = 2**64 - 1
 

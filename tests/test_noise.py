@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adtarget import CountNoise, PrivacyBudget
-from adtarget._release._noise import gaussian_sigma, zcdp_delta
 from adtarget.exceptions import ParameterError, PrivacyLeakWarning
+from adtarget.reports._noise import gaussian_sigma, zcdp_delta
 
 LAPLACE = CountNoise("discrete_laplace", 1.0)
 GAUSS = CountNoise("discrete_gaussian", 1.0, 1e-6)

@@ -16,8 +16,8 @@ from diffprivlib.mechanisms import GaussianDiscrete, Geometric  # imported befor
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adtarget._release import _noise
-from adtarget._release._noise import UniformStream, batch_randomise, uniforms_from_bytes
+from adtarget.reports import _noise
+from adtarget.reports._noise import UniformStream, batch_randomise, uniforms_from_bytes
 
 
 def _geometric(epsilon: float, rng: object) -> object:

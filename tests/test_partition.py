@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from adtarget._release._partition import PartitionSelection, select_partitions
 from adtarget.exceptions import ParameterError, PrivacyLeakWarning
+from adtarget.reports._partition import PartitionSelection, select_partitions
 
 
 def _tail(alpha: float, m: int) -> float:

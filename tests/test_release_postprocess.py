@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from adtarget import ParameterError, PrivacyLeakWarning, ReleaseSpec, count_cells
-from adtarget._release._cells import AGE_BANDS
-from adtarget._release._postprocess import largest_remainder, noisy_release, postprocess, project_to_total
+from adtarget.reports._cells import AGE_BANDS
+from adtarget.reports._postprocess import largest_remainder, noisy_release, postprocess, project_to_total
 
 rows = st.integers(1, 6).flatmap(lambda n: st.integers(1, 9).flatmap(
     lambda m: st.tuples(arrays(np.int64, (n, m), elements=st.integers(-500, 500)),

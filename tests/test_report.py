@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adtarget._release._report import (
+from adtarget.exceptions import InputFormatError, ReportValidationError
+from adtarget.reports._report import (
     SegmentReport,
     audit_report,
     load_schema,
@@ -21,7 +22,6 @@ from adtarget._release._report import (
     schema_errors,
     validate_report,
 )
-from adtarget.exceptions import InputFormatError, ReportValidationError
 
 PSEUDONYM = 0x9F3A5C7E1B2D4F60
 
@@ -226,7 +226,7 @@ def test_the_writer_needs_no_jsonschema(tmp_path):
     import sys
 
     code = ("import sys; sys.modules['jsonschema'] = None\n"
-            "from adtarget._release._report import SegmentReport, report_errors\n"
+            "from adtarget.reports._report import SegmentReport, report_errors\n"
             f"doc = {valid_doc()!r}\n"
             f"SegmentReport(doc).write({str(tmp_path / 'r.json')!r})\n"
             "doc['privacy']['unit'] = 'event'\n"
@@ -238,7 +238,7 @@ def test_the_writer_needs_no_jsonschema(tmp_path):
 
 # --- the fast accept paths agree with the detailed walks that name the violations --------------------------
 def _walk_errors(doc):
-    from adtarget._release._report_schema import _validate
+    from adtarget.reports._report_schema import _validate
 
     errors: list[str] = []
     _validate(doc, load_schema(), load_schema(), "$", errors)
@@ -247,8 +247,8 @@ def _walk_errors(doc):
 
 @pytest.mark.parametrize("path, value, schema_level", TAMPERING, ids=[repr(case)[:60] for case in TAMPERING])
 def test_the_compiled_schema_check_rejects_what_the_walk_rejects(path, value, schema_level):
-    from adtarget._release._report import _holds_pseudonym, _pseudonym_problems
-    from adtarget._release._report_schema import _compiled_schema
+    from adtarget.reports._report import _holds_pseudonym, _pseudonym_problems
+    from adtarget.reports._report_schema import _compiled_schema
 
     doc = set_at(valid_doc(), path, copy.deepcopy(value))
     assert _compiled_schema()(doc) == (not _walk_errors(doc))
@@ -269,7 +269,7 @@ _JSONISH = st.recursive(st.none() | st.booleans() | st.integers(-5, 2**65) | st.
        key=st.sampled_from(["size", "min_age", "epsilon", "region", "CN-GD", "start", "path", "x", "age_band"]),
        value=_JSONISH)
 def test_the_compiled_schema_check_agrees_on_random_mutations(where, key, value):
-    from adtarget._release._report_schema import _compiled_schema
+    from adtarget.reports._report_schema import _compiled_schema
 
     doc = valid_doc()
     set_at(doc, [*where, key], value)

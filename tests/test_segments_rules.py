@@ -169,7 +169,7 @@ def test_assignments_are_aligned_with_the_eligible_persons(safe, eligible, profi
 def test_segment_ids_match_the_report_pattern_and_name_the_rule(safe):
     import re
 
-    from adtarget._release._spec import SEGMENT_ID_PATTERN
+    from adtarget.reports._spec import SEGMENT_ID_PATTERN
 
     a, b = _node_ids(safe, 1, 2, 11)
     many = AllOf(*(TopicSegment(i, rule="share", min_share=0.125) for i in _node_ids(safe, 2, 12, 12)))

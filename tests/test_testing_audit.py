@@ -9,8 +9,8 @@ import pytest
 from _release_fixtures import assignments_for, gate, world_rows
 
 from adtarget import CountNoise, ParameterError, PrivacyBudget, ReleaseSpec, count_cells
-from adtarget._release._explain import sensitivity
-from adtarget._release._postprocess import _noise
+from adtarget.reports._explain import sensitivity
+from adtarget.reports._postprocess import _noise
 from adtarget.testing import (
     EpsilonViolation,
     aggregate_vector,

@@ -21,7 +21,7 @@ from adtarget import (
     release_counts,
     run,
 )
-from adtarget._release._explain import sensitivity
+from adtarget.reports._explain import sensitivity
 from adtarget.testing import (
     NeighbouringViolation,
     aggregate_vector,

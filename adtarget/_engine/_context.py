@@ -10,11 +10,11 @@ from adtarget.exceptions import ParameterError
 from adtarget.gate._policy import EligibilityPolicy
 
 if TYPE_CHECKING:
-    from adtarget._release._spec import ReleaseSpec
     from adtarget.consent import ConsentSnapshot
     from adtarget.events._pseudonym import Pseudonymizer
     from adtarget.reference._sensitivity import SafeTaxonomy
     from adtarget.reference._services import ServiceRegistry
+    from adtarget.reports._spec import ReleaseSpec
 
 __all__ = ["BuildContext"]
 

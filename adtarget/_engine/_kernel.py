@@ -30,7 +30,7 @@ class PartitionBuild:
 
 def build_partition(source: Any, context: BuildContext) -> PartitionBuild:
     """Run ingestion, the gate, segment assignment and the exact cell counts on one partition."""
-    from adtarget._release._cells import count_cells
+    from adtarget.reports._cells import count_cells
 
     ingested = ingest(
         source,

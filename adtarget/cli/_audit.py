@@ -25,7 +25,7 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _audit(args: argparse.Namespace, out: Output) -> int:
-    from adtarget._release._report import audit_report
+    from adtarget.reports._report import audit_report
 
     result = audit_report(args.report, opt.policy(args), opt.safe_taxonomy(args))
     data = {"ok": result.ok, "report": result.path, "segments": result.n_segments,

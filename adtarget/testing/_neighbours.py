@@ -84,8 +84,8 @@ def record_noise_calls(*, freeze: bool = True) -> Iterator[list[NoiseCall]]:
     The samplers are patched on their classes, so the block is not thread-safe: do not release concurrently in
     other threads while it is open. This is a testing tool; never use it around a real release.
     """
-    from adtarget._release._noise import CountNoise
-    from adtarget._release._partition import PartitionSelection
+    from adtarget.reports._noise import CountNoise
+    from adtarget.reports._partition import PartitionSelection
 
     calls: list[NoiseCall] = []
     real_add, real_select = CountNoise.add_noise, PartitionSelection.select

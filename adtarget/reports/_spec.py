@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from adtarget._release._noise import MECHANISMS
 from adtarget.budget._ledger import checked_advertiser
 from adtarget.budget._spec import MIN_EPSILON
 from adtarget.exceptions import ParameterError
+from adtarget.reports._noise import MECHANISMS
 
 __all__ = ["BREAKDOWN_DIMS", "MECHANISMS", "SEGMENT_ID_PATTERN", "ReleaseSpec", "looks_like_pseudonym"]
 

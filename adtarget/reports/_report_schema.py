@@ -17,8 +17,8 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-from adtarget._release._spec import looks_like_pseudonym
 from adtarget.exceptions import ReportValidationError
+from adtarget.reports._spec import looks_like_pseudonym
 
 __all__ = ["load_schema", "schema_errors"]
 

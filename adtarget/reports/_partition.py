@@ -2,7 +2,7 @@
 
 For each candidate key with ``n`` distinct persons, keep the key when ``n + Z >= T``, where ``Z`` is discrete
 Laplace noise (diffprivlib ``Geometric``, secure by default, sampled in one batch by
-:func:`~adtarget._release._noise.batch_randomise`) of scale ``b = k / ε`` and ``k`` is the most keys
+:func:`~adtarget.reports._noise.batch_randomise`) of scale ``b = k / ε`` and ``k`` is the most keys
 one person can contribute to. This is the Laplace-threshold partition selection of Korolova, Kenthapadi, Mishra
 and Ntoulas (WWW 2009) as implemented in Google's differential-privacy library (``LaplacePartitionSelection``),
 with discrete instead of continuous noise so that ``T`` is an exact integer. See ``docs/privacy/noise.md``.
@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._release._noise import batch_randomise
 from adtarget.budget._spec import SpendsBudget, check_epsilon, checked_seed
 from adtarget.exceptions import ParameterError, PrivacyLeakWarning
+from adtarget.reports._noise import batch_randomise
 
 __all__ = ["PartitionSelection", "select_partitions"]
 

@@ -5,7 +5,7 @@ and a person's distinct breakdown values are a bitset filled by one pass over th
 order, not person order). A person keeps the ``k`` keys of smallest ``(priority, key, position)``: exactly the
 stable lexsort by (person, priority, key) of the numpy code these kernels replaced (kept as the reference of
 tests/test_bounding_kernels.py), so every engine keeps the same pairs. Priorities are those of
-``adtarget._release._bounding.priorities``. Inner kernels: they trust their inputs (codes in range, person
+``adtarget.reports._bounding.priorities``. Inner kernels: they trust their inputs (codes in range, person
 indices valid).
 """
 

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from adtarget._core._atomic import atomic_path
-from adtarget._release._report_schema import load_schema, schema_errors
-from adtarget._release._spec import looks_like_pseudonym
 from adtarget.exceptions import InputFormatError, ReportValidationError
+from adtarget.reports._report_schema import load_schema, schema_errors
+from adtarget.reports._spec import looks_like_pseudonym
 
 __all__ = ["SCHEMA_ID", "ReportAudit", "ReportSegment", "SegmentReport", "audit_report", "load_schema",
            "report_errors", "schema_errors", "validate_report"]

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from adtarget._core._provenance import Sealed
-from adtarget._release._cells import CellCounts, CountsState, counts_state
-from adtarget._release._noise import CountNoise
-from adtarget._release._partition import PartitionSelection
-from adtarget._release._spec import ReleaseSpec
 from adtarget.budget._spec import PrivacyBudget
 from adtarget.exceptions import ParameterError
+from adtarget.reports._cells import CellCounts, CountsState, counts_state
+from adtarget.reports._noise import CountNoise
+from adtarget.reports._partition import PartitionSelection
+from adtarget.reports._spec import ReleaseSpec
 
 __all__ = ["NoisyRelease", "PostProcessed", "ReleasedCounts", "as_rng", "largest_remainder", "noisy_release",
            "postprocess", "project_to_total", "released_state"]

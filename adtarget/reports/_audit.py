@@ -28,9 +28,9 @@ import numpy as np
 
 from adtarget._core._buffers import uses_buffers
 from adtarget._core._provenance import new_id
-from adtarget._release._bounding import stable64, stable64_many
 from adtarget.budget._spec import PrivacyBudget, check_epsilon
 from adtarget.exceptions import ParameterError
+from adtarget.reports._bounding import stable64, stable64_many
 from adtarget.segments._screen import ProxyScreen
 
 __all__ = ["DEFAULT_T", "ProxyAudit", "audit_proxies"]
@@ -127,10 +127,10 @@ def audit_proxies(eligible: Any, assignments: Any, *, epsilon: float, ledger: An
     (epsilon, 0)-DP with respect to one person: the class masses per segment and of the population are noised
     once; distances, blocked segments and the screen are post-processing.
     """
-    from adtarget._release._cells import check_segments, derived_assignments
-    from adtarget._release._noise import CountNoise
     from adtarget.budget._ledger import charge_definition_to
     from adtarget.gate._gate import eligible_state
+    from adtarget.reports._cells import check_segments, derived_assignments
+    from adtarget.reports._noise import CountNoise
 
     eps, t, bound = check_epsilon("epsilon", epsilon), _checked_t(t), _checked_bound(max_segments_per_person)
     events = eligible_state(eligible)
@@ -152,7 +152,7 @@ def audit_proxies(eligible: Any, assignments: Any, *, epsilon: float, ledger: An
 
 
 def _rng(random_state: Any) -> Any:
-    from adtarget._release._postprocess import as_rng
+    from adtarget.reports._postprocess import as_rng
 
     return as_rng(random_state)
 
@@ -160,7 +160,7 @@ def _rng(random_state: Any) -> Any:
 def _bounded_masses(events: Any, state: Any, bound: int, salt: str) -> tuple[tuple[str, ...], int, np.ndarray,
                                                                              np.ndarray]:
     """(classes + "none", scale, mass per segment × class, population mass per class): exact, in scaled ints."""
-    from adtarget._kernels import _bounding as kernels
+    from adtarget.reports import _bounding_kernels as kernels
 
     audit = events.sensitive_audit
     classes = (*audit.classes, "none")

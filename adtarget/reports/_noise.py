@@ -11,7 +11,7 @@ mechanism over a vector: it reads the mechanism object diffprivlib built (its ``
 draws the uniforms that ``_rng.random()`` would return in one call (``RandomState.random_sample(n)``, or for
 ``secrets.SystemRandom`` 7 bytes per value from its ``randbytes``, turned into a double exactly as its
 ``random()`` does), and applies diffprivlib's formula to all of them: the inverse CDF of ``Geometric`` in
-numpy, and ``GaussianDiscrete``'s rejection sampler in a compiled kernel (``adtarget._kernels._noise``) that
+numpy, and ``GaussianDiscrete``'s rejection sampler in a compiled kernel (``adtarget.reports._noise_kernels``) that
 consumes uniforms in the same order. Fed the same uniforms, both give the same integers (tests prove it).
 """
 
@@ -327,7 +327,7 @@ def _gamma_table(tau: Any, sigma2: float, n: int) -> np.ndarray:
 
 def discrete_gaussian_noise(scale: float, stream: UniformStream, size: int) -> np.ndarray:
     """``size`` draws of diffprivlib ``GaussianDiscrete.randomise(0)`` with ``_scale = scale`` (σ), as int64."""
-    from adtarget._kernels._noise import discrete_gaussian
+    from adtarget.reports._noise_kernels import discrete_gaussian
 
     out = np.zeros(size, dtype=np.int64)
     if scale == 0 or size == 0:

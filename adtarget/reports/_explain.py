@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from adtarget._release._spec import ReleaseSpec
+from adtarget.reports._spec import ReleaseSpec
 
 __all__ = ["ReleaseExplanation", "sensitivity"]
 

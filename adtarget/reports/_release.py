@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from adtarget._core._buffers import uses_buffers
-from adtarget._release._cells import (
+from adtarget.budget._ledger import BudgetLedger
+from adtarget.exceptions import ParameterError
+from adtarget.reports._cells import (
     CellCounts,
     ReleaseFacts,
     count_cells,
@@ -31,13 +33,11 @@ from adtarget._release._cells import (
     counts_state,
     report_policy,
 )
-from adtarget._release._document import new_report_id, report_created_at, report_document
-from adtarget._release._explain import ReleaseExplanation, _bounds, _num, sensitivity
-from adtarget._release._postprocess import as_rng, noisy_release
-from adtarget._release._report import SegmentReport, validate_report
-from adtarget._release._spec import ReleaseSpec, _iso
-from adtarget.budget._ledger import BudgetLedger
-from adtarget.exceptions import ParameterError
+from adtarget.reports._document import new_report_id, report_created_at, report_document
+from adtarget.reports._explain import ReleaseExplanation, _bounds, _num, sensitivity
+from adtarget.reports._postprocess import as_rng, noisy_release
+from adtarget.reports._report import SegmentReport, validate_report
+from adtarget.reports._spec import ReleaseSpec, _iso
 
 __all__ = ["ReleaseResult", "check_ledger", "default_window", "query_key", "release", "release_counts", "report_policy"]
 

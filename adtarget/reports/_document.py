@@ -1,7 +1,7 @@
 """The advertiser's document, built from noised counts and public parameters only.
 
 :func:`report_document` is the one constructor of a released ``adtarget.segment_report/v1`` document. Its
-inputs are sealed :class:`~adtarget._release._postprocess.ReleasedCounts` (which only the noise stage
+inputs are sealed :class:`~adtarget.reports._postprocess.ReleasedCounts` (which only the noise stage
 makes), the spec, the public facts recorded with the counts (segment names, policy, window), a random
 report id, the time, and the ledger's remaining budget; nothing exact reaches it, so a field computed from
 exact data would need a type error first. What each field is a function of: docs/privacy/release.md.
@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._release._cells import ReleaseFacts
-from adtarget._release._postprocess import ReleasedCounts, released_state
-from adtarget._release._report import SCHEMA_ID
-from adtarget._release._spec import ReleaseSpec, _iso
 from adtarget.exceptions import ParameterError
+from adtarget.reports._cells import ReleaseFacts
+from adtarget.reports._postprocess import ReleasedCounts, released_state
+from adtarget.reports._report import SCHEMA_ID
+from adtarget.reports._spec import ReleaseSpec, _iso
 
 __all__ = ["new_report_id", "report_created_at", "report_document"]
 

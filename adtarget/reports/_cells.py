@@ -1,7 +1,7 @@
 """The engine-independent pre-noise kernel: distinct-person counts per segment and per breakdown cell.
 
 ``count_cells`` bounds contributions (keyed priority, see ``_bounding``) and counts in linear time, person by
-person, with the compiled kernels of ``adtarget._kernels._bounding``: a person's segments are a row of the
+person, with the compiled kernels of ``adtarget.reports._bounding_kernels``: a person's segments are a row of the
 membership matrix, their distinct breakdown values a bitset filled in one pass over the events, and each kept
 (person, segment) pair adds one to the cells of the person's kept values. Keys in the
 result are names (segment ids, age bands, region codes, service names), never batch codes, so results over
@@ -21,9 +21,9 @@ import numpy as np
 
 from adtarget._core._buffers import uses_buffers
 from adtarget._core._provenance import Sealed
-from adtarget._release._bounding import stable64, stable64_many
-from adtarget._release._spec import ReleaseSpec
 from adtarget.exceptions import ParameterError
+from adtarget.reports._bounding import stable64, stable64_many
+from adtarget.reports._spec import ReleaseSpec
 
 __all__ = ["AGE_BANDS", "CellCounts", "CountsState", "CountingBounds", "ReleaseFacts", "age_band_codes",
            "count_cells", "counting_bounds", "counts_state", "report_policy"]
@@ -256,8 +256,8 @@ def _dimension_source(eligible: Any, dim: str) -> tuple[np.ndarray, np.ndarray, 
 
 def check_segments(segment_ids: Sequence[str], safe_taxonomy: Any) -> None:
     """Counts never exist for a segment on a sensitive node (P5), whoever defined it."""
-    from adtarget._release._report import sensitive_segment_problems
     from adtarget.exceptions import SensitiveCategoryError
+    from adtarget.reports._report import sensitive_segment_problems
 
     problems = sensitive_segment_problems(segment_ids, safe_taxonomy)
     if problems:
@@ -332,7 +332,7 @@ def count_cells(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCount
 
 def bounded_counts(eligible: Any, assignments: Any, spec: ReleaseSpec, facts: ReleaseFacts) -> CellCounts:
     """The kernel of :func:`count_cells` (inputs trusted: the records of genuine, related objects)."""
-    from adtarget._kernels import _bounding as kernels
+    from adtarget.reports import _bounding_kernels as kernels
 
     salt64, n_seg = np.uint64(stable64(spec.bounding_salt)), len(spec.segment_ids)
     col_key = _column_keys(assignments, spec, len(assignments.segments))
@@ -390,7 +390,7 @@ def _breakdown_table(eligible: Any, dim: str, spec: ReleaseSpec, counted: np.nda
 def _bounded_values(eligible: Any, dim: str, spec: ReleaseSpec, counted: np.ndarray,
                     salt64: np.uint64) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
     """(n_persons, k) table of each counted person's kept values of ``dim`` (-1 pads), names, domain."""
-    from adtarget._kernels import _bounding as kernels
+    from adtarget.reports import _bounding_kernels as kernels
 
     ev_person, ev_value, names, domain = _dimension_source(eligible, dim)
     bits = kernels.bitset_table(counted.size, len(names))

@@ -4,7 +4,7 @@ The priority of a (person, key) pair is ``splitmix64(pseudonym XOR stable64(key)
 Pseudonyms are already keyed hashes, so the choice is unpredictable without the pseudonymisation key, and it
 depends only on the person, the key's *name* and the release salt, so every engine (numpy, Spark partitions)
 bounds identically. A person keeps the ``k`` keys of smallest priority (ties, of probability about n²/2⁶⁴,
-go to the smaller key index). The selection runs person by person in ``adtarget._kernels._bounding``; this
+go to the smaller key index). The selection runs person by person in ``adtarget.reports._bounding_kernels``; this
 module holds the definitions (the oracle tests and the release explanation use them).
 """
 

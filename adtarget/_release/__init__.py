@@ -1,1 +1,0 @@
-"""The advertiser release: contribution bounding, DP counts, partition selection, budget ledger, report."""
