@@ -8,7 +8,7 @@
   tier-2 ancestors, which are the default catalog's segments) — from the eligible (person, category) arrays,
   and end to end from the in-memory events table. No pseudonymisation, gate, top-k rule, bounding or noise.
 * diffprivlib ``KMeans`` against ``DPKMeansSegmenter`` on the same tier-1, L2-normalised profile matrix.
-* Spark ``local[2]``: ``adtarget._pipeline.run`` with the ``SparkEngine`` on the Parquet file, beside the same
+* Spark ``local[2]``: ``adtarget.engine._run.run`` with the ``SparkEngine`` on the Parquet file, beside the same
   call with the default ``LocalEngine`` (``pipeline_run``); the Spark session starts during the warm-up.
 """
 
@@ -110,7 +110,8 @@ def diffprivlib_kmeans(profiles: Any, *, epsilon: float) -> np.ndarray:
 
 def adtarget_dp_kmeans(profiles: Any, *, epsilon: float) -> np.ndarray:
     """``DPKMeansSegmenter`` on the same profiles (clips rows to L2 norm 1, charges an in-memory ledger)."""
-    from adtarget.segments._dp_kmeans import DPKMeansSegmenter, InMemoryAccountant
+    from adtarget.budget import InMemoryAccountant
+    from adtarget.segments import DPKMeansSegmenter
 
     model = DPKMeansSegmenter(N_CLUSTERS, epsilon=epsilon, bounds_norm=1.0, ledger=InMemoryAccountant())
     return np.asarray(model.fit(profiles).cluster_centers_)
@@ -119,7 +120,7 @@ def adtarget_dp_kmeans(profiles: Any, *, epsilon: float) -> np.ndarray:
 # --- Spark --------------------------------------------------------------------------------------------------
 def spark_engine() -> Any:
     """adtarget's Spark engine class if it exists yet, else ``None``."""
-    for module_name in ("adtarget._engine._spark", "adtarget._engine"):
+    for module_name in ("adtarget.engine._spark", "adtarget.engine"):
         if importlib.util.find_spec(module_name) is None:
             continue
         module = importlib.import_module(module_name)
@@ -232,7 +233,7 @@ def _kmeans(last: Any, repeats: int) -> dict[str, Any]:
 
 
 def pipeline_run(path: Any, setup: Any, snapshot: Any, end: int, engine: Any = None) -> Any:
-    """``adtarget._pipeline.run`` in one call on the Parquet file (or in-memory table), charging a fresh
+    """``adtarget.engine._run.run`` in one call on the Parquet file (or in-memory table), charging a fresh
     in-memory budget ledger."""
     from _stages import ADVERTISER
 
@@ -248,7 +249,7 @@ def pipeline_run(path: Any, setup: Any, snapshot: Any, end: int, engine: Any = N
 
 
 def _pipeline_run_in_memory(setup: Any, chunk: Any, snapshot: Any, repeats: int) -> dict[str, Any]:
-    """The issue's end to end exactly: ``adtarget._pipeline.run`` in one call on the events already in memory
+    """The issue's end to end exactly: ``adtarget.engine._run.run`` in one call on the events already in memory
     (the Arrow table, read before the clock starts), then ``report.json`` written."""
     import tempfile
     from pathlib import Path
@@ -270,7 +271,7 @@ def _pipeline_run_in_memory(setup: Any, chunk: Any, snapshot: Any, repeats: int)
 def _spark(setup: Any, chunk: Any, snapshot: Any, repeats: int) -> dict[str, Any]:
     engine_cls = spark_engine()
     if engine_cls is None:
-        return {"skipped": "no SparkEngine in adtarget._engine yet"}
+        return {"skipped": "no SparkEngine in adtarget.engine yet"}
     if "engine" not in _SPARK:
         _SPARK["engine"] = engine_cls(master="local[2]")
     engine = _SPARK["engine"]
@@ -280,6 +281,6 @@ def _spark(setup: Any, chunk: Any, snapshot: Any, repeats: int) -> dict[str, Any
 
 
 def _pipeline_run(setup: Any, chunk: Any, snapshot: Any, repeats: int) -> dict[str, Any]:
-    """``adtarget._pipeline.run`` with the LocalEngine: the one-call path, Parquet path to report."""
+    """``adtarget.engine._run.run`` with the LocalEngine: the one-call path, Parquet path to report."""
     stats, result = timed(repeats, pipeline_run, chunk.events, setup, snapshot, chunk.end)
     return {**stats, "released_segments": len(result.report.segments)}

@@ -1,6 +1,6 @@
 """The adtarget stages the harness times: synthetic input files, the chained pipeline, and per-stage clocks.
 
-Stages, in order, as ``adtarget._pipeline.run`` chains them: ``read`` (Parquet -> Arrow table with
+Stages, in order, as ``adtarget.engine._run.run`` chains them: ``read`` (Parquet -> Arrow table with
 dictionary-encoded strings, as ``adtarget`` reads it), ``ingest`` (validate + pseudonymise), ``gate``,
 ``profiles``, ``segments`` (``SegmentCatalog.default``), ``count`` (``count_cells`` with the default
 breakdowns) and ``release`` (``release_counts``: bounds check, budget charge of the registered advertiser,
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._engine._kernel import release_arrow_memory
+from adtarget.engine._partition import release_arrow_memory
 
 STAGES: tuple[str, ...] = ("read", "ingest", "gate", "profiles", "segments", "count", "release")
 ADVERTISER = "benchmark"  # registered in every ledger the benchmark charges

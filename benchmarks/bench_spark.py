@@ -45,8 +45,8 @@ def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[Any, list[float]]
 
 def build_case(n_events: int, tmp: Path) -> tuple[Path, Any, int]:
     """Events Parquet, and a BuildContext over a consent-ledger snapshot and the default segment catalog."""
-    from adtarget._engine._context import BuildContext
     from adtarget.consent import ConsentLedger
+    from adtarget.engine._context import BuildContext
     from adtarget.events._pseudonym import Pseudonymizer
     from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
     from adtarget.reference._services import ServiceRegistry
@@ -97,7 +97,7 @@ def spark_overhead(session: Any, events: Path, partitions: int) -> dict[str, flo
     """
     from pyspark.sql import functions as F
 
-    from adtarget._engine._spark_session import quiet_pyspark_warnings
+    from adtarget.engine._spark_session import quiet_pyspark_warnings
 
     frame = session.read.parquet(str(events))
     shuffled = frame.repartition(partitions, "person_id")
@@ -117,8 +117,8 @@ def spark_overhead(session: Any, events: Path, partitions: int) -> dict[str, flo
 
 
 def bench_size(session: Any, n_events: int, repeats: int, partitions: int, tmp: Path) -> dict[str, Any]:
-    from adtarget._engine._protocol import LocalEngine
-    from adtarget._engine._spark import SparkEngine
+    from adtarget.engine._protocol import LocalEngine
+    from adtarget.engine._spark import SparkEngine
 
     (events, context, n_persons), setup_s = _timed(lambda: build_case(n_events, tmp))
     local_repeats = repeats if n_events <= 1_000_000 else 1
@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--partitions", type=int, default=4)
     args = parser.parse_args()
-    from adtarget._engine._spark_session import create_session
+    from adtarget.engine._spark_session import create_session
 
     load_before = os.getloadavg()
     session, jvm_s = _timed(lambda: create_session("local[2]", "adtarget-bench"))
