@@ -320,7 +320,7 @@ def test_debug_shows_the_traceback(world, tmp_path):
 @pytest.mark.spark
 def test_run_on_the_spark_engine_gives_the_same_accounting(world, tmp_path):
     pytest.importorskip("pyspark")
-    pytest.importorskip("adtarget._engine._spark")
+    pytest.importorskip("adtarget.engine._spark")
     if shutil.which("java") is None:
         pytest.skip("Spark needs Java")
     result = cli("--json", *_run_args(world, tmp_path), "--engine", "spark", "--master", "local[2]",

@@ -34,7 +34,7 @@ from adtarget import (
     SparkEngine,
 )
 from adtarget._core._provenance import adopt_secret, process_secret
-from adtarget._engine._spark import PartitionTask, _load, _run
+from adtarget.engine._spark import PartitionTask, _load, _run
 
 pytestmark = [
     pytest.mark.spark,
@@ -370,8 +370,8 @@ os.environ["PYSPARK_PYTHON"] = sys.executable
 warnings.filterwarnings("ignore", category=FutureWarning)
 from pyspark.sql import SparkSession
 from test_spark_engine import assert_same, make_case
-from adtarget._engine._protocol import LocalEngine
-from adtarget._engine._spark import SparkEngine
+from adtarget.engine._protocol import LocalEngine
+from adtarget.engine._spark import SparkEngine
 events, context = make_case(Path(tempfile.mkdtemp()), 4)
 spark = SparkSession.builder.remote("local[2]").config("spark.sql.session.timeZone", "UTC").getOrCreate()
 assert type(spark).__module__.startswith("pyspark.sql.connect")

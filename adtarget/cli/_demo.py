@@ -89,6 +89,6 @@ def _fresh_ledgers(out_dir: Path) -> None:
 
 
 def _local_engine() -> Any:
-    from adtarget._engine._protocol import LocalEngine
+    from adtarget.engine._protocol import LocalEngine
 
     return LocalEngine()

@@ -135,7 +135,7 @@ def services(path: Path | None) -> Any:
 
 def run_settings(args: argparse.Namespace) -> Any:
     """RunSettings from the options of ``adtarget run``; the settings and the policy check themselves."""
-    from adtarget._pipeline import RunSettings
+    from adtarget.engine._run import RunSettings
 
     return RunSettings(advertiser=args.advertiser, epsilon=args.epsilon, delta=args.delta,
                        mechanism=args.mechanism, max_segments_per_person=args.max_segments_per_person,

@@ -149,11 +149,11 @@ def open_consent(path: Path, ledger: Path | None, out_dir: Path, pseudonymizer: 
 def make_engine(args: argparse.Namespace) -> Any:
     """LocalEngine, or SparkEngine (imported only when asked for)."""
     if args.engine == "local":
-        from adtarget._engine._protocol import LocalEngine
+        from adtarget.engine._protocol import LocalEngine
 
         return LocalEngine()
     try:
-        from adtarget._engine._spark import SparkEngine
+        from adtarget.engine._spark import SparkEngine
     except ImportError as exc:
         raise UsageError(f"--engine spark is not available here ({exc})",
                          hint="pip install 'adtarget[spark]' (needs Java 17)") from None
@@ -163,8 +163,8 @@ def make_engine(args: argparse.Namespace) -> Any:
 def execute(events: Path, consent: Any, *, pseudonymizer: Any, budget: Any, settings: Any, safe_taxonomy: Any,
             services: Any, engine: Any, seed: int | None, window_end: int | None = None,
             snapshot_id: str | None = None, screen: Any = None) -> Any:
-    """Run the main job (adtarget._pipeline.run); a Spark session this engine started is stopped after."""
-    from adtarget._pipeline import run
+    """Run the main job (adtarget.engine._run.run); a Spark session this engine started is stopped after."""
+    from adtarget.engine._run import run
 
     source: Any = str(events) if getattr(engine, "name", "") == "spark" else events
     try:

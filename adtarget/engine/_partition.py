@@ -10,8 +10,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from adtarget._engine._aggregates import Aggregates
-from adtarget._engine._context import BuildContext
+from adtarget.engine._aggregates import Aggregates
+from adtarget.engine._context import BuildContext
 from adtarget.events._ingest import ingest
 from adtarget.gate._gate import EligibleEvents, apply_gate
 

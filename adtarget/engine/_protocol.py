@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from adtarget._engine._aggregates import Aggregates
-from adtarget._engine._context import BuildContext
+from adtarget.engine._aggregates import Aggregates
+from adtarget.engine._context import BuildContext
 
 __all__ = ["Engine", "LocalEngine"]
 
@@ -34,7 +34,7 @@ class LocalEngine:
         self.last_build: Any = None
 
     def aggregate(self, events: Any, context: BuildContext) -> Aggregates:
-        from adtarget._engine._kernel import build_partition
+        from adtarget.engine._partition import build_partition
 
         self.last_build = build_partition(events, context)
         return self.last_build.aggregates

@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 from adtarget._core._atomic import write_private_text
 from adtarget._core._buffers import uses_buffers
-from adtarget._engine._context import BuildContext
-from adtarget._engine._protocol import Engine, LocalEngine
+from adtarget.engine._context import BuildContext
+from adtarget.engine._protocol import Engine, LocalEngine
 from adtarget.exceptions import ParameterError
 from adtarget.gate._policy import EligibilityPolicy
 from adtarget.reports._release import check_ledger, release_counts
@@ -189,7 +189,7 @@ def _checked_engine(engine: Any) -> Any:
 
     if engine is None:
         return LocalEngine()
-    spark = sys.modules.get("adtarget._engine._spark")
+    spark = sys.modules.get("adtarget.engine._spark")
     if type(engine) is LocalEngine or (spark is not None and type(engine) is spark.SparkEngine):
         return engine
     raise ParameterError(f"engine must be adtarget's LocalEngine or SparkEngine, got {type(engine).__name__} "

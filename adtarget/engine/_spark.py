@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from adtarget._core._provenance import adopt_secret, process_secret
-from adtarget._engine._aggregates import Aggregates
-from adtarget._engine._context import BuildContext
-from adtarget._engine._spark_session import active_session, create_session, quiet_pyspark_warnings
+from adtarget.engine._aggregates import Aggregates
+from adtarget.engine._context import BuildContext
+from adtarget.engine._spark_session import active_session, create_session, quiet_pyspark_warnings
 from adtarget.exceptions import AdtargetError, InputFormatError, ParameterError, SchemaError
 
 __all__ = ["SparkEngine"]
@@ -215,7 +215,7 @@ def _one_table(batches: Iterator[Any]) -> Any:
 
 def _run(table: Any, context: bytes, secret: bytes) -> bytes:
     """Pickled ``("ok", aggregates, kernel seconds)`` or ``("error", message, pickled error or None)``."""
-    from adtarget._engine._kernel import build_partition
+    from adtarget.engine._partition import build_partition
 
     adopt_secret(secret)  # before the context (its sealed objects) is loaded
     started = time.perf_counter()
@@ -255,7 +255,7 @@ def _load(payload: bytes) -> tuple[Aggregates, float]:
 
 def _empty_build(frame: Any, context: BuildContext) -> Aggregates:
     """Aggregates of an input without rows: the kernel on the (empty) Arrow table, on the driver."""
-    from adtarget._engine._kernel import build_partition
+    from adtarget.engine._partition import build_partition
 
     return build_partition(frame.limit(0).toArrow(), context).aggregates
 
