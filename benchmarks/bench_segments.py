@@ -113,8 +113,8 @@ def bench_kmeans(eligible: Any, group: np.ndarray, n_clusters: int, repeats: int
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score
 
-    from adtarget.profiles._profiles import build_profiles
     from adtarget.budget import InMemoryAccountant
+    from adtarget.profiles._profiles import build_profiles
     from adtarget.segments._dp_kmeans import DPKMeansSegmenter, clip_rows
 
     profiles = build_profiles(eligible, level="tier1", norm="l2")

@@ -441,10 +441,10 @@ def test_budget_ledger_corrupted_after_opening_blocks_the_release(world, tmp_pat
     assert not paths["out"].exists()
 
 
-# --- Parquet purge (adtarget._purge) ------------------------------------------------------------------------------
+# --- Parquet purge (adtarget.rights._purge) ------------------------------------------------------------------------------
 PURGE_KILL = """
 import pyarrow.parquet as pq
-from adtarget._purge import purge_events
+from adtarget.rights._purge import purge_events
 real, written = pq.ParquetWriter.write_table, []
 def write_then_die(self, table, *args, **kwargs):
     real(self, table, *args, **kwargs)
@@ -460,8 +460,8 @@ def test_sigkill_during_a_parquet_purge_leaves_each_file_whole_and_a_rerun_compl
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from adtarget._purge import purge_events
     from adtarget.events._ingest import ingest
+    from adtarget.rights._purge import purge_events
 
     dataset = tmp_path / "events"
     dataset.mkdir()

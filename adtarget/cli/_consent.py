@@ -127,7 +127,7 @@ def _opt_out(args: argparse.Namespace, out: Output) -> int:
 
 
 def _forget(args: argparse.Namespace, out: Output) -> int:
-    from adtarget._purge import forget_everywhere
+    from adtarget.rights._purge import forget_everywhere
 
     events, assignments = _data_files(args)
     ledger, pseudonymizer = _open(args)
@@ -142,8 +142,8 @@ def _forget(args: argparse.Namespace, out: Output) -> int:
 
 
 def _export(args: argparse.Namespace, out: Output) -> int:
-    from adtarget._access import access_export
     from adtarget._core._atomic import write_private_text
+    from adtarget.rights._access import access_export
 
     events, assignments = _data_files(args)
     ledger, pseudonymizer = _open(args)

@@ -1,7 +1,7 @@
 """The static side of the synthetic-data model: services, topics and the sampling tables built from them.
 
 Nothing here is random. :func:`world` derives, once per process, everything the draws in
-:mod:`adtarget._synth_persons` and :mod:`adtarget._synth_events` read: the bundled IAB Content 2.2 taxonomy
+:mod:`adtarget.synth._persons` and :mod:`adtarget.synth._events` read: the bundled IAB Content 2.2 taxonomy
 under the ``default`` sensitivity profile, topic popularity, the background interest distribution,
 P(service | node) and the per-service event-kind tables. :func:`quantile_table` and :func:`draw` are the
 sampler: a uniform draw from a table of 2**16 outcomes repeated in proportion to their probability.

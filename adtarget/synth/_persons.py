@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adtarget._synth_world import freeze_columns, quantile_table
-from adtarget.exceptions import ParameterError
+from adtarget.synth._model import SyntheticConfig, version_epoch
+from adtarget.synth._world import freeze_columns, quantile_table
 
-if TYPE_CHECKING:
-    from adtarget.synth import SyntheticConfig
-
-__all__ = ["People", "draw_consent", "draw_people", "version_epoch"]
+__all__ = ["People", "draw_consent", "draw_people"]
 
 #: country -> (coarse regions, weights); a jurisdiction not listed here uses its bare country code
 _REGIONS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
@@ -134,12 +130,3 @@ def _policy_history(config: SyntheticConfig, m: int, rng: np.random.Generator) -
     v = rng.choice(names.size, m, p=w / w.sum())
     offset = np.floor(rng.random(m) * (stops - starts)[v]).astype(np.int64)
     return names[v], starts[v] + offset
-
-
-def version_epoch(version: str) -> int:
-    """Epoch seconds of 00:00 UTC on a policy version's ISO date."""
-    try:
-        day = _dt.date.fromisoformat(version)
-    except ValueError:
-        raise ParameterError(f"SyntheticConfig.policy_versions: {version!r} is not a valid ISO date") from None
-    return int(_dt.datetime(day.year, day.month, day.day, tzinfo=_dt.timezone.utc).timestamp())

@@ -8,16 +8,14 @@ never over events or persons.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from adtarget._synth_persons import People
-from adtarget._synth_world import SERVICES, World, draw, freeze_columns, quantile_table
 from adtarget.events._schema import EVENT_KINDS
-
-if TYPE_CHECKING:
-    from adtarget.synth import SyntheticConfig
+from adtarget.synth._model import SyntheticConfig
+from adtarget.synth._persons import People
+from adtarget.synth._world import SERVICES, World, draw, freeze_columns, quantile_table
 
 __all__ = ["draw_events", "draw_interests", "draw_sensitive", "joint_tables"]
 

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from adtarget._core._atomic import atomic_path
 from adtarget.exceptions import ParameterError
-
-if TYPE_CHECKING:
-    from adtarget.synth import SyntheticData
+from adtarget.synth._model import SyntheticData
 
 __all__ = ["write_consent", "write_events"]
 

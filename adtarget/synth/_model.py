@@ -1,20 +1,8 @@
-"""Synthetic cross-service usage logs and consent records, with the ground truth that produced them.
-
-:func:`generate` draws persons in latent interest groups, their events on seven services (event contract,
-DESIGN.md §3) and their consent records (consent contract) as numpy arrays; :func:`write_events` and
-:func:`write_consent` put them in Parquet or CSV files. Fully vectorised (loops run over groups, services,
-countries, never over events or persons) and deterministic: the same :class:`SyntheticConfig` gives
-byte-identical arrays. docs/synth.md describes the generative model and the figures measured.
-
-Consent ``birth_year`` is float64 with NaN for unknown (nullable int16 in Parquet, an empty field in CSV);
-``jurisdiction`` is ``""`` when unknown (null in files). An age is ``end_year - birth_year``.
-
-This module holds the public types and :func:`generate`; the model lives in ``_synth_world`` (static tables),
-``_synth_persons`` (persons, consent), ``_synth_events`` (interests, events) and the writers in ``_synth_io``.
-"""
+"""The synthetic-data model's public types: what to generate (SyntheticConfig) and what was generated."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 import re
 from dataclasses import dataclass, field, fields
@@ -22,16 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._synth_events import draw_events, draw_interests, draw_sensitive, joint_tables
-from adtarget._synth_io import write_consent, write_events
-from adtarget._synth_persons import draw_consent, draw_people, version_epoch
-from adtarget._synth_world import SERVICES, freeze_columns, world
 from adtarget.exceptions import ParameterError
 from adtarget.reference._taxonomy import Taxonomy
 
-__all__ = [
-    "SERVICES", "GroundTruth", "SyntheticConfig", "SyntheticData", "generate", "write_consent", "write_events",
-]
+__all__ = ["GroundTruth", "SyntheticConfig", "SyntheticData", "version_epoch"]
 
 _MIN_END = 946_684_800  # 2000-01-01T00:00:00Z
 _MAX_END = 4_102_444_800  # 2100-01-01T00:00:00Z
@@ -179,37 +161,10 @@ class SyntheticData:
         return int(self.truth.persons.size)
 
 
-def generate(config: SyntheticConfig | None = None) -> SyntheticData:
-    """Generate synthetic events, consent records and their ground truth.
-
-    Parameters
-    ----------
-    config : SyntheticConfig, optional
-        What to generate; ``SyntheticConfig()`` (100,000 events) when omitted.
-
-    Returns
-    -------
-    SyntheticData
-        Deterministic in ``config``: the same config gives byte-identical arrays.
-
-    Examples
-    --------
-    >>> data = generate(SyntheticConfig(n_events=10_000, seed=7))
-    >>> data.n_events, sorted(data.events)[:3]
-    (10000, ['category', 'kind', 'person_id'])
-    """
-    config = SyntheticConfig() if config is None else config
-    if not isinstance(config, SyntheticConfig):
-        raise ParameterError(f"config must be a SyntheticConfig, got {type(config).__name__}")
-    model = world()
-    streams = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(config.seed).spawn(4)]
-    people = draw_people(config, streams[0])
-    interest, roots = draw_interests(config, model, streams[1])
-    sensitive, rate = draw_sensitive(config, model, people, streams[1])
-    events, codes = draw_events(config, model, people, joint_tables(config, model, interest, sensitive, rate),
-                                streams[2])
-    consent, has_consent = draw_consent(config, people, streams[3])
-    truth = GroundTruth(people.account, people.group, people.second_group, people.counts, has_consent,
-                        people.group_weights, roots, interest, rate, model.taxonomy)
-    freeze_columns({k: v for k, v in vars(truth).items() if isinstance(v, np.ndarray)})
-    return SyntheticData(config, events, consent, truth, codes)
+def version_epoch(version: str) -> int:
+    """Epoch seconds of 00:00 UTC on a policy version's ISO date."""
+    try:
+        day = _dt.date.fromisoformat(version)
+    except ValueError:
+        raise ParameterError(f"SyntheticConfig.policy_versions: {version!r} is not a valid ISO date") from None
+    return int(_dt.datetime(day.year, day.month, day.day, tzinfo=_dt.timezone.utc).timestamp())
