@@ -10,7 +10,10 @@ $(STAMP): pyproject.toml setup.py adtarget/_core/_memory.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
-	$(BIN)/python -m adtarget._kernels
+	@# numba compiles a kernel at its first call (about a minute for all of them on 2 cores) and caches the machine
+	@# code beside its module: one small demo run here, so the first `make demo` or `make test` does not pay it.
+	@echo 'adtarget: compiling the numba kernels once (cached afterwards)...'
+	d=$$(mktemp -d) && $(BIN)/adtarget demo --events 5000 --out $$d --quiet && rm -rf $$d
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
