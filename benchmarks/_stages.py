@@ -210,7 +210,8 @@ class ChunkRun:
 
 def run_chunk(chunk: Chunk, snapshot: Any, setup: Setup, clock: StageClock) -> ChunkRun:
     """Time read, ingest, gate, profiles, segments and count on one chunk (plus ``dp_count`` aside)."""
-    from adtarget import apply_gate, build_profiles, count_cells, ingest
+    from adtarget import apply_gate, build_profiles, ingest
+    from adtarget.reports import count_cells
 
     table = clock.time("read", read_events, chunk.events)
     arrow_bytes = int(table.nbytes)
@@ -234,7 +235,7 @@ def release_report(cells: Any, setup: Setup, ledger: Any, out_dir: str | Path | 
     """``release_counts`` on the summed exact counts (which carry the segments, policy and data window),
     charging ``ledger`` (as ``adtarget.run``), then ``report.json`` written into ``out_dir`` (as
     ``RunResult.write`` does) when it is given."""
-    from adtarget import release_counts
+    from adtarget.reports import release_counts
 
     result = release_counts(cells, setup.spec, ledger=ledger)
     if out_dir is not None:

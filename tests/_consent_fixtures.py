@@ -7,7 +7,7 @@ import numpy as np
 
 
 def snapshot_of(pseudonymizer, people: dict[int, dict], as_of: int):
-    from adtarget import ConsentSnapshot
+    from adtarget.consent import ConsentSnapshot
 
     ids = np.array(sorted(people), dtype=np.int64)
     pseud = pseudonymizer.pseudonymize(ids)

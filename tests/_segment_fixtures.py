@@ -171,7 +171,8 @@ def gate_table(safe, table: dict[str, np.ndarray], *, birth_seed: int = 0, windo
                snapshot_id: str | None = None, pseudonymizer=None):
     """EligibleEvents of ``table`` through ingest and the gate; everybody consents, birth years depend only on
     the person (so any partition of the persons gates to the same values)."""
-    from adtarget import ConsentSnapshot, Pseudonymizer, apply_gate, ingest
+    from adtarget import Pseudonymizer, apply_gate, ingest
+    from adtarget.consent import ConsentSnapshot
 
     pseudonymizer = pseudonymizer or Pseudonymizer(bytes(range(32)))
     result = ingest(table, pseudonymizer=pseudonymizer, taxonomy=safe.taxonomy, now=window_end)

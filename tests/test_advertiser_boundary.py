@@ -28,18 +28,9 @@ from _consent_fixtures import snapshot_of
 from _release_fixtures import END, KEY, assignments_for, gate, registered, world_rows
 
 import adtarget
-from adtarget import (
-    BudgetLedger,
-    CellCounts,
-    EligibleEvents,
-    ParameterError,
-    PrivacyLeakWarning,
-    ProvenanceError,
-    ReleaseSpec,
-    count_cells,
-    release,
-    release_counts,
-)
+from adtarget import BudgetLedger, EligibleEvents, PrivacyLeakWarning, ReleaseSpec, release
+from adtarget.exceptions import ParameterError, ProvenanceError
+from adtarget.reports import CellCounts, count_cells, release_counts
 
 CREATED = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.timezone.utc)
 SNAPSHOT = "consent-2026-11-01"
@@ -257,12 +248,12 @@ def test_cell_counts_cannot_be_stood_in_for_replaced_or_made_writable(world):
     stand_in = SimpleNamespace(segment_ids=cells.segment_ids, sizes=np.zeros(len(cells.segment_ids), np.int64),
                                values=cells.values, cells=cells.cells, value_persons=cells.value_persons,
                                n_persons=0, bounds=cells.bounds, facts=cells.facts)
-    with pytest.raises(ProvenanceError, match="cells: must be a CellCounts made by adtarget.count_cells; "
+    with pytest.raises(ProvenanceError, match="cells: must be a CellCounts made by adtarget.reports.count_cells; "
                                               "got SimpleNamespace"):
         release_counts(stand_in, spec, ledger=ledger)
     with pytest.raises(TypeError, match="dataclass"):
         dataclasses.replace(cells, sizes=cells.sizes * 0)
-    with pytest.raises(ProvenanceError, match="CellCounts not made by adtarget.count_cells"):
+    with pytest.raises(ProvenanceError, match="CellCounts not made by adtarget.reports.count_cells"):
         release_counts(object.__new__(CellCounts), spec, ledger=ledger)
     for array in (cells.sizes, *cells.cells.values(), *cells.value_persons.values()):
         with pytest.raises(ValueError, match="WRITEABLE"):
@@ -288,7 +279,7 @@ def test_a_tampered_pickle_of_cell_counts_is_refused(world):
     at = blob.index(cells.sizes.tobytes())
     edited = blob[:at] + bytes([blob[at] ^ 1]) + blob[at + 1:]  # one person more in the first segment
     with pytest.raises(ProvenanceError, match="CellCounts: this pickle was not sealed by this process "
-                                              r"\(or it was altered\); only adtarget.count_cells makes a CellCounts"):
+                                              r"\(or it was altered\); only adtarget.reports.count_cells makes a CellCounts"):
         pickle.loads(edited)
 
 

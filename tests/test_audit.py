@@ -1,4 +1,4 @@
-"""The DP sensitive-proxy audit (``adtarget.audit_proxies``) and its public outcome (``ProxyScreen``).
+"""The DP sensitive-proxy audit (``adtarget.reports.audit_proxies``) and its public outcome (``ProxyScreen``).
 
 Issue 14, finding 3: the audit the release used to run blocked segments on the exact distance of their members'
 sensitive-class distribution, so one person's health events decided whether a segment appeared in a report
@@ -20,23 +20,18 @@ import pytest
 from _segment_fixtures import DAY, WINDOW_END, gate_table
 
 from adtarget import (
-    BudgetExhaustedError,
     BudgetLedger,
-    CountNoise,
     InMemoryAccountant,
-    InputFormatError,
-    ParameterError,
     PrivacyBudget,
-    ProxyAudit,
-    ProxyScreen,
     ReleaseSpec,
     SafeTaxonomy,
     SegmentCatalog,
-    SensitiveCategoryError,
     TopicSegment,
-    audit_proxies,
     release,
 )
+from adtarget.exceptions import BudgetExhaustedError, InputFormatError, ParameterError, SensitiveCategoryError
+from adtarget.reports import CountNoise, ProxyAudit, audit_proxies
+from adtarget.segments import ProxyScreen
 
 SEEDED = pytest.mark.filterwarnings("ignore::adtarget.exceptions.PrivacyLeakWarning")
 NODES = {"pets": "422", "sports": "483", "travel": "653", "movies": "324"}

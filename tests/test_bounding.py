@@ -17,7 +17,9 @@ from _segment_fixtures import gate_table, rows_of, safe_taxonomy, world_catalog,
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adtarget import CellCounts, ParameterError, ReleaseSpec, count_cells
+from adtarget import ReleaseSpec
+from adtarget.exceptions import ParameterError
+from adtarget.reports import CellCounts, count_cells
 from adtarget.reports import _bounding_kernels as kernels
 from adtarget.reports._bounding import priorities, splitmix64, stable64, stable64_many
 from adtarget.reports._cells import AGE_BANDS, age_band_codes

@@ -153,16 +153,16 @@ def test_purge_frees_only_blocks_idle_long_enough():
 
 def test_limit_and_environment_are_validated_by_name(monkeypatch):
     for bad in (-1, True, 1.5, "1", 1 << 64):
-        with pytest.raises(adtarget.ParameterError, match="limit_bytes"):
+        with pytest.raises(adtarget.exceptions.ParameterError, match="limit_bytes"):
             buffer_cache_limit(bad)  # type: ignore[arg-type]
     monkeypatch.setenv("ADTARGET_BUFFER_CACHE_MB", "lots")
-    with pytest.raises(adtarget.ParameterError, match="ADTARGET_BUFFER_CACHE_MB"):
+    with pytest.raises(adtarget.exceptions.ParameterError, match="ADTARGET_BUFFER_CACHE_MB"):
         _buffers._default_limit()
     monkeypatch.setenv("ADTARGET_BUFFER_CACHE_MB", "-3")
-    with pytest.raises(adtarget.ParameterError, match="ADTARGET_BUFFER_CACHE_MB"):
+    with pytest.raises(adtarget.exceptions.ParameterError, match="ADTARGET_BUFFER_CACHE_MB"):
         _buffers._default_limit()
     monkeypatch.setenv("ADTARGET_BUFFER_CACHE_MB", str(1 << 50))  # overflowed the C size_t (OverflowError)
-    with pytest.raises(adtarget.ParameterError, match="ADTARGET_BUFFER_CACHE_MB"):
+    with pytest.raises(adtarget.exceptions.ParameterError, match="ADTARGET_BUFFER_CACHE_MB"):
         _buffers._default_limit()
     monkeypatch.setenv("ADTARGET_BUFFER_CACHE_MB", "64")
     assert _buffers._default_limit() == 64 * MIB

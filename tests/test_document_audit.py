@@ -204,9 +204,9 @@ def test_the_old_reuse_rule_is_caught():
 
 
 def test_a_document_audit_rejects_a_mechanism_that_returns_no_documents():
-    with pytest.raises(adtarget.ParameterError, match="sequence of documents"):
+    with pytest.raises(adtarget.exceptions.ParameterError, match="sequence of documents"):
         audit_documents(lambda d, s: "not a list", "a", "b", claimed_epsilon=1.0, n_samples=100)
-    with pytest.raises(adtarget.ParameterError, match="mechanism must be callable"):
+    with pytest.raises(adtarget.exceptions.ParameterError, match="mechanism must be callable"):
         audit_documents("nope", "a", "b", claimed_epsilon=1.0, n_samples=100)  # type: ignore[arg-type]
 
 

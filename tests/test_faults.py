@@ -218,7 +218,8 @@ def test_report_files_always_have_their_spend(world, tmp_path):
 # --- Parquet rewrite ------------------------------------------------------------------------------------------
 PARQUET_KILL = """
 import pyarrow.parquet as pq
-from adtarget.segments._assignments_read import read_assignments_parquet, write_assignments_parquet
+from adtarget.segments._assignments_io import write_assignments_parquet
+from adtarget.segments._assignments_read import read_assignments_parquet
 old = read_assignments_parquet({path!r})
 real = pq.write_table
 def half_then_die(table, where, *args, **kwargs):

@@ -24,18 +24,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adtarget import (
-    EVENT_KINDS,
-    EXCLUSION_RULES,
-    ConsentSnapshot,
-    EligibilityPolicy,
-    EventBatch,
-    ProvenanceError,
-    SafeTaxonomy,
-    SensitivityProfile,
-    apply_gate,
-    ingest,
-)
+from adtarget import EligibilityPolicy, EventBatch, SafeTaxonomy, SensitivityProfile, apply_gate, ingest
+from adtarget.consent import ConsentSnapshot
+from adtarget.events import EVENT_KINDS
+from adtarget.exceptions import ProvenanceError
+from adtarget.gate import EXCLUSION_RULES
 from adtarget.gate import _kernels as kernels
 
 END = int(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc).timestamp())

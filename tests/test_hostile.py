@@ -25,12 +25,12 @@ from adtarget import (
     RunSettings,
     SafeTaxonomy,
     SegmentReport,
-    audit_report,
     ingest,
     run,
     synth,
 )
 from adtarget.exceptions import AdtargetError, ParameterError, ReportValidationError, UnknownAdvertiserError
+from adtarget.reports import audit_report
 
 pytestmark = pytest.mark.filterwarnings("ignore::adtarget.exceptions.PrivacyLeakWarning")
 PZ = Pseudonymizer(KEY)

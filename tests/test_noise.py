@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adtarget import CountNoise, PrivacyBudget
+from adtarget import PrivacyBudget
 from adtarget.exceptions import ParameterError, PrivacyLeakWarning
+from adtarget.reports import CountNoise
 from adtarget.reports._noise import gaussian_sigma, zcdp_delta
 
 LAPLACE = CountNoise("discrete_laplace", 1.0)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from adtarget import CountNoise
 from adtarget.exceptions import PrivacyLeakWarning
+from adtarget.reports import CountNoise
 
 SPECS = {
     "laplace-b1": (CountNoise("discrete_laplace", 1.0), 50_000),

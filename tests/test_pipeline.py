@@ -12,15 +12,8 @@ import numpy as np
 import pytest
 from _release_fixtures import registered
 
-from adtarget import (
-    ConsentLedger,
-    PrivacyLeakWarning,
-    RunResult,
-    RunSettings,
-    UnknownAdvertiserError,
-    run,
-    synth,
-)
+from adtarget import ConsentLedger, PrivacyLeakWarning, RunResult, RunSettings, run, synth
+from adtarget.exceptions import UnknownAdvertiserError
 
 pytestmark = pytest.mark.filterwarnings("ignore::adtarget.exceptions.PrivacyLeakWarning")
 

@@ -17,25 +17,26 @@ import pytest
 from test_document_audit import END, _world
 
 import adtarget
-from adtarget import BudgetLedger, ParameterError, PrivacyBudget
+from adtarget import BudgetLedger, PrivacyBudget
+from adtarget.exceptions import ParameterError
 
 
 def _cells():
     eligible, assignments, spec = _world("base")
-    return adtarget.count_cells(eligible, assignments, spec), spec
+    return adtarget.reports.count_cells(eligible, assignments, spec), spec
 
 
 def test_counts_added_to_themselves_are_refused():
     """B1: ``c + c`` (or 1000 copies) would be released with noise calibrated for one copy."""
     cells, spec = _cells()
-    for forged in (lambda: cells + cells, lambda: adtarget.CellCounts.sum([cells] * 1000)):
+    for forged in (lambda: cells + cells, lambda: adtarget.reports.CellCounts.sum([cells] * 1000)):
         with pytest.raises(ParameterError, match="share persons"):
             forged()
 
 
 def test_counts_of_two_gate_runs_over_the_same_events_cannot_be_added():
     eligible, assignments, spec = _world("base")
-    again = adtarget.count_cells(eligible, assignments, spec)
+    again = adtarget.reports.count_cells(eligible, assignments, spec)
     with pytest.raises(ParameterError, match="share persons"):
         _cells()[0] + again
 
@@ -67,7 +68,7 @@ def test_the_proxy_audit_and_dp_kmeans_refuse_a_stand_in_ledger():
     """O2: a stand-in whose charge spends nothing would make the audit and the fit free."""
     eligible, assignments, _ = _world("base")
     with pytest.raises(ParameterError, match="BudgetLedger or InMemoryAccountant"):
-        adtarget.audit_proxies(eligible, assignments, epsilon=1.0, ledger=_LyingLedger())
+        adtarget.reports.audit_proxies(eligible, assignments, epsilon=1.0, ledger=_LyingLedger())
     profiles = adtarget.build_profiles(eligible)
     with pytest.raises(ParameterError, match="BudgetLedger or InMemoryAccountant"):
         adtarget.DPKMeansSegmenter(2, epsilon=1.0, ledger=_LyingLedger()).fit(profiles)

@@ -18,22 +18,17 @@ import pytest
 from _release_fixtures import END, assignments_for, gate, oracle, registered, world_rows
 
 from adtarget import (
-    BudgetExhaustedError,
     BudgetLedger,
-    CellCounts,
-    ParameterError,
     PrivacyBudget,
     PrivacyLeakWarning,
-    ProvenanceError,
     ReleaseSpec,
     SafeTaxonomy,
     SegmentCatalog,
-    SensitiveCategoryError,
     TopicSegment,
-    count_cells,
     release,
-    release_counts,
 )
+from adtarget.exceptions import BudgetExhaustedError, ParameterError, ProvenanceError, SensitiveCategoryError
+from adtarget.reports import CellCounts, count_cells, release_counts
 
 CREATED = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.timezone.utc)
 
@@ -255,7 +250,7 @@ def test_completing_a_charged_but_unreported_query_spends_nothing_new(world, led
 
 def test_cell_counts_cannot_be_constructed():
     """CellCounts come only from count_cells (or sums of its results)."""
-    with pytest.raises(ProvenanceError, match="CellCounts can only be made by adtarget.count_cells"):
+    with pytest.raises(ProvenanceError, match="CellCounts can only be made by adtarget.reports.count_cells"):
         CellCounts(("iab-2.2:1",), np.array([500]), {}, {}, {}, 500)
 
 

@@ -13,7 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from adtarget import ParameterError, PrivacyLeakWarning, ReleaseSpec, count_cells
+from adtarget import PrivacyLeakWarning, ReleaseSpec
+from adtarget.exceptions import ParameterError
+from adtarget.reports import count_cells
 from adtarget.reports._cells import AGE_BANDS
 from adtarget.reports._postprocess import largest_remainder, noisy_release, postprocess, project_to_total
 
@@ -114,10 +116,10 @@ def test_seeded_noise_is_one_shared_stream_and_secure_noise_does_not_warn(world)
 def test_noisy_release_refuses_counts_count_cells_did_not_make(world):
     from types import SimpleNamespace
 
-    from adtarget import ProvenanceError
+    from adtarget.exceptions import ProvenanceError
 
     c, spec = counts(world)
     fake = SimpleNamespace(**{name: getattr(c, name) for name in ("segment_ids", "sizes", "values", "cells",
                                                                   "value_persons", "n_persons")})
-    with pytest.raises(ProvenanceError, match="CellCounts made by adtarget.count_cells"):
+    with pytest.raises(ProvenanceError, match="CellCounts made by adtarget.reports.count_cells"):
         noisy_release(fake, spec, l1_sensitivity=8)

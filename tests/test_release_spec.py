@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from adtarget import ParameterError, ReleaseSpec
+from adtarget import ReleaseSpec
+from adtarget.exceptions import ParameterError
 
 IDS = ["iab-2.2:239", "learned:dp-kmeans-1a2b3c4d:3"]
 

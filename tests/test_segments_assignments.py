@@ -14,21 +14,10 @@ from _segment_fixtures import eligible_events, random_events, safe_taxonomy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adtarget import (
-    BudgetLedger,
-    InputFormatError,
-    ParameterError,
-    ProvenanceError,
-    ReleaseSpec,
-    SegmentAssignments,
-    SegmentCatalog,
-    SegmentInfo,
-    SensitiveCategoryError,
-    TopicSegment,
-    count_cells,
-    read_assignments_parquet,
-    release,
-)
+from adtarget import BudgetLedger, ReleaseSpec, SegmentAssignments, SegmentCatalog, TopicSegment, release
+from adtarget.exceptions import InputFormatError, ParameterError, ProvenanceError, SensitiveCategoryError
+from adtarget.reports import count_cells
+from adtarget.segments import SegmentInfo, read_assignments_parquet
 from adtarget.segments._assignments_io import hex_pseudonyms, parse_hex_pseudonyms
 
 MAKER = "SegmentCatalog.assign or DPKMeansSegmenter.assign"

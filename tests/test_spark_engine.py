@@ -20,21 +20,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adtarget import (
-    Aggregates,
-    BuildContext,
-    CellCounts,
-    Engine,
+from adtarget import LocalEngine, SparkEngine
+from adtarget._core._provenance import adopt_secret, process_secret
+from adtarget.engine import Aggregates, BuildContext, Engine
+from adtarget.engine._spark import PartitionTask, _load, _run
+from adtarget.exceptions import (
     InputFormatError,
-    LocalEngine,
     ParameterError,
     ProvenanceError,
     RefusedColumnError,
     SchemaError,
-    SparkEngine,
 )
-from adtarget._core._provenance import adopt_secret, process_secret
-from adtarget.engine._spark import PartitionTask, _load, _run
+from adtarget.reports import CellCounts
 
 pytestmark = [
     pytest.mark.spark,

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from _release_fixtures import assignments_for, gate, world_rows
 
-from adtarget import CountNoise, ParameterError, PrivacyBudget, ReleaseSpec, count_cells
+from adtarget import PrivacyBudget, ReleaseSpec
+from adtarget.exceptions import ParameterError
+from adtarget.reports import CountNoise, count_cells
 from adtarget.reports._explain import sensitivity
 from adtarget.reports._postprocess import _noise
 from adtarget.testing import (

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from adtarget import CountNoise, PartitionSelection
 from adtarget.exceptions import ParameterError
+from adtarget.reports import CountNoise, PartitionSelection
 from adtarget.testing import (
     GoodnessOfFit,
     check_count_noise,

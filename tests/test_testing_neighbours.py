@@ -11,16 +11,9 @@ import numpy as np
 import pytest
 from _release_fixtures import assignments_for, gate, registered, world_rows
 
-from adtarget import (
-    ConsentLedger,
-    CountNoise,
-    ParameterError,
-    ReleaseSpec,
-    RunSettings,
-    count_cells,
-    release_counts,
-    run,
-)
+from adtarget import ConsentLedger, ReleaseSpec, RunSettings, run
+from adtarget.exceptions import ParameterError
+from adtarget.reports import CountNoise, count_cells, release_counts
 from adtarget.reports._explain import sensitivity
 from adtarget.testing import (
     NeighbouringViolation,

@@ -5,8 +5,7 @@ the advertisers it knows (``Advertiser``), and a process-local accountant for no
 Nothing here reads events: the budget is a function of public parameters only. See docs/privacy/budget-ledger.md.
 """
 
-from adtarget.budget._accountant import InMemoryAccountant
-from adtarget.budget._ledger import Advertiser, BudgetLedger
-from adtarget.budget._spec import PrivacyBudget, RemainingBudget
+import lazy_loader as _lazy
 
-__all__ = ["Advertiser", "BudgetLedger", "InMemoryAccountant", "PrivacyBudget", "RemainingBudget"]
+# public names: __init__.pyi (what type checkers read); each loads with its module on first use
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

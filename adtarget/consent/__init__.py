@@ -1,19 +1,6 @@
 """Consent: the ConsentLedger (SQLite), its imports and snapshots (DESIGN.md §3 "Consent")."""
 
-from __future__ import annotations
+import lazy_loader as _lazy
 
-from adtarget.consent._contract import CONSENT_COLUMNS
-from adtarget.consent._import import IMPORT_REASONS, ConsentImportError, ImportReport
-from adtarget.consent._ledger import ConsentLedger
-from adtarget.consent._schema import SCHEMA_VERSION
-from adtarget.consent._snapshot import ConsentSnapshot
-
-__all__ = [
-    "CONSENT_COLUMNS",
-    "IMPORT_REASONS",
-    "SCHEMA_VERSION",
-    "ConsentImportError",
-    "ConsentLedger",
-    "ConsentSnapshot",
-    "ImportReport",
-]
+# public names: __init__.pyi (what type checkers read); each loads with its module on first use
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -6,10 +6,7 @@ numpy ``LocalEngine`` is the reference (one partition holding every person); ``S
 per-partition build (``_partition``) on partitions of persons. Both implement the one ``Engine`` protocol.
 """
 
-from adtarget.engine._aggregates import Aggregates
-from adtarget.engine._context import BuildContext
-from adtarget.engine._protocol import Engine, LocalEngine
-from adtarget.engine._run import RunResult, RunSettings, run
-from adtarget.engine._spark import SparkEngine
+import lazy_loader as _lazy
 
-__all__ = ["Aggregates", "BuildContext", "Engine", "LocalEngine", "RunResult", "RunSettings", "SparkEngine", "run"]
+# public names: __init__.pyi (what type checkers read); each loads with its module on first use
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

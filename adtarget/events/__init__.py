@@ -7,9 +7,7 @@ every row is accepted or quarantined with its first reason (``_validation``); pe
 steps sit beside them (``_factorize_kernels``, ``_blake2b_kernels``; SipHash in numpy: ``_siphash``).
 """
 
-from adtarget.events._ingest import QUARANTINE_REASONS, EventBatch, IngestResult, Quarantine, ingest
-from adtarget.events._pseudonym import Pseudonymizer
-from adtarget.events._schema import EVENT_KINDS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+import lazy_loader as _lazy
 
-__all__ = ["EVENT_KINDS", "OPTIONAL_COLUMNS", "QUARANTINE_REASONS", "REQUIRED_COLUMNS", "EventBatch",
-           "IngestResult", "Pseudonymizer", "Quarantine", "ingest"]
+# public names: __init__.pyi (what type checkers read); each loads with its module on first use
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -5,8 +5,7 @@
 ``_rules``); its compiled pass over the events is ``_kernels``.
 """
 
-from adtarget.gate._gate import EligibleEvents, SensitiveAudit, apply_gate
-from adtarget.gate._policy import EligibilityPolicy
-from adtarget.gate._rules import EXCLUSION_RULES
+import lazy_loader as _lazy
 
-__all__ = ["EXCLUSION_RULES", "EligibilityPolicy", "EligibleEvents", "SensitiveAudit", "apply_gate"]
+# public names: __init__.pyi (what type checkers read); each loads with its module on first use
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

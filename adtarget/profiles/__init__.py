@@ -2,6 +2,7 @@
 (persons × categories, sparse), built only from ``EligibleEvents``. The compiled kernels (the per-person event
 cap, the CSR build) are ``_kernels``."""
 
-from adtarget.profiles._profiles import InterestProfiler, InterestProfiles, build_profiles
+import lazy_loader as _lazy
 
-__all__ = ["InterestProfiler", "InterestProfiles", "build_profiles"]
+# public names: __init__.pyi (what type checkers read); each loads with its module on first use
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -4,10 +4,7 @@
 Bundled files are under ``adtarget/data/taxonomy/``; user taxonomies load from TSV, CSV or JSON.
 """
 
-from adtarget.reference._sensitivity import PROFILE_NAMES, SafeTaxonomy, SensitivityProfile
-from adtarget.reference._services import Service, ServiceRegistry
-from adtarget.reference._taxonomy import Taxonomy
-from adtarget.reference._taxonomy_files import IAB_NON_INTEREST_ROOTS
+import lazy_loader as _lazy
 
-__all__ = ["IAB_NON_INTEREST_ROOTS", "PROFILE_NAMES", "SafeTaxonomy", "SensitivityProfile", "Service",
-           "ServiceRegistry", "Taxonomy"]
+# public names: __init__.pyi (what type checkers read); each loads with its module on first use
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -9,15 +9,7 @@ audit whose outcome (a ``ProxyScreen``) screens catalogs before any release. Com
 ``_bounding_kernels`` (bounding and per-cell counts), ``_noise_kernels`` (the discrete Gaussian sampler).
 """
 
-from adtarget.reports._audit import ProxyAudit, audit_proxies
-from adtarget.reports._cells import CellCounts, count_cells
-from adtarget.reports._explain import ReleaseExplanation
-from adtarget.reports._noise import CountNoise
-from adtarget.reports._partition import PartitionSelection
-from adtarget.reports._release import ReleaseResult, default_window, release, release_counts, report_policy
-from adtarget.reports._report import SegmentReport, audit_report, validate_report
-from adtarget.reports._spec import ReleaseSpec
+import lazy_loader as _lazy
 
-__all__ = ["CellCounts", "CountNoise", "PartitionSelection", "ProxyAudit", "ReleaseExplanation", "ReleaseResult",
-           "ReleaseSpec", "SegmentReport", "audit_proxies", "audit_report", "count_cells", "default_window",
-           "release", "release_counts", "report_policy", "validate_report"]
+# public names: __init__.pyi (what type checkers read); each loads with its module on first use
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -103,7 +103,7 @@ class CountsState:
     _members: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
 
 
-class CellCounts(Sealed, maker="adtarget.count_cells"):
+class CellCounts(Sealed, maker="adtarget.reports.count_cells"):
     """Exact (pre-noise) distinct-person counts after contribution bounding. Personal data: never emit.
 
     Made only by :func:`count_cells` over the gate's EligibleEvents and assignments derived from them, or by
@@ -166,7 +166,7 @@ class CellCounts(Sealed, maker="adtarget.count_cells"):
 
     def __repr__(self) -> str:
         if not CellCounts._is_issued(self):
-            return "CellCounts(<not made by adtarget.count_cells>)"
+            return "CellCounts(<not made by adtarget.reports.count_cells>)"
         dims = ", ".join(f"{d}:{len(v)}" for d, v in self.values.items())
         return f"CellCounts(n_segments={len(self.segment_ids)}, n_persons={self.n_persons}, values=[{dims}])"
 

@@ -2,7 +2,7 @@
 derived about one person, as JSON), and deletion and retention on the files the SDK owns (``purge_events``,
 ``purge_assignments``, ``forget_everywhere``)."""
 
-from adtarget.rights._access import access_export
-from adtarget.rights._purge import PurgeReport, forget_everywhere, purge_assignments, purge_events
+import lazy_loader as _lazy
 
-__all__ = ["PurgeReport", "access_export", "forget_everywhere", "purge_assignments", "purge_events"]
+# public names: __init__.pyi (what type checkers read); each loads with its module on first use
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

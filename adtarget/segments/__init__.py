@@ -6,11 +6,7 @@ Information, internal only); ``_screen`` (ProxyScreen, the public outcome of a p
 (readable names); ``_assignments_io`` and ``_assignments_read`` (pandas / Parquet export and import).
 """
 
-from adtarget.segments._assignments_read import read_assignments_parquet
-from adtarget.segments._dp_kmeans import DPKMeansSegmenter, LearnedModel
-from adtarget.segments._info import SegmentAssignments, SegmentInfo
-from adtarget.segments._rules import AllOf, AnyOf, SegmentCatalog, TopicSegment
-from adtarget.segments._screen import ProxyScreen
+import lazy_loader as _lazy
 
-__all__ = ["AllOf", "AnyOf", "DPKMeansSegmenter", "LearnedModel", "ProxyScreen", "SegmentAssignments",
-           "SegmentCatalog", "SegmentInfo", "TopicSegment", "read_assignments_parquet"]
+# public names: __init__.pyi (what type checkers read); each loads with its module on first use
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

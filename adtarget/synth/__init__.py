@@ -13,9 +13,7 @@ The public types are in ``_model`` and :func:`generate` in ``_generate``; the mo
 tables), ``_persons`` (persons, consent), ``_events`` (interests, events) and the writers in ``_io``.
 """
 
-from adtarget.synth._generate import generate
-from adtarget.synth._io import write_consent, write_events
-from adtarget.synth._model import GroundTruth, SyntheticConfig, SyntheticData
-from adtarget.synth._world import SERVICES
+import lazy_loader as _lazy
 
-__all__ = ["SERVICES", "GroundTruth", "SyntheticConfig", "SyntheticData", "generate", "write_consent", "write_events"]
+# public names: __init__.pyi (what type checkers read); each loads with its module on first use
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -1,0 +1,12 @@
+"""Type stub of adtarget.reference: the names below load on first use (``lazy_loader``, SPEC 1)."""
+
+from ._sensitivity import PROFILE_NAMES as PROFILE_NAMES
+from ._sensitivity import SafeTaxonomy as SafeTaxonomy
+from ._sensitivity import SensitivityProfile as SensitivityProfile
+from ._services import Service as Service
+from ._services import ServiceRegistry as ServiceRegistry
+from ._taxonomy import Taxonomy as Taxonomy
+from ._taxonomy_files import IAB_NON_INTEREST_ROOTS as IAB_NON_INTEREST_ROOTS
+
+__all__ = ["IAB_NON_INTEREST_ROOTS", "PROFILE_NAMES", "SafeTaxonomy", "SensitivityProfile", "Service",
+           "ServiceRegistry", "Taxonomy"]
