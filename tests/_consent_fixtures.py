@@ -1,5 +1,6 @@
-"""Build a ConsentSnapshot from a small ``{account id: {field: value}}`` table (missing fields: an adult
-opted-in US person under the current policy, allowing cross-service use)."""
+"""Consent fixtures: a ConsentSnapshot from a small ``{account id: {field: value}}`` table (missing fields: an
+adult opted-in US person under the current policy, allowing cross-service use), and a synthetic world whose
+consent records went through a real ConsentLedger import."""
 
 from __future__ import annotations
 
@@ -29,3 +30,15 @@ def snapshot_of(pseudonymizer, people: dict[int, dict], as_of: int):
         policy_version=col("policy_version", "2018-05-14", object).astype(str),
         jurisdiction=col("jurisdiction", "US", object).astype(str),
     )
+
+
+def consented_world(directory, pseudonymizer, config):
+    """``(data, snapshot)``: synthetic data for ``config`` and the snapshot of a ConsentLedger in ``directory``
+    that imported its consent CSV."""
+    from adtarget import ConsentLedger, synth
+
+    data = synth.generate(config)
+    synth.write_consent(data, directory / "consent.csv")
+    ledger = ConsentLedger(directory / "consent.sqlite", pseudonymizer)
+    ledger.import_csv(directory / "consent.csv")
+    return data, ledger.snapshot()

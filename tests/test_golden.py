@@ -17,12 +17,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from _consent_fixtures import consented_world
 from _release_fixtures import registered
 
 from adtarget import (
     AllOf,
     AnyOf,
-    ConsentLedger,
     RunSettings,
     SafeTaxonomy,
     SegmentCatalog,
@@ -42,12 +42,8 @@ REGENERATE = os.environ.get("ADTARGET_REGENERATE_GOLDEN") == "1"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, pseudonymizer):
-    d = tmp_path_factory.mktemp("golden")
-    data = synth.generate(synth.SyntheticConfig(n_events=40_000, seed=11))
-    synth.write_consent(data, d / "consent.csv")
-    ledger = ConsentLedger(d / "consent.sqlite", pseudonymizer)
-    ledger.import_csv(d / "consent.csv")
-    return data, ledger.snapshot()
+    return consented_world(tmp_path_factory.mktemp("golden"), pseudonymizer,
+                           synth.SyntheticConfig(n_events=40_000, seed=11))
 
 
 def _custom_catalog():

@@ -10,9 +10,10 @@ import warnings
 
 import numpy as np
 import pytest
+from _consent_fixtures import consented_world
 from _release_fixtures import registered
 
-from adtarget import ConsentLedger, PrivacyLeakWarning, RunResult, RunSettings, run, synth
+from adtarget import PrivacyLeakWarning, RunResult, RunSettings, run, synth
 from adtarget.exceptions import UnknownAdvertiserError
 
 pytestmark = pytest.mark.filterwarnings("ignore::adtarget.exceptions.PrivacyLeakWarning")
@@ -21,11 +22,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::adtarget.exceptions.PrivacyLeak
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, pseudonymizer):
     d = tmp_path_factory.mktemp("pipeline")
-    data = synth.generate(synth.SyntheticConfig(n_events=60_000, seed=3))
-    synth.write_consent(data, d / "consent.csv")
-    ledger = ConsentLedger(d / "consent.sqlite", pseudonymizer)
-    ledger.import_csv(d / "consent.csv")
-    return data, ledger.snapshot(), d
+    data, snapshot = consented_world(d, pseudonymizer, synth.SyntheticConfig(n_events=60_000, seed=3))
+    return data, snapshot, d
 
 
 DEMO_ADVERTISER = "demo-advertiser"  # RunSettings' default advertiser

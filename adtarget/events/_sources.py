@@ -64,7 +64,7 @@ def _read_parquet(path: Path, what: str) -> Any:
         schema = pq.read_schema(path) if path.is_file() else None
         strings = [f.name for f in schema if pa.types.is_string(f.type)] if schema is not None else None
         return _validated(pq.read_table(path, read_dictionary=strings), what, str(path))
-    except (pa.ArrowException, OSError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:  # not memory
         raise InputFormatError(f"{what}: {path} is not a readable Parquet file or dataset ({_short(exc)})") from None
 
 
@@ -166,7 +166,7 @@ def _pandas_columns(frame: Any, what: str) -> tuple[dict[str, Any], int]:
 
     try:
         table = pa.Table.from_pandas(frame, preserve_index=False)
-    except pa.ArrowException as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         raise SchemaError(f"{what}: a DataFrame column has mixed or unsupported types ({_short(exc)})") from None
     return _table_columns(table)
 
