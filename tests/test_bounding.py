@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 from adtarget import ReleaseSpec
 from adtarget.exceptions import ParameterError
+from adtarget.reference import AGE_BANDS, age_band_codes
 from adtarget.reports import CellCounts, count_cells
 from adtarget.reports import _bounding_kernels as kernels
 from adtarget.reports._bounding import priorities, splitmix64, stable64, stable64_many
-from adtarget.reports._cells import AGE_BANDS, age_band_codes
 
 END = 1_790_000_000  # 2026-09-21
 

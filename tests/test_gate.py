@@ -106,6 +106,26 @@ def test_jurisdiction_profile_adds_sensitive_classes(pseudonymizer, taxonomy, sa
     assert eligible.exclusions["sensitive_category"] == 1 and eligible.n_events == 1
 
 
+def test_a_custom_profile_is_used_for_its_jurisdiction(pseudonymizer, taxonomy, safe, node_pools):
+    """A jurisdiction's own profile (built with ``SensitivityProfile.from_nodes``) adds its nodes for the
+    persons of that jurisdiction only; a name that is not a bundled profile, or another type, is refused."""
+    node = node_pools[0][0]  # safe under the build's profile
+    local = SensitivityProfile.from_nodes("br_lgpd_local", taxonomy, {"gambling": [node]},
+                                          description="gambling is sensitive in this jurisdiction")
+    batch = events_of(pseudonymizer, [(1, "video", END - DAY, node, "search", "BR"),
+                                      (2, "video", END - DAY, node, "search", "US")])
+    snap = snapshot_of(pseudonymizer, {1: {"jurisdiction": "BR"}, 2: {"jurisdiction": "US"}})
+    policy = EligibilityPolicy(jurisdiction_profiles={"BR": local, "DE": "gdpr_art9"})
+    eligible = apply_gate(batch, snap, safe, policy)
+    assert eligible.exclusions["sensitive_category"] == 1 and eligible.n_events == 1
+    assert policy.jurisdiction_profiles["DE"] == SensitivityProfile.named("gdpr_art9")
+    assert "'BR': 'br_lgpd_local'" in str(policy)
+    with pytest.raises(ParameterError, match="sensitivity profile must be one of"):
+        EligibilityPolicy(jurisdiction_profiles={"BR": "lgpd"})
+    with pytest.raises(ParameterError, match=r"jurisdiction_profiles\['BR'\] must be"):
+        EligibilityPolicy(jurisdiction_profiles={"BR": {"gambling": [node]}})
+
+
 def test_eligible_events_cannot_be_built_outside_the_gate():
     with pytest.raises(TypeError, match="apply_gate"):
         EligibleEvents(*([None] * 20), _token=object())  # type: ignore[misc]

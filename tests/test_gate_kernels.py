@@ -66,8 +66,8 @@ def reference_gate(batch, snapshot, safe, policy, target, end):
     sensitive = ~safe.safe_mask[batch.category]
     if policy.jurisdiction_profiles and snapshot.persons.size:
         jurisdiction = np.where(found, snapshot.jurisdiction[at], "")
-        for code, name in policy.jurisdiction_profiles.items():
-            stricter = SensitivityProfile.named(name).sensitive_mask(batch.taxonomy)
+        for code, profile in policy.jurisdiction_profiles.items():
+            stricter = profile.sensitive_mask(batch.taxonomy)
             sensitive |= (jurisdiction == code)[batch.person] & stricter[batch.category]
     cross = found & snapshot.cross_service[at] if snapshot.persons.size else found
     masks = {"service_not_permitted": ~batch.services.ads_permitted[batch.service]}

@@ -15,8 +15,8 @@ from hypothesis.extra.numpy import arrays
 
 from adtarget import PrivacyLeakWarning, ReleaseSpec
 from adtarget.exceptions import ParameterError
+from adtarget.reference import AGE_BANDS
 from adtarget.reports import count_cells
-from adtarget.reports._cells import AGE_BANDS
 from adtarget.reports._postprocess import largest_remainder, noisy_release, postprocess, project_to_total
 
 rows = st.integers(1, 6).flatmap(lambda n: st.integers(1, 9).flatmap(

@@ -45,7 +45,7 @@ def spec(**kw):
     ({"max_segments_per_person": 0}, "max_segments_per_person"),
     ({"max_segments_per_person": 2.0}, "max_segments_per_person"),
     ({"min_reported_size": 0}, "min_reported_size"),
-    ({"max_cells_per_person": {"age_band": 2}}, "one age band"),
+    ({"max_cells_per_person": {"age_band": 2}}, "one age_band per person"),
     ({"max_cells_per_person": {"region": 0}}, "max_cells_per_person"),
     ({"max_cells_per_person": {"gender": 1}}, "keys"),
     ({"public_regions": "US-CA"}, "public_regions"),

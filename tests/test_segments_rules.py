@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -116,6 +117,55 @@ def test_composites_need_two_definitions():
         AllOf(TopicSegment("1"))
     with pytest.raises(ParameterError, match="AnyOf parts must be"):
         AnyOf(TopicSegment("1"), "2")
+
+
+def test_a_composite_that_declares_no_kind_is_refused_not_taken_as_or(safe):
+    class Sneaky(AllOf):  # no kind of its own: it would otherwise inherit AllOf's rule silently
+        pass
+
+    a, b = (TopicSegment(i) for i in _node_ids(safe, 1, 2))
+    with pytest.raises(ParameterError, match="TopicSegment, AllOf or AnyOf, got Sneaky"):
+        SegmentCatalog([Sneaky(a, b)], safe)
+    with pytest.raises(ParameterError, match="got Sneaky"):
+        AnyOf(a, Sneaky(a, b))
+    with pytest.raises(ParameterError, match="made without its constructor"):
+        SegmentCatalog([object.__new__(AnyOf)], safe)
+    with pytest.raises(TypeError):
+        dataclasses.replace(AllOf(a, b), parts=(a,))
+
+
+def test_a_composite_kind_declares_its_name_operator_and_rule(safe, profiles, monkeypatch):
+    from adtarget.segments import _rules
+    from adtarget.segments._rules import _Composite
+
+    monkeypatch.setattr(_rules, "_KINDS", dict(_rules._KINDS))  # the kinds declared here stay in this test
+
+    with pytest.raises(TypeError, match="declares a new"):
+        class Half(_Composite):  # a rule without a kind name
+            operator = "BUT NOT"
+
+    class ButNot(_Composite):
+        kind = "butnot"
+        operator = "BUT NOT"
+
+        @staticmethod
+        def combine(a, b):
+            return a - a.multiply(b)
+
+    a, b = (TopicSegment(i, k=3) for i in _node_ids(safe, 1, 2))
+    catalog = SegmentCatalog([a, b, ButNot(a, b)], safe)
+    m = catalog.assign(profiles).membership.toarray()
+    np.testing.assert_array_equal(m[:, 2], m[:, 0] & ~m[:, 1])
+    assert catalog.segments[2].segment_id.startswith("iab-2.2:butnot2-")
+    assert " BUT NOT " in catalog.segments[2].name
+    with pytest.raises(TypeError, match="declares a new"):
+        class Again(_Composite):  # the kind name is taken
+            kind = "butnot"
+            operator = "X"
+
+            @staticmethod
+            def combine(a, b):
+                return a
 
 
 def test_composites_are_intersection_and_union(safe, profiles):

@@ -55,3 +55,18 @@ def test_users_type_checker_sees_real_types(tmp_path):
 def test_an_unknown_or_moved_name_is_an_error_not_any(tmp_path):
     out = _mypy(tmp_path, "import adtarget\nadtarget.NoSuchName\nadtarget.CellCounts\n")
     assert out.count('has no attribute') == 2, out
+
+
+def test_the_main_functions_parameters_are_typed(tmp_path):
+    """A wrong argument to ``run``, ``release`` or ``SegmentCatalog`` is a type error in the user's code."""
+    code = textwrap.dedent('''
+        import adtarget
+        from adtarget import SegmentCatalog, release, run
+
+        run("events.parquet", "consent.sqlite", pseudonymizer=b"key", budget="budget.sqlite")
+        release("events.parquet", None, None, ledger="budget.sqlite", random_state="seed")
+        SegmentCatalog([], "iab-2.2", screen=["iab-2.2:1"])
+    ''')
+    out = _mypy(tmp_path, code)
+    wrong = re.findall(r'Argument (?:\d+|"\w+") to "(\w+)"', out)
+    assert sorted(wrong) == sorted(["run"] * 3 + ["release"] * 5 + ["SegmentCatalog"] * 2), out

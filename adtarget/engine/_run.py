@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from adtarget._core._atomic import write_private_text
 from adtarget._core._buffers import uses_buffers
@@ -21,6 +21,23 @@ from adtarget.engine._protocol import Engine, LocalEngine
 from adtarget.exceptions import ParameterError
 from adtarget.gate._policy import EligibilityPolicy
 from adtarget.reports._release import check_ledger, release_counts
+from adtarget.reports._spec import BREAKDOWN_DIMS
+
+if TYPE_CHECKING:
+    from adtarget._core._types import EventSource, SeedLike
+    from adtarget.budget._ledger import BudgetLedger
+    from adtarget.consent import ConsentLedger, ConsentSnapshot
+    from adtarget.engine._aggregates import Aggregates
+    from adtarget.events._pseudonym import Pseudonymizer
+    from adtarget.reference._sensitivity import SafeTaxonomy
+    from adtarget.reference._services import ServiceRegistry
+    from adtarget.reports._explain import ReleaseExplanation
+    from adtarget.reports._report import SegmentReport
+    from adtarget.reports._spec import ReleaseSpec
+    from adtarget.segments._dp_kmeans import DPKMeansSegmenter
+    from adtarget.segments._info import SegmentAssignments
+    from adtarget.segments._rules import SegmentCatalog
+    from adtarget.segments._screen import ProxyScreen
 
 __all__ = ["RunResult", "RunSettings", "run"]
 
@@ -38,7 +55,7 @@ class RunSettings:
     epsilon: float = 1.0
     delta: float = 1e-6
     mechanism: str = "discrete_laplace"
-    breakdowns: tuple[str, ...] = ("age_band", "region", "service")
+    breakdowns: tuple[str, ...] = BREAKDOWN_DIMS
     max_segments_per_person: int = 5
     min_reported_size: int = 50
     public_regions: tuple[str, ...] = ()
@@ -50,7 +67,7 @@ class RunSettings:
         if not isinstance(self.policy, EligibilityPolicy):
             raise ParameterError(f"policy must be an EligibilityPolicy; got {type(self.policy).__name__}")
 
-    def release_spec(self, segment_ids: tuple[str, ...]) -> Any:
+    def release_spec(self, segment_ids: tuple[str, ...]) -> ReleaseSpec:
         from adtarget.reports._spec import ReleaseSpec
 
         return ReleaseSpec(
@@ -71,11 +88,11 @@ class RunResult:
     """A build's outputs: the advertiser's report (Non-Personal), the data owner's explanation and summary,
     and — for the local engine — the internal, Personal segment assignments."""
 
-    report: Any
-    explanation: Any
-    aggregates: Any
+    report: SegmentReport
+    explanation: ReleaseExplanation
+    aggregates: Aggregates
     summary: dict[str, Any]
-    assignments: Any = None
+    assignments: SegmentAssignments | None = None
 
     #: who may receive each output: ``report`` and ``explanation`` are functions of noised values and public
     #: parameters only (they may leave the company); ``summary`` holds exact row counts and ``assignments``
@@ -102,20 +119,20 @@ class RunResult:
 
 @uses_buffers
 def run(
-    events: Any,
-    consent: Any,
+    events: EventSource,
+    consent: ConsentLedger | ConsentSnapshot,
     *,
-    pseudonymizer: Any,
-    budget: Any,
+    pseudonymizer: Pseudonymizer,
+    budget: BudgetLedger,
     settings: RunSettings | None = None,
-    segmenter: Any = None,
+    segmenter: SegmentCatalog | DPKMeansSegmenter | None = None,
     engine: Engine | None = None,
-    safe_taxonomy: Any = None,
-    services: Any = None,
+    safe_taxonomy: SafeTaxonomy | None = None,
+    services: ServiceRegistry | None = None,
     window_end: int | None = None,
     snapshot_id: str | None = None,
-    screen: Any = None,
-    random_state: Any = None,
+    screen: ProxyScreen | None = None,
+    random_state: SeedLike = None,
     allow_infinite_epsilon: bool = False,
     created_at: datetime | None = None,
 ) -> RunResult:

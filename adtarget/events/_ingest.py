@@ -7,6 +7,7 @@ a coarse region. Accounting rule: ``accepted + quarantined == input_rows`` for e
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from adtarget.events._validation import (
     ACCEPTED,
     QUARANTINE_REASONS,
     REASON,
+    breakdown_column,
     category_column,
     kind_column,
     region_column,
@@ -29,8 +31,10 @@ from adtarget.events._validation import (
     timestamp_column,
     weight_column,
 )
+from adtarget.reference._breakdowns import coded_event_dimensions
 
 if TYPE_CHECKING:
+    from adtarget._core._types import EventSource
     from adtarget.events._pseudonym import Pseudonymizer
     from adtarget.reference._services import ServiceRegistry
     from adtarget.reference._taxonomy import Taxonomy
@@ -72,6 +76,9 @@ class BatchState:
     regions: tuple[str, ...]
     taxonomy: Taxonomy
     services: ServiceRegistry
+    #: codes (int16, -1 none) and value names of the breakdown dimensions' own event columns, by column
+    dimension_codes: Mapping[str, np.ndarray] = field(default_factory=dict)
+    dimension_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class EventBatch(EventColumns, Sealed, maker="adtarget.ingest"):
@@ -81,7 +88,8 @@ class EventBatch(EventColumns, Sealed, maker="adtarget.ingest"):
     known services and categories), so the gate never sees events that skipped it. Attributes: ``person``
     (int32 index into ``persons``), ``persons`` (sorted uint64 pseudonyms), ``service``, ``ts``, ``category``,
     ``kind``, ``region`` (codes), ``weight``, ``regions`` (names of the region codes), ``taxonomy``,
-    ``services``.
+    ``services``, ``dimension_codes`` and ``dimension_values`` (the columns of breakdown dimensions outside
+    the contract's own, by column: codes and their names).
     """
 
     __slots__ = ()
@@ -94,6 +102,8 @@ class EventBatch(EventColumns, Sealed, maker="adtarget.ingest"):
     regions: tuple[str, ...]
     taxonomy: Taxonomy
     services: ServiceRegistry
+    dimension_codes: Mapping[str, np.ndarray]
+    dimension_values: Mapping[str, tuple[str, ...]]
 
     def __repr__(self) -> str:
         if not EventBatch._is_issued(self):
@@ -146,7 +156,7 @@ class IngestResult:
 
 @uses_buffers
 def ingest(
-    source: Any,
+    source: EventSource,
     *,
     pseudonymizer: Pseudonymizer,
     taxonomy: Taxonomy | None = None,
@@ -185,6 +195,7 @@ def ingest(
     kind = kind_column(columns.get("kind"), n_rows, reason)
     weight = weight_column(columns.get("weight"), n_rows, reason)
     region, regions = region_column(columns.get("region"), n_rows, reason)
+    coded = {d.source: breakdown_column(columns.get(d.source), d, n_rows, reason) for d in coded_event_dimensions()}
     del columns
     events = {"service": service, "ts": ts, "category": category, "kind": kind, "region": region,
               "weight": weight}
@@ -194,11 +205,14 @@ def ingest(
     accepted = None if rows.size == 0 else reason == ACCEPTED
     reasons = reason[rows]
     del reason
+    codes = {name: c for name, (c, _) in coded.items()}
     if accepted is not None:  # no copy when nothing was quarantined; else one column at a time
-        for name in events:
-            events[name] = events[name][accepted]
+        for table in (events, codes):
+            for name in table:
+                table[name] = table[name][accepted]
     person, persons = pseudonymise(ids, accepted, pseudonymizer)
     batch = EventBatch._issue(BatchState(person=person, persons=persons, **events, regions=regions,
-                                         taxonomy=taxonomy, services=services))
+                                         taxonomy=taxonomy, services=services, dimension_codes=codes,
+                                         dimension_values={name: v for name, (_, v) in coded.items()}))
     quarantine = Quarantine(rows=readonly(rows.astype(np.int64)), reason=readonly(reasons))
     return IngestResult(batch=batch, quarantine=quarantine, input_rows=n_rows, dropped_columns=dropped)

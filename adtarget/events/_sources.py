@@ -19,8 +19,15 @@ __all__ = ["read_columns"]
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 # Identifier-like CSV columns are read as text, never inferred as numbers: "007" stays "007" (as the consent
 # reader keeps it), so one account id pseudonymises alike in events and consent.
-_TEXT_COLUMNS: dict[str, Any] = {name: "string" for name in ("person_id", "service", "category", "kind", "region")}
+_TEXT_COLUMNS: tuple[str, ...] = ("person_id", "service", "category", "kind", "region")
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
+
+
+def _text_columns() -> dict[str, Any]:
+    """CSV column types: the identifier-like columns and the breakdown dimensions' event columns as text."""
+    from adtarget.reference._breakdowns import coded_event_dimensions
+
+    return {name: "string" for name in (*_TEXT_COLUMNS, *(d.source for d in coded_event_dimensions()))}
 
 
 def read_columns(source: Any, *, what: str = "events") -> tuple[dict[str, Any], int]:
@@ -81,7 +88,7 @@ def _read_csv(path: Path, what: str) -> Any:
         table = pcsv.read_csv(
             path,
             parse_options=pcsv.ParseOptions(delimiter=delimiter),
-            convert_options=pcsv.ConvertOptions(strings_can_be_null=True, column_types=_TEXT_COLUMNS),
+            convert_options=pcsv.ConvertOptions(strings_can_be_null=True, column_types=_text_columns()),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, OSError) as exc:
         raise InputFormatError(f"{what}: {path} is not a readable CSV file ({_short(exc)})") from None

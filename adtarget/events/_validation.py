@@ -29,12 +29,14 @@ from adtarget.events._schema import DEFAULT_KIND, EVENT_KINDS
 from adtarget.exceptions import InputFormatError
 
 if TYPE_CHECKING:
+    from adtarget.reference._breakdowns import BreakdownDimension
     from adtarget.reference._services import ServiceRegistry
     from adtarget.reference._taxonomy import Taxonomy
 
 __all__ = [
     "ACCEPTED",
     "QUARANTINE_REASONS",
+    "breakdown_column",
     "category_column",
     "kind_column",
     "region_column",
@@ -57,6 +59,7 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     "non_finite_weight",
     "region_looks_like_coordinates",
     "invalid_region",
+    "invalid_breakdown_value",
 )
 REASON = {name: code for code, name in enumerate(QUARANTINE_REASONS)}
 ACCEPTED = int(np.iinfo(np.int8).max)  # the reason code of a row that breaks no rule
@@ -109,6 +112,26 @@ def region_column(values: Any, n_rows: int, reason: np.ndarray) -> tuple[np.ndar
     reasons = np.select([coordinates, ~valid & ~blank],
                         [REASON["region_looks_like_coordinates"], REASON["invalid_region"]], ACCEPTED)
     return _map(chunks, (mapped, -1), (reasons.astype(np.int8), ACCEPTED), reason, np.int16), regions
+
+
+def breakdown_column(values: Any, dim: BreakdownDimension, n_rows: int,
+                     reason: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Codes (int16, -1 for none) of a breakdown dimension's event column into its sorted accepted values;
+    values ``dim.pattern`` refuses are quarantined as ``invalid_breakdown_value``."""
+    if values is None:
+        return np.full(n_rows, -1, dtype=np.int16), ()
+    uniques, chunks = _coded(values, dim.source)
+    blank = blank_values(uniques)
+    text = [str(u).strip() for u in uniques]
+    valid = np.array([dim.accepts(t) for t in text], dtype=bool) & ~blank
+    names = tuple(sorted({t for t, ok in zip(text, valid) if ok}))
+    if len(names) > np.iinfo(np.int16).max:
+        raise InputFormatError(f"events: column {dim.source!r} has more distinct values than a breakdown can hold "
+                               f"({np.iinfo(np.int16).max}); a breakdown dimension must be coarse")
+    code_of = {r: i for i, r in enumerate(names)}
+    mapped = np.array([code_of.get(t, -1) for t in text], dtype=np.int16)
+    reasons = np.where(~valid & ~blank, REASON["invalid_breakdown_value"], ACCEPTED).astype(np.int8)
+    return _map(chunks, (mapped, -1), (reasons, ACCEPTED), reason, np.int16), names
 
 
 def timestamp_column(values: Any, n_rows: int, reason: np.ndarray, now: float) -> np.ndarray:

@@ -21,6 +21,7 @@ from adtarget.events._ingest import BatchState, EventBatch, EventColumns
 from adtarget.exceptions import ParameterError
 from adtarget.gate._policy import EligibilityPolicy
 from adtarget.gate._rules import EVENT_CODE, EVENT_RULES, EXCLUSION_RULES, PERSON_RULES, SENSITIVE_ONLY
+from adtarget.reference._breakdowns import breakdown_by_source
 
 if TYPE_CHECKING:
     from adtarget.consent import ConsentSnapshot
@@ -68,6 +69,8 @@ class EligibleState:
     persons: np.ndarray
     birth_year: np.ndarray
     regions: tuple[str, ...]
+    dimension_codes: Mapping[str, np.ndarray]
+    dimension_values: Mapping[str, tuple[str, ...]]
     safe_taxonomy: SafeTaxonomy
     services: ServiceRegistry
     window_start: int
@@ -96,6 +99,8 @@ class EligibleEvents(EventColumns, Sealed, maker="adtarget.apply_gate"):
     persons : sorted uint64 pseudonyms of the eligible persons.
     birth_year : int16 per person (0 unknown).
     regions, safe_taxonomy, services, policy : what the codes mean and what the gate applied.
+    dimension_codes, dimension_values : the eligible events' codes and value names of the breakdown dimensions'
+        own event columns (``adtarget.reference.BREAKDOWN_DIMENSIONS``), by column.
     window_start, window_end : the data window (epoch seconds; public: the end the caller set, minus the
         longest retention).
     target_service : the one service a cross-service-restricted build targets, or None.
@@ -114,6 +119,8 @@ class EligibleEvents(EventColumns, Sealed, maker="adtarget.apply_gate"):
     weight: np.ndarray
     birth_year: np.ndarray
     regions: tuple[str, ...]
+    dimension_codes: Mapping[str, np.ndarray]
+    dimension_values: Mapping[str, tuple[str, ...]]
     safe_taxonomy: SafeTaxonomy
     services: ServiceRegistry
     window_start: int
@@ -339,10 +346,8 @@ def _sensitive_table(batch: BatchState, snapshot: ConsentSnapshot, safe_taxonomy
     base = ~np.asarray(safe_taxonomy.safe_mask, dtype=bool)
     rows = [base]
     if policy.jurisdiction_profiles and snapshot.persons.size:
-        from adtarget.reference._sensitivity import SensitivityProfile
-
-        for profile_name in policy.jurisdiction_profiles.values():
-            stricter = SensitivityProfile.named(profile_name).sensitive_mask(batch.taxonomy)
+        for profile in policy.profiles.values():
+            stricter = profile.sensitive_mask(batch.taxonomy)
             rows.append(base | np.asarray(stricter, dtype=bool))
     return np.ascontiguousarray(np.stack(rows))
 
@@ -364,14 +369,19 @@ def _build(batch: BatchState, persons: _PersonTables, sensitive: np.ndarray, saf
     columns = tuple(getattr(batch, name) for name in _EVENT_COLUMNS)
     out = tuple(np.empty(n_events, dtype=np.int32 if name == "person" else column.dtype)
                 for name, column in zip(_EVENT_COLUMNS, columns))
+    dims = tuple(batch.dimension_codes)
+    extra = (np.stack([batch.dimension_codes[d] for d in dims]) if dims else np.empty((0, n_events), np.int16),
+             np.array([breakdown_by_source(d).location for d in dims], dtype=bool))
+    extra_out = np.empty_like(extra[0])
     audit = (np.empty(n_events, dtype=np.int32), np.empty(n_events, dtype=np.int8))
     rules = (persons.state, persons.profile, permitted,
              -1 if target_service is None else batch.services.names.index(target_service), sensitive, oldest, end,
              len(PERSON_RULES))
     n_eligible, n_audit, redacted, counts = kernels.filter_events(
-        columns, rules, np.asarray(safe_taxonomy.sensitive_class, dtype=np.int8), out, audit)
+        columns, extra, rules, np.asarray(safe_taxonomy.sensitive_class, dtype=np.int8), (*out, extra_out), audit)
     for column in out:  # shrink in place: the pages past n_eligible were never written, so never resident
         column.resize(n_eligible, refcheck=False)
+    dimension_codes = {d: extra_out[r, :n_eligible].copy() for r, d in enumerate(dims)}
     keep, new_index = kernels.renumber_persons(out[0], batch.persons.size)
     n_audit = kernels.compact_audit(audit[0], audit[1], n_audit, new_index)
     state = EligibleState(
@@ -379,6 +389,8 @@ def _build(batch: BatchState, persons: _PersonTables, sensitive: np.ndarray, saf
         persons=batch.persons[keep],
         birth_year=persons.birth_year[keep],
         regions=batch.regions,
+        dimension_codes=dimension_codes,
+        dimension_values=batch.dimension_values,
         safe_taxonomy=safe_taxonomy,
         services=batch.services,
         window_start=end - max(policy.retention_seconds()),

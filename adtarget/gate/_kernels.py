@@ -147,15 +147,17 @@ def _copy_regions(region: np.ndarray, codes: np.ndarray, target: np.ndarray, j: 
 
 
 @numba.njit(cache=True, nogil=True)
-def filter_events(columns: tuple, rules: tuple, sensitive_class: np.ndarray,
+def filter_events(columns: tuple, extra: tuple[np.ndarray, np.ndarray], rules: tuple, sensitive_class: np.ndarray,
                   out: tuple, audit: tuple[np.ndarray, np.ndarray]) -> tuple[int, int, int, np.ndarray]:
     """Classify every event and copy the eligible ones, block by block.
 
-    ``columns`` are the batch's (person, service, ts, category, kind, region, weight); ``rules`` are
+    ``columns`` are the batch's (person, service, ts, category, kind, region, weight, dimensions); ``extra``
+    is (dimension codes (n_dims, n_events) int16, which of them are location data (bool)); ``rules`` are
     (person_state, person_profile, permitted, target, sensitive, oldest, end, base), ``person_profile`` each
     person's row of ``sensitive`` (empty: row 0 for all), ``target`` the target service or -1. ``out`` (same
-    order, as long as the batch) receives the eligible events with their batch person index and the regions of
-    redacted persons set to -1; ``audit`` (person, class; as long as the batch) the events whose only failing
+    order, as long as the batch, dimensions last as one (n_dims, n_events) array) receives the eligible events
+    with their batch person index and the regions (and location dimensions) of redacted persons set to -1;
+    ``audit`` (person, class; as long as the batch) the events whose only failing
     rule is the sensitive category and whose node has a class in ``sensitive_class``. Returns
     ``(n_eligible, n_audit, n_redacted, counts)``, ``counts[code]`` the events excluded with each code.
     """
@@ -179,6 +181,11 @@ def filter_events(columns: tuple, rules: tuple, sensitive_class: np.ndarray,
         _copy_kept(category[start:stop], kept, out[3], j)
         _copy_kept(kind[start:stop], kept, out[4], j)
         redacted += _copy_regions(region[start:stop], codes, out[5], j)
+        for r in range(extra[0].shape[0]):
+            if extra[1][r]:
+                redacted += _copy_regions(extra[0][r, start:stop], codes, out[7][r], j)
+            else:
+                _copy_kept(extra[0][r, start:stop], kept, out[7][r], j)
         j = _copy_kept(weight[start:stop], kept, out[6], j)
     return j, a, redacted, counts
 

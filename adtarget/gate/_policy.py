@@ -6,10 +6,11 @@ import datetime as _dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, cast
 
 from adtarget.events._schema import EVENT_KINDS
 from adtarget.exceptions import ParameterError
+from adtarget.reference._sensitivity import SensitivityProfile
 
 __all__ = ["DEFAULT_RETENTION_DAYS", "POLICY_MIN_AGE", "EligibilityPolicy"]
 
@@ -36,8 +37,9 @@ class EligibilityPolicy:
     min_policy_version : consent given under an older policy version (ISO date strings compare in order)
         is not used; ``None`` accepts every version.
     jurisdiction_min_age : stricter minimum ages per jurisdiction code (e.g. ``{"KR": 14}``).
-    jurisdiction_profiles : stricter sensitivity profiles per jurisdiction (e.g. ``{"DE": "gdpr_art9"}``),
-        applied on top of the build's profile.
+    jurisdiction_profiles : stricter sensitivity profiles per jurisdiction, applied on top of the build's
+        profile: a bundled profile's name (``{"DE": "gdpr_art9"}``) or a :class:`SensitivityProfile` built for
+        that jurisdiction (``SensitivityProfile.from_nodes``, or the constructor). Stored as profiles.
     """
 
     min_age: int = POLICY_MIN_AGE
@@ -45,7 +47,7 @@ class EligibilityPolicy:
     retention_days: Mapping[str, int] = field(default_factory=lambda: DEFAULT_RETENTION_DAYS)
     min_policy_version: str | None = None
     jurisdiction_min_age: Mapping[str, int] = field(default_factory=dict)
-    jurisdiction_profiles: Mapping[str, str] = field(default_factory=dict)
+    jurisdiction_profiles: Mapping[str, str | SensitivityProfile] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.min_age, bool) or not isinstance(self.min_age, int) or self.min_age < POLICY_MIN_AGE:
@@ -65,7 +67,8 @@ class EligibilityPolicy:
                     f"jurisdiction_min_age[{code!r}] must be an integer >= min_age ({self.min_age}); got {age!r}"
                 )
         object.__setattr__(self, "jurisdiction_min_age", _frozen_map(self.jurisdiction_min_age))
-        object.__setattr__(self, "jurisdiction_profiles", _frozen_map(self.jurisdiction_profiles))
+        object.__setattr__(self, "jurisdiction_profiles", MappingProxyType(
+            {code: _profile(code, p) for code, p in dict(self.jurisdiction_profiles).items()}))
         if self.min_policy_version is not None:
             _check_version(self.min_policy_version)
 
@@ -74,6 +77,11 @@ class EligibilityPolicy:
         return (EligibilityPolicy, (self.min_age, self.unknown_age, dict(self.retention_days),
                                     self.min_policy_version, dict(self.jurisdiction_min_age),
                                     dict(self.jurisdiction_profiles)))
+
+    @property
+    def profiles(self) -> Mapping[str, SensitivityProfile]:
+        """The stricter sensitivity profile of each jurisdiction (``jurisdiction_profiles``, names resolved)."""
+        return cast("Mapping[str, SensitivityProfile]", self.jurisdiction_profiles)
 
     def retention_seconds(self) -> list[int]:
         """Retention per event kind code, in seconds, aligned with ``EVENT_KINDS``."""
@@ -87,8 +95,21 @@ class EligibilityPolicy:
         if self.jurisdiction_min_age:
             parts.append(f"jurisdiction_min_age={dict(self.jurisdiction_min_age)}")
         if self.jurisdiction_profiles:
-            parts.append(f"jurisdiction_profiles={dict(self.jurisdiction_profiles)}")
+            names = {code: p.name for code, p in self.profiles.items()}
+            parts.append(f"jurisdiction_profiles={names}")
         return "EligibilityPolicy(" + ", ".join(parts) + ")"
+
+
+def _profile(code: object, profile: object) -> SensitivityProfile:
+    """The sensitivity profile a jurisdiction's entry names (bundled name) or is."""
+    if not isinstance(code, str):
+        raise ParameterError(f"jurisdiction_profiles keys must be jurisdiction codes (strings); got {code!r}")
+    if isinstance(profile, str):
+        return SensitivityProfile.named(profile)
+    if type(profile) is not SensitivityProfile:
+        raise ParameterError(f"jurisdiction_profiles[{code!r}] must be a bundled profile name or a "
+                             f"SensitivityProfile; got {type(profile).__name__}")
+    return profile
 
 
 def _check_version(version: str) -> None:

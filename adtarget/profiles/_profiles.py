@@ -12,7 +12,7 @@ does: deterministic on every platform).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from scipy import sparse
@@ -22,6 +22,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from adtarget._core._buffers import uses_buffers
 from adtarget._core._provenance import Sealed
 from adtarget.exceptions import ParameterError
+
+if TYPE_CHECKING:
+    from adtarget.gate._gate import EligibleEvents
 
 __all__ = ["LEVELS", "InterestProfiler", "InterestProfiles", "ProfilesState", "build_profiles", "level_columns",
            "profiles_matrix", "profiles_state"]
@@ -278,7 +281,7 @@ def check_profile_params(half_life_days: Any, level: Any, max_events_per_person:
 
 
 @uses_buffers
-def build_profiles(eligible: Any, *, half_life_days: float = 30.0, level: str = "node",
+def build_profiles(eligible: EligibleEvents, *, half_life_days: float = 30.0, level: str = "node",
                    max_events_per_person: int | None = 1000, norm: str | None = None) -> InterestProfiles:
     """Interest profiles of the eligible persons.
 

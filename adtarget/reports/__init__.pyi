@@ -15,8 +15,10 @@ from ._release import report_policy as report_policy
 from ._report import SegmentReport as SegmentReport
 from ._report import audit_report as audit_report
 from ._report import validate_report as validate_report
+from ._report_schema import breakdowns_schema as breakdowns_schema
+from ._report_schema import load_schema as load_schema
 from ._spec import ReleaseSpec as ReleaseSpec
 
 __all__ = ["CellCounts", "CountNoise", "PartitionSelection", "ProxyAudit", "ReleaseExplanation", "ReleaseResult",
-           "ReleaseSpec", "SegmentReport", "audit_proxies", "audit_report", "count_cells", "default_window",
-           "release", "release_counts", "report_policy", "validate_report"]
+           "ReleaseSpec", "SegmentReport", "audit_proxies", "audit_report", "breakdowns_schema", "count_cells", "default_window",
+           "load_schema", "release", "release_counts", "report_policy", "validate_report"]

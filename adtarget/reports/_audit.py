@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,12 @@ from adtarget.budget._spec import PrivacyBudget, check_epsilon
 from adtarget.exceptions import ParameterError
 from adtarget.reports._bounding import stable64, stable64_many
 from adtarget.segments._screen import ProxyScreen
+
+if TYPE_CHECKING:
+    from adtarget._core._types import SeedLike
+    from adtarget.budget._ledger import BudgetLedger
+    from adtarget.gate._gate import EligibleEvents
+    from adtarget.segments._info import SegmentAssignments
 
 __all__ = ["DEFAULT_T", "ProxyAudit", "audit_proxies"]
 
@@ -95,8 +101,8 @@ def _checked_bound(k: Any) -> int:
 
 
 @uses_buffers
-def audit_proxies(eligible: Any, assignments: Any, *, epsilon: float, ledger: Any, t: float = DEFAULT_T,
-                  max_segments_per_person: int = 5, random_state: Any = None) -> ProxyAudit:
+def audit_proxies(eligible: EligibleEvents, assignments: SegmentAssignments, *, epsilon: float, ledger: BudgetLedger,
+                  t: float = DEFAULT_T, max_segments_per_person: int = 5, random_state: SeedLike = None) -> ProxyAudit:
     """DP sensitive-proxy audit of every segment of ``assignments``, charged to ``ledger`` before it runs.
 
     Parameters

@@ -11,26 +11,27 @@ Inner kernel: it trusts its inputs; ``release`` validates them first.
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from adtarget._core._buffers import uses_buffers
 from adtarget._core._provenance import Sealed
 from adtarget.exceptions import ParameterError
+from adtarget.reference._breakdowns import BreakdownDimension, breakdown_dimension
 from adtarget.reports._bounding import stable64, stable64_many
 from adtarget.reports._spec import ReleaseSpec
 
-__all__ = ["AGE_BANDS", "CellCounts", "CountsState", "CountingBounds", "ReleaseFacts", "age_band_codes",
-           "count_cells", "counting_bounds", "counts_state", "report_policy"]
+if TYPE_CHECKING:
+    from adtarget.gate._gate import EligibleEvents
+    from adtarget.gate._policy import EligibilityPolicy
+    from adtarget.reference._sensitivity import SafeTaxonomy
+    from adtarget.segments._info import SegmentAssignments
 
-AGE_BANDS: tuple[str, ...] = ("13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknown")
-_BAND_EDGES = np.array([18, 25, 35, 45, 55, 65])
-_YEARS_MAX = 1 << 16  # birth years spanning more than this are banded one by one, not through a table
+__all__ = ["CellCounts", "CountsState", "CountingBounds", "ReleaseFacts", "count_cells", "counting_bounds", "counts_state", "report_policy"]
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class ReleaseFacts:
     definitions: tuple[tuple[str, Any], ...]
 
 
-def report_policy(policy: Any, safe_taxonomy: Any) -> dict[str, Any]:
+def report_policy(policy: EligibilityPolicy, safe_taxonomy: SafeTaxonomy) -> dict[str, Any]:
     """The report's ``policy`` object: minimum consent policy version ("any"), sensitivity profile, minimum age."""
     return {"version": policy.min_policy_version or "any", "sensitivity_profile": safe_taxonomy.profile.name,
             "min_age": int(policy.min_age)}
@@ -206,9 +207,8 @@ def counts_state(cells: object, what: str = "cells") -> CountsState:
 
 
 def _union_values(dim: str, a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
-    if dim == "age_band":
-        return AGE_BANDS
-    return tuple(sorted(set(a) | set(b)))
+    entry = breakdown_dimension(dim)
+    return entry.fixed_values if entry.values == "fixed" else tuple(sorted(set(a) | set(b)))
 
 
 def _aligned(arr: np.ndarray, names: tuple[str, ...], target: tuple[str, ...]) -> np.ndarray:
@@ -223,35 +223,18 @@ def _aligned2(cc: CountsState, dim: str, seg_ids: tuple[str, ...], values: tuple
     return _aligned(rows.T, cc.values[dim], values).T
 
 
-def age_band_codes(birth_year: np.ndarray, window_end: int) -> np.ndarray:
-    """Age band index (into ``AGE_BANDS``) of each person at the window's end (int8).
-
-    Age is the youngest the person can be (``end_year - birth_year - 1``), as in the gate; birth year 0
-    (unknown) or an impossible age (< 13, which the gate excludes) gives ``"unknown"``.
-    """
-    year = _dt.datetime.fromtimestamp(window_end, tz=_dt.timezone.utc).year
-    by = np.asarray(birth_year)
-    if by.size == 0 or int(by.max()) - int(by.min()) > _YEARS_MAX:
-        return _bands(by.astype(np.int64), year)
-    low = int(by.min())  # one band per year of the range, then a gather from that small table
-    return _bands(np.arange(low, int(by.max()) + 1, dtype=np.int64), year)[np.subtract(by, low, dtype=np.int64)]
-
-
-def _bands(birth_year: np.ndarray, year: int) -> np.ndarray:
-    """Age band code (int8) of each birth year in ``year``."""
-    age = year - birth_year - 1
-    band = np.searchsorted(_BAND_EDGES, age, side="right").astype(np.int8)
-    return np.where((birth_year > 0) & (age >= 13), band, len(AGE_BANDS) - 1).astype(np.int8)
-
-
-def _dimension_source(eligible: Any, dim: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
-    """Per-event value codes, their names, and the codes in the dimension's domain."""
-    if dim == "region":
-        names = tuple(eligible.regions)
-        return eligible.person, eligible.region, names, np.arange(len(names))
-    names = tuple(eligible.services.names)
-    permitted = np.asarray(getattr(eligible.services, "ads_permitted", np.ones(len(names), dtype=bool)), bool)
-    return eligible.person, eligible.service, names, np.flatnonzero(permitted)
+def _dimension_source(eligible: Any, dim: BreakdownDimension) -> tuple[np.ndarray, np.ndarray, tuple[str, ...],
+                                                                     np.ndarray]:
+    """Per-event person index, value codes, their names, and the codes in the dimension's domain."""
+    if dim.values == "registry":
+        names = tuple(eligible.services.names)
+        permitted = np.asarray(getattr(eligible.services, "ads_permitted", np.ones(len(names), dtype=bool)), bool)
+        return eligible.person, eligible.service, names, np.flatnonzero(permitted)
+    if dim.source == "region":
+        codes, names = eligible.region, tuple(eligible.regions)
+    else:
+        codes, names = eligible.dimension_codes[dim.source], tuple(eligible.dimension_values[dim.source])
+    return eligible.person, codes, names, np.arange(len(names))
 
 
 def check_segments(segment_ids: Sequence[str], safe_taxonomy: Any) -> None:
@@ -278,7 +261,7 @@ def derived_assignments(events: Any, assignments: Any) -> Any:
 
 
 @uses_buffers
-def count_cells(eligible: Any, assignments: Any, spec: ReleaseSpec) -> CellCounts:
+def count_cells(eligible: EligibleEvents, assignments: SegmentAssignments, spec: ReleaseSpec) -> CellCounts:
     """Distinct-person counts per segment and per (segment, breakdown value), after contribution bounding.
 
     Parameters
@@ -370,24 +353,28 @@ def _column_keys(assignments: Any, spec: ReleaseSpec, n_columns: int) -> np.ndar
 
 def _named_cells(dim: str, names: tuple[str, ...], domain: np.ndarray, counts: np.ndarray,
                  per_value: np.ndarray) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    """A dimension's reported values (regions without counted persons dropped; sorted by name but age bands)."""
-    if dim == "region":
+    """A dimension's reported values: fixed ones in their order; others sorted by name, and selected keys
+    without a counted person dropped (they are not in the data)."""
+    entry = breakdown_dimension(dim)
+    if entry.selected:
         domain = domain[per_value[domain] > 0]
-    order = domain[np.argsort(np.asarray(names, dtype=object)[domain], kind="stable")] \
-        if dim != "age_band" else domain
+    order = domain if entry.values == "fixed" else domain[np.argsort(np.asarray(names, dtype=object)[domain],
+                                                                     kind="stable")]
     return tuple(names[i] for i in order), counts[:, order], per_value[order]
 
 
 def _breakdown_table(eligible: Any, dim: str, spec: ReleaseSpec, counted: np.ndarray,
                      salt64: np.uint64) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
     """(n_persons, k) int32 table of each person's kept values of ``dim`` (-1 pads), the names, the domain."""
-    if dim == "age_band":
-        table = age_band_codes(eligible.birth_year, eligible.window_end)[:, None].astype(np.int32)
-        return table, AGE_BANDS, np.arange(len(AGE_BANDS))
-    return _bounded_values(eligible, dim, spec, counted, salt64)
+    entry = breakdown_dimension(dim)
+    if entry.per == "person":
+        assert entry.person_codes is not None  # the entry's own check
+        table = entry.person_codes(getattr(eligible, entry.source), eligible.window_end)[:, None].astype(np.int32)
+        return table, entry.fixed_values, np.arange(len(entry.fixed_values))
+    return _bounded_values(eligible, entry, spec, counted, salt64)
 
 
-def _bounded_values(eligible: Any, dim: str, spec: ReleaseSpec, counted: np.ndarray,
+def _bounded_values(eligible: Any, dim: BreakdownDimension, spec: ReleaseSpec, counted: np.ndarray,
                     salt64: np.uint64) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
     """(n_persons, k) table of each counted person's kept values of ``dim`` (-1 pads), names, domain."""
     from adtarget.reports import _bounding_kernels as kernels
@@ -397,7 +384,7 @@ def _bounded_values(eligible: Any, dim: str, spec: ReleaseSpec, counted: np.ndar
     kernels.value_bits(ev_person, ev_value, bits)
     in_domain = np.zeros(len(names), dtype=bool)
     in_domain[domain] = True
-    hashes = stable64_many([f"{dim}:{n}" for n in names])
+    hashes = stable64_many([f"{dim.name}:{n}" for n in names])
     table = kernels.bound_values(bits, counted, in_domain, eligible.persons, hashes, salt64,
-                                 spec.cells_per_person(dim))
+                                 spec.cells_per_person(dim.name))
     return table, names, domain

@@ -79,7 +79,8 @@ class ReleaseExplanation:
                    "delta": c_delta, "mechanism": spec.mechanism}]
         if spec.needs_partition_selection:
             p_eps, p_delta = spec.partition_budget
-            stages.append({"stage": "partition selection of non-public region keys", "epsilon": _num(p_eps),
+            keys = " and ".join(spec.selected_breakdowns)
+            stages.append({"stage": f"partition selection of non-public {keys} keys", "epsilon": _num(p_eps),
                            "delta": p_delta, "mechanism": "thresholded discrete Laplace"})
         return tuple(stages)
 
@@ -117,7 +118,7 @@ class ReleaseExplanation:
         if self.partition_selection:
             ps = self.partition_selection
             lines.append(f"  partition selection: threshold {ps.get('threshold')}, "
-                         f"{ps.get('kept', '?')} non-public region key(s) kept")
+                         f"{ps.get('kept', '?')} non-public key(s) kept")
         if self.suppression:
             sp = self.suppression
             lines.append(f"  segments: {sp['requested']} requested, {sp['reported']} reported, "

@@ -21,6 +21,7 @@ import numpy as np
 from adtarget._core._provenance import Sealed
 from adtarget.budget._spec import PrivacyBudget
 from adtarget.exceptions import ParameterError
+from adtarget.reference._breakdowns import breakdown_dimension
 from adtarget.reports._cells import CellCounts, CountsState, counts_state
 from adtarget.reports._noise import CountNoise
 from adtarget.reports._partition import PartitionSelection
@@ -160,7 +161,7 @@ def postprocess(sizes: np.ndarray, values: Mapping[str, tuple[str, ...]], cells:
     for dim, names in values.items():
         keep = np.asarray(keep_values[dim], dtype=bool)
         noisy = np.asarray(cells[dim], dtype=np.int64)[:, keep]
-        if dim == "age_band":
+        if breakdown_dimension(dim).consistency == "sums_to_size":
             c = largest_remainder(project_to_total(noisy, size), size)
         else:
             c = np.clip(noisy, 0, size[:, None])
@@ -180,21 +181,23 @@ class NoisyRelease:
     partition_selection: Mapping[str, object]
 
 
-def _region_blocks(cells: CountsState, spec: ReleaseSpec) -> tuple[tuple[str, ...], np.ndarray, np.ndarray,
-                                                                    np.ndarray]:
-    """Region columns as (names, public cells, non-public cells, non-public value persons).
+def _selected_blocks(cells: CountsState, spec: ReleaseSpec, dim: str) -> tuple[tuple[str, ...], np.ndarray,
+                                                                               np.ndarray, np.ndarray]:
+    """Columns of a dimension with data-derived keys as (names, public cells, non-public cells, non-public
+    value persons).
 
-    Public regions are all present (zeros when absent from the data), so their noise draws do not depend on
-    the data; non-public keys come last, sorted.
+    Public keys (``spec.public_values(dim)``) are all present (zeros when absent from the data), so their noise
+    draws do not depend on the data; non-public keys come last, sorted.
     """
-    names, counts, persons = cells.values["region"], cells.cells["region"], cells.value_persons["region"]
+    public_names = spec.public_values(dim)
+    names, counts, persons = cells.values[dim], cells.cells[dim], cells.value_persons[dim]
     pos = {n: i for i, n in enumerate(names)}
-    public = np.zeros((counts.shape[0], len(spec.public_regions)), dtype=np.int64)
-    for j, r in enumerate(spec.public_regions):
+    public = np.zeros((counts.shape[0], len(public_names)), dtype=np.int64)
+    for j, r in enumerate(public_names):
         if r in pos:
             public[:, j] = counts[:, pos[r]]
-    private = [i for i, n in enumerate(names) if n not in set(spec.public_regions)]
-    ordered = (*spec.public_regions, *(names[i] for i in private))
+    private = [i for i, n in enumerate(names) if n not in set(public_names)]
+    ordered = (*public_names, *(names[i] for i in private))
     return ordered, public, counts[:, private], persons[private]
 
 
@@ -218,7 +221,7 @@ def _select(spec: ReleaseSpec, persons: np.ndarray, rng: Any) -> tuple[np.ndarra
     if math.isinf(spec.epsilon):
         return persons > 0, {"mechanism": "none (epsilon=inf, tests only): every present key kept",
                              "kept": int((persons > 0).sum())}
-    sel = PartitionSelection(*spec.partition_budget, spec.cells_per_person("region"))
+    sel = PartitionSelection(*spec.partition_budget, spec.selected_cells_per_person)
     keep = sel.select(persons, rng)
     return keep, {**sel.explain(), "kept": int(keep.sum())}
 
@@ -242,20 +245,22 @@ def noisy_release(cells: CellCounts, spec: ReleaseSpec, *, l1_sensitivity: int, 
     Privacy
     -------
     Count stage ``spec.count_budget``, partition selection ``spec.partition_budget``; the rest is
-    post-processing. Draws are made in a data-independent order: sizes, age bands, services, public regions,
-    then non-public regions.
+    post-processing. Draws are made in a data-independent order: sizes, the dimensions with public keys in
+    the table's order (age bands, services), the public keys of the selected dimensions (regions), then their
+    non-public keys.
     """
     rng = as_rng(random_state)
     exact = counts_state(cells)
     n_seg = len(exact.segment_ids)
+    selected = spec.selected_breakdowns
+    plain = tuple(d for d in spec.breakdowns if d not in selected)
+    split = {d: _selected_blocks(exact, spec, d) for d in selected}
     blocks: list[tuple[str, np.ndarray]] = [("size", exact.sizes[:, None])]
-    blocks += [(d, exact.cells[d]) for d in ("age_band", "service") if d in spec.breakdowns]  # fixed order
-    single: tuple[str, ...] = ("age_band", "service")
-    values: dict[str, tuple[str, ...]] = {d: exact.values[d] for d in single if d in spec.breakdowns}
+    blocks += [(d, exact.cells[d]) for d in plain]  # fixed order: the table's
+    blocks += [(f"{d}:public", split[d][1]) for d in selected]  # every public block before any data-derived one
+    blocks += [(f"{d}:private", split[d][2]) for d in selected]
+    values: dict[str, tuple[str, ...]] = {d: exact.values[d] for d in plain}
     keep: dict[str, np.ndarray] = {d: np.ones(len(values[d]), dtype=bool) for d in values}
-    if "region" in spec.breakdowns:
-        names, public, private, persons = _region_blocks(exact, spec)
-        blocks += [("region_public", public), ("region_private", private)]
     noise = _noise(spec, l1_sensitivity)
     flat = np.concatenate([b.ravel() for _, b in blocks]) if blocks else np.zeros(0, dtype=np.int64)
     noisy_flat = noise.add_noise(flat, rng, allow_infinite_epsilon=allow_infinite_epsilon)
@@ -264,11 +269,15 @@ def noisy_release(cells: CellCounts, spec: ReleaseSpec, *, l1_sensitivity: int, 
         noisy[name] = noisy_flat[at:at + b.size].reshape(n_seg, -1)
         at += b.size
     partition: dict[str, object] = {}
-    if "region" in spec.breakdowns:
-        selected, partition = _select(spec, persons, rng)
-        values["region"] = names
-        noisy["region"] = np.concatenate([noisy.pop("region_public"), noisy.pop("region_private")], axis=1)
-        keep["region"] = np.concatenate([np.ones(len(spec.public_regions), dtype=bool), selected])
+    if selected:
+        chosen, partition = _select(spec, np.concatenate([split[d][3] for d in selected]), rng)
+        at = 0
+        for d in selected:
+            names, public, _, persons = split[d]
+            values[d] = names
+            noisy[d] = np.concatenate([noisy.pop(f"{d}:public"), noisy.pop(f"{d}:private")], axis=1)
+            keep[d] = np.concatenate([np.ones(public.shape[1], dtype=bool), chosen[at:at + persons.size]])
+            at += persons.size
     ordered = {d: values[d] for d in spec.breakdowns}
     counts = postprocess(noisy["size"][:, 0], ordered, {d: noisy[d] for d in ordered},
                          segment_ids=exact.segment_ids, keep_values=keep, min_reported_size=spec.min_reported_size)

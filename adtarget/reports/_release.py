@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,12 @@ from adtarget.reports._explain import ReleaseExplanation, _bounds, _num, sensiti
 from adtarget.reports._postprocess import as_rng, noisy_release
 from adtarget.reports._report import SegmentReport, validate_report
 from adtarget.reports._spec import ReleaseSpec, _iso
+
+if TYPE_CHECKING:
+    from adtarget._core._types import SeedLike
+    from adtarget.gate._gate import EligibleEvents
+    from adtarget.gate._policy import EligibilityPolicy
+    from adtarget.segments._info import SegmentAssignments
 
 __all__ = ["ReleaseResult", "check_ledger", "default_window", "query_key", "release", "release_counts", "report_policy"]
 
@@ -63,7 +69,7 @@ def query_key(spec: ReleaseSpec, facts: ReleaseFacts) -> str:
     return "rq-" + hashlib.blake2b(text.encode(), digest_size=16, person=b"adtarget-query").hexdigest()
 
 
-def default_window(policy: Any, window_end: int) -> tuple[int, int]:
+def default_window(policy: EligibilityPolicy, window_end: int) -> tuple[int, int]:
     """The data window of a gate run: its end minus the longest retention (data-independent; the earliest
     eligible event would reveal a person's timestamp)."""
     return (int(window_end) - max(policy.retention_seconds()), int(window_end))
@@ -98,7 +104,8 @@ def _check_bounds(spec: ReleaseSpec, recorded: Any) -> None:
 
 
 @uses_buffers
-def release(eligible: Any, assignments: Any, spec: ReleaseSpec, *, ledger: Any, random_state: Any = None,
+def release(eligible: EligibleEvents, assignments: SegmentAssignments, spec: ReleaseSpec, *, ledger: BudgetLedger,
+            random_state: SeedLike = None,
             allow_infinite_epsilon: bool = False, created_at: datetime | None = None) -> ReleaseResult:
     """Release DP segment sizes and breakdowns to an advertiser, charging the budget ledger first.
 
@@ -172,7 +179,7 @@ def _charge(ledger: BudgetLedger, spec: ReleaseSpec, key: str, definitions: Sequ
 
 
 @uses_buffers
-def release_counts(cells: CellCounts, spec: ReleaseSpec, *, ledger: Any, random_state: Any = None,
+def release_counts(cells: CellCounts, spec: ReleaseSpec, *, ledger: BudgetLedger, random_state: SeedLike = None,
                    allow_infinite_epsilon: bool = False, created_at: datetime | None = None) -> ReleaseResult:
     """``release`` from exact counts summed over partitions of persons (what a distributed engine has).
 

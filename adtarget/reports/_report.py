@@ -17,14 +17,19 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from adtarget._core._atomic import atomic_path
 from adtarget.exceptions import InputFormatError, ReportValidationError
+from adtarget.reference._breakdowns import breakdown_dimensions
 from adtarget.reports._report_schema import load_schema, schema_errors
 from adtarget.reports._spec import looks_like_pseudonym
+
+if TYPE_CHECKING:
+    from adtarget.gate._policy import EligibilityPolicy
+    from adtarget.reference._sensitivity import SafeTaxonomy
 
 __all__ = ["SCHEMA_ID", "ReportAudit", "ReportSegment", "SegmentReport", "audit_report", "load_schema",
            "report_errors", "schema_errors", "validate_report"]
@@ -117,7 +122,12 @@ def _segment_ok(seg: Mapping[str, Any], min_size: int) -> bool:
     """Whether :func:`_segment_errors` finds nothing (the same rules, no messages)."""
     size, breakdowns = seg["size"], seg["breakdowns"]
     return (size >= min_size and all(min_size <= c <= size for cells in breakdowns.values() for c in cells.values())
-            and sum(breakdowns.get("age_band", {}).values()) <= size)
+            and all(sum(breakdowns.get(d, {}).values()) <= size for d in _one_value_per_person()))
+
+
+def _one_value_per_person() -> tuple[str, ...]:
+    """Dimensions whose cells partition the segment (one value per person), so they sum to at most its size."""
+    return tuple(d.name for d in breakdown_dimensions() if d.consistency == "sums_to_size")
 
 
 def _segment_errors(seg: Mapping[str, Any], i: int, min_size: int) -> list[str]:
@@ -131,9 +141,10 @@ def _segment_errors(seg: Mapping[str, Any], i: int, min_size: int) -> list[str]:
             where = f"$.segments[{i}].breakdowns.{dim}[{n}]"
             if not min_size <= c <= size:
                 errors.append(f"{where}: must be in [min_reported_size {min_size}, size {size}], got {c}")
-    if sum(seg["breakdowns"].get("age_band", {}).values()) > size:
-        errors.append(f"$.segments[{i}].breakdowns.age_band: one band per person, so the cells must sum to at "
-                      f"most the size {size}")
+    for dim in _one_value_per_person():
+        if sum(seg["breakdowns"].get(dim, {}).values()) > size:
+            errors.append(f"$.segments[{i}].breakdowns.{dim}: one value per person, so the cells must sum to at "
+                          f"most the size {size}")
     return errors
 
 
@@ -352,7 +363,7 @@ def _sensitive_problems(segments: Sequence[Mapping[str, Any]], safe_taxonomy: An
     return sensitive_segment_problems([seg["segment_id"] for seg in segments], safe_taxonomy)
 
 
-def audit_report(path: str | os.PathLike[str], policy: Any, safe_taxonomy: Any) -> ReportAudit:
+def audit_report(path: str | os.PathLike[str], policy: EligibilityPolicy, safe_taxonomy: SafeTaxonomy) -> ReportAudit:
     """Check a report file: schema, report rules (sizes >= min), policy fields and sensitive segment ids.
 
     Parameters

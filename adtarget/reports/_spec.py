@@ -20,16 +20,18 @@ from typing import Any
 from adtarget.budget._ledger import checked_advertiser
 from adtarget.budget._spec import MIN_EPSILON
 from adtarget.exceptions import ParameterError
+from adtarget.reference._breakdowns import BREAKDOWN_DIMENSIONS, breakdown_dimension, breakdown_dimensions
 from adtarget.reports._noise import MECHANISMS
 
 __all__ = ["BREAKDOWN_DIMS", "MECHANISMS", "SEGMENT_ID_PATTERN", "ReleaseSpec", "looks_like_pseudonym"]
 
-BREAKDOWN_DIMS: tuple[str, ...] = ("age_band", "region", "service")
+#: the built-in breakdown dimensions (the default of ``ReleaseSpec.breakdowns``); the table is
+#: ``adtarget.reference.BREAKDOWN_DIMENSIONS``
+BREAKDOWN_DIMS: tuple[str, ...] = tuple(d.name for d in BREAKDOWN_DIMENSIONS)
 #: taxonomy segments ``<taxonomy name>:<node id>``; learned segments ``learned:<model>:<k>``.
 SEGMENT_ID_PATTERN = r"^(?:[a-z][a-z0-9.-]{0,39}|learned:[a-z0-9_-]{1,40}):[A-Za-z0-9_-]{1,64}$"
 _SEGMENT_ID_RE = re.compile(SEGMENT_ID_PATTERN)
 _HEX_RUN_RE = re.compile(r"[0-9a-fA-F]{16,}")
-_DEFAULT_CELLS = {"age_band": 1, "region": 1, "service": 1}
 
 
 def looks_like_pseudonym(text: str) -> bool:
@@ -85,12 +87,13 @@ class ReleaseSpec:
         when a region breakdown needs partition selection, and all of it goes there. ``"discrete_gaussian"``
         needs δ > 0.
     breakdowns : sequence of str, default ("age_band", "region", "service")
-        Subset of ``BREAKDOWN_DIMS``, stored in canonical order.
+        Names of ``adtarget.reference.BREAKDOWN_DIMENSIONS`` entries, stored in the table's order.
     mechanism : {"discrete_laplace", "discrete_gaussian"}
     max_segments_per_person : int, default 5
     max_cells_per_person : mapping of str to int, optional
-        Values each person may contribute per breakdown dimension (default 1 for region and service; age_band
-        is always 1). Stored as sorted ``(dimension, k)`` pairs for every dimension in ``breakdowns``.
+        Values each person may contribute per breakdown dimension (default: the table entry's
+        ``cells_per_person``, 1 for region and service; a person-level dimension such as age_band is always
+        1). Stored as sorted ``(dimension, k)`` pairs for every dimension in ``breakdowns``.
     min_reported_size : int, default 50
         Segments whose noisy size is below it are suppressed; breakdown cells below it are left out.
     public_regions : sequence of str, default ()
@@ -153,12 +156,13 @@ class ReleaseSpec:
 
     @staticmethod
     def _checked_breakdowns(dims: Any) -> tuple[str, ...]:
+        known = tuple(d.name for d in breakdown_dimensions())
         if isinstance(dims, str) or not isinstance(dims, Sequence):
-            raise ParameterError(f"breakdowns must be a sequence of {BREAKDOWN_DIMS}, got {dims!r}")
-        bad = [d for d in dims if d not in BREAKDOWN_DIMS]
+            raise ParameterError(f"breakdowns must be a sequence of {known}, got {dims!r}")
+        bad = [d for d in dims if d not in known]
         if bad or len(set(dims)) != len(dims):
-            raise ParameterError(f"breakdowns must be distinct values of {BREAKDOWN_DIMS}, got {tuple(dims)!r}")
-        return tuple(d for d in BREAKDOWN_DIMS if d in dims)
+            raise ParameterError(f"breakdowns must be distinct values of {known}, got {tuple(dims)!r}")
+        return tuple(d for d in known if d in dims)
 
     def _check_budget(self) -> None:
         eps, delta, share = self.epsilon, self.delta, self.partition_share
@@ -175,11 +179,11 @@ class ReleaseSpec:
         if self.mechanism == "discrete_gaussian" and delta == 0:
             raise ParameterError("delta must be > 0 for mechanism 'discrete_gaussian', got 0")
         if self.mechanism == "discrete_laplace" and delta > 0 and not self.needs_partition_selection:
-            raise ParameterError(f"delta must be 0 for mechanism 'discrete_laplace' without a region breakdown "
-                                 f"(counts are pure ε-DP), got {delta!r}")
+            raise ParameterError(f"delta must be 0 for mechanism 'discrete_laplace' without a breakdown whose keys "
+                                 f"come from the data, such as region (counts are pure ε-DP), got {delta!r}")
         if self.mechanism == "discrete_laplace" and delta == 0 and self.needs_partition_selection:
-            raise ParameterError("delta must be > 0 when breakdowns include 'region': DP partition selection of "
-                                 "non-public region keys needs δ > 0, got 0")
+            raise ParameterError(f"delta must be > 0 when breakdowns include {list(self.selected_breakdowns)}: DP "
+                                 f"partition selection of their non-public keys needs δ > 0, got 0")
 
     def _check_bounds(self) -> None:
         for name in ("max_segments_per_person", "min_reported_size"):
@@ -189,13 +193,15 @@ class ReleaseSpec:
 
     def _checked_cells(self, cells: Any) -> tuple[tuple[str, int], ...]:
         given = dict(cells) if isinstance(cells, Mapping) else dict(cells or ())
+        known = tuple(d.name for d in breakdown_dimensions())
         for dim, k in given.items():
-            if dim not in BREAKDOWN_DIMS:
-                raise ParameterError(f"max_cells_per_person keys must be in {BREAKDOWN_DIMS}, got {dim!r}")
-            if not _is_int(k) or k < 1 or (dim == "age_band" and k != 1):
-                limit = "== 1 (one age band per person)" if dim == "age_band" else ">= 1"
+            if dim not in known:
+                raise ParameterError(f"max_cells_per_person keys must be in {known}, got {dim!r}")
+            single = breakdown_dimension(dim).per == "person"
+            if not _is_int(k) or k < 1 or (single and k != 1):
+                limit = f"== 1 (one {dim} per person)" if single else ">= 1"
                 raise ParameterError(f"max_cells_per_person[{dim!r}] must be an integer {limit}, got {k!r}")
-        return tuple((d, int(given.get(d, _DEFAULT_CELLS[d]))) for d in self.breakdowns)
+        return tuple((d, int(given.get(d, breakdown_dimension(d).cells_per_person))) for d in self.breakdowns)
 
     @staticmethod
     def _checked_regions(regions: Any) -> tuple[str, ...]:
@@ -221,9 +227,24 @@ class ReleaseSpec:
 
     # --- derived -----------------------------------------------------------------------------------
     @property
+    def selected_breakdowns(self) -> tuple[str, ...]:
+        """The requested dimensions whose keys come from the data (``"selected"`` values, e.g. region)."""
+        return tuple(d for d in self.breakdowns if breakdown_dimension(d).selected)
+
+    @property
     def needs_partition_selection(self) -> bool:
-        """True when the region breakdown is requested (non-public region keys are data-derived)."""
-        return "region" in self.breakdowns
+        """True when a dimension with data-derived keys (region) is requested: its non-public keys are selected."""
+        return bool(self.selected_breakdowns)
+
+    def public_values(self, dim: str) -> tuple[str, ...]:
+        """The keys of ``dim`` that are public (``public_regions`` for region): reported without selection."""
+        name = breakdown_dimension(dim).public_values_field
+        return tuple(getattr(self, name)) if name is not None else ()
+
+    @property
+    def selected_cells_per_person(self) -> int:
+        """Keys one person can add to across the selected dimensions (the partition selection's bound)."""
+        return sum(self.cells_per_person(d) for d in self.selected_breakdowns)
 
     def cells_per_person(self, dim: str) -> int:
         """Values a person may contribute in breakdown dimension ``dim`` (0 when not requested)."""
@@ -239,7 +260,8 @@ class ReleaseSpec:
 
     @property
     def partition_budget(self) -> tuple[float, float]:
-        """(ε, δ) of DP partition selection of non-public region keys ((0, 0) without a region breakdown).
+        """(ε, δ) of DP partition selection of non-public keys of the selected dimensions (region), (0, 0)
+        without one.
 
         ε · partition_share; δ · partition_share for the Gaussian mechanism, all of δ for the Laplace one.
         """

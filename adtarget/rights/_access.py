@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from adtarget.consent._ledger import ConsentLedger
+    from adtarget.events._pseudonym import Pseudonymizer
 
 __all__ = ["access_export"]
 
@@ -18,8 +22,8 @@ __all__ = ["access_export"]
 def access_export(
     person_id: Any,
     *,
-    ledger: Any,
-    pseudonymizer: Any,
+    ledger: ConsentLedger,
+    pseudonymizer: Pseudonymizer,
     events: Iterable[str | os.PathLike[str]] = (),
     assignments: Iterable[str | os.PathLike[str]] = (),
 ) -> dict[str, Any]:

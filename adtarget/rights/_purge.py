@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,12 @@ from adtarget._core._atomic import atomic_path
 from adtarget.events._schema import EVENT_KINDS
 from adtarget.exceptions import InputFormatError, ParameterError
 from adtarget.gate._policy import EligibilityPolicy
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from adtarget.consent._ledger import ConsentLedger
+    from adtarget.events._pseudonym import Pseudonymizer
 
 __all__ = ["PurgeReport", "forget_everywhere", "purge_assignments", "purge_events"]
 
@@ -60,8 +66,8 @@ def _parquet_files(path: str | os.PathLike[str]) -> list[Path]:
 def purge_events(
     path: str | os.PathLike[str],
     *,
-    pseudonymizer: Any,
-    forgotten: Any = None,
+    pseudonymizer: Pseudonymizer,
+    forgotten: npt.ArrayLike | None = None,
     policy: EligibilityPolicy | None = None,
     now: float | None = None,
 ) -> PurgeReport:
@@ -83,7 +89,7 @@ def purge_events(
     return total
 
 
-def purge_assignments(path: str | os.PathLike[str], forgotten: Any) -> PurgeReport:
+def purge_assignments(path: str | os.PathLike[str], forgotten: npt.ArrayLike) -> PurgeReport:
     """Rewrite an assignments Parquet file (column ``pseudonym``, hex) without the forgotten persons."""
     from adtarget.events._pseudonym import pseudonyms_to_hex
 
@@ -150,8 +156,8 @@ def _rewrite(file: Path, masks: Any) -> PurgeReport:
 def forget_everywhere(
     person_ids: Iterable[Any],
     *,
-    ledger: Any,
-    pseudonymizer: Any,
+    ledger: ConsentLedger,
+    pseudonymizer: Pseudonymizer,
     events: Iterable[str | os.PathLike[str]] = (),
     assignments: Iterable[str | os.PathLike[str]] = (),
 ) -> PurgeReport:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import math
 import numbers
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 import numpy as np
 from scipy import sparse
@@ -30,6 +31,10 @@ from adtarget.profiles._profiles import (
 from adtarget.segments._info import SegmentAssignments, SegmentInfo, make_assignments
 from adtarget.segments._naming import composite_name, topic_name
 from adtarget.segments._screen import ProxyScreen
+
+if TYPE_CHECKING:
+    from adtarget.gate._gate import EligibleEvents
+    from adtarget.reference._sensitivity import SafeTaxonomy
 
 __all__ = ["AllOf", "AnyOf", "SegmentCatalog", "TopicSegment"]
 
@@ -79,31 +84,78 @@ class TopicSegment:
         return f"topic {self.node_id} ({rule})"
 
 
+#: every composite kind, by its ``kind`` name: filled by the kinds' own declarations (``_Composite`` subclasses)
+_KINDS: dict[str, type[_Composite]] = {}
+_KIND = re.compile(r"^[a-z]{2,8}$")
+
+
 @dataclass(frozen=True, init=False)
 class _Composite:
+    """A combination of definitions. A kind declares itself: ``kind`` (its prefix in segment ids),
+    ``operator`` (the word between part names) and ``combine`` (two boolean membership columns into one).
+    A class that declares no new kind (say, a subclass of ``AnyOf``) is not a kind: the catalog refuses it,
+    so nothing is ever combined by a rule it did not declare."""
+
     parts: tuple[Definition, ...]
-    operator = ""
+    kind: ClassVar[str] = ""
+    operator: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = {name: name in cls.__dict__ for name in ("kind", "operator", "combine")}
+        if any(declared.values()):
+            if not all(declared.values()) or not _KIND.match(cls.kind) or cls.kind in _KINDS:
+                raise TypeError(f"{cls.__name__}: a composite kind declares a new ``kind`` (^[a-z]{{2,8}}$), an "
+                                f"``operator`` and ``combine``")
+            _KINDS[cls.kind] = cls
 
     def __init__(self, *parts: Definition) -> None:
         if len(parts) < 2:
             raise ParameterError(f"{type(self).__name__} needs at least 2 definitions, got {len(parts)}")
         for part in parts:
-            if not isinstance(part, TopicSegment | _Composite):
-                raise ParameterError(f"{type(self).__name__} parts must be TopicSegment, AllOf or AnyOf, "
-                                     f"got {type(part).__name__}")
+            _check_definition(part, f"{type(self).__name__} parts")
         object.__setattr__(self, "parts", tuple(parts))
+
+    @staticmethod
+    def combine(a: sparse.csr_matrix, b: sparse.csr_matrix) -> sparse.csr_matrix:
+        """Persons in the combination of columns ``a`` and ``b``."""
+        raise NotImplementedError
 
 
 class AllOf(_Composite):
     """Persons in every one of the parts (intersection)."""
 
+    kind = "all"
     operator = "AND"
+
+    @staticmethod
+    def combine(a: sparse.csr_matrix, b: sparse.csr_matrix) -> sparse.csr_matrix:
+        return a.multiply(b)
 
 
 class AnyOf(_Composite):
     """Persons in at least one of the parts (union)."""
 
+    kind = "any"
     operator = "OR"
+
+    @staticmethod
+    def combine(a: sparse.csr_matrix, b: sparse.csr_matrix) -> sparse.csr_matrix:
+        return a.maximum(b)
+
+
+def _check_definition(definition: Any, what: str) -> None:
+    """A definition is a TopicSegment or a declared composite kind made by its constructor (any other type,
+    a subclass that declares no kind, or an object made without ``__init__`` is refused)."""
+    cls = type(definition)
+    if cls is TopicSegment:
+        return
+    if _KINDS.get(getattr(cls, "kind", "")) is not cls or cls.__dict__.get("combine") is None:
+        names = ["TopicSegment", *(k.__name__ for k in _KINDS.values())]
+        raise ParameterError(f"{what} must be {', '.join(names[:-1])} or {names[-1]}, got {cls.__name__}")
+    parts = getattr(definition, "parts", None)
+    if not isinstance(parts, tuple) or len(parts) < 2:
+        raise ParameterError(f"{what}: a {cls.__name__} made without its constructor (no parts)")
 
 
 Definition = Union[TopicSegment, AllOf, AnyOf]  # noqa: UP007 - a runtime alias
@@ -135,7 +187,7 @@ def local_id(definition: Definition) -> str:
         if definition.rule == "top_k":
             return definition.node_id if definition.k == DEFAULT_K else f"{definition.node_id}-top{definition.k}"
         return f"{definition.node_id}-share{definition.min_share * 100:g}".replace(".", "_")
-    op = "all" if isinstance(definition, AllOf) else "any"
+    op = definition.kind
     full = f"{op}{len(definition.parts)}-" + "-".join(local_id(p) for p in definition.parts)
     if len(full) <= 64:
         return full
@@ -165,7 +217,8 @@ class SegmentCatalog:
         No definitions, or two definitions with the same segment id.
     """
 
-    def __init__(self, definitions: Iterable[Definition], safe_taxonomy: Any, *, screen: Any = None) -> None:
+    def __init__(self, definitions: Iterable[Definition], safe_taxonomy: SafeTaxonomy, *,
+                 screen: ProxyScreen | None = None) -> None:
         if screen is not None and not isinstance(screen, ProxyScreen):
             raise ParameterError(f"screen must be a ProxyScreen or None, got {type(screen).__name__}")
         self.definitions: tuple[Definition, ...] = tuple(definitions)
@@ -174,8 +227,7 @@ class SegmentCatalog:
         if not self.definitions:
             raise ParameterError("definitions must hold at least one segment definition, got none")
         for d in self.definitions:
-            if not isinstance(d, TopicSegment | _Composite):
-                raise ParameterError(f"definitions must be TopicSegment, AllOf or AnyOf, got {type(d).__name__}")
+            _check_definition(d, "definitions")
         self._leaves = tuple(dict.fromkeys(leaf for d in self.definitions for leaf in _leaves(d)))
         self._leaf_nodes = self._resolve([leaf.node_id for leaf in self._leaves])
         self._leaf_index = {leaf: i for i, leaf in enumerate(self._leaves)}
@@ -185,7 +237,8 @@ class SegmentCatalog:
         self._sealed = True
 
     @classmethod
-    def default(cls, safe_taxonomy: Any, *, k: int = DEFAULT_K, screen: Any = None) -> SegmentCatalog:
+    def default(cls, safe_taxonomy: SafeTaxonomy, *, k: int = DEFAULT_K,
+                screen: ProxyScreen | None = None) -> SegmentCatalog:
         """Every safe tier-1 and tier-2 node as a top-``k`` topic segment (what ``adtarget run`` releases),
         without the segments ``screen`` blocks."""
         taxonomy = safe_taxonomy.taxonomy
@@ -262,7 +315,8 @@ class SegmentCatalog:
 
     # --- assignment ---------------------------------------------------------------------------------------
     @uses_buffers
-    def assign(self, data: Any, *, profiler: InterestProfiler | None = None) -> SegmentAssignments:
+    def assign(self, data: EligibleEvents | InterestProfiles, *,
+               profiler: InterestProfiler | None = None) -> SegmentAssignments:
         """Which eligible person belongs to which segment (sparse, vectorised; no per-person loop).
 
         Parameters
@@ -300,7 +354,7 @@ class SegmentCatalog:
         columns = [self._column(p, leaves) for p in definition.parts]
         out = columns[0]
         for column in columns[1:]:
-            out = out.multiply(column) if isinstance(definition, AllOf) else out.maximum(column)
+            out = definition.combine(out, column)
         return sparse.csr_matrix(out, dtype=bool)
 
     def _profiles(self, data: Any, profiler: InterestProfiler | None) -> InterestProfiles:
