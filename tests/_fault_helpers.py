@@ -98,7 +98,7 @@ def small_world(directory: Path, *, n_events: int = 20_000, seed: int = 4) -> di
     """Synthetic events (Parquet) and consent (CSV and an imported ledger) in ``directory``."""
     from adtarget import synth
     from adtarget.consent import ConsentLedger
-    from adtarget.events._pseudonym import Pseudonymizer
+    from adtarget.events import Pseudonymizer
 
     data = synth.generate(synth.SyntheticConfig(n_events=n_events, seed=seed))
     paths = {"events": directory / "events.parquet", "consent_csv": directory / "consent.csv",

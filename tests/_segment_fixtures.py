@@ -14,7 +14,7 @@ DAY = 86_400
 
 def safe_taxonomy(taxonomy):
     """``taxonomy`` under the ``default`` sensitivity profile."""
-    from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
+    from adtarget.reference import SafeTaxonomy, SensitivityProfile
 
     return SafeTaxonomy(taxonomy, SensitivityProfile.named("default"))
 
@@ -43,9 +43,8 @@ def eligible_events(safe, events: dict[str, np.ndarray], *, window_end: int = WI
     ``events["person"]`` are raw account numbers here; the gate's ``person`` indexes its sorted pseudonyms.
     """
     from adtarget.consent import ConsentSnapshot
-    from adtarget.events._ingest import ingest
-    from adtarget.events._pseudonym import Pseudonymizer
-    from adtarget.gate._gate import apply_gate
+    from adtarget.events import Pseudonymizer, ingest
+    from adtarget.gate import apply_gate
 
     pseudonymizer = Pseudonymizer(bytes(range(32)))
     n = events["person"].size
@@ -126,10 +125,9 @@ def synthetic_eligible(config, workdir):
     ConsentLedger snapshot and the gate."""
     from adtarget import synth
     from adtarget.consent import ConsentLedger
-    from adtarget.events._ingest import ingest
-    from adtarget.events._pseudonym import Pseudonymizer
-    from adtarget.gate._gate import apply_gate
-    from adtarget.reference._sensitivity import SafeTaxonomy
+    from adtarget.events import Pseudonymizer, ingest
+    from adtarget.gate import apply_gate
+    from adtarget.reference import SafeTaxonomy
 
     data = synth.generate(config)
     pseudonymizer = Pseudonymizer(bytes(range(32)))

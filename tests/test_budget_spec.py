@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adtarget.budget._spec import PrivacyBudget, RemainingBudget, checked_seed
+from adtarget.budget import PrivacyBudget, RemainingBudget
+from adtarget.budget._spec import checked_seed
 from adtarget.exceptions import ParameterError, PrivacyLeakWarning
 
 

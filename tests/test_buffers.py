@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import adtarget
+from adtarget import buffer_cache_limit, buffer_stats, release_buffers
 from adtarget._core import _buffers, _memory
-from adtarget._core._buffers import buffer_cache_limit, buffer_stats, release_buffers, reusing_buffers
+from adtarget._core._buffers import reusing_buffers
 
 MIB = 1 << 20
 HANDLER = "adtarget_buffer_cache"

@@ -114,7 +114,7 @@ def _member(world) -> str:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from adtarget.events._pseudonym import Pseudonymizer
+    from adtarget.events import Pseudonymizer
 
     table = pq.read_table(world["run1"] / "assignments.parquet")
     columns = [c for c in table.column_names if c != "pseudonym"]

@@ -18,7 +18,7 @@ from adtarget.consent import (
     ConsentImportError,
     ConsentLedger,
 )
-from adtarget.events._pseudonym import Pseudonymizer
+from adtarget.events import Pseudonymizer
 from adtarget.exceptions import ConsentError, InputFormatError, RefusedColumnError, SchemaError
 
 PZ = Pseudonymizer(bytes(range(32)))

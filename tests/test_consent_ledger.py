@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from adtarget.consent import CONSENT_COLUMNS, SCHEMA_VERSION, ConsentLedger, ConsentSnapshot
-from adtarget.events._pseudonym import Pseudonymizer, pseudonyms_to_hex
+from adtarget.events import Pseudonymizer
+from adtarget.events._pseudonym import pseudonyms_to_hex
 from adtarget.exceptions import ConsentError, LedgerError, ParameterError
 
 KEY = bytes(range(32))

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from adtarget.consent import ConsentLedger, ConsentSnapshot
-from adtarget.events._pseudonym import Pseudonymizer
+from adtarget.events import Pseudonymizer
 
 KEY = bytes(range(32))
 PZ = Pseudonymizer(KEY)

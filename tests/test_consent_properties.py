@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adtarget.consent import ConsentLedger, ConsentSnapshot
-from adtarget.events._pseudonym import Pseudonymizer, hex_to_pseudonyms
+from adtarget.events import Pseudonymizer
+from adtarget.events._pseudonym import hex_to_pseudonyms
 from adtarget.exceptions import ConsentError
 
 T0 = 1_700_000_000

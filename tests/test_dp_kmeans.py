@@ -200,7 +200,7 @@ def test_public_start_recovers_well_separated_groups():
 def test_assign_gives_one_learned_segment_per_person(taxonomy):
     from _segment_fixtures import eligible_events, random_events, safe_taxonomy
 
-    from adtarget.profiles._profiles import build_profiles
+    from adtarget.profiles import build_profiles
 
     safe = safe_taxonomy(taxonomy)
     profiles = build_profiles(eligible_events(safe, random_events(safe, n_persons=200, n_events=3000, seed=2)),

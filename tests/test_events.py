@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adtarget.events._ingest import QUARANTINE_REASONS, ingest
+from adtarget.events import QUARANTINE_REASONS, ingest
 from adtarget.exceptions import InputFormatError, RefusedColumnError, SchemaError
 
 NOW = 1_790_000_000  # 2026-09-21

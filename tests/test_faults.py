@@ -234,7 +234,7 @@ write_assignments_parquet(old, {path!r})
 
 
 def test_sigkill_during_assignments_rewrite_keeps_the_previous_file(world, tmp_path):
-    from adtarget.segments._assignments_read import read_assignments_parquet
+    from adtarget.segments import read_assignments_parquet
 
     result = _run_parent(_fresh(world, tmp_path))
     path = result.write(tmp_path / "out")["assignments"]
@@ -461,8 +461,8 @@ def test_sigkill_during_a_parquet_purge_leaves_each_file_whole_and_a_rerun_compl
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from adtarget.events._ingest import ingest
-    from adtarget.rights._purge import purge_events
+    from adtarget.events import ingest
+    from adtarget.rights import purge_events
 
     dataset = tmp_path / "events"
     dataset.mkdir()

@@ -11,11 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adtarget.events._ingest import ingest
+from adtarget.events import ingest
 from adtarget.exceptions import ParameterError
-from adtarget.gate import EXCLUSION_RULES, EligibleEvents, apply_gate
-from adtarget.gate._policy import EligibilityPolicy
-from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
+from adtarget.gate import EXCLUSION_RULES, EligibilityPolicy, EligibleEvents, apply_gate
+from adtarget.reference import SafeTaxonomy, SensitivityProfile
 
 END = int(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc).timestamp())
 DAY = 86_400
@@ -132,7 +131,7 @@ def test_eligible_events_cannot_be_built_outside_the_gate():
 
 
 def test_gate_refuses_a_foreign_taxonomy_or_service(pseudonymizer, safe, node_pools):
-    from adtarget.reference._taxonomy import Taxonomy
+    from adtarget.reference import Taxonomy
 
     batch = events_of(pseudonymizer, [(1, "video", END - DAY, node_pools[0][0], "search", "US")])
     snap = snapshot_of(pseudonymizer, {1: {}})

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adtarget.events._ingest import ingest
+from adtarget.events import ingest
 from adtarget.exceptions import InputFormatError
 
 NOW = 1_790_000_000
@@ -127,7 +127,7 @@ def test_the_kernel_checks_dictionary_indices_itself(pseudonymizer):
     import pyarrow as pa
 
     from adtarget.events._validation import service_column
-    from adtarget.reference._services import ServiceRegistry
+    from adtarget.reference import ServiceRegistry
 
     service = pa.DictionaryArray.from_arrays(pa.array([0, 5], pa.int32()), pa.array(["video"]), safe=False)
     reason = np.zeros(2, dtype=np.int8)

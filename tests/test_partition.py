@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from adtarget.exceptions import ParameterError, PrivacyLeakWarning
-from adtarget.reports._partition import PartitionSelection, select_partitions
+from adtarget.reports import PartitionSelection
+from adtarget.reports._partition import select_partitions
 
 
 def _tail(alpha: float, m: int) -> float:

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adtarget.exceptions import ParameterError
-from adtarget.profiles._profiles import InterestProfiles, build_profiles, level_columns, recent_events_mask
+from adtarget.profiles import InterestProfiles, build_profiles
+from adtarget.profiles._profiles import level_columns, recent_events_mask
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from adtarget.exceptions import ParameterError
-from adtarget.profiles._profiles import InterestProfiler, InterestProfiles, build_profiles
-from adtarget.reference._sensitivity import SafeTaxonomy, SensitivityProfile
-from adtarget.segments._rules import SegmentCatalog
+from adtarget.profiles import InterestProfiler, InterestProfiles, build_profiles
+from adtarget.reference import SafeTaxonomy, SensitivityProfile
+from adtarget.segments import SegmentCatalog
 
 
 def listed(mark):

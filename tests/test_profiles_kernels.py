@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from scipy import sparse
 
 from adtarget.profiles import _kernels as kernels
+from adtarget.profiles import build_profiles
 from adtarget.profiles._profiles import (
-    build_profiles,
     column_of_node,
     decayed_weights,
     dropped_events,

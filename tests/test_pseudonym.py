@@ -15,12 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import adtarget.events._pseudonym as pseudonym_module
-from adtarget.events._pseudonym import (
-    ENV_VAR,
-    Pseudonymizer,
-    hex_to_pseudonyms,
-    pseudonyms_to_hex,
-)
+from adtarget.events import Pseudonymizer
+from adtarget.events._pseudonym import ENV_VAR, hex_to_pseudonyms, pseudonyms_to_hex
 from adtarget.events._siphash import siphash24_packed
 from adtarget.exceptions import LedgerError, ParameterError, SchemaError
 
@@ -162,7 +158,7 @@ def test_sorted_pseudonyms_of_distinct_ints_equal_pseudonymize_sorted(ids: set[i
 @pytest.mark.parametrize("weight", [1.0, -1.0], ids=["all-accepted", "one-quarantined"])
 def test_ingest_of_int_ids_detects_a_collision(monkeypatch: pytest.MonkeyPatch, pz: Pseudonymizer,
                                               weight: float) -> None:
-    from adtarget.events._ingest import ingest
+    from adtarget.events import ingest
 
     monkeypatch.setattr(pseudonym_module, "_blake2b_many", lambda key, items: np.zeros(len(items), np.uint64))
     events = {"person_id": np.array([11, 12, 13]), "service": ["video"] * 3, "ts": [1_700_000_000] * 3,

@@ -11,9 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from adtarget.consent import ConsentLedger
-from adtarget.gate._policy import EligibilityPolicy
-from adtarget.rights._access import access_export
-from adtarget.rights._purge import forget_everywhere, purge_events
+from adtarget.gate import EligibilityPolicy
+from adtarget.rights import access_export, forget_everywhere, purge_events
 
 NOW = int(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc).timestamp())
 DAY = 86_400

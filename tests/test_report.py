@@ -14,14 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adtarget.exceptions import InputFormatError, ReportValidationError
-from adtarget.reports._report import (
-    SegmentReport,
-    audit_report,
-    load_schema,
-    report_errors,
-    schema_errors,
-    validate_report,
-)
+from adtarget.reports import SegmentReport, audit_report, load_schema, validate_report
+from adtarget.reports._report import report_errors, schema_errors
 
 PSEUDONYM = 0x9F3A5C7E1B2D4F60
 
@@ -199,8 +193,8 @@ def test_non_standard_json_and_infinite_epsilon_are_not_written():
 
 
 def test_audit_report_checks_schema_policy_and_sensitive_segments(tmp_path):
-    from adtarget.gate._policy import EligibilityPolicy
-    from adtarget.reference._sensitivity import SafeTaxonomy
+    from adtarget.gate import EligibilityPolicy
+    from adtarget.reference import SafeTaxonomy
 
     safe = SafeTaxonomy.default()
     good = tmp_path / "good.json"
@@ -258,10 +252,12 @@ def test_the_compiled_schema_check_rejects_what_the_walk_rejects(path, value, sc
         assert _holds_pseudonym(doc, known) == bool(_pseudonym_problems(doc, known))
 
 
+def _containers(inner):
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+
+
 _JSONISH = st.recursive(st.none() | st.booleans() | st.integers(-5, 2**65) | st.floats(allow_nan=True)
-                        | st.text(max_size=20),
-                        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                     max_size=4), max_leaves=12)
+                        | st.text(max_size=20), _containers, max_leaves=12)
 
 
 @given(where=st.sampled_from([["privacy"], ["segments", 0, "breakdowns"], ["segments", 0, "breakdowns", "region"],

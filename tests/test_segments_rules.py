@@ -10,9 +10,8 @@ import pytest
 from _segment_fixtures import eligible_events, membership_oracle, profile_oracle, random_events, safe_taxonomy
 
 from adtarget.exceptions import ParameterError, SensitiveCategoryError, TaxonomyError
-from adtarget.profiles._profiles import build_profiles
-from adtarget.segments._info import SegmentAssignments
-from adtarget.segments._rules import AllOf, AnyOf, SegmentCatalog, TopicSegment
+from adtarget.profiles import build_profiles
+from adtarget.segments import AllOf, AnyOf, SegmentAssignments, SegmentCatalog, TopicSegment
 
 
 @pytest.fixture(scope="module")

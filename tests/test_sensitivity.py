@@ -10,14 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adtarget.exceptions import ParameterError, SensitiveCategoryError, TaxonomyError
-from adtarget.reference._sensitivity import (
-    IAB_SCD_NOT_SPECIAL,
-    PROFILE_NAMES,
-    SafeTaxonomy,
-    SensitivityProfile,
-)
+from adtarget.reference import PROFILE_NAMES, SafeTaxonomy, SensitivityProfile, Taxonomy
+from adtarget.reference._sensitivity import IAB_SCD_NOT_SPECIAL
 from adtarget.reference._sensitivity_tables import GDPR_ART9_EXTRA, MINORS_EXTRA, POLICY_CLASSES
-from adtarget.reference._taxonomy import Taxonomy
 
 TAXONOMIES = {
     "iab-2.2": Taxonomy.default,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adtarget.exceptions import InputFormatError, ParameterError
-from adtarget.reference._services import Service, ServiceRegistry
+from adtarget.reference import Service, ServiceRegistry
 
 SYNTH_NAMES = ("video", "news", "games", "search", "music", "payments", "health_plus")
 

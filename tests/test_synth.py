@@ -28,7 +28,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def profile():
-    from adtarget.reference._sensitivity import SensitivityProfile
+    from adtarget.reference import SensitivityProfile
 
     return SensitivityProfile.named("default")
 
@@ -304,7 +304,7 @@ def test_writer_refuses_unknown_extension(small, tmp_path, name):
 
 
 def test_written_files_pass_the_event_contract(small, tmp_path, pseudonymizer):
-    from adtarget.events._ingest import ingest
+    from adtarget.events import ingest
 
     for source in (small.events, write_events(small, tmp_path / "e.parquet"), write_events(small, tmp_path / "e.csv")):
         result = ingest(source, pseudonymizer=pseudonymizer, now=small.config.end)

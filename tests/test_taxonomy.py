@@ -13,8 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adtarget.exceptions import InputFormatError, ParameterError, TaxonomyError
-from adtarget.reference._taxonomy import Taxonomy
-from adtarget.reference._taxonomy_files import IAB_NON_INTEREST_ROOTS
+from adtarget.reference import IAB_NON_INTEREST_ROOTS, Taxonomy
 
 
 def _raw_rows(filename: str) -> list[list[str]]:
