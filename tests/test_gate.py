@@ -123,6 +123,8 @@ def test_a_custom_profile_is_used_for_its_jurisdiction(pseudonymizer, taxonomy, 
         EligibilityPolicy(jurisdiction_profiles={"BR": "lgpd"})
     with pytest.raises(ParameterError, match=r"jurisdiction_profiles\['BR'\] must be"):
         EligibilityPolicy(jurisdiction_profiles={"BR": {"gambling": [node]}})
+    with pytest.raises(ParameterError, match="its constructor did not make"):
+        EligibilityPolicy(jurisdiction_profiles={"BR": object.__new__(SensitivityProfile)})
 
 
 def test_eligible_events_cannot_be_built_outside_the_gate():

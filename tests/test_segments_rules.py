@@ -129,6 +129,12 @@ def test_a_composite_that_declares_no_kind_is_refused_not_taken_as_or(safe):
         AnyOf(a, Sneaky(a, b))
     with pytest.raises(ParameterError, match="made without its constructor"):
         SegmentCatalog([object.__new__(AnyOf)], safe)
+    with pytest.raises(ParameterError, match="constructor did not make"):
+        SegmentCatalog([AnyOf(a, object.__new__(TopicSegment))], safe)
+    changed = TopicSegment(a.node_id)
+    object.__setattr__(changed, "k", 0)
+    with pytest.raises(ParameterError, match="must be an integer >= 1, got 0"):
+        SegmentCatalog([changed], safe)
     with pytest.raises(TypeError):
         dataclasses.replace(AllOf(a, b), parts=(a,))
 

@@ -109,7 +109,12 @@ def _profile(code: object, profile: object) -> SensitivityProfile:
     if type(profile) is not SensitivityProfile:
         raise ParameterError(f"jurisdiction_profiles[{code!r}] must be a bundled profile name or a "
                              f"SensitivityProfile; got {type(profile).__name__}")
-    return profile
+    try:  # rebuilt, so its checks run even for one made by object.__new__ or changed with object.__setattr__
+        return SensitivityProfile(profile.name, profile.description, profile.classes,
+                                  {t: dict(m) for t, m in profile.roots.items()})
+    except AttributeError:
+        raise ParameterError(f"jurisdiction_profiles[{code!r}]: a SensitivityProfile its constructor did not "
+                             f"make") from None
 
 
 def _check_version(version: str) -> None:

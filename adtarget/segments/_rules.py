@@ -149,6 +149,12 @@ def _check_definition(definition: Any, what: str) -> None:
     a subclass that declares no kind, or an object made without ``__init__`` is refused)."""
     cls = type(definition)
     if cls is TopicSegment:
+        try:  # made by its constructor and unchanged since (object.__new__, object.__setattr__ would skip checks)
+            same = TopicSegment(definition.node_id, definition.rule, definition.k, definition.min_share) == definition
+        except AttributeError:
+            same = False
+        if not same:
+            raise ParameterError(f"{what}: a TopicSegment that its constructor did not make (or that was changed)")
         return
     if _KINDS.get(getattr(cls, "kind", "")) is not cls or cls.__dict__.get("combine") is None:
         names = ["TopicSegment", *(k.__name__ for k in _KINDS.values())]
@@ -156,6 +162,8 @@ def _check_definition(definition: Any, what: str) -> None:
     parts = getattr(definition, "parts", None)
     if not isinstance(parts, tuple) or len(parts) < 2:
         raise ParameterError(f"{what}: a {cls.__name__} made without its constructor (no parts)")
+    for part in parts:
+        _check_definition(part, f"{cls.__name__} parts")
 
 
 Definition = Union[TopicSegment, AllOf, AnyOf]  # noqa: UP007 - a runtime alias
