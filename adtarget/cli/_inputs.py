@@ -16,36 +16,30 @@ _CSV = (".csv", ".tsv")
 
 
 def check_events_path(path: Path) -> None:
-    """Raise CommandInputError (missing file, unknown extension) or SchemaError (refused column)."""
+    """Raise CommandInputError (missing file, unknown extension), InputFormatError (not a regular file, nested
+    columns, files of a dataset that disagree) or SchemaError (refused column, in any file of a dataset)."""
+    from adtarget.events._files import parquet_schema, regular_file
     from adtarget.events._schema import check_columns
 
     if not path.exists():
         raise CommandInputError(f"--events {str(path)!r} does not exist", hint="check the path")
-    if path.is_dir():
-        return  # a Parquet dataset directory: the reader checks it
     name = path.name.lower()
-    if not name.endswith(_PARQUET + _CSV + (".csv.gz",)):
+    if path.is_dir() or name.endswith(_PARQUET):
+        check_columns(parquet_schema(path, "events").names)
+        return
+    if not name.endswith(_CSV + (".csv.gz",)):
         raise CommandInputError(f"--events {str(path)!r} must end in .parquet, .pq, .csv, .csv.gz or .tsv",
                                 hint="write the events as Parquet or CSV")
-    columns = _parquet_columns(path) if name.endswith(_PARQUET) else _csv_columns(path, name)
+    columns = _csv_columns(regular_file(path, "events"), name)
     if columns:
         check_columns(columns)
-
-
-def _parquet_columns(path: Path) -> list[str] | None:
-    import pyarrow.parquet as pq
-
-    try:
-        return list(pq.read_schema(path).names)
-    except Exception:  # noqa: BLE001 - unreadable: the library's reader names the problem
-        return None
 
 
 def _csv_columns(path: Path, name: str) -> list[str] | None:
     if not name.endswith(_CSV):
         return None
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
             return next(csv.reader(handle, delimiter="\t" if name.endswith(".tsv") else ","), None)
     except (UnicodeDecodeError, OSError, csv.Error):
         return None

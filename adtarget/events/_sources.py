@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from adtarget.events._files import describe, read_parquet_table, regular_file
 from adtarget.exceptions import InputFormatError, SchemaError
 
 __all__ = ["read_columns"]
@@ -50,39 +51,31 @@ def read_columns(source: Any, *, what: str = "events") -> tuple[dict[str, Any], 
 def _read_path(path: Path, what: str) -> Any:
     if not path.exists():
         raise InputFormatError(f"{what}: {path} does not exist")
-    if path.is_file() and path.stat().st_size == 0:
-        raise InputFormatError(f"{what}: {path} is empty")
     name = path.name.lower()
     if path.is_dir() or name.endswith(_PARQUET_SUFFIXES):
-        return _read_parquet(path, what)
+        return _validated(read_parquet_table(path, what, dictionary_strings=True), what, str(path))
     if name.endswith(_CSV_SUFFIXES):
-        return _read_csv(path, what)
+        return _read_csv(regular_file(path, what), what)
+    regular_file(path, what)
     raise InputFormatError(
         f"{what}: {path} has an unsupported extension; use Parquet ({', '.join(_PARQUET_SUFFIXES)}) "
         f"or CSV ({', '.join(_CSV_SUFFIXES)})"
     )
 
 
-def _read_parquet(path: Path, what: str) -> Any:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        schema = pq.read_schema(path) if path.is_file() else None
-        strings = [f.name for f in schema if pa.types.is_string(f.type)] if schema is not None else None
-        return _validated(pq.read_table(path, read_dictionary=strings), what, str(path))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:  # not memory
-        raise InputFormatError(f"{what}: {path} is not a readable Parquet file or dataset ({_short(exc)})") from None
-
-
 def _read_csv(path: Path, what: str) -> Any:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
+    if path.stat().st_size == 0:
+        raise InputFormatError(f"{what}: {path} is empty")
     with open(path, "rb") as handle:
         head = handle.read(4)
     if head == b"PAR1":
         raise InputFormatError(f"{what}: {path} is named like CSV but holds Parquet data")
+    gz = path.name.lower().endswith(".gz")
+    if head[:2] == b"\x1f\x8b" and not gz:
+        raise InputFormatError(f"{what}: {path} holds gzip-compressed data; name it .csv.gz")
     delimiter = "\t" if path.name.lower().endswith(".tsv") else ","
     try:
         table = pcsv.read_csv(
@@ -90,15 +83,39 @@ def _read_csv(path: Path, what: str) -> Any:
             parse_options=pcsv.ParseOptions(delimiter=delimiter),
             convert_options=pcsv.ConvertOptions(strings_can_be_null=True, column_types=_text_columns()),
         )
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, OSError) as exc:
-        raise InputFormatError(f"{what}: {path} is not a readable CSV file ({_short(exc)})") from None
+    except pa.ArrowInvalid as exc:
+        if str(exc).startswith("CSV parse error") and not gz:
+            raise InputFormatError(f"{what}: {path} {_malformed_line(path, delimiter)} has another number of fields "
+                                   f"than the header; fix or remove that row") from None
+        raise InputFormatError(f"{what}: {path} is not a readable CSV file ({describe(exc)})") from None
+    except (pa.ArrowTypeError, UnicodeDecodeError, OSError) as exc:
+        raise InputFormatError(f"{what}: {path} is not a readable CSV file ({describe(exc)})") from None
     try:
         names = table.column_names
     except UnicodeDecodeError:
         raise InputFormatError(f"{what}: {path} has a header that is not UTF-8 text") from None
     if not names:
         raise InputFormatError(f"{what}: {path} has no header row")
+    if names[0].startswith("\ufeff"):  # a UTF-8 byte-order mark before the header
+        table = table.rename_columns([names[0][1:], *names[1:]])
     return table
+
+
+def _malformed_line(path: Path, delimiter: str) -> str:
+    """``"line N"`` of the first row whose field count differs from the header's, found by a second pass with
+    the standard library's reader (only on this error path), or ``"a row"`` when it cannot say."""
+    import csv
+
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
+            width = len(next(reader, []))
+            for row in reader:
+                if row and len(row) != width:
+                    return f"line {reader.line_num}"
+    except csv.Error:
+        pass
+    return "a row"
 
 
 def _validated(table: Any, what: str, where: str) -> Any:
@@ -111,7 +128,7 @@ def _validated(table: Any, what: str, where: str) -> Any:
         for column in table.columns:
             _validate_column(column)
     except (pa.ArrowInvalid, pa.ArrowException) as exc:
-        raise InputFormatError(f"{what}: {where} holds invalid Arrow data ({_short(exc)})") from None
+        raise InputFormatError(f"{what}: {where} holds invalid Arrow data ({describe(exc)})") from None
     return table
 
 
@@ -121,7 +138,7 @@ def _validated_column(column: Any, what: str, where: str) -> Any:
     try:
         _validate_column(column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column]))
     except (pa.ArrowInvalid, pa.ArrowException) as exc:
-        raise InputFormatError(f"{what}: {where} holds invalid Arrow data ({_short(exc)})") from None
+        raise InputFormatError(f"{what}: {where} holds invalid Arrow data ({describe(exc)})") from None
     return column
 
 
@@ -159,11 +176,6 @@ def _check_indices(chunk: Any) -> None:
         raise pa.ArrowInvalid(f"dictionary indices must be in [0, {len(chunk.dictionary)}); found {low}..{high}")
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
-
-
 def _table_columns(table: Any) -> tuple[dict[str, Any], int]:
     return {name: table.column(i) for i, name in enumerate(table.column_names)}, table.num_rows
 
@@ -174,7 +186,7 @@ def _pandas_columns(frame: Any, what: str) -> tuple[dict[str, Any], int]:
     try:
         table = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        raise SchemaError(f"{what}: a DataFrame column has mixed or unsupported types ({_short(exc)})") from None
+        raise SchemaError(f"{what}: a DataFrame column has mixed or unsupported types ({describe(exc)})") from None
     return _table_columns(table)
 
 
