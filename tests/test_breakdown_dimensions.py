@@ -151,6 +151,9 @@ def test_location_values_of_a_new_dimension_are_erased_like_regions(monkeypatch)
     ({"name": "x", "source": "service", "per": "event", "values": "fixed"}, "fixed_values"),
     ({"name": "Bad Name", "source": "x", "per": "event", "values": "selected", "pattern": "a"}, "name"),
     ({"name": "other", "source": "other", "per": "event", "values": "registry", "pattern": "a"}, "services"),
+    ({"name": "device", "source": "device", "per": "event", "values": "fixed", "fixed_values": ("phone", "tv"),
+      "pattern": "[a-z]+"}, "person-level dimension"),
+    ({"name": "size", "source": "service", "per": "event", "values": "registry"}, "reserved"),
 ])
 def test_an_inconsistent_entry_is_refused(kw, match):
     with pytest.raises(ParameterError, match=match):
@@ -169,3 +172,44 @@ def test_the_schema_admits_a_new_dimension_only_when_it_is_in_the_table(device_c
     from adtarget.reports import load_schema
 
     assert "device_class" in load_schema()["$defs"]["segment"]["properties"]["breakdowns"]["properties"]
+
+
+@pytest.mark.parametrize("entries, match", [
+    ((DEVICE_CLASS, BreakdownDimension("device_class", source="device", per="event", values="selected",
+                                       pattern="[a-z]+")), "share the name 'device_class'"),
+    ((DEVICE_CLASS, BreakdownDimension("device_kind", source="device_class", per="event", values="selected",
+                                       pattern="[a-z]+", location=True)), "share the source 'device_class'"),
+])
+def test_the_table_refuses_two_entries_on_one_name_or_column(monkeypatch, entries, match):
+    from adtarget.reference import _breakdowns
+
+    monkeypatch.setattr(_breakdowns, "BREAKDOWN_DIMENSIONS", (*BREAKDOWN_DIMENSIONS, *entries))
+    with pytest.raises(ParameterError, match=match):
+        ReleaseSpec("acme", ["iab-2.2:1"], epsilon=1.0)
+
+
+def test_an_entry_changed_after_construction_is_refused(monkeypatch):
+    from adtarget.reference import _breakdowns
+
+    changed = BreakdownDimension("device_class", source="device_class", per="event", values="selected",
+                                 pattern="[a-z]+")
+    object.__setattr__(changed, "consistency", "sums_to_size")
+    monkeypatch.setattr(_breakdowns, "BREAKDOWN_DIMENSIONS", (*BREAKDOWN_DIMENSIONS, changed))
+    with pytest.raises(ParameterError, match="person-level"):
+        ReleaseSpec("acme", ["iab-2.2:1"], epsilon=1.0)
+
+
+def test_values_that_cannot_be_report_keys_are_quarantined(monkeypatch):
+    """A pattern wider than the report's keys never lets a value reach a release that would then refuse it
+    (after charging): hex runs (pseudonym-like) and non-key characters are quarantined at ingest."""
+    from adtarget.reference import _breakdowns
+
+    wide = BreakdownDimension("device_class", source="device_class", per="event", values="selected",
+                              pattern=r".{1,80}")
+    monkeypatch.setattr(_breakdowns, "BREAKDOWN_DIMENSIONS", (*BREAKDOWN_DIMENSIONS, wide))
+    rows, people = world_rows(3)
+    n = rows["person_id"].size
+    value = np.array(["phone", "abcdefabcdefabcd", "-starts-badly", "x" * 70], dtype=object)[np.arange(n) % 4]
+    result, _ = gate_of({**rows, "device_class": value}, people)
+    assert result.quarantine.counts() == {"invalid_breakdown_value": int((value != "phone").sum())}
+    assert result.batch.dimension_values["device_class"] == ("phone",)

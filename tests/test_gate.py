@@ -227,3 +227,41 @@ def test_gate_matches_an_independent_oracle(pseudonymizer, safe, node_pools, wor
     assert np.all(np.asarray(safe.safe_mask)[eligible.category])
     redacted = {pseudonymizer.pseudonymize([p])[0] for p, c in people.items() if c["location_deleted"]}
     assert not np.any(np.isin(eligible.persons[eligible.person][eligible.region >= 0], list(redacted)))
+
+
+def test_what_the_gate_applies_cannot_be_changed_after_it_was_made(pseudonymizer, taxonomy, safe, node_pools):
+    """The masks are sealed (``setflags(write=True)`` fails), and the gate builds the safe taxonomy and the
+    policy again from their fields, so a mask or a minimum age swapped in with ``object.__setattr__`` is either
+    refused or never used."""
+    sensitive_node = node_pools[1][0]
+    with pytest.raises(ValueError):
+        SensitivityProfile.named("default").sensitive_mask(taxonomy).setflags(write=True)
+    with pytest.raises(ValueError):
+        safe.safe_mask.setflags(write=True)
+    tampered = SafeTaxonomy(taxonomy, SensitivityProfile.named("default"))
+    object.__setattr__(tampered, "safe_mask", np.ones(taxonomy.n_nodes, dtype=bool))
+    batch = events_of(pseudonymizer, [(1, "video", END - DAY, sensitive_node, "search", "US")])
+    snap = snapshot_of(pseudonymizer, {1: {}})
+    assert apply_gate(batch, snap, tampered).exclusions["sensitive_category"] == 1
+    young = EligibilityPolicy()
+    object.__setattr__(young, "min_age", 0)
+    with pytest.raises(ParameterError, match="policy was changed after it was made"):
+        apply_gate(batch, snap, safe, young)
+
+
+def test_a_bundled_profile_refuses_another_taxonomy_under_a_bundled_name(taxonomy):
+    from adtarget.exceptions import TaxonomyError
+    from adtarget.reference import Taxonomy
+
+    parents = np.where(taxonomy.parent >= 0, taxonomy.ids[np.maximum(taxonomy.parent, 0)], "")
+    moved = parents.copy()
+    moved[np.flatnonzero(taxonomy.parent >= 0)[0]] = ""  # one node made a root: out of its root's subtree
+    other = Taxonomy("iab-2.2", taxonomy.ids, moved, taxonomy.names, scd=taxonomy.scd)
+    with pytest.raises(TaxonomyError, match="not the bundled one"):
+        SafeTaxonomy(other, SensitivityProfile.named("default"))
+    assert SafeTaxonomy(Taxonomy("iab-2.2", taxonomy.ids, parents, taxonomy.names, scd=taxonomy.scd),
+                        SensitivityProfile.named("default")).safe_mask.sum() == safe_count(taxonomy)
+
+
+def safe_count(taxonomy):
+    return int(SafeTaxonomy(taxonomy, SensitivityProfile.named("default")).safe_mask.sum())

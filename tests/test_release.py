@@ -299,3 +299,28 @@ def test_assignments_of_other_eligible_events_are_refused(world, ledger):
     with pytest.raises(ParameterError, match="derived from other EligibleEvents"):
         release(eligible, other, spec, ledger=ledger)
     assert ledger.remaining("acme")[0].epsilon == 4.0
+
+
+def test_a_spec_subclass_or_a_changed_spec_is_refused(world, ledger):
+    """The noise is calibrated from the spec: a subclass could override ``count_budget`` or the bounds, and
+    ``object.__setattr__`` skips the checks, so only ReleaseSpec itself is taken and its fields are checked
+    again; nothing is charged."""
+    eligible, assignments = world
+
+    class Cheap(ReleaseSpec):
+        count_budget = property(lambda self: (1e6, 0.0))
+
+    ids = ids_of(assignments)
+    with pytest.raises(ParameterError, match="not a subclass"):
+        release(eligible, assignments, Cheap("acme", ids, epsilon=1.0, delta=1e-6), ledger=ledger)
+    with pytest.raises(ParameterError, match="not a subclass"):
+        count_cells(eligible, assignments, Cheap("acme", ids, epsilon=1.0, delta=1e-6))
+    changed = ReleaseSpec("acme", ids, epsilon=1.0, delta=1e-6)
+    object.__setattr__(changed, "max_cells_per_person", (("age_band", 0), ("region", 1), ("service", 1)))
+    with pytest.raises(ParameterError, match="changed after it was made"):
+        release(eligible, assignments, changed, ledger=ledger)
+    object.__setattr__(changed, "max_cells_per_person", (("age_band", 1), ("region", 1), ("service", 1)))
+    object.__setattr__(changed, "max_segments_per_person", -3)
+    with pytest.raises(ParameterError, match="changed after it was made"):
+        release(eligible, assignments, changed, ledger=ledger)
+    assert ledger.remaining("acme")[0].epsilon == 4.0

@@ -139,6 +139,25 @@ def test_a_composite_that_declares_no_kind_is_refused_not_taken_as_or(safe):
         dataclasses.replace(AllOf(a, b), parts=(a,))
 
 
+def test_what_the_catalog_checked_is_what_it_assigns(safe, profiles, monkeypatch):
+    """Objects changed after the catalog was made (their class swapped, their parts replaced, a kind's rule
+    reassigned) change nothing: the catalog assigns its own copies with the rules the kinds declared."""
+    a, b = (TopicSegment(i, k=3) for i in _node_ids(safe, 1, 2))
+    both = AllOf(a, b)
+    catalog = SegmentCatalog([a, b, both], safe)
+    expected = catalog.assign(profiles).membership.toarray()
+    object.__setattr__(both, "__class__", AnyOf)
+    object.__setattr__(catalog.definitions[2], "parts", (a, a))
+    monkeypatch.setattr(AllOf, "combine", staticmethod(lambda x, y: x.maximum(y)))
+    got = catalog.assign(profiles).membership.toarray()
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got[:, 2], got[:, 0] & got[:, 1])
+    deep = a
+    with pytest.raises(ParameterError, match="nest deeper than 32"):
+        for _ in range(40):
+            deep = AnyOf(deep, b)
+
+
 def test_a_composite_kind_declares_its_name_operator_and_rule(safe, profiles, monkeypatch):
     from adtarget.segments import _rules
     from adtarget.segments._rules import _Composite

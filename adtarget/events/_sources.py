@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from adtarget.events._files import describe, read_parquet_table, regular_file
+from adtarget.events._files import describe, flat_columns, read_parquet_table, regular_file
 from adtarget.exceptions import InputFormatError, SchemaError
 
 __all__ = ["read_columns"]
@@ -123,6 +123,7 @@ def _validated(table: Any, what: str, where: str) -> Any:
     become one InputFormatError instead of an IndexError deep inside ingestion."""
     import pyarrow as pa
 
+    flat_columns(table.schema, what)
     try:
         table.validate()
         for column in table.columns:
@@ -132,9 +133,11 @@ def _validated(table: Any, what: str, where: str) -> Any:
     return table
 
 
-def _validated_column(column: Any, what: str, where: str) -> Any:
+def _validated_column(column: Any, what: str, name: str) -> Any:
     import pyarrow as pa
 
+    flat_columns(pa.schema([pa.field(name, column.type)]), what)
+    where = f"column {name!r}"
     try:
         _validate_column(column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column]))
     except (pa.ArrowInvalid, pa.ArrowException) as exc:
@@ -187,6 +190,7 @@ def _pandas_columns(frame: Any, what: str) -> tuple[dict[str, Any], int]:
         table = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         raise SchemaError(f"{what}: a DataFrame column has mixed or unsupported types ({describe(exc)})") from None
+    flat_columns(table.schema, what)
     return _table_columns(table)
 
 
@@ -196,7 +200,7 @@ def _mapping_columns(mapping: Mapping[Any, Any], what: str) -> tuple[dict[str, A
         if not isinstance(key, str):
             raise SchemaError(f"{what}: column names must be strings; got {key!r}")
         if type(values).__module__.split(".")[0] == "pyarrow" and hasattr(values, "null_count"):
-            columns[key] = _validated_column(values, what, f"column {key!r}")  # 1-D; not copied to numpy
+            columns[key] = _validated_column(values, what, key)  # 1-D; not copied to numpy
             continue
         array = values if hasattr(values, "__array__") or hasattr(values, "to_numpy") else np.asarray(values)
         if np.ndim(array) != 1:
@@ -204,5 +208,7 @@ def _mapping_columns(mapping: Mapping[Any, Any], what: str) -> tuple[dict[str, A
         columns[key] = array
     lengths = {name: len(values) for name, values in columns.items()}
     if len(set(lengths.values())) > 1:
-        raise SchemaError(f"{what}: columns have different lengths {lengths}")
+        first = next(iter(lengths))
+        other = next(n for n, k in lengths.items() if k != lengths[first])
+        raise SchemaError(f"{what}: columns have different lengths (column {other!r} is not as long as {first!r})")
     return columns, next(iter(lengths.values()), 0)

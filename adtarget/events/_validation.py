@@ -107,6 +107,7 @@ def region_column(values: Any, n_rows: int, reason: np.ndarray) -> tuple[np.ndar
     coordinates = np.array([bool(_COORDINATE.search(t)) for t in text], dtype=bool) & ~blank
     valid = np.array([bool(_REGION.match(t)) for t in text], dtype=bool) & ~coordinates
     regions = tuple(sorted({t for t, ok in zip(text, valid) if ok}))
+    _check_coarse(regions, "region")
     code_of = {r: i for i, r in enumerate(regions)}
     mapped = np.array([code_of.get(t, -1) for t in text], dtype=np.int16)
     reasons = np.select([coordinates, ~valid & ~blank],
@@ -125,13 +126,18 @@ def breakdown_column(values: Any, dim: BreakdownDimension, n_rows: int,
     text = [str(u).strip() for u in uniques]
     valid = np.array([dim.accepts(t) for t in text], dtype=bool) & ~blank
     names = tuple(sorted({t for t, ok in zip(text, valid) if ok}))
-    if len(names) > np.iinfo(np.int16).max:
-        raise InputFormatError(f"events: column {dim.source!r} has more distinct values than a breakdown can hold "
-                               f"({np.iinfo(np.int16).max}); a breakdown dimension must be coarse")
+    _check_coarse(names, dim.source)
     code_of = {r: i for i, r in enumerate(names)}
     mapped = np.array([code_of.get(t, -1) for t in text], dtype=np.int16)
     reasons = np.where(~valid & ~blank, REASON["invalid_breakdown_value"], ACCEPTED).astype(np.int8)
     return _map(chunks, (mapped, -1), (reasons, ACCEPTED), reason, np.int16), names
+
+
+def _check_coarse(names: tuple[str, ...], column: str) -> None:
+    """A breakdown column's distinct values fit its int16 codes (a breakdown is coarse by design)."""
+    if len(names) > np.iinfo(np.int16).max:
+        raise InputFormatError(f"events: column {column!r} has more distinct values than a breakdown can hold "
+                               f"({np.iinfo(np.int16).max}); a breakdown dimension must be coarse")
 
 
 def timestamp_column(values: Any, n_rows: int, reason: np.ndarray, now: float) -> np.ndarray:

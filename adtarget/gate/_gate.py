@@ -19,9 +19,10 @@ from adtarget._core._buffers import uses_buffers
 from adtarget._core._provenance import Sealed, new_id, readonly
 from adtarget.events._ingest import BatchState, EventBatch, EventColumns
 from adtarget.exceptions import ParameterError
-from adtarget.gate._policy import EligibilityPolicy
+from adtarget.gate._policy import EligibilityPolicy, checked_policy
 from adtarget.gate._rules import EVENT_CODE, EVENT_RULES, EXCLUSION_RULES, PERSON_RULES, SENSITIVE_ONLY
 from adtarget.reference._breakdowns import breakdown_by_source
+from adtarget.reference._sensitivity import checked_safe_taxonomy
 
 if TYPE_CHECKING:
     from adtarget.consent import ConsentSnapshot
@@ -206,6 +207,7 @@ def apply_gate(
     columns = EventBatch._state_of(batch, "batch")
     _check_inputs(columns, snapshot, safe_taxonomy, policy, services, target_service)
     _check_snapshot_id(snapshot_id)
+    safe_taxonomy, policy = checked_safe_taxonomy(safe_taxonomy), checked_policy(policy)  # applied as checked
     end = int(snapshot.as_of if window_end is None else window_end)
     found, at = _snapshot_rows(columns.persons, snapshot)
     persons = _PersonTables(

@@ -10,9 +10,9 @@ from typing import Literal, cast
 
 from adtarget.events._schema import EVENT_KINDS
 from adtarget.exceptions import ParameterError
-from adtarget.reference._sensitivity import SensitivityProfile
+from adtarget.reference._sensitivity import SensitivityProfile, checked_profile
 
-__all__ = ["DEFAULT_RETENTION_DAYS", "POLICY_MIN_AGE", "EligibilityPolicy"]
+__all__ = ["DEFAULT_RETENTION_DAYS", "POLICY_MIN_AGE", "EligibilityPolicy", "checked_policy"]
 
 POLICY_MIN_AGE = 13  # P6: the services are not for children under 13; stricter settings are allowed, laxer not
 DEFAULT_RETENTION_DAYS: Mapping[str, int] = MappingProxyType(
@@ -100,21 +100,26 @@ class EligibilityPolicy:
         return "EligibilityPolicy(" + ", ".join(parts) + ")"
 
 
+def checked_policy(policy: object) -> EligibilityPolicy:
+    """An EligibilityPolicy built again from ``policy``'s settings (the class itself only), so a policy changed
+    with ``object.__setattr__`` (a minimum age of 0, a stand-in profile) is refused; ParameterError."""
+    if type(policy) is not EligibilityPolicy:
+        raise ParameterError(f"policy must be an EligibilityPolicy, got {type(policy).__name__}")
+    try:
+        return EligibilityPolicy(*policy.__reduce__()[1])  # type: ignore[arg-type]
+    except ParameterError as exc:
+        raise ParameterError(f"policy was changed after it was made: {exc}") from None
+    except (AttributeError, TypeError, ValueError):
+        raise ParameterError("policy was not made by EligibilityPolicy(...) or was changed after") from None
+
+
 def _profile(code: object, profile: object) -> SensitivityProfile:
     """The sensitivity profile a jurisdiction's entry names (bundled name) or is."""
     if not isinstance(code, str):
         raise ParameterError(f"jurisdiction_profiles keys must be jurisdiction codes (strings); got {code!r}")
     if isinstance(profile, str):
         return SensitivityProfile.named(profile)
-    if type(profile) is not SensitivityProfile:
-        raise ParameterError(f"jurisdiction_profiles[{code!r}] must be a bundled profile name or a "
-                             f"SensitivityProfile; got {type(profile).__name__}")
-    try:  # rebuilt, so its checks run even for one made by object.__new__ or changed with object.__setattr__
-        return SensitivityProfile(profile.name, profile.description, profile.classes,
-                                  {t: dict(m) for t, m in profile.roots.items()})
-    except AttributeError:
-        raise ParameterError(f"jurisdiction_profiles[{code!r}]: a SensitivityProfile its constructor did not "
-                             f"make") from None
+    return checked_profile(profile, f"jurisdiction_profiles[{code!r}]")
 
 
 def _check_version(version: str) -> None:

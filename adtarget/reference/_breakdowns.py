@@ -12,6 +12,7 @@ keyed on its name.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,13 +22,19 @@ import numpy as np
 
 from adtarget.exceptions import ParameterError
 
-__all__ = ["AGE_BANDS", "BREAKDOWN_DIMENSIONS", "BreakdownDimension", "age_band_codes", "breakdown_by_source",
+__all__ = ["AGE_BANDS", "BREAKDOWN_DIMENSIONS", "KEY_PATTERN", "BreakdownDimension", "age_band_codes", "breakdown_by_source",
            "breakdown_dimension", "breakdown_dimensions", "coded_event_dimensions"]
 
 AGE_BANDS: tuple[str, ...] = ("13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknown")
 _BAND_EDGES = np.array([18, 25, 35, 45, 55, 65])
 _YEARS_MAX = 1 << 16  # birth years spanning more than this are banded one by one, not through a table
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+#: a report's breakdown key (the schema's ``cells`` property names); keys with a run of 16 hex digits are
+#: refused as pseudonym-like, so ingest accepts neither for a new dimension's values
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/ +-]{0,63}$")
+_HEX_RUN = re.compile(r"[0-9a-fA-F]{16,}")
+#: names the release uses for its own blocks
+_RESERVED = frozenset({"size"})
 #: event columns whose values the event contract itself validates and codes (the others follow ``pattern``)
 CONTRACT_COLUMNS: tuple[str, ...] = ("service", "region")
 
@@ -116,7 +123,13 @@ class BreakdownDimension:
              f"values must be 'fixed', 'registry' or 'selected', got {self.values!r}"),
             (self.consistency in ("sums_to_size", "within_size"),
              f"consistency must be 'sums_to_size' or 'within_size', got {self.consistency!r}"),
+            (self.name not in _RESERVED, f"the name {self.name!r} is reserved"),
             ((self.values == "fixed") == bool(self.fixed_values), "fixed_values are given exactly for 'fixed' values"),
+            (self.values != "fixed" or self.per == "person",
+             "'fixed' values are for a person-level dimension (an event column's keys come from the data: "
+             "'selected')"),
+            (all(KEY_PATTERN.match(v) and not _HEX_RUN.search(v) for v in self.fixed_values),
+             "fixed_values must be report keys (^[A-Za-z0-9][A-Za-z0-9_.:/ +-]{0,63}$, no run of 16 hex digits)"),
             (isinstance(self.cells_per_person, int) and self.cells_per_person >= 1, "cells_per_person must be >= 1"),
             (self.consistency != "sums_to_size" or self.per == "person",
              "only a person-level dimension (one value per person) can sum to the size"),
@@ -137,8 +150,10 @@ class BreakdownDimension:
         return self.values == "selected"
 
     def accepts(self, value: str) -> bool:
-        """Whether ingest accepts ``value`` (stripped) for this dimension's column (``pattern``)."""
-        return self.pattern is not None and re.fullmatch(self.pattern, value) is not None
+        """Whether ingest accepts ``value`` (stripped) for this dimension's column: it matches ``pattern`` and
+        can be a report key (:data:`KEY_PATTERN`, no pseudonym-like run of 16 hex digits)."""
+        return (self.pattern is not None and re.fullmatch(self.pattern, value) is not None
+                and KEY_PATTERN.match(value) is not None and _HEX_RUN.search(value) is None)
 
 
 BREAKDOWN_DIMENSIONS: tuple[BreakdownDimension, ...] = (
@@ -151,8 +166,24 @@ BREAKDOWN_DIMENSIONS: tuple[BreakdownDimension, ...] = (
 
 
 def breakdown_dimensions() -> tuple[BreakdownDimension, ...]:
-    """The table, read at call time (so every stage sees the same entries)."""
-    return BREAKDOWN_DIMENSIONS
+    """The table, read at call time (so every stage sees the same entries), checked as a whole: entries of
+    this type, distinct names, and distinct sources (ingest and the gate key columns by source)."""
+    return _checked_table(BREAKDOWN_DIMENSIONS)
+
+
+@functools.lru_cache(maxsize=8)
+def _checked_table(table: tuple[BreakdownDimension, ...]) -> tuple[BreakdownDimension, ...]:
+    if not isinstance(table, tuple) or any(type(d) is not BreakdownDimension for d in table):
+        raise ParameterError("BREAKDOWN_DIMENSIONS must be a tuple of BreakdownDimension entries")
+    for d in table:
+        if d._problem():  # an entry changed after construction (object.__setattr__) is checked again
+            raise ParameterError(f"breakdown dimension {d.name!r}: {d._problem()}")
+    for attribute in ("name", "source"):
+        values = [getattr(d, attribute) for d in table]
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            raise ParameterError(f"BREAKDOWN_DIMENSIONS: two entries share the {attribute} {twice[0]!r}")
+    return table
 
 
 def breakdown_dimension(name: str) -> BreakdownDimension:

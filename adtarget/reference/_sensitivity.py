@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from adtarget._core._provenance import frozen, readonly
 from adtarget.exceptions import ParameterError, SensitiveCategoryError, TaxonomyError
 from adtarget.reference._sensitivity_tables import IAB_SCD_NOT_SPECIAL, PROFILE_NAMES, profile_parts
 from adtarget.reference._taxonomy import Taxonomy
 
-__all__ = ["IAB_SCD_NOT_SPECIAL", "PROFILE_NAMES", "SafeTaxonomy", "SensitivityProfile"]
+__all__ = ["IAB_SCD_NOT_SPECIAL", "PROFILE_NAMES", "SafeTaxonomy", "SensitivityProfile", "checked_profile",
+           "checked_safe_taxonomy"]
 
 _CLASS_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _MAX_CLASSES = int(np.iinfo(np.int8).max)
@@ -168,10 +170,9 @@ class SafeTaxonomy:
             raise ParameterError(f"taxonomy must be a Taxonomy, got {type(self.taxonomy).__name__}")
         if not isinstance(self.profile, SensitivityProfile):
             raise ParameterError(f"profile must be a SensitivityProfile, got {type(self.profile).__name__}")
+        _check_bundled_pair(self.taxonomy, self.profile)
         cls, _, sensitive = _classify(self.profile, self.taxonomy)
-        safe = ~sensitive
-        safe.flags.writeable = False
-        object.__setattr__(self, "safe_mask", safe)
+        object.__setattr__(self, "safe_mask", readonly(~sensitive))
         object.__setattr__(self, "sensitive_class", cls)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -302,11 +303,46 @@ def _classify(profile: SensitivityProfile, taxonomy: Taxonomy) -> tuple[np.ndarr
     sensitive = has.any(axis=1)
     cls_code = np.where(sensitive, at[rows, deepest], -1).astype(np.int8)
     root = np.where(sensitive, anc[rows, deepest], -1).astype(np.int32)
-    for a in (cls_code, root, sensitive):
-        a.flags.writeable = False
-    return cls_code, root, sensitive
+    sealed: tuple[np.ndarray, np.ndarray, np.ndarray] = frozen((cls_code, root, sensitive))  # cached: shared
+    return sealed
 
 
 @functools.cache
 def _bundled(name: str) -> SensitivityProfile:
     return SensitivityProfile(name, *profile_parts(name))
+
+
+def _check_bundled_pair(taxonomy: Taxonomy, profile: SensitivityProfile) -> None:
+    """A bundled profile lists node ids of the bundled taxonomies: a different taxonomy under a bundled name
+    (other parents, say) would move sensitive nodes out of their roots' subtrees, so it is refused."""
+    from adtarget.reference._taxonomy_files import builtin_names
+
+    bundled = profile.name in PROFILE_NAMES and profile == _bundled(profile.name)
+    if bundled and taxonomy.name in builtin_names() and taxonomy != Taxonomy.load(taxonomy.name):
+        raise TaxonomyError(f"taxonomy {taxonomy.name!r} is not the bundled one of that name, which the bundled "
+                            f"profile {profile.name!r} maps; give it another name and a profile of its own "
+                            f"(SensitivityProfile.from_nodes)")
+
+
+def checked_profile(profile: object, what: str = "profile") -> SensitivityProfile:
+    """A SensitivityProfile built again from ``profile``'s fields (the class itself only), so one made by
+    ``object.__new__`` or changed with ``object.__setattr__`` is refused or consistent; ParameterError."""
+    if type(profile) is not SensitivityProfile:
+        raise ParameterError(f"{what} must be a SensitivityProfile, got {type(profile).__name__}")
+    try:
+        return SensitivityProfile(profile.name, profile.description, profile.classes,
+                                  {t: dict(m) for t, m in profile.roots.items()})
+    except (AttributeError, TypeError, ValueError):
+        raise ParameterError(f"{what}: a SensitivityProfile its constructor did not make (or that was "
+                             f"changed)") from None
+
+
+def checked_safe_taxonomy(safe: object) -> SafeTaxonomy:
+    """A SafeTaxonomy built again from its taxonomy and profile (each rebuilt), so its masks are computed, not
+    taken from the object: what the gate applies cannot be changed by ``object.__setattr__``."""
+    from adtarget.reference._taxonomy import rebuilt
+
+    if type(safe) is not SafeTaxonomy:
+        raise ParameterError(f"safe_taxonomy must be a SafeTaxonomy, got {type(safe).__name__}")
+    taxonomy, profile = getattr(safe, "taxonomy", None), getattr(safe, "profile", None)
+    return SafeTaxonomy(rebuilt(taxonomy), checked_profile(profile, "safe_taxonomy.profile"))  # type: ignore[arg-type]

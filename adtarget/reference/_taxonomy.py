@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from adtarget._core._provenance import readonly
 from adtarget.exceptions import ParameterError, TaxonomyError
 from adtarget.reference._taxonomy_tree import (
     ancestor_chain,
@@ -34,8 +35,8 @@ def _row_label(k: int) -> str:
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False
-    return a
+    """A copy in sealed read-only memory (``setflags(write=True)`` cannot undo it)."""
+    return readonly(a)
 
 
 class Taxonomy:
@@ -258,6 +259,17 @@ class Taxonomy:
         from adtarget.reference._taxonomy_files import load_path_or_name
 
         return load_path_or_name(path_or_name, name=name, make=cls)
+
+
+def rebuilt(taxonomy: Taxonomy) -> Taxonomy:
+    """A Taxonomy built again from ``taxonomy``'s ids, parents, names and flags: every derived table (and the
+    digest) recomputed, so one changed with ``object.__setattr__`` is either refused or consistent."""
+    if type(taxonomy) is not Taxonomy:
+        raise ParameterError(f"taxonomy must be a Taxonomy, got {type(taxonomy).__name__}")
+    try:
+        return _restore(*taxonomy.__reduce__()[1])
+    except (AttributeError, TypeError, ValueError, IndexError):
+        raise ParameterError("taxonomy was not made by Taxonomy(...) or was changed after it was made") from None
 
 
 def _restore(name: str, ids: np.ndarray, parents: np.ndarray, names: np.ndarray, scd: np.ndarray) -> Taxonomy:

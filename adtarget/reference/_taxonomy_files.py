@@ -80,6 +80,11 @@ _BUILTIN_LOADERS: dict[str, Callable[[Make], Any]] = {
 }
 
 
+def builtin_names() -> tuple[str, ...]:
+    """Names of the bundled taxonomies."""
+    return tuple(_BUILTIN_LOADERS)
+
+
 @functools.cache
 def builtin(name: str, make: Make) -> Any:
     """The bundled taxonomy ``name`` (``"iab-2.2"``, ``"topics-v2"`` or ``"iab-audience-1.1"``), loaded once."""

@@ -23,7 +23,7 @@ from adtarget._core._provenance import Sealed
 from adtarget.exceptions import ParameterError
 from adtarget.reference._breakdowns import BreakdownDimension, breakdown_dimension
 from adtarget.reports._bounding import stable64, stable64_many
-from adtarget.reports._spec import ReleaseSpec
+from adtarget.reports._spec import ReleaseSpec, checked_spec
 
 if TYPE_CHECKING:
     from adtarget.gate._gate import EligibleEvents
@@ -296,8 +296,7 @@ def count_cells(eligible: EligibleEvents, assignments: SegmentAssignments, spec:
     """
     from adtarget.gate._gate import eligible_state
 
-    if not isinstance(spec, ReleaseSpec):
-        raise ParameterError(f"spec must be a ReleaseSpec, got {type(spec).__name__}")
+    spec = checked_spec(spec)
     events = eligible_state(eligible)
     state = derived_assignments(events, assignments)
     infos = {s.segment_id: s for s in state.segments}

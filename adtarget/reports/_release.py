@@ -37,7 +37,7 @@ from adtarget.reports._document import new_report_id, report_created_at, report_
 from adtarget.reports._explain import ReleaseExplanation, _bounds, _num, sensitivity
 from adtarget.reports._postprocess import as_rng, noisy_release
 from adtarget.reports._report import SegmentReport, validate_report
-from adtarget.reports._spec import ReleaseSpec, _iso
+from adtarget.reports._spec import ReleaseSpec, _iso, checked_spec
 
 if TYPE_CHECKING:
     from adtarget._core._types import SeedLike
@@ -76,8 +76,7 @@ def default_window(policy: EligibilityPolicy, window_end: int) -> tuple[int, int
 
 
 def _check_spec(spec: Any, allow_infinite_epsilon: bool) -> ReleaseSpec:
-    if not isinstance(spec, ReleaseSpec):
-        raise ParameterError(f"spec must be a ReleaseSpec, got {type(spec).__name__}")
+    spec = checked_spec(spec)
     if math.isinf(spec.epsilon) and not allow_infinite_epsilon:
         raise ParameterError("spec.epsilon is inf (no privacy): only tests may pass allow_infinite_epsilon=True")
     return spec
@@ -151,7 +150,7 @@ def release(eligible: EligibleEvents, assignments: SegmentAssignments, spec: Rel
     """
     from adtarget.gate._gate import eligible_state
 
-    _check_spec(spec, allow_infinite_epsilon)
+    spec = _check_spec(spec, allow_infinite_epsilon)
     check_ledger(ledger)
     events = eligible_state(eligible)
     _check_window(spec, (int(events.window_start), int(events.window_end)))
@@ -187,7 +186,7 @@ def release_counts(cells: CellCounts, spec: ReleaseSpec, *, ledger: BudgetLedger
     partitions); they carry the public facts the report states (segment names, policy, window, snapshot id),
     and the bounds they were counted with, which must be this spec's. Privacy as in :func:`release`.
     """
-    _check_spec(spec, allow_infinite_epsilon)
+    spec = _check_spec(spec, allow_infinite_epsilon)
     check_ledger(ledger)
     state = counts_state(cells)
     _check_bounds(spec, state.bounds)

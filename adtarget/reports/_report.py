@@ -41,11 +41,27 @@ _MAX_ERRORS = 20
 # --- checks beyond the schema ----------------------------------------------------------------------------
 def _strings_and_ints(v: Any, path: str) -> list[tuple[str, Any]]:
     if isinstance(v, dict):
+        names = _field_names()  # the schema's own field names are shown; other keys only by position
         out = [(f"{path}[<key>]", k) for k in v]
-        return out + [x for k, item in v.items() for x in _strings_and_ints(item, f"{path}.{k}")]
+        return out + [x for n, (k, item) in enumerate(v.items())
+                      for x in _strings_and_ints(item, f"{path}.{k}" if k in names else f"{path}[key {n}]")]
     if isinstance(v, list):
         return [x for i, item in enumerate(v) for x in _strings_and_ints(item, f"{path}[{i}]")]
     return [(path, v)]
+
+
+def _field_names() -> frozenset[str]:
+    """Every property name the report schema declares (breakdown dimension names included)."""
+    names: set[str] = set()
+    stack: list[Any] = [load_schema()]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            names.update(node.get("properties", {}) if isinstance(node.get("properties"), dict) else ())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return frozenset(names)
 
 
 def _leaves(doc: Any, strings: set[str], ints: list[int]) -> None:

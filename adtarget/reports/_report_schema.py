@@ -19,7 +19,6 @@ from typing import Any
 
 from adtarget.exceptions import ReportValidationError
 from adtarget.reference._breakdowns import BreakdownDimension, breakdown_dimensions
-from adtarget.reports._spec import looks_like_pseudonym
 
 __all__ = ["breakdowns_schema", "load_schema", "schema_errors"]
 
@@ -93,14 +92,15 @@ def _check_object(v: dict[str, Any], s: dict[str, Any], root: dict[str, Any], pa
     for key in s.get("required", ()):
         if key not in v:
             errors.append(f"{path}: missing required field {key!r}")
-    for key, item in v.items():
-        where = f"{path}.{key}" if re.fullmatch(r"[A-Za-z0-9_+-]{1,40}", key) else f"{path}[<key>]"
+    for n, (key, item) in enumerate(v.items()):
+        # a key the schema names is shown; any other (a breakdown value, a hand-edited field) by its position
+        where = f"{path}.{key}" if key in props else f"{path}[key {n}]"
         if "propertyNames" in s:
             _validate(key, s["propertyNames"], root, f"{where} (key)", errors)
         if key in props:
             _validate(item, props[key], root, where, errors)
         elif s.get("additionalProperties", True) is False:
-            errors.append(f"{path}: unknown field {_shown(key) if looks_like_pseudonym(key) else repr(key)}")
+            errors.append(f"{path}: unknown field {n} ({_shown(key)})")
         elif isinstance(s.get("additionalProperties"), dict):
             _validate(item, s["additionalProperties"], root, where, errors)
 

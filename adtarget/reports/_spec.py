@@ -13,7 +13,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,7 +23,7 @@ from adtarget.exceptions import ParameterError
 from adtarget.reference._breakdowns import BREAKDOWN_DIMENSIONS, breakdown_dimension, breakdown_dimensions
 from adtarget.reports._noise import MECHANISMS
 
-__all__ = ["BREAKDOWN_DIMS", "MECHANISMS", "SEGMENT_ID_PATTERN", "ReleaseSpec", "looks_like_pseudonym"]
+__all__ = ["BREAKDOWN_DIMS", "MECHANISMS", "SEGMENT_ID_PATTERN", "ReleaseSpec", "checked_spec", "looks_like_pseudonym"]
 
 #: the built-in breakdown dimensions (the default of ``ReleaseSpec.breakdowns``); the table is
 #: ``adtarget.reference.BREAKDOWN_DIMENSIONS``
@@ -303,3 +303,22 @@ class ReleaseSpec:
                 f"breakdowns [{', '.join(self.breakdowns) or 'none'}], ε={self.epsilon:g}, δ={self.delta:g}, "
                 f"{self.mechanism}, ≤{self.max_segments_per_person} segments/person, cells/person [{cells}], "
                 f"min size {self.min_reported_size}, {len(self.public_regions)} public region(s), {window}")
+
+
+def checked_spec(spec: object) -> ReleaseSpec:
+    """A ReleaseSpec built again from ``spec``'s fields, so every check runs on what is used.
+
+    Only the class itself is accepted (a subclass could override ``count_budget`` or the bounds the noise is
+    calibrated to), and the fields are checked again (``object.__setattr__`` skips ``__post_init__``).
+    ParameterError otherwise.
+    """
+    if type(spec) is not ReleaseSpec:
+        raise ParameterError(f"spec must be a ReleaseSpec (the class itself, not a subclass or stand-in), got "
+                             f"{type(spec).__name__}")
+    try:
+        return ReleaseSpec(**{f.name: getattr(spec, f.name) for f in fields(ReleaseSpec)})
+    except ParameterError as exc:
+        raise ParameterError(f"spec was changed after it was made: {exc}") from None
+    except (AttributeError, TypeError, ValueError):
+        raise ParameterError("spec was not made by ReleaseSpec(...) (fields are missing or of the wrong type)") \
+            from None

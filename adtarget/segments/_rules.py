@@ -86,6 +86,7 @@ class TopicSegment:
 
 #: every composite kind, by its ``kind`` name: filled by the kinds' own declarations (``_Composite`` subclasses)
 _KINDS: dict[str, type[_Composite]] = {}
+_COMBINE: dict[str, Any] = {}
 _KIND = re.compile(r"^[a-z]{2,8}$")
 
 
@@ -108,12 +109,14 @@ class _Composite:
                 raise TypeError(f"{cls.__name__}: a composite kind declares a new ``kind`` (^[a-z]{{2,8}}$), an "
                                 f"``operator`` and ``combine``")
             _KINDS[cls.kind] = cls
+            declared_rule = cls.__dict__["combine"]
+            _COMBINE[cls.kind] = getattr(declared_rule, "__func__", declared_rule)  # a later assignment changes nothing
 
     def __init__(self, *parts: Definition) -> None:
         if len(parts) < 2:
             raise ParameterError(f"{type(self).__name__} needs at least 2 definitions, got {len(parts)}")
-        for part in parts:
-            _check_definition(part, f"{type(self).__name__} parts")
+        for part in parts:  # checked here, copied by the catalog
+            _rebuilt(part, f"{type(self).__name__} parts")
         object.__setattr__(self, "parts", tuple(parts))
 
     @staticmethod
@@ -144,26 +147,31 @@ class AnyOf(_Composite):
         return a.maximum(b)
 
 
-def _check_definition(definition: Any, what: str) -> None:
-    """A definition is a TopicSegment or a declared composite kind made by its constructor (any other type,
-    a subclass that declares no kind, or an object made without ``__init__`` is refused)."""
+_MAX_DEPTH = 32
+
+
+def _rebuilt(definition: Any, what: str, depth: int = 0) -> Definition:
+    """A fresh copy of a definition made by its constructors: a TopicSegment, or a declared composite kind of
+    such copies. Any other type, a subclass that declares no kind, an object made without ``__init__`` or
+    changed since (``object.__new__``, ``object.__setattr__``), or nesting past 32 levels is refused, so what
+    the catalog assigns is what it checked."""
     cls = type(definition)
+    if depth > _MAX_DEPTH:
+        raise ParameterError(f"{what}: composites nest deeper than {_MAX_DEPTH} levels")
     if cls is TopicSegment:
-        try:  # made by its constructor and unchanged since (object.__new__, object.__setattr__ would skip checks)
-            same = TopicSegment(definition.node_id, definition.rule, definition.k, definition.min_share) == definition
+        try:
+            return TopicSegment(definition.node_id, definition.rule, definition.k, definition.min_share)
         except AttributeError:
-            same = False
-        if not same:
-            raise ParameterError(f"{what}: a TopicSegment that its constructor did not make (or that was changed)")
-        return
-    if _KINDS.get(getattr(cls, "kind", "")) is not cls or cls.__dict__.get("combine") is None:
+            raise ParameterError(f"{what}: a TopicSegment that its constructor did not make") from None
+    if _KINDS.get(getattr(cls, "kind", "")) is not cls:
         names = ["TopicSegment", *(k.__name__ for k in _KINDS.values())]
         raise ParameterError(f"{what} must be {', '.join(names[:-1])} or {names[-1]}, got {cls.__name__}")
     parts = getattr(definition, "parts", None)
     if not isinstance(parts, tuple) or len(parts) < 2:
         raise ParameterError(f"{what}: a {cls.__name__} made without its constructor (no parts)")
-    for part in parts:
-        _check_definition(part, f"{cls.__name__} parts")
+    copy = object.__new__(cls)  # the parts are checked (and copied) here, once each: not again by __init__
+    object.__setattr__(copy, "parts", tuple(_rebuilt(part, f"{cls.__name__} parts", depth + 1) for part in parts))
+    return copy  # type: ignore[return-value]  # a declared kind (AllOf, AnyOf, or one added in the source)
 
 
 Definition = Union[TopicSegment, AllOf, AnyOf]  # noqa: UP007 - a runtime alias
@@ -229,17 +237,17 @@ class SegmentCatalog:
                  screen: ProxyScreen | None = None) -> None:
         if screen is not None and not isinstance(screen, ProxyScreen):
             raise ParameterError(f"screen must be a ProxyScreen or None, got {type(screen).__name__}")
-        self.definitions: tuple[Definition, ...] = tuple(definitions)
+        self.definitions: tuple[Definition, ...] = tuple(_rebuilt(d, "definitions") for d in definitions)
         self.safe_taxonomy = safe_taxonomy
         self.screen = screen
         if not self.definitions:
             raise ParameterError("definitions must hold at least one segment definition, got none")
-        for d in self.definitions:
-            _check_definition(d, "definitions")
-        self._leaves = tuple(dict.fromkeys(leaf for d in self.definitions for leaf in _leaves(d)))
+        # the catalog's own copies: what it checked is what it assigns, whatever is done to the objects it shows
+        self._own = tuple(_rebuilt(d, "definitions") for d in self.definitions)
+        self._leaves = tuple(dict.fromkeys(leaf for d in self._own for leaf in _leaves(d)))
         self._leaf_nodes = self._resolve([leaf.node_id for leaf in self._leaves])
         self._leaf_index = {leaf: i for i, leaf in enumerate(self._leaves)}
-        self.segments: tuple[SegmentInfo, ...] = tuple(self._describe(d) for d in self.definitions)
+        self.segments: tuple[SegmentInfo, ...] = tuple(self._describe(d) for d in self._own)
         self._check_unique_ids()
         self._check_screen()
         self._sealed = True
@@ -341,8 +349,8 @@ class SegmentCatalog:
         """
         profiles = self._profiles(data, profiler)
         leaves = leaf_membership(profiles, self._leaf_nodes, self._leaf_params())
-        topic = {i: d for i, d in enumerate(self.definitions) if isinstance(d, TopicSegment)}
-        composite = {i: d for i, d in enumerate(self.definitions) if not isinstance(d, TopicSegment)}
+        topic = {i: d for i, d in enumerate(self._own) if isinstance(d, TopicSegment)}
+        composite = {i: d for i, d in enumerate(self._own) if not isinstance(d, TopicSegment)}
         blocks = [columns(leaves, [self._leaf_index[d] for d in topic.values()])] if topic else []
         blocks += [self._column(d, leaves) for d in composite.values()]
         stacked = blocks[0] if len(blocks) == 1 else sparse.hstack(blocks, format="csr")
@@ -362,7 +370,7 @@ class SegmentCatalog:
         columns = [self._column(p, leaves) for p in definition.parts]
         out = columns[0]
         for column in columns[1:]:
-            out = definition.combine(out, column)
+            out = _COMBINE[type(definition).kind](out, column)
         return sparse.csr_matrix(out, dtype=bool)
 
     def _profiles(self, data: Any, profiler: InterestProfiler | None) -> InterestProfiles:
