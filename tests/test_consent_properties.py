@@ -53,6 +53,12 @@ def _columns(batch: list[dict[str, Any]]) -> dict[str, list[Any]]:
     }
 
 
+def rank(state: dict[str, Any]) -> int:
+    """Deleted, terminated, opted out, location deleted, no cross-service use: in this order, stricter."""
+    return (16 * bool(state["deleted"]) + 8 * bool(state["terminated"]) + 4 * (not state["opted_in"])
+            + 2 * bool(state["location_deleted"]) + (not state["cross_service"]))
+
+
 class Model:
     """The documented semantics, written plainly: per person a list of (updated_at, seq, state)."""
 
@@ -68,13 +74,14 @@ class Model:
         mine = self.records.setdefault(person, [])
         mine.append((at, self.seq, state))
         deletions = [(a, s) for a, s, st_ in mine if st_["deleted"]]
-        if deletions:
+        if deletions:  # the latest deletion supersedes every record up to its time (a tie: it is stricter)
             keep = max(deletions)
-            mine[:] = [r for r in mine if (r[0], r[1]) >= keep]
+            mine[:] = [r for r in mine if r[0] > keep[0] or (r[0], r[1]) == keep]
 
     def state(self, person: int, as_of: float = float("inf")) -> tuple[int, int, dict[str, Any]] | None:
+        """The latest record; on a tie of ``updated_at`` the most restrictive, then the later write."""
         candidates = [r for r in self.records.get(person, []) if r[0] <= as_of]
-        return max(candidates, key=lambda r: (r[0], r[1])) if candidates else None
+        return max(candidates, key=lambda r: (r[0], rank(r[2]), r[1])) if candidates else None
 
     def snapshot(self, as_of: float = float("inf")) -> dict[int, dict[str, Any]]:
         out = {}
@@ -141,10 +148,16 @@ def _naive_replay(path: Path, as_of: int | None) -> dict[int, tuple[Any, ...]]:
     for row in history:
         if as_of is not None and row[1] > as_of:
             continue
-        if row[0] not in latest or (row[1], row[2]) > (latest[row[0]][1], latest[row[0]][2]):
+        if row[0] not in latest or (row[1], _row_rank(row), row[2]) > (latest[row[0]][1], _row_rank(latest[row[0]]),
+                                                                        latest[row[0]][2]):
             latest[row[0]] = row
     return {int(hex_to_pseudonyms([k])[0]): (r[3] or 0, r[4] == "opt_in", bool(r[5]), r[6], bool(r[7]), bool(r[8]),
                                              bool(r[9]), r[10] or "") for k, r in latest.items()}
+
+
+def _row_rank(row: tuple[Any, ...]) -> int:
+    return rank({"deleted": row[7], "terminated": row[8], "opted_in": row[4] == "opt_in", "location_deleted": row[9],
+                 "cross_service": row[5]})
 
 
 def _as_dict(snapshot: ConsentSnapshot) -> dict[int, tuple[Any, ...]]:

@@ -207,6 +207,25 @@ def charge_definition_to(ledger: Any, artefact_id: str, budget: PrivacyBudget) -
                          f"stand-in), got {type(ledger).__name__}")
 
 
+
+class _CorruptValue(Exception):
+    """A value read back from the ledger file is not one the ledger writes (a hand-edited or damaged file);
+    ``_transaction`` turns it into a LedgerError naming the file."""
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def _stored(epsilon: object, delta: object, what: str) -> PrivacyBudget:
+    """A budget read from the file, checked as the ledger checks what it writes."""
+    if not (_is_number(epsilon) and _is_number(delta)):
+        raise _CorruptValue(f"a stored {what} is not a number")
+    try:
+        return PrivacyBudget(epsilon, delta)  # type: ignore[arg-type]
+    except ParameterError:
+        raise _CorruptValue(f"a stored {what} is not a valid budget") from None
+
 class BudgetLedger:
     """Persistent (ε, δ) spending per registered advertiser and globally, per fixed accounting window (SQLite).
 
@@ -293,6 +312,8 @@ class BudgetLedger:
                 conn.execute("COMMIT")
             finally:
                 self._close(conn)
+        except _CorruptValue as exc:
+            raise LedgerError(f"budget ledger {self._path!r} is corrupt: {exc}") from None
         except sqlite3.Error as exc:
             raise LedgerError(f"budget ledger {self._path!r}: {exc}") from exc
         except OSError as exc:
@@ -345,7 +366,10 @@ class BudgetLedger:
         a_eps, a_delta, g_eps, g_delta, seconds, origin = conn.execute(
             "SELECT advertiser_epsilon, advertiser_delta, global_epsilon, global_delta, window_seconds, "
             "window_origin FROM settings WHERE id = 1").fetchone()
-        return BudgetCaps(PrivacyBudget(a_eps, a_delta), PrivacyBudget(g_eps, g_delta), seconds / _DAY, origin)
+        if not _is_number(seconds) or not _is_number(origin) or seconds <= 0:
+            raise _CorruptValue("the stored budget window is not a positive number of seconds")
+        return BudgetCaps(_stored(a_eps, a_delta, "advertiser cap"), _stored(g_eps, g_delta, "global cap"),
+                          seconds / _DAY, origin)
 
     @staticmethod
     def _window_at(caps: BudgetCaps, ts: int) -> tuple[int, int]:
@@ -388,7 +412,7 @@ class BudgetLedger:
                            "advertisers WHERE advertiser = ?", (advertiser_id,)).fetchone()
         if row is None:
             return None
-        cap = None if row[2] is None else PrivacyBudget(row[2], row[3])
+        cap = None if row[2] is None else _stored(row[2], row[3], "advertiser cap")
         return Advertiser(row[0], row[1], cap, _iso(row[4]))
 
     def _registered(self, conn: sqlite3.Connection, name: Any) -> Advertiser:
@@ -481,6 +505,8 @@ class BudgetLedger:
         if advertiser is not None:
             sql, args = sql + " AND advertiser = ?", (*args, advertiser)
         rows += conn.execute(sql, args).fetchall()
+        if not all(_is_number(e) and _is_number(d) and e >= 0 and d >= 0 for e, d in rows):
+            raise _CorruptValue("a stored spend is not a non-negative number")
         return math.fsum(r[0] for r in rows), math.fsum(r[1] for r in rows)
 
     @staticmethod
@@ -521,7 +547,7 @@ class BudgetLedger:
                            window: tuple[int, int]) -> PrivacyBudget | None:
         row = conn.execute("SELECT epsilon, delta FROM definition_spend WHERE artefact_id = ? AND advertiser = ? "
                            "AND window_start = ?", (artefact_id, advertiser, window[0])).fetchone()
-        return None if row is None else PrivacyBudget(row[0], row[1])
+        return None if row is None else _stored(row[0], row[1], "definition spend")
 
     def _insert_definition(self, conn: sqlite3.Connection, artefact_id: str, advertiser: str,
                            budget: PrivacyBudget, window: tuple[int, int]) -> None:
@@ -618,7 +644,7 @@ class BudgetLedger:
                            "FROM spend WHERE query_key = ?", (key,)).fetchone()
         if row is None:
             return None
-        return Charge(row[0], row[1], PrivacyBudget(row[2], row[3]), key, row[4], row[5], row[6], False, row[7])
+        return Charge(row[0], row[1], _stored(row[2], row[3], "spend"), key, row[4], row[5], row[6], False, row[7])
 
     @staticmethod
     def _reused(found: Charge, advertiser: str, budget: PrivacyBudget) -> Charge:

@@ -18,7 +18,7 @@ _CSV = (".csv", ".tsv")
 def check_events_path(path: Path) -> None:
     """Raise CommandInputError (missing file, unknown extension), InputFormatError (not a regular file, nested
     columns, files of a dataset that disagree) or SchemaError (refused column, in any file of a dataset)."""
-    from adtarget.events._files import parquet_schema, regular_file
+    from adtarget._core._files import parquet_schema, regular_file
     from adtarget.events._schema import check_columns
 
     if not path.exists():

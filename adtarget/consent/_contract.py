@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from adtarget._core._files import describe, read_parquet_table, regular_file
 from adtarget.events._header_checks import check_contract_columns
 from adtarget.events._header_checks import identifying_columns as _identifying
 from adtarget.exceptions import InputFormatError, SchemaError
@@ -106,17 +107,8 @@ def _read_csv_arrow(file: Path, header: list[str]) -> dict[str, np.ndarray] | No
 
 
 def read_parquet(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """``(columns, malformed)`` of a Parquet file; needs pyarrow (the ``parquet`` extra)."""
-    file = _existing(path)
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:  # pragma: no cover - pyarrow comes with the parquet extra
-        raise InputFormatError("consent: reading Parquet needs pyarrow (pip install 'adtarget[parquet]')") from None
-    try:
-        table = pq.read_table(file)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-        raise InputFormatError(f"consent: {file} is not a readable Parquet file ({_first_line(exc)})") from None
+    """``(columns, malformed)`` of a Parquet file or dataset directory (the union of its files' columns)."""
+    table = read_parquet_table(Path(path), "consent")
     return _arrow_columns(table), np.zeros(table.num_rows, dtype=bool)
 
 
@@ -184,14 +176,11 @@ def _objects(values: Any) -> np.ndarray:
 
 
 def _existing(path: str | os.PathLike[str]) -> Path:
-    file = Path(path)
-    if not file.is_file():
-        raise InputFormatError(f"consent: {file} does not exist or is not a file")
+    file = regular_file(Path(path), "consent")  # a FIFO or a device is refused before it is opened
     if file.stat().st_size == 0:
         raise InputFormatError(f"consent: {file} is empty")
     return file
 
 
 def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else type(exc).__name__
+    return describe(exc)  # never the row or value pyarrow quotes after its first ": "

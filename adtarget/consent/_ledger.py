@@ -216,9 +216,9 @@ class ConsentLedger:
         hex_id = str(pseudonyms_to_hex(np.array([pseudonym], dtype=np.uint64))[0])
         now = time.time()
         with self._transaction("BEGIN IMMEDIATE") as conn:
-            if updated_at is None:
+            if updated_at is None:  # a call without a time comes after the current record, never ties it
                 base = read_current(conn, hex_id)
-                at = max(int(now), base["updated_at"] if base else 0)
+                at = max(int(now), base["updated_at"] + 1) if base else int(now)
             else:
                 at = _epoch(updated_at, "updated_at")
                 base = latest_before(conn, hex_id, at)

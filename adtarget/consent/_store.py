@@ -1,8 +1,11 @@
 """SQL of the consent ledger: append to history, last-writer-wins into current, erase before deletions, and
 read states back. Callers hold the transaction; every statement with values is parameterised.
 
-Order of records: by ``(updated_at, seq)``, ``seq`` being the history insertion order, so ties go to the later
-write. A person's current row is their latest history row. A deletion record erases every history row of the
+Order of records: by ``(updated_at, restrictiveness, seq)``, ``seq`` being the history insertion order. Records
+of one person with the same ``updated_at`` are ordered by how restrictive their state is — deleted, then
+terminated, then opted out, then location deleted, then no cross-service use (:func:`restrictiveness`) — so a
+tie goes to the most restrictive record whatever order the rows came in; only equally restrictive ties go to
+the later write. A person's current row is their latest history row. A deletion record erases every history row of the
 person that it supersedes (it stays as a scrubbed tombstone), and a record older than it is erased on arrival.
 """
 
@@ -22,13 +25,26 @@ __all__ = ["WriteResult", "latest_before", "read_current", "read_history", "read
            "write_records"]
 
 _BATCH = 50_000
+
+
+def _rank(t: str) -> str:
+    """SQL of :func:`restrictiveness` for the row alias ``t``."""
+    return (f"({t}.deleted * 16 + {t}.terminated * 8 + ({t}.ads_personalization <> 'opt_in') * 4 "
+            f"+ {t}.location_deleted * 2 + ({t}.cross_service = 0))")
+
+
+def restrictiveness(deleted: np.ndarray, terminated: np.ndarray, opted_in: np.ndarray,
+                    location_deleted: np.ndarray, cross_service: np.ndarray) -> np.ndarray:
+    """How restrictive each record's state is (int8; larger wins a tie on ``updated_at``)."""
+    flags = (deleted, terminated, ~np.asarray(opted_in, bool), location_deleted, ~np.asarray(cross_service, bool))
+    return sum((np.asarray(f, bool).astype(np.int8) << (4 - i) for i, f in enumerate(flags)), np.zeros(1, np.int8))
 _FEW = 500  # at most this many persons are looked up by parameter list (SQLite allows 32766)
 _FIELDS = ("birth_year, ads_personalization, cross_service, policy_version, updated_at, deleted, terminated, "
            "location_deleted, jurisdiction")
 _INSERT_HISTORY = """INSERT INTO history (seq, pseudonym, birth_year, ads_personalization, cross_service,
     policy_version, updated_at, deleted, terminated, location_deleted, jurisdiction, recorded_at, source)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
-_UPSERT_CURRENT = """INSERT INTO current (seq, pseudonym, birth_year, ads_personalization, cross_service,
+_UPSERT_CURRENT = f"""INSERT INTO current (seq, pseudonym, birth_year, ads_personalization, cross_service,
     policy_version, updated_at, deleted, terminated, location_deleted, jurisdiction)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (pseudonym) DO UPDATE SET birth_year = excluded.birth_year,
@@ -37,7 +53,8 @@ _UPSERT_CURRENT = """INSERT INTO current (seq, pseudonym, birth_year, ads_person
         terminated = excluded.terminated, location_deleted = excluded.location_deleted,
         jurisdiction = excluded.jurisdiction, seq = excluded.seq
     WHERE excluded.updated_at > current.updated_at
-       OR (excluded.updated_at = current.updated_at AND excluded.seq > current.seq)"""
+       OR (excluded.updated_at = current.updated_at AND ({_rank("excluded")} > {_rank("current")}
+           OR ({_rank("excluded")} = {_rank("current")} AND excluded.seq > current.seq)))"""  # noqa: S608 - constant SQL (the rank expression), values are parameters
 _LATEST_DELETIONS = """INSERT INTO temp.erasure (pseudonym, at, keep_seq)
     SELECT pseudonym, updated_at, seq
     FROM (SELECT pseudonym, updated_at, seq,
@@ -47,7 +64,7 @@ _LATEST_DELETIONS = """INSERT INTO temp.erasure (pseudonym, at, keep_seq)
     WHERE rn = 1"""
 _ERASE = """DELETE FROM history WHERE seq IN (
     SELECT h.seq FROM temp.erasure AS e JOIN history AS h ON h.pseudonym = e.pseudonym
-    WHERE h.updated_at < e.at OR (h.updated_at = e.at AND h.seq < e.keep_seq))"""
+    WHERE h.updated_at < e.at OR (h.updated_at = e.at AND h.seq <> e.keep_seq))"""
 # Snapshot reads aggregate each column into one string (fixed-width numbers, \x1f-separated text) so that a
 # million rows cost a few C-level string operations instead of a million Python tuples. All aggregates of one
 # SELECT walk the rows in the same order; the rows are then sorted in numpy, so no aggregate order is assumed.
@@ -84,7 +101,9 @@ def write_records(conn: sqlite3.Connection, records: ConsentRecords, *, recorded
     rows = records.sql_rows(seq, pseudonyms_to_hex(records.pseudonym).tolist(), recorded_at, source)
     for batch in _batches(rows):
         conn.executemany(_INSERT_HISTORY, batch)
-    latest = np.lexsort((seq, records.updated_at, records.pseudonym))
+    rank = restrictiveness(records.deleted, records.terminated, records.opted_in, records.location_deleted,
+                           records.cross_service)
+    latest = np.lexsort((seq, rank, records.updated_at, records.pseudonym))
     persons = records.pseudonym[latest]
     latest = latest[np.append(persons[1:] != persons[:-1], True)]
     applied = 0
@@ -144,7 +163,9 @@ def state_as_of(conn: sqlite3.Connection, as_of: int) -> dict[str, np.ndarray]:
     columns = _columns(row[:6])
     updated_at, seq = (_fixed_width(row[6], 11), _fixed_width(row[7], 19)) if row[0] else (np.zeros(0), np.zeros(0))
     persons = columns["persons"]
-    order = np.lexsort((seq, updated_at, persons))
+    rank = restrictiveness(columns["deleted"], columns["terminated"], columns["opted_in"],
+                           columns["location_deleted"], columns["cross_service"])
+    order = np.lexsort((seq, rank, updated_at, persons))
     ordered = persons[order]
     last = order[np.append(ordered[1:] != ordered[:-1], True)] if persons.size else order
     return {name: values[last] for name, values in columns.items()}
@@ -194,8 +215,8 @@ def read_current(conn: sqlite3.Connection, hex_id: str) -> dict[str, Any] | None
 
 def latest_before(conn: sqlite3.Connection, hex_id: str, at: int) -> dict[str, Any] | None:
     """The person's latest history row with ``updated_at <= at``, or None."""
-    cursor = conn.execute(f"{_READ_FIELDS} FROM history WHERE pseudonym = ? AND updated_at <= ? "  # noqa: S608
-                          "ORDER BY updated_at DESC, seq DESC LIMIT 1", (hex_id, at))
+    cursor = conn.execute(f"{_READ_FIELDS} FROM history AS h WHERE pseudonym = ? AND updated_at <= ? "  # noqa: S608
+                          f"ORDER BY updated_at DESC, {_rank('h')} DESC, seq DESC LIMIT 1", (hex_id, at))
     row = cursor.fetchone()
     return None if row is None else _row_dict(cursor.description, row)
 

@@ -23,7 +23,16 @@ _IDENTIFYING_TOKENS = frozenset(
         "address", "street", "postcode", "postal", "zip", "zipcode",
         "contact", "contactid", "contacts", "peer", "peerid", "recipient", "sender", "callee", "caller",
         "ssn", "passport", "nationalid", "dob", "birthdate", "birthday", "dateofbirth",
+        "addr", "remoteaddr", "location", "geolocation", "geo", "advertising", "adid", "advertisingid", "cookie",
+        "cookieid", "fingerprint", "hostname", "ssid", "bssid", "useragent", "serialnumber",
     }
+)
+# Words that mark a column wherever a longer token starts or ends with them ("phonenumber", "emailaddress",
+# "homeaddress", "devicemodel"): long enough that no harmless word begins or ends with one by chance.
+_IDENTIFYING_STEMS = (
+    "phone", "email", "mobile", "address", "device", "street", "contact", "passport", "latitude", "longitude",
+    "location", "cookie", "fingerprint", "advertising", "birthdate", "birthday", "username", "firstname",
+    "lastname", "surname", "fullname", "recipient", "telephone", "postcode", "zipcode",
 )
 _TOKEN = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
@@ -37,7 +46,12 @@ def _tokens(column: str) -> set[str]:
 def identifying_columns(columns: Iterable[str], allowed: Iterable[str]) -> tuple[str, ...]:
     """The columns outside ``allowed`` whose names mark them as identifying (P1, P11), in input order."""
     known = set(allowed)
-    return tuple(c for c in columns if c not in known and _tokens(c) & _IDENTIFYING_TOKENS)
+    return tuple(c for c in columns if c not in known and _identifying(_tokens(c)))
+
+
+def _identifying(tokens: set[str]) -> bool:
+    return bool(tokens & _IDENTIFYING_TOKENS) or any(t.startswith(_IDENTIFYING_STEMS) or t.endswith(_IDENTIFYING_STEMS)
+                                                     for t in tokens)
 
 
 def check_contract_columns(

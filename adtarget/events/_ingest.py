@@ -22,10 +22,10 @@ from adtarget.events._sources import read_columns
 from adtarget.events._validation import (
     ACCEPTED,
     QUARANTINE_REASONS,
-    REASON,
     breakdown_column,
     category_column,
     kind_column,
+    person_id_rows,
     region_column,
     service_column,
     timestamp_column,
@@ -185,10 +185,7 @@ def ingest(
     dropped = tuple(c for c in columns if c not in kept)
     reason = np.full(n_rows, ACCEPTED, dtype=np.int8)
     ids = person_ids(columns["person_id"])
-    missing = ids.missing
-    if missing is not None:
-        reason[missing] = REASON["missing_person_id"]
-        del missing
+    person_id_rows(ids, reason)
     service = service_column(columns["service"], services, reason)
     category = category_column(columns["category"], taxonomy, reason)
     ts = timestamp_column(columns["ts"], n_rows, reason, time.time() if now is None else now)

@@ -17,6 +17,7 @@ from adtarget.exceptions import SchemaError
 __all__ = [
     "INVALID_TS",
     "blank_values",
+    "control_values",
     "dictionary_chunks",
     "factorize",
     "float64_chunks",
@@ -79,6 +80,27 @@ def factorize(values: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     if empty.any():
         codes = np.where(empty[np.maximum(codes, 0)] & (codes >= 0), -1, codes).astype(np.int32)
     return uniques, codes
+
+
+_CONTROL = "[\x00-\x1f\x7f-\x9f]"
+
+
+def control_values(uniques: np.ndarray) -> np.ndarray:
+    """Which distinct values hold a control character (NUL, ESC, newline, C1): never a valid id, category or
+    service (numpy's fixed-width strings would even drop a trailing NUL, merging ``"a\\x00"`` with ``"a"``)."""
+    if uniques.dtype.kind not in "OUS" or uniques.size == 0:
+        return np.zeros(len(uniques), dtype=bool)
+    pa = _pyarrow()
+    text = [u if isinstance(u, str) else None for u in uniques]
+    if pa is not None:
+        import pyarrow.compute as pc
+
+        hit = pc.match_substring_regex(pa.array(text, type=pa.string()), _CONTROL).fill_null(False)
+        return np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
+    import re
+
+    pattern = re.compile(_CONTROL)
+    return np.array([t is not None and pattern.search(t) is not None for t in text], dtype=bool)
 
 
 def blank_values(uniques: np.ndarray) -> np.ndarray:
@@ -195,8 +217,12 @@ def parse_timestamps(values: Any, name: str) -> np.ndarray:
     ISO-8601 strings ("2026-11-01T10:00:00Z", offsets are honoured)."""
     pa = _pyarrow()
     if _is_arrow(values):
-        if pa.types.is_timestamp(values.type) or pa.types.is_date(values.type):
-            seconds = values.cast(pa.timestamp("s", tz=getattr(values.type, "tz", None)))
+        if pa.types.is_timestamp(values.type):  # UTC counts whatever the zone; sub-second parts floored
+            per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[values.type.unit]
+            counts = values.cast(pa.int64()).fill_null(_INVALID_TS).to_numpy(zero_copy_only=False)
+            return np.where(counts == _INVALID_TS, _INVALID_TS, np.floor_divide(counts, per_second))
+        if pa.types.is_date(values.type):
+            seconds = values.cast(pa.timestamp("s"))
             return np.asarray(seconds.cast(pa.int64()).fill_null(_INVALID_TS).to_numpy(zero_copy_only=False))
         if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
             return _parse_iso(values.to_numpy(zero_copy_only=False), name)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from adtarget.events._files import describe, flat_columns, read_parquet_table, regular_file
+from adtarget._core._files import describe, flat_columns, read_parquet_table, regular_file
 from adtarget.exceptions import InputFormatError, SchemaError
 
 __all__ = ["read_columns"]

@@ -18,6 +18,7 @@ import numpy as np
 
 from adtarget.events._parsing import (
     blank_values,
+    control_values,
     dictionary_chunks,
     factorize,
     float64_chunks,
@@ -29,6 +30,7 @@ from adtarget.events._schema import DEFAULT_KIND, EVENT_KINDS
 from adtarget.exceptions import InputFormatError
 
 if TYPE_CHECKING:
+    from adtarget.events._person_ids import PersonIds
     from adtarget.reference._breakdowns import BreakdownDimension
     from adtarget.reference._services import ServiceRegistry
     from adtarget.reference._taxonomy import Taxonomy
@@ -37,6 +39,7 @@ __all__ = [
     "ACCEPTED",
     "QUARANTINE_REASONS",
     "breakdown_column",
+    "person_id_rows",
     "category_column",
     "kind_column",
     "region_column",
@@ -48,6 +51,7 @@ __all__ = [
 # Order matters: a row with several problems is quarantined for the first one.
 QUARANTINE_REASONS: tuple[str, ...] = (
     "missing_person_id",
+    "invalid_person_id",
     "missing_service",
     "unknown_service",
     "missing_category",
@@ -70,6 +74,18 @@ _COORDINATE = re.compile(r"[-+]?\d{1,3}\.\d+")
 
 # (first row, codes into the chunk's dictionary, the dictionary's first entry in the uniques, its length)
 _Chunk = tuple[int, np.ndarray, int, int]
+
+
+def person_id_rows(ids: PersonIds, reason: np.ndarray) -> None:
+    """Quarantine the rows of missing ids and of ids holding a control character (``invalid_person_id``)."""
+    missing = ids.missing
+    if missing is None:
+        return
+    reason[missing] = REASON["missing_person_id"]
+    bad = np.flatnonzero(control_values(ids.uniques))
+    if bad.size:
+        rows = np.isin(ids.codes, bad)
+        reason[rows] = np.minimum(reason[rows], REASON["invalid_person_id"])
 
 
 def service_column(values: Any, services: ServiceRegistry, reason: np.ndarray) -> np.ndarray:
@@ -186,6 +202,7 @@ def _lookup_tables(known: np.ndarray, uniques: np.ndarray, name: str) -> tuple[t
                                                                                tuple[np.ndarray, int]]:
     """(values, value of a null) and (reasons, reason of a null) of a look-up: blank values are missing."""
     missing = blank_values(uniques)
+    known = np.where(control_values(uniques), -1, known)  # a control character is never in a registry
     values = np.where(missing, -1, known)
     reasons = np.select([missing, known < 0], [REASON[f"missing_{name}"], REASON[f"unknown_{name}"]], ACCEPTED)
     return (values, -1), (reasons.astype(np.int8), REASON[f"missing_{name}"])

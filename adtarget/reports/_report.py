@@ -50,6 +50,48 @@ def _strings_and_ints(v: Any, path: str) -> list[tuple[str, Any]]:
     return [(path, v)]
 
 
+#: a report is a few hundred kilobytes; the limits bound what a hand-made file can cost to read and check
+MAX_REPORT_BYTES = 64 << 20
+MAX_REPORT_DEPTH = 16
+
+
+def _report_text(path: Path) -> str:
+    """A report file's text: a regular file of at most MAX_REPORT_BYTES, UTF-8."""
+    from adtarget._core._files import regular_file
+
+    regular_file(path, "report")
+    if path.stat().st_size > MAX_REPORT_BYTES:
+        raise InputFormatError(f"report: {path} is larger than {MAX_REPORT_BYTES >> 20} MiB; not a segment report")
+    try:
+        return path.read_text("utf-8")
+    except UnicodeDecodeError:
+        raise InputFormatError(f"report: {path} is not UTF-8 text") from None
+
+
+def parse_report(text: str) -> Any:
+    """The JSON document of a report's text, parsed with bounds: at most MAX_REPORT_BYTES and
+    MAX_REPORT_DEPTH levels of nesting (the schema needs 6); ReportValidationError otherwise."""
+    if len(text) > MAX_REPORT_BYTES:
+        raise ReportValidationError(f"report is larger than {MAX_REPORT_BYTES >> 20} MiB")
+    try:
+        doc = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ReportValidationError(f"report nests deeper than {MAX_REPORT_DEPTH} levels") from None
+    except ValueError as exc:
+        raise ReportValidationError(f"report is not valid JSON: {exc.__class__.__name__} at position "
+                                    f"{getattr(exc, 'pos', '?')}") from None
+    stack = [(doc, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_REPORT_DEPTH:
+            raise ReportValidationError(f"report nests deeper than {MAX_REPORT_DEPTH} levels")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return doc
+
+
 def _field_names() -> frozenset[str]:
     """Every property name the report schema declares (breakdown dimension names included)."""
     names: set[str] = set()
@@ -236,20 +278,12 @@ class SegmentReport:
     @classmethod
     def from_json(cls, text: str) -> SegmentReport:
         """Parse and validate a report's JSON text."""
-        try:
-            doc = json.loads(text, parse_constant=_refuse_constant)
-        except ValueError as exc:
-            raise ReportValidationError(f"report is not valid JSON: {exc.__class__.__name__} at position "
-                                        f"{getattr(exc, 'pos', '?')}") from None
-        return cls(doc)
+        return cls(parse_report(text))
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> SegmentReport:
         """Read and validate a report file."""
-        p = Path(path)
-        if not p.is_file():
-            raise InputFormatError(f"report file {str(p)!r} does not exist or is not a file")
-        return cls.from_json(p.read_text("utf-8"))
+        return cls.from_json(_report_text(Path(path)))
 
     def to_dict(self) -> dict[str, Any]:
         """A deep copy of the JSON document."""
@@ -394,12 +428,10 @@ def audit_report(path: str | os.PathLike[str], policy: EligibilityPolicy, safe_t
         Never raises for a bad report; raises InputFormatError when the file is missing.
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputFormatError(f"report file {str(p)!r} does not exist or is not a file")
     try:
-        doc = json.loads(p.read_text("utf-8"), parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return ReportAudit(str(p), False, 0, (f"not valid JSON ({exc.__class__.__name__})",))
+        doc = parse_report(_report_text(p))
+    except ReportValidationError as exc:
+        return ReportAudit(str(p), False, 0, (str(exc),))
     problems = report_errors(doc)
     if not schema_errors(doc):
         problems += _policy_problems(doc, policy, safe_taxonomy) + _sensitive_problems(doc["segments"],
