@@ -91,6 +91,16 @@ def _dataset_with_second_file(directory: Path, extra: str) -> Path:
     return directory
 
 
+def _partitioned(directory: Path, key: str) -> Path:
+    """A hive-partitioned dataset: the column ``key`` lives only in the directory names (``key=value``)."""
+    table = events_table()
+    for value in ("video", "news"):
+        (directory / f"{key}={value}").mkdir(parents=True)
+        columns = [c for c in table.column_names if c != key]
+        pq.write_table(table.select(columns), directory / f"{key}={value}" / "part-0.parquet")
+    return directory
+
+
 def _nested(column: str) -> pa.Array:
     n = len(IDS)
     if column == "category":
@@ -105,6 +115,7 @@ REFUSED = {
         lambda d: _dataset_with_second_file(d / "events", "email"), ["email"]),
     "unknown column in a later file of a dataset": (
         lambda d: _dataset_with_second_file(d / "events", "session_id"), ["session_id"]),
+    "identifying column as a partition directory": (lambda d: _partitioned(d / "events", "email"), ["email"]),
     "CSV row with a surplus field": (
         lambda d: _write(d / "events.csv", csv_text([[IDS[0], "video", str(TS), CATEGORY],
                                                      [IDS[1], "video", str(TS), CATEGORY, "surplus"]])),
@@ -150,6 +161,11 @@ def test_a_byte_order_mark_before_the_header_is_stripped(cli, world):
     path.write_bytes(b"\xef\xbb\xbf" + csv_text().encode())
     summary = _accepted(cli, world, path)
     assert summary["rows"]["accepted"] == len(IDS)
+
+
+def test_a_hive_partition_column_is_read(cli, world):
+    summary = _accepted(cli, world, _partitioned(world / "events", "service"))
+    assert summary["rows"]["accepted"] == 2 * len(IDS) and summary["eligible_events"] == 2 * len(IDS)
 
 
 def test_zoned_nanosecond_timestamps_are_converted(cli, world):

@@ -78,36 +78,54 @@ def read_parquet_table(path: Path, what: str, *, dictionary_strings: bool = Fals
     ``dictionary_strings`` reads string columns dictionary-encoded (what ingest codes fastest).
     """
     import pyarrow as pa
+    import pyarrow.dataset as pads
     import pyarrow.parquet as pq
 
-    files, schema = _files_and_schema(path, what)
+    files, schema, partition = _files_and_schema(path, what)
     if dictionary_strings:
-        schema = pa.schema([pa.field(f.name, pa.dictionary(pa.int32(), f.type)) if pa.types.is_string(f.type)
-                            else f for f in schema])
+        schema = pa.schema([pa.field(f.name, pa.dictionary(pa.int32(), f.type))
+                            if pa.types.is_string(f.type) and f.name not in partition.names else f for f in schema])
     try:
-        source = files[0] if len(files) == 1 and not path.is_dir() else [str(f) for f in files]
-        return pq.read_table(source, schema=schema)
+        if not path.is_dir():
+            return pq.read_table(files[0], schema=schema)
+        partitioning = pads.partitioning(partition, flavor="hive")
+        return pads.dataset([str(f) for f in files], schema=schema, format="parquet", partitioning=partitioning,
+                            partition_base_dir=str(path)).to_table()
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:  # not memory
         raise InputFormatError(f"{what}: {path} is not a readable Parquet file or dataset ({describe(exc)})") from None
 
 
 def parquet_schema(path: Path, what: str) -> Any:
-    """The union schema of a Parquet file or dataset directory (footers only), checked flat."""
+    """The union schema of a Parquet file or dataset directory (footers and hive partition directories
+    ``key=value`` only), checked flat."""
     return _files_and_schema(path, what)[1]
 
 
-def _files_and_schema(path: Path, what: str) -> tuple[list[Path], Any]:
+def _files_and_schema(path: Path, what: str) -> tuple[list[Path], Any, Any]:
+    """The data files, the union of their schemas plus the hive partition columns, and those columns."""
     import pyarrow as pa
+    import pyarrow.dataset as pads
     import pyarrow.parquet as pq
 
     files = dataset_files(path, what) if path.is_dir() else [regular_file(path, what)]
     try:
         schemas = [pq.read_schema(f) for f in files]
+        partition = pa.schema([])
+        keys = sorted({part.split("=", 1)[0] for f in files if path.is_dir()
+                       for part in f.relative_to(path).parent.parts if "=" in part})
+        if keys:  # hive directories key=value: their types as Arrow infers them
+            found = pads.dataset([str(f) for f in files], format="parquet", partitioning="hive",
+                                 partition_base_dir=str(path)).partitioning
+            partition = pa.schema([found.schema.field(k) for k in keys if k in found.schema.names])
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
         raise InputFormatError(f"{what}: {path} is not a readable Parquet file or dataset ({describe(exc)})") from None
     schema = _union(schemas, files, what)
+    clash = [n for n in partition.names if n in schema.names]
+    if clash:
+        raise InputFormatError(f"{what}: column {clash[0]!r} is both a partition directory and a file column")
+    schema = pa.schema([*schema, *partition])
     flat_columns(schema, what)
-    return files, schema
+    return files, schema, partition
 
 
 def _union(schemas: list[Any], files: list[Path], what: str) -> Any:
