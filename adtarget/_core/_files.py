@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,17 @@ _MAX_DESCRIPTION = 160
 
 def describe(exc: BaseException) -> str:
     """A short, printable description of ``exc`` that quotes no input (see the module docstring)."""
+    if isinstance(exc, UnicodeError):
+        return "not UTF-8 text"  # the codec's message quotes a byte of the input
     lines = str(exc).strip().splitlines()
     text = lines[0].split(": ")[0] if lines else ""
     text = "".join(c if c.isprintable() else "?" for c in text)[:_MAX_DESCRIPTION].strip()
     return text or type(exc).__name__
+
+
+def _shown_path(path: Path) -> str:
+    """A path for a message, printable (a file name may hold control characters)."""
+    return "".join(c if c.isprintable() else "?" for c in str(path))
 
 
 def regular_file(path: Path, what: str) -> Path:
@@ -108,8 +116,17 @@ def _files_and_schema(path: Path, what: str) -> tuple[list[Path], Any, Any]:
     import pyarrow.parquet as pq
 
     files = dataset_files(path, what) if path.is_dir() else [regular_file(path, what)]
+    schemas = []
+    for f in files:  # one by one, so a bad file of a dataset is named
+        try:
+            schemas.append(pq.read_schema(f))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
+            raise InputFormatError(f"{what}: {_shown_path(f)} is not a readable Parquet file ({describe(exc)})") \
+                from None
+        twice = [n for n, k in Counter(schemas[-1].names).items() if k > 1]
+        if twice:
+            raise InputFormatError(f"{what}: {_shown_path(f)} has the column {twice[0][:40]!r} twice")
     try:
-        schemas = [pq.read_schema(f) for f in files]
         partition = pa.schema([])
         keys = sorted({part.split("=", 1)[0] for f in files if path.is_dir()
                        for part in f.relative_to(path).parent.parts if "=" in part})

@@ -129,6 +129,8 @@ _DATA_STEPS: dict[int, Callable[[sqlite3.Connection, int], None]] = {2: _registe
 
 
 def _iso(ts: int) -> str:
+    if not _is_int(ts) or abs(ts) >= 2**40:
+        raise _CorruptValue("a stored time is not epoch seconds")
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -211,6 +213,13 @@ def charge_definition_to(ledger: Any, artefact_id: str, budget: PrivacyBudget) -
 class _CorruptValue(Exception):
     """A value read back from the ledger file is not one the ledger writes (a hand-edited or damaged file);
     ``_transaction`` turns it into a LedgerError naming the file."""
+
+
+_MAX_WINDOW_S = 100 * 365 * 86_400
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_number(value: object) -> bool:
@@ -363,11 +372,14 @@ class BudgetLedger:
 
     @staticmethod
     def _caps(conn: sqlite3.Connection) -> BudgetCaps:
-        a_eps, a_delta, g_eps, g_delta, seconds, origin = conn.execute(
+        row = conn.execute(
             "SELECT advertiser_epsilon, advertiser_delta, global_epsilon, global_delta, window_seconds, "
             "window_origin FROM settings WHERE id = 1").fetchone()
-        if not _is_number(seconds) or not _is_number(origin) or seconds <= 0:
-            raise _CorruptValue("the stored budget window is not a positive number of seconds")
+        if row is None:
+            raise _CorruptValue("its settings row is missing")
+        a_eps, a_delta, g_eps, g_delta, seconds, origin = row
+        if not (_is_int(seconds) and _is_int(origin) and 0 < seconds <= _MAX_WINDOW_S and abs(origin) < 2**40):
+            raise _CorruptValue("the stored budget window is not a whole number of seconds up to 100 years")
         return BudgetCaps(_stored(a_eps, a_delta, "advertiser cap"), _stored(g_eps, g_delta, "global cap"),
                           seconds / _DAY, origin)
 

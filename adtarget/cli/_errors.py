@@ -105,5 +105,10 @@ def _os_message(error: OSError) -> str:
     return f"{error.strerror or type(error).__name__}: {error.filename!s}"
 
 
+_MAX_LINE = 2000
+
+
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """One printable line of at most 2000 characters (a path or a name may hold control characters)."""
+    line = "".join(c if c.isprintable() else "?" for c in " ".join(str(text).split()))
+    return line if len(line) <= _MAX_LINE else line[:_MAX_LINE - 1] + "…"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from adtarget._core._files import describe, read_parquet_table, regular_file
-from adtarget.events._header_checks import check_contract_columns
+from adtarget.events._header_checks import check_contract_columns, listed_columns
 from adtarget.events._header_checks import identifying_columns as _identifying
 from adtarget.exceptions import InputFormatError, SchemaError
 
@@ -74,9 +75,13 @@ def _csv_header(file: Path) -> list[str]:
     if not header or not any(h.strip() for h in header):
         raise InputFormatError(f"consent: {file} has no header row")
     names = [h.strip() for h in header]
-    duplicated = sorted({c for c in names if names.count(c) > 1})
+    if not set(CONSENT_COLUMNS) & set(names):  # no header row: these "names" are the first record
+        raise SchemaError(f"consent: none of the required columns {list(CONSENT_COLUMNS)} is in {file.name}'s "
+                          f"header (is the header row missing?)")
+    counts = Counter(names)
+    duplicated = sorted(c for c, k in counts.items() if k > 1)
     if duplicated:
-        raise SchemaError(f"consent: duplicate column(s) {duplicated}; each column may appear once")
+        raise SchemaError(f"consent: duplicate column(s) {listed_columns(duplicated)}; each column may appear once")
     return names
 
 

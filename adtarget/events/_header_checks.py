@@ -4,11 +4,12 @@ always; unknown columns unless the caller drops them; duplicates and missing req
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 
 from adtarget.exceptions import RefusedColumnError, SchemaError
 
-__all__ = ["check_contract_columns", "identifying_columns"]
+__all__ = ["check_contract_columns", "identifying_columns", "listed_columns"]
 
 # Tokens that make a column identifying wherever they appear in its name ("user_email", "IPAddress",
 # "device-id", "geo_lat", "date_of_birth"). Matching is by token, so "lat" is caught but "category" is not.
@@ -54,6 +55,13 @@ def _identifying(tokens: set[str]) -> bool:
                                                      for t in tokens)
 
 
+def listed_columns(names: Iterable[str], most: int = 5) -> str:
+    """Column names for a message: at most ``most``, each printable and at most 40 characters."""
+    names = list(names)
+    shown = ["".join(c if c.isprintable() else "?" for c in n)[:40] for n in names[:most]]
+    return str(shown) + (f" (and {len(names) - most} more)" if len(names) > most else "")
+
+
 def check_contract_columns(
     columns: Iterable[str],
     *,
@@ -68,18 +76,22 @@ def check_contract_columns(
     ``refusal`` is the sentence that says why identifying columns are refused (it goes into the error).
     """
     names = tuple(str(c) for c in columns)
-    duplicated = sorted({c for c in names if names.count(c) > 1})
+    if names and not set(required) & set(names):  # a file without its header row: the names are data
+        raise SchemaError(f"{what}: none of the required columns {list(required)} is in the header (is the header "
+                          f"row missing?)")
+    counts = Counter(names)
+    duplicated = sorted(c for c, k in counts.items() if k > 1)
     if duplicated:
-        raise SchemaError(f"{what}: duplicate column(s) {duplicated}; each column may appear once")
+        raise SchemaError(f"{what}: duplicate column(s) {listed_columns(duplicated)}; each column may appear once")
     known = (*required, *optional)
     refused = identifying_columns(names, known)
     if refused:
-        raise RefusedColumnError(f"{what}: identifying column(s) {list(refused)} refused: {refusal}", refused)
+        raise RefusedColumnError(f"{what}: identifying column(s) {listed_columns(refused)} refused: {refusal}", refused)
     unknown = tuple(c for c in names if c not in known)
     if unknown and not drop_unknown_columns:
         allowed = f"{list(required)}" + (f" and optionally {list(optional)}" if optional else "")
         raise RefusedColumnError(
-            f"{what}: unknown column(s) {list(unknown)}; the contract allows {allowed} (pass "
+            f"{what}: unknown column(s) {listed_columns(unknown)}; the contract allows {allowed} (pass "
             "drop_unknown_columns=True to drop unknown, non-identifying columns)", unknown)
     missing = [c for c in required if c not in names]
     if missing:

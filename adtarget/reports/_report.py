@@ -74,7 +74,7 @@ def parse_report(text: str) -> Any:
     if len(text) > MAX_REPORT_BYTES:
         raise ReportValidationError(f"report is larger than {MAX_REPORT_BYTES >> 20} MiB")
     try:
-        doc = json.loads(text, parse_constant=_refuse_constant)
+        doc = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise ReportValidationError(f"report nests deeper than {MAX_REPORT_DEPTH} levels") from None
     except ValueError as exc:
@@ -90,6 +90,14 @@ def parse_report(text: str) -> Any:
         elif isinstance(value, list):
             stack.extend((v, depth + 1) for v in value)
     return doc
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number as a float; one too large for a float (``1e999``, read as infinity) is refused."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("a number too large for a float")
+    return value
 
 
 def _field_names() -> frozenset[str]:
