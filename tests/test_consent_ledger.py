@@ -157,11 +157,13 @@ def test_older_record_goes_to_history_but_not_current(ledger: ConsentLedger) -> 
     assert not ledger.snapshot().opted_in[0] and ledger.snapshot(as_of=T + 5).opted_in[0]
 
 
-def test_ties_go_to_the_later_write_within_and_across_imports(ledger: ConsentLedger) -> None:
-    ledger.import_records([row(birth_year=1970), row(birth_year=1971)], now=NOW)
+def test_tied_birth_years_go_to_the_youngest_within_and_across_imports(ledger: ConsentLedger) -> None:
+    ledger.import_records([row(birth_year=1971), row(birth_year=1970)], now=NOW)
     assert current(ledger, "p1")["birth_year"] == 1971
-    ledger.import_records([row(birth_year=1972)], now=NOW)
-    assert current(ledger, "p1")["birth_year"] == 1972
+    ledger.import_records([row(birth_year=1969)], now=NOW)
+    assert current(ledger, "p1")["birth_year"] == 1971
+    ledger.import_records([row(birth_year=1972, jurisdiction="US-CA")], now=NOW)
+    assert current(ledger, "p1")["birth_year"] == 1972 and current(ledger, "p1")["jurisdiction"] == "CN"  # first in order
 
 
 # --- single updates ---------------------------------------------------------------------------------------

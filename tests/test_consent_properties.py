@@ -1,6 +1,6 @@
 """Property tests of the ConsentLedger: snapshot(as_of) equals (1) a naive replay of the history table read
 with plain sqlite3 and (2) an independent in-memory model of the documented semantics (last writer wins by
-(updated_at, write order); deletion records are scrubbed and erase what they supersede)."""
+(updated_at; tied records merged field by field into the most restrictive state); deletion records are scrubbed and erase what they supersede)."""
 
 from __future__ import annotations
 
@@ -53,10 +53,21 @@ def _columns(batch: list[dict[str, Any]]) -> dict[str, list[Any]]:
     }
 
 
-def rank(state: dict[str, Any]) -> int:
-    """Deleted, terminated, opted out, location deleted, no cross-service use: in this order, stricter."""
-    return (16 * bool(state["deleted"]) + 8 * bool(state["terminated"]) + 4 * (not state["opted_in"])
-            + 2 * bool(state["location_deleted"]) + (not state["cross_service"]))
+def merge(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """Tied records, written plainly: any deletion/termination/location deletion; opted in and cross-service only
+    if all are; the youngest known birth year, the oldest policy version, the first known jurisdiction."""
+    deleted = any(s["deleted"] for s in states)
+    years = [s["birth_year"] for s in states if s["birth_year"]]
+    places = sorted(s["jurisdiction"] for s in states if s["jurisdiction"])
+    return {
+        "deleted": deleted, "terminated": any(s["terminated"] for s in states),
+        "location_deleted": deleted or any(s["location_deleted"] for s in states),
+        "opted_in": not deleted and all(s["opted_in"] for s in states),
+        "cross_service": not deleted and all(s["cross_service"] for s in states),
+        "birth_year": 0 if deleted or not years else max(years),
+        "jurisdiction": "" if deleted or not places else places[0],
+        "policy_version": min(s["policy_version"] for s in states),
+    }
 
 
 class Model:
@@ -79,9 +90,13 @@ class Model:
             mine[:] = [r for r in mine if r[0] > keep[0] or (r[0], r[1]) == keep]
 
     def state(self, person: int, as_of: float = float("inf")) -> tuple[int, int, dict[str, Any]] | None:
-        """The latest record; on a tie of ``updated_at`` the most restrictive, then the later write."""
+        """The latest record; records tied on ``updated_at`` merged (:func:`merge`)."""
         candidates = [r for r in self.records.get(person, []) if r[0] <= as_of]
-        return max(candidates, key=lambda r: (r[0], rank(r[2]), r[1])) if candidates else None
+        if not candidates:
+            return None
+        at = max(r[0] for r in candidates)
+        tied = [r for r in candidates if r[0] == at]
+        return at, max(r[1] for r in tied), merge([r[2] for r in tied])
 
     def snapshot(self, as_of: float = float("inf")) -> dict[int, dict[str, Any]]:
         out = {}
@@ -144,20 +159,18 @@ def _naive_replay(path: Path, as_of: int | None) -> dict[int, tuple[Any, ...]]:
         history = conn.execute("SELECT pseudonym, updated_at, seq, birth_year, ads_personalization, cross_service, "
                                "policy_version, deleted, terminated, location_deleted, jurisdiction "
                                "FROM history").fetchall()
-    latest: dict[str, tuple[Any, ...]] = {}
+    rows: dict[str, list[tuple[Any, ...]]] = {}
     for row in history:
-        if as_of is not None and row[1] > as_of:
-            continue
-        if row[0] not in latest or (row[1], _row_rank(row), row[2]) > (latest[row[0]][1], _row_rank(latest[row[0]]),
-                                                                        latest[row[0]][2]):
-            latest[row[0]] = row
-    return {int(hex_to_pseudonyms([k])[0]): (r[3] or 0, r[4] == "opt_in", bool(r[5]), r[6], bool(r[7]), bool(r[8]),
-                                             bool(r[9]), r[10] or "") for k, r in latest.items()}
-
-
-def _row_rank(row: tuple[Any, ...]) -> int:
-    return rank({"deleted": row[7], "terminated": row[8], "opted_in": row[4] == "opt_in", "location_deleted": row[9],
-                 "cross_service": row[5]})
+        if as_of is None or row[1] <= as_of:
+            rows.setdefault(row[0], []).append(row)
+    out = {}
+    for key, mine in rows.items():
+        at = max(r[1] for r in mine)
+        state = merge([{"birth_year": r[3] or 0, "opted_in": r[4] == "opt_in", "cross_service": bool(r[5]),
+                        "policy_version": r[6], "deleted": bool(r[7]), "terminated": bool(r[8]),
+                        "location_deleted": bool(r[9]), "jurisdiction": r[10] or ""} for r in mine if r[1] == at])
+        out[int(hex_to_pseudonyms([key])[0])] = tuple(state[f] for f in FIELDS)
+    return out
 
 
 def _as_dict(snapshot: ConsentSnapshot) -> dict[int, tuple[Any, ...]]:

@@ -287,3 +287,126 @@ def test_a_tie_on_updated_at_goes_to_the_most_restrictive_record(tmp_path, order
         if field == "deleted" and got.size == 0:
             continue
         assert bool(got[0]) is expected, (order, field)
+
+
+@pytest.mark.parametrize("order", ["given order", "reversed", "separate imports"])
+def test_tied_records_merge_field_by_field(tmp_path, order):
+    """A tie never loses a restriction held by the record that "loses" it: one record opts out, the other
+    deletes the location data; the state is opted out *and* location deleted, and a tied birth year and
+    jurisdiction give the same state in every order (the youngest year, the first code in sort order)."""
+    from adtarget import ConsentLedger, Pseudonymizer
+
+    base = consent_rows(IDS[:1], updated_at="2024-01-01T00:00:00Z")[0]
+    rows = [{**base, "ads_personalization": "opt_out", "location_deleted": "false", "birth_year": "1990",
+             "jurisdiction": "US"},
+            {**base, "ads_personalization": "opt_in", "location_deleted": "true", "birth_year": "2001",
+             "jurisdiction": "DE"}]
+    rows = rows[::-1] if order == "reversed" else rows
+    ledger = ConsentLedger(tmp_path / "c.sqlite", Pseudonymizer(KEY))
+    if order == "separate imports":
+        for i, row in enumerate(rows):
+            ledger.import_csv(write_consent_csv(tmp_path / f"c{i}.csv", [row]))
+    else:
+        ledger.import_csv(write_consent_csv(tmp_path / "c.csv", rows))
+    for snapshot in (ledger.snapshot(), ledger.snapshot(as_of=int(time.time()))):
+        assert not snapshot.opted_in[0] and snapshot.location_deleted[0]
+        assert int(snapshot.birth_year[0]) == 2001 and str(snapshot.jurisdiction[0]) == "DE"
+
+
+# --- identifying names in other languages, look-alike letters and joined forms ---------------------------------
+FOREIGN_OR_DISGUISED = ["Telefon", "courriel", "ｅｍａｉｌ", "\u0435mail", "\u0440hone", "e\u200bmail", "gpslat",
+                        "homeaddr", "android_id", "maid", "iccid", "x_forwarded_for", "e164", "nhs_number",
+                        "телефон", "电话", "Geburtsdatum", "numéro_de_téléphone", "DirecciónIP"]
+
+
+@pytest.mark.parametrize("column", FOREIGN_OR_DISGUISED)
+def test_identifying_names_in_any_language_or_disguise_are_refused(cli, world, column):
+    """Refused by name as identifying in events and in consent, also where consent drops unknown columns: NFKC, look-alike
+    letters (Cyrillic е, р), zero-width characters, accents, transliteration (телефон) and joined forms."""
+    code, out, err = cli("run", "--events", _parquet(world, **{column: pa.array(["x"] * len(IDS))}),
+                         "--consent", world / "consent.sqlite", "--out", world / "out")
+    assert code == 3, (column, err)
+    assert_one_clean_line(err, "identifying column")
+    rows = [{**r, column: "x"} for r in consent_rows(IDS[:3])]
+    path = tmp_path_csv(world, rows)
+    code, out2, err = cli("consent", "import", path, "--drop-unknown-columns", "--ledger", world / "c2.sqlite")
+    assert code == 3, (column, err)
+    assert_one_clean_line(err, "identifying column")
+    assert_no_raw_id(out, out2, err)
+
+
+def tmp_path_csv(directory: Path, rows: list[dict]) -> Path:
+    path = directory / "consent-extra.csv"
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(",".join(rows[0]) + "\n" + "\n".join(",".join(str(v) for v in r.values()) for r in rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("column", ["session_id", "page_title", "genre", "latency_ms", "nominal_value", "zipper"])
+def test_ordinary_unknown_columns_are_still_only_unknown(cli, world, column):
+    code, _, err = cli("run", "--events", _parquet(world, **{column: pa.array(["x"] * len(IDS))}),
+                       "--consent", world / "consent.sqlite", "--out", world / "out")
+    assert code == 3 and "unknown column" in err and "identifying column(s)" not in err, err
+
+
+# --- person ids that are never valid, alike in events and consent --------------------------------------------
+def test_a_fractional_float_id_is_one_quarantined_row_not_a_refused_file(cli, world):
+    ids = [float(i) for i in range(len(IDS))]
+    ids[3] = 2.5
+    summary = _accepted(cli, world, _parquet(world, person_id=pa.array(ids)))
+    assert summary["quarantine_reasons"] == {"invalid_person_id": 1}
+
+
+def test_consent_ids_are_checked_as_events_ids_are(cli, tmp_path):
+    rows = consent_rows(IDS[:4])
+    rows[1] = {**rows[1], "person_id": "SECRET-ID-\x01x"}
+    rows[2] = {**rows[2], "person_id": "NA"}  # a value, as in events: only an empty field is missing
+    path = write_consent_csv(tmp_path / "c.csv", rows)
+    code, out, err = cli("--json", "consent", "import", path, "--lenient", "--ledger", tmp_path / "c.sqlite")
+    assert code == 0, err
+    assert json.loads(out)["rejected_reasons"] == {"invalid_person_id": 1}
+    table = pa.table({**{k: pa.array([r[k] for r in rows[:3]]) for k in rows[0] if k != "person_id"},
+                      "person_id": pa.array([1.0, 2.5, float("nan")])})
+    pq.write_table(table, tmp_path / "c.parquet")
+    code, out, err = cli("--json", "consent", "import", tmp_path / "c.parquet", "--lenient", "--ledger",
+                         tmp_path / "c.sqlite")
+    assert code == 0, err
+    assert json.loads(out)["rejected_reasons"] == {"invalid_person_id": 1, "missing_person_id": 1}
+    assert_no_raw_id(out, err)
+
+
+def test_a_strict_consent_rejection_names_rows_and_reasons_never_counts(cli, tmp_path):
+    rows = consent_rows(IDS[:30])
+    for i in (4, 9, 20):
+        rows[i] = {**rows[i], "ads_personalization": "maybe"}
+    code, _, err = cli("consent", "import", write_consent_csv(tmp_path / "c.csv", rows), "--ledger",
+                       tmp_path / "c.sqlite")
+    assert code == 3
+    assert_one_clean_line(err, "row 5: bad_ads_personalization", "row 21")
+    assert "30" not in err and "3 of" not in err and "{" not in err, err
+
+
+def test_consent_import_reads_a_parquet_dataset_directory(cli, tmp_path):
+    directory = tmp_path / "consent"
+    directory.mkdir()
+    rows = consent_rows(IDS[:6])
+    for part in (0, 1):
+        chunk = rows[part * 3:(part + 1) * 3]
+        pq.write_table(pa.table({k: pa.array([r[k] for r in chunk]) for k in chunk[0]}),
+                       directory / f"part-{part}.parquet")
+    code, out, err = cli("--json", "consent", "import", directory, "--ledger", tmp_path / "c.sqlite")
+    assert code == 0, err
+    assert json.loads(out)["accepted"] == 6
+
+
+def test_a_tampered_advertiser_id_is_a_corrupt_ledger_never_printed(cli, world):
+    import sqlite3
+
+    with sqlite3.connect(world / "budget.sqlite") as db:
+        db.execute("INSERT INTO advertisers (advertiser, display_name, skeleton, registered_at) "
+                   "VALUES ('evil\x1b[31m', 'evil\x1b[31m', 'evil', 0)")
+    for argv in (("budget", "show"), ("advertiser", "list")):
+        code, out, err = cli(*argv, "--ledger", world / "budget.sqlite")
+        assert code == 3, (argv, err)
+        assert_one_clean_line(err, "budget.sqlite", "corrupt")
+        assert "\x1b" not in out + err

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import cache
 from typing import Any
 
+from adtarget._core._unicode import INVISIBLE, nfkc_casefold, representative
 from adtarget.exceptions import ParameterError
 
 __all__ = ["canonical_advertiser", "skeleton"]
@@ -25,13 +25,9 @@ _MAX_LENGTH = 200
 _PSEUDONYM_SHAPE = re.compile(r"[0-9a-f]{16}")
 
 
-#: characters that show as nothing (or as a blank) although they are not control or format characters
-_INVISIBLE = frozenset([0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0,
-                        *range(0x180B, 0x1810), *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
 _REFUSED_CATEGORIES = frozenset(["Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"])
 #: scripts whose letters copy Latin ones: a name may use one of them, never two
 _LOOK_ALIKE_SCRIPTS = frozenset(["LATIN", "GREEK", "CYRILLIC"])
-_SMALL_CAPITAL = re.compile(r"LATIN LETTER SMALL CAPITAL ([A-Z])$")
 
 
 def canonical_advertiser(value: Any) -> str:
@@ -46,10 +42,10 @@ def canonical_advertiser(value: Any) -> str:
 
     if not isinstance(value, str):
         raise ParameterError(f"advertiser must be a string, got {type(value).__name__}")
-    name = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+    name = nfkc_casefold(value)
     if not 1 <= len(name) <= _MAX_LENGTH:
         raise ParameterError(f"advertiser must have 1 to {_MAX_LENGTH} characters, got {len(name)}")
-    if any(unicodedata.category(c) in _REFUSED_CATEGORIES or ord(c) in _INVISIBLE for c in name):
+    if any(unicodedata.category(c) in _REFUSED_CATEGORIES or ord(c) in INVISIBLE for c in name):
         raise ParameterError(f"advertiser must not contain control, format, separator, unassigned or invisible "
                              f"characters, got {value!r}")
     if name != name.strip() or "  " in name:
@@ -65,34 +61,6 @@ def canonical_advertiser(value: Any) -> str:
     return name
 
 
-def _canonical_char(c: str) -> str:
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", c).casefold())
-
-
-def _is_ascii_alnum(text: str) -> bool:
-    return text.isascii() and text.isalnum()
-
-
-@cache
-def _representative(c: str) -> str:
-    """What ``c`` looks like, in one step (not a transitive closure: chaining "looks like" joins unrelated
-    letters, ``c`` … ``0`` … ``z``), from its homoglyphs in canonical form, as UTS #39's skeleton maps each
-    character to one prototype: an ASCII letter or digit it looks like (``а`` → ``a``), a letter pair an ASCII
-    letter looks like (``m`` → ``rn``), a small capital's letter (``ᴀ`` → ``a``), else the smallest code point."""
-    from confusable_homoglyphs.confusables import confusables_data
-
-    forms = {c} | {_canonical_char(g["c"]) for g in confusables_data.get(c, ())}
-    pairs = sorted(f for f in forms if len(f) > 1 and _is_ascii_alnum(f))
-    if c.isascii() and pairs:
-        return pairs[0]
-    small = _SMALL_CAPITAL.match(unicodedata.name(c, ""))
-    if small:
-        return small.group(1).lower()
-    single = [f for f in forms if len(f) == 1]
-    ascii_forms = [f for f in single if _is_ascii_alnum(f)]
-    return min(ascii_forms or single)
-
-
 def skeleton(canonical_id: str) -> str:
     """The look-alike key of a canonical id: equal skeletons look the same to a reader.
 
@@ -100,4 +68,4 @@ def skeleton(canonical_id: str) -> str:
     budget, two advertisers that differ only in accents are one too many.
     """
     base = (c for c in unicodedata.normalize("NFD", canonical_id) if unicodedata.category(c) != "Mn")
-    return unicodedata.normalize("NFC", "".join(_representative(c) for c in base))
+    return unicodedata.normalize("NFC", "".join(representative(c) for c in base))

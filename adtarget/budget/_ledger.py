@@ -235,6 +235,20 @@ def _stored(epsilon: object, delta: object, what: str) -> PrivacyBudget:
     except ParameterError:
         raise _CorruptValue(f"a stored {what} is not a valid budget") from None
 
+def _stored_advertiser(advertiser_id: object, display_name: object) -> str:
+    """An advertiser id read from the file: the canonical id of its registered name, as registration writes
+    it (an edited id with control characters or one that is not canonical never reaches a terminal or a
+    report)."""
+    try:
+        ok = (isinstance(advertiser_id, str) and canonical_advertiser(advertiser_id) == advertiser_id
+              and canonical_advertiser(display_name) == advertiser_id)
+    except ParameterError:
+        ok = False
+    if not ok:
+        raise _CorruptValue("a stored advertiser is not the canonical id of its registered name")
+    return advertiser_id  # type: ignore[return-value]
+
+
 class BudgetLedger:
     """Persistent (ε, δ) spending per registered advertiser and globally, per fixed accounting window (SQLite).
 
@@ -425,7 +439,7 @@ class BudgetLedger:
         if row is None:
             return None
         cap = None if row[2] is None else _stored(row[2], row[3], "advertiser cap")
-        return Advertiser(row[0], row[1], cap, _iso(row[4]))
+        return Advertiser(_stored_advertiser(row[0], row[1]), row[1], cap, _iso(row[4]))
 
     def _registered(self, conn: sqlite3.Connection, name: Any) -> Advertiser:
         """The registered advertiser ``name`` stands for, or UnknownAdvertiserError."""

@@ -31,7 +31,8 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
                               description="The consent ledger (default: $ADTARGET_HOME/consent.sqlite).")
     sub = p.add_subparsers(dest="consent_command", metavar="ACTION", required=True)
     imp = _action(sub, common, "import", "import consent records from CSV or Parquet", _import)
-    imp.add_argument("file", type=Path, metavar="FILE", help="consent records (.csv, .parquet, .pq)")
+    imp.add_argument("file", type=Path, metavar="PATH", help="consent records (.csv, .parquet, .pq, or a Parquet "
+                     "dataset directory)")
     imp.add_argument("--lenient", action="store_true", help="import the good rows and report the bad ones "
                      "(default: any bad row rejects the whole file)")
     imp.add_argument("--drop-unknown-columns", action="store_true",
@@ -87,13 +88,14 @@ def _data_files(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
 
 
 def _import(args: argparse.Namespace, out: Output) -> int:
-    name = existing_file(args.file, "consent file").name.lower()
-    if not name.endswith((".csv", ".parquet", ".pq")):
-        raise CommandInputError(f"consent file {str(args.file)!r} must end in .csv, .parquet or .pq",
-                                hint="export the consent records as CSV or Parquet")
+    dataset = args.file.is_dir()  # a Parquet dataset directory (its files' columns checked as one union)
+    name = args.file.name.lower() if dataset else existing_file(args.file, "consent file").name.lower()
+    if not dataset and not name.endswith((".csv", ".parquet", ".pq")):
+        raise CommandInputError(f"consent file {str(args.file)!r} must end in .csv, .parquet or .pq (or be a "
+                                "Parquet dataset directory)", hint="export the consent records as CSV or Parquet")
     ledger, _ = _open(args, create=True)
     with ledger:
-        read = ledger.import_csv if name.endswith(".csv") else ledger.import_parquet
+        read = ledger.import_csv if not dataset and name.endswith(".csv") else ledger.import_parquet
         report = read(args.file, strict=not args.lenient, drop_unknown_columns=args.drop_unknown_columns)
         data = {"ok": True, "ledger": str(ledger.path), "rows": report.input_rows, "accepted": report.accepted,
                 "rejected": report.rejected, "rejected_reasons": report.reasons(), "applied": report.applied,

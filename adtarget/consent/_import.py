@@ -22,6 +22,8 @@ from adtarget.consent._records import (
     parse_epoch,
     parse_text,
 )
+from adtarget.events._parsing import blank_values, invalid_id_values
+from adtarget.events._pseudonym import factorize
 from adtarget.exceptions import ConsentError
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ __all__ = ["IMPORT_REASONS", "ConsentImportError", "ImportReport", "rejection_me
 IMPORT_REASONS: tuple[str, ...] = (
     "malformed_row",
     "missing_person_id",
+    "invalid_person_id",
     "bad_ads_personalization",
     "bad_updated_at",
     "future_updated_at",
@@ -116,8 +119,10 @@ def validate_columns(columns: dict[str, np.ndarray], malformed: np.ndarray, pseu
     def flag(name: str, mask: np.ndarray) -> None:
         reason[(reason < 0) & mask] = _REASON[name]
 
-    pseudonym, valid_id = pseudonymizer.pseudonymize_with_mask(columns["person_id"])
-    flag("missing_person_id", ~valid_id)
+    ids, invalid_id = _person_ids(columns["person_id"])
+    pseudonym, valid_id = pseudonymizer.pseudonymize_with_mask(ids)
+    flag("missing_person_id", ~valid_id & ~invalid_id)
+    flag("invalid_person_id", invalid_id)
     opted_in = _checked(parse_choice(columns["ads_personalization"]), "bad_ads_personalization", flag)
     updated_at = _updated_at(columns["updated_at"], now, flag)
     policy, null_policy, bad_policy = parse_text(columns["policy_version"], max_length=MAX_POLICY_VERSION,
@@ -141,6 +146,24 @@ def validate_columns(columns: dict[str, np.ndarray], malformed: np.ndarray, pseu
     return records.scrubbed(), rejected.astype(np.int64) + 1, reason[rejected]
 
 
+def _person_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, invalid)``: the id column as events read it — blank ids (``" "``) missing, never-valid ids (a
+    control character, a fractional or too large float, a boolean: ``invalid_person_id``) blanked and marked."""
+    if values.dtype.kind in "iu":  # integers are always valid ids
+        return values, np.zeros(values.size, dtype=bool)
+    codes, uniques = factorize(values)
+    if not uniques.size:
+        return values, np.zeros(codes.size, dtype=bool)
+    invalid, blank = invalid_id_values(uniques), blank_values(uniques)
+    if not (invalid.any() or blank.any()):
+        return values, np.zeros(codes.size, dtype=bool)
+    rows_invalid = invalid[codes] & (codes >= 0)
+    drop = (invalid | blank)[codes] & (codes >= 0)
+    ids = values.astype(np.float64 if values.dtype.kind == "f" else object, copy=True)
+    ids[drop] = np.nan if ids.dtype.kind == "f" else None
+    return ids, rows_invalid
+
+
 def _checked(parsed: tuple[np.ndarray, np.ndarray], reason: str, flag: Callable[[str, np.ndarray], None],
              ) -> np.ndarray:
     values, bad = parsed
@@ -156,9 +179,10 @@ def _updated_at(values: np.ndarray, now: float, flag: Callable[[str, np.ndarray]
 
 
 def rejection_message(report: ImportReport) -> str:
-    """One line for a strict import that found bad rows."""
+    """One line for a strict import that found bad rows: the first rows and their reasons (row numbers and
+    rule names, never a value or a count; the counts are in ``report``)."""
     first = ", ".join(f"row {r}: {name}" for r, name in report.first_rejections())
-    return (f"consent import from {report.source}: {report.rejected} of {report.input_rows} rows rejected "
-            f"{report.reasons()} (first: {first}); nothing was written. Fix the rows or pass strict=False to "
-            "import the good rows and report the bad ones")
+    more = ", ..." if report.rejected > len(report.first_rejections()) else ""
+    return (f"consent import from {report.source}: rows rejected ({first}{more}); nothing was written. Fix the "
+            "rows or pass strict=False to import the good rows and report the bad ones")
 

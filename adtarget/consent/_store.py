@@ -1,12 +1,10 @@
 """SQL of the consent ledger: append to history, last-writer-wins into current, erase before deletions, and
 read states back. Callers hold the transaction; every statement with values is parameterised.
 
-Order of records: by ``(updated_at, restrictiveness, seq)``, ``seq`` being the history insertion order. Records
-of one person with the same ``updated_at`` are ordered by how restrictive their state is — deleted, then
-terminated, then opted out, then location deleted, then no cross-service use (:func:`restrictiveness`) — so a
-tie goes to the most restrictive record whatever order the rows came in; only equally restrictive ties go to
-the later write. A person's current row is their latest history row. A deletion record erases every history row of the
-person that it supersedes (it stays as a scrubbed tombstone), and a record older than it is erased on arrival.
+A person's current state is their latest history row by ``updated_at``; records of one person with the same
+``updated_at`` (a tie) merge field by field into the most restrictive state (``_ties``), whatever order the
+rows came in. A deletion record erases every history row of the person that it supersedes (it stays as a
+scrubbed tombstone), and a record older than it is erased on arrival.
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from adtarget.consent._records import ConsentRecords
+from adtarget.consent._ties import TIE_CHANGES, TIE_SET, latest_merged
 from adtarget.events._pseudonym import hex_to_pseudonyms, pseudonyms_to_hex
 
 __all__ = ["WriteResult", "latest_before", "read_current", "read_history", "read_state", "state_as_of",
@@ -27,17 +26,6 @@ __all__ = ["WriteResult", "latest_before", "read_current", "read_history", "read
 _BATCH = 50_000
 
 
-def _rank(t: str) -> str:
-    """SQL of :func:`restrictiveness` for the row alias ``t``."""
-    return (f"({t}.deleted * 16 + {t}.terminated * 8 + ({t}.ads_personalization <> 'opt_in') * 4 "
-            f"+ {t}.location_deleted * 2 + ({t}.cross_service = 0))")
-
-
-def restrictiveness(deleted: np.ndarray, terminated: np.ndarray, opted_in: np.ndarray,
-                    location_deleted: np.ndarray, cross_service: np.ndarray) -> np.ndarray:
-    """How restrictive each record's state is (int8; larger wins a tie on ``updated_at``)."""
-    flags = (deleted, terminated, ~np.asarray(opted_in, bool), location_deleted, ~np.asarray(cross_service, bool))
-    return sum((np.asarray(f, bool).astype(np.int8) << (4 - i) for i, f in enumerate(flags)), np.zeros(1, np.int8))
 _FEW = 500  # at most this many persons are looked up by parameter list (SQLite allows 32766)
 _FIELDS = ("birth_year, ads_personalization, cross_service, policy_version, updated_at, deleted, terminated, "
            "location_deleted, jurisdiction")
@@ -47,14 +35,9 @@ _INSERT_HISTORY = """INSERT INTO history (seq, pseudonym, birth_year, ads_person
 _UPSERT_CURRENT = f"""INSERT INTO current (seq, pseudonym, birth_year, ads_personalization, cross_service,
     policy_version, updated_at, deleted, terminated, location_deleted, jurisdiction)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (pseudonym) DO UPDATE SET birth_year = excluded.birth_year,
-        ads_personalization = excluded.ads_personalization, cross_service = excluded.cross_service,
-        policy_version = excluded.policy_version, updated_at = excluded.updated_at, deleted = excluded.deleted,
-        terminated = excluded.terminated, location_deleted = excluded.location_deleted,
-        jurisdiction = excluded.jurisdiction, seq = excluded.seq
+    ON CONFLICT (pseudonym) DO UPDATE SET {TIE_SET}
     WHERE excluded.updated_at > current.updated_at
-       OR (excluded.updated_at = current.updated_at AND ({_rank("excluded")} > {_rank("current")}
-           OR ({_rank("excluded")} = {_rank("current")} AND excluded.seq > current.seq)))"""  # noqa: S608 - constant SQL (the rank expression), values are parameters
+       OR (excluded.updated_at = current.updated_at AND {TIE_CHANGES})"""  # noqa: S608 - constant SQL (the tie rule), values are parameters
 _LATEST_DELETIONS = """INSERT INTO temp.erasure (pseudonym, at, keep_seq)
     SELECT pseudonym, updated_at, seq
     FROM (SELECT pseudonym, updated_at, seq,
@@ -101,15 +84,18 @@ def write_records(conn: sqlite3.Connection, records: ConsentRecords, *, recorded
     rows = records.sql_rows(seq, pseudonyms_to_hex(records.pseudonym).tolist(), recorded_at, source)
     for batch in _batches(rows):
         conn.executemany(_INSERT_HISTORY, batch)
-    rank = restrictiveness(records.deleted, records.terminated, records.opted_in, records.location_deleted,
-                           records.cross_service)
-    latest = np.lexsort((seq, rank, records.updated_at, records.pseudonym))
-    persons = records.pseudonym[latest]
-    latest = latest[np.append(persons[1:] != persons[:-1], True)]
+    latest, merged = latest_merged(records.pseudonym, records.updated_at, seq, _tie_fields(records))
+    current = ConsentRecords(pseudonym=records.pseudonym[latest], updated_at=records.updated_at[latest], **merged)
+    hex_ids = [rows[i][1] for i in latest.tolist()]
     applied = 0
-    for batch in _batches([rows[i][:11] for i in latest.tolist()]):
+    for batch in _batches([row[:11] for row in current.sql_rows(seq[latest], hex_ids, recorded_at, source)]):
         applied += conn.executemany(_UPSERT_CURRENT, batch).rowcount
     return WriteResult(written=len(records), applied=applied, erased=_erase(conn, records))
+
+
+def _tie_fields(records: ConsentRecords) -> dict[str, np.ndarray]:
+    return {name: getattr(records, name) for name in ("birth_year", "opted_in", "cross_service", "policy_version",
+                                                      "deleted", "terminated", "location_deleted", "jurisdiction")}
 
 
 def _batches(rows: list[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
@@ -162,13 +148,9 @@ def state_as_of(conn: sqlite3.Connection, as_of: int) -> dict[str, np.ndarray]:
                        "FROM history WHERE updated_at <= ?", (as_of,)).fetchone()
     columns = _columns(row[:6])
     updated_at, seq = (_fixed_width(row[6], 11), _fixed_width(row[7], 19)) if row[0] else (np.zeros(0), np.zeros(0))
-    persons = columns["persons"]
-    rank = restrictiveness(columns["deleted"], columns["terminated"], columns["opted_in"],
-                           columns["location_deleted"], columns["cross_service"])
-    order = np.lexsort((seq, rank, updated_at, persons))
-    ordered = persons[order]
-    last = order[np.append(ordered[1:] != ordered[:-1], True)] if persons.size else order
-    return {name: values[last] for name, values in columns.items()}
+    rows, merged = latest_merged(columns["persons"], updated_at, seq,
+                                 {n: v for n, v in columns.items() if n != "persons"})
+    return {"persons": columns["persons"][rows], **merged}
 
 
 def _columns(row: tuple[Any, ...]) -> dict[str, np.ndarray]:
@@ -214,11 +196,26 @@ def read_current(conn: sqlite3.Connection, hex_id: str) -> dict[str, Any] | None
 
 
 def latest_before(conn: sqlite3.Connection, hex_id: str, at: int) -> dict[str, Any] | None:
-    """The person's latest history row with ``updated_at <= at``, or None."""
-    cursor = conn.execute(f"{_READ_FIELDS} FROM history AS h WHERE pseudonym = ? AND updated_at <= ? "  # noqa: S608
-                          f"ORDER BY updated_at DESC, {_rank('h')} DESC, seq DESC LIMIT 1", (hex_id, at))
-    row = cursor.fetchone()
-    return None if row is None else _row_dict(cursor.description, row)
+    """The person's state as of ``at``: their history rows at the latest ``updated_at <= at``, merged (a tie
+    merges as in ``current``), as a dict of the contract fields; None if there is none."""
+    cursor = conn.execute(f"{_READ_FIELDS} FROM history WHERE pseudonym = ? AND updated_at = (SELECT MAX(updated_at) "  # noqa: S608
+                          "FROM history WHERE pseudonym = ? AND updated_at <= ?) ORDER BY seq", (hex_id, hex_id, at))
+    found = [_row_dict(cursor.description, row) for row in cursor.fetchall()]
+    if len(found) < 2:
+        return found[0] if found else None
+    n = len(found)
+    _, merged = latest_merged(np.zeros(n, dtype=np.uint64), np.array([r["updated_at"] for r in found]),
+                              np.arange(n), {
+        "birth_year": np.array([r["birth_year"] or 0 for r in found], dtype=np.int16),
+        "opted_in": np.array([r["ads_personalization"] == "opt_in" for r in found]),
+        **{f: np.array([r[f] for r in found], dtype=bool) for f in _BOOLEANS},
+        "policy_version": np.array([r["policy_version"] for r in found], dtype=object),
+        "jurisdiction": np.array([r["jurisdiction"] or "" for r in found], dtype=object)})
+    state = {name: values[0].item() if hasattr(values[0], "item") else values[0] for name, values in merged.items()}
+    return {**found[-1], "birth_year": state["birth_year"] or None, "jurisdiction": state["jurisdiction"] or None,
+            "policy_version": state["policy_version"],
+            "ads_personalization": "opt_in" if state["opted_in"] else "opt_out",
+            **{f: bool(state[f]) for f in _BOOLEANS}}
 
 
 def _row_dict(description: Any, row: tuple[Any, ...]) -> dict[str, Any]:

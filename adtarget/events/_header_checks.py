@@ -4,44 +4,77 @@ always; unknown columns unless the caller drops them; duplicates and missing req
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
+from adtarget._core._unicode import latin_look, visible
 from adtarget.exceptions import RefusedColumnError, SchemaError
 
 __all__ = ["check_contract_columns", "identifying_columns", "listed_columns"]
 
 # Tokens that make a column identifying wherever they appear in its name ("user_email", "IPAddress",
 # "device-id", "geo_lat", "date_of_birth"). Matching is by token, so "lat" is caught but "category" is not.
+# Besides English: the words of the languages the services run in (German, French, Spanish, Italian,
+# Portuguese, Dutch, Polish, Swedish, Turkish) and, transliterated, Russian, Chinese, Japanese and Korean ones
+# ("телефон" reads as "telefon", "电话" as "dianhua"), and national id numbers.
 _IDENTIFYING_TOKENS = frozenset(
     {
-        "name", "firstname", "lastname", "fullname", "surname", "username",
-        "phone", "mobile", "msisdn", "tel", "telephone",
-        "email", "mail",
-        "ip", "ipv4", "ipv6", "ipaddr", "ipaddress",
+        # names
+        "name", "firstname", "lastname", "fullname", "surname", "username", "givenname", "familyname",
+        "vorname", "nachname", "nom", "prenom", "nombre", "apellido", "apellidos", "cognome", "sobrenome",
+        "imia", "imya", "familiia", "xingming", "namae", "shimei", "ireum", "isim", "soyad", "naam", "achternaam",
+        # phones
+        "phone", "mobile", "msisdn", "tel", "telephone", "telefon", "telefono", "telefone", "telefoon",
+        "handy", "handynummer", "portable", "celular", "cellulare", "movil", "cell", "cellphone", "dianhua",
+        "shouji", "denwa", "keitai", "jeonhwa", "e164", "whatsapp",
+        # e-mail
+        "email", "mail", "courriel", "correo", "correoelectronico", "pochta", "youxiang", "meru", "imeil",
+        "eposta", "epost",
+        # network
+        "ip", "ipv4", "ipv6", "ipaddr", "ipaddress", "xforwardedfor", "forwardedfor", "clientip", "remoteip",
+        "addr", "remoteaddr", "hostname", "ssid", "bssid", "useragent", "cookie", "cookieid", "fingerprint",
+        # devices
         "device", "deviceid", "imei", "imsi", "idfa", "idfv", "gaid", "aaid", "udid", "mac", "macaddress",
+        "androidid", "maid", "iccid", "meid", "serialnumber", "advertising", "adid", "advertisingid",
+        # places
         "lat", "lon", "lng", "latitude", "longitude", "gps", "coordinates", "coords", "geohash", "latlon",
-        "address", "street", "postcode", "postal", "zip", "zipcode",
+        "latlng", "lnglat", "geolat", "geolon", "geolng", "location", "geolocation", "geo",
+        "address", "street", "postcode", "postal", "zip", "zipcode", "adresse", "anschrift", "strasse", "plz",
+        "direccion", "indirizzo", "endereco", "adres", "cep", "dizhi", "dezhi", "zhusuo", "jusho", "juso",
+        # contacts
         "contact", "contactid", "contacts", "peer", "peerid", "recipient", "sender", "callee", "caller",
-        "ssn", "passport", "nationalid", "dob", "birthdate", "birthday", "dateofbirth",
-        "addr", "remoteaddr", "location", "geolocation", "geo", "advertising", "adid", "advertisingid", "cookie",
-        "cookieid", "fingerprint", "hostname", "ssid", "bssid", "useragent", "serialnumber",
+        # identity documents and dates of birth
+        "ssn", "passport", "nationalid", "dob", "birthdate", "birthday", "dateofbirth", "geburtsdatum",
+        "fechadenacimiento", "datedenaissance", "nhs", "nhsnumber", "nino", "cpf", "dni", "nif", "nie", "bsn",
+        "pesel", "personnummer", "codicefiscale", "aadhaar", "steuerid", "shenfenzheng", "mynumber",
     }
 )
 # Words that mark a column wherever a longer token starts or ends with them ("phonenumber", "emailaddress",
-# "homeaddress", "devicemodel"): long enough that no harmless word begins or ends with one by chance.
+# "homeaddress", "devicemodel", "gpsfix", "homeaddr"): long enough that no harmless word begins or ends with one
+# by chance.
 _IDENTIFYING_STEMS = (
     "phone", "email", "mobile", "address", "device", "street", "contact", "passport", "latitude", "longitude",
     "location", "cookie", "fingerprint", "advertising", "birthdate", "birthday", "username", "firstname",
-    "lastname", "surname", "fullname", "recipient", "telephone", "postcode", "zipcode",
+    "lastname", "surname", "fullname", "recipient", "telephone", "postcode", "zipcode", "telefon", "courriel",
+    "adresse", "geburtsdatum", "gps", "addr", "handynummer",
 )
 _TOKEN = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 
 def _tokens(column: str) -> set[str]:
-    """Lower-case tokens of a column name, by separators and camelCase; also the joined form."""
-    parts = [t.lower() for t in _TOKEN.findall(column)]
-    return {*parts, "".join(parts)}
+    """Lower-case tokens of a column name, by separators and camelCase, with each pair of neighbours and all
+    of them joined ("x_forwarded_for" also gives "forwardedfor" and "xforwardedfor"); read as written, as its
+    ASCII look-alike (full-width, Cyrillic or Greek homoglyphs, zero-width characters and accents folded) and
+    transliterated (``anyascii``)."""
+    from anyascii import anyascii
+
+    tokens: set[str] = set()
+    shown = visible(column)
+    for form in {column, shown, latin_look(column), anyascii(unicodedata.normalize("NFKC", shown))}:
+        parts = [t.lower() for t in _TOKEN.findall(form)]
+        tokens.update(parts, (a + b for a, b in zip(parts, parts[1:])), ["".join(parts)])
+    return tokens
 
 
 def identifying_columns(columns: Iterable[str], allowed: Iterable[str]) -> tuple[str, ...]:

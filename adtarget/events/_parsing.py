@@ -18,6 +18,7 @@ __all__ = [
     "INVALID_TS",
     "blank_values",
     "control_values",
+    "invalid_id_values",
     "dictionary_chunks",
     "factorize",
     "float64_chunks",
@@ -101,6 +102,36 @@ def control_values(uniques: np.ndarray) -> np.ndarray:
 
     pattern = re.compile(_CONTROL)
     return np.array([t is not None and pattern.search(t) is not None for t in text], dtype=bool)
+
+
+_MAX_EXACT_FLOAT = 2.0**53
+
+
+def invalid_id_values(uniques: np.ndarray) -> np.ndarray:
+    """Which distinct person ids are never valid (``invalid_person_id``): a control character (see
+    :func:`control_values`), a float that is not a whole number below 2**53 (``2.5`` names no account, and
+    ``2**53 + 1`` would read as ``2**53``), or a boolean. Missing values (None, NaN, blank) are not invalid."""
+    kind = uniques.dtype.kind
+    if kind == "f":
+        finite = np.isfinite(uniques)
+        whole = np.where(finite, uniques, 0)
+        return finite & ((whole != np.round(whole)) | (np.abs(whole) >= _MAX_EXACT_FLOAT))
+    bad = control_values(uniques)
+    if kind == "O" and uniques.size and not _only_strings(uniques):
+        for i, u in enumerate(uniques.tolist()):  # a mixed object column (records, pandas): per value
+            if isinstance(u, bool):
+                bad[i] = True
+            elif isinstance(u, float) and math.isfinite(u):
+                bad[i] = not u.is_integer() or abs(u) >= _MAX_EXACT_FLOAT
+    return bad
+
+
+def _only_strings(values: np.ndarray) -> bool:
+    try:
+        from pandas.api.types import infer_dtype
+    except ImportError:  # pragma: no cover - pandas comes with the parquet extra
+        return False
+    return bool(infer_dtype(values, skipna=True) in ("string", "empty"))
 
 
 def blank_values(uniques: np.ndarray) -> np.ndarray:

@@ -81,7 +81,8 @@ def _read_csv(path: Path, what: str) -> Any:
         table = pcsv.read_csv(
             path,
             parse_options=pcsv.ParseOptions(delimiter=delimiter),
-            convert_options=pcsv.ConvertOptions(strings_can_be_null=True, column_types=_text_columns()),
+            # text columns: only an empty field is missing; "NA" and "null" are values (NA is Namibia), as in consent
+            convert_options=pcsv.ConvertOptions(strings_can_be_null=False, column_types=_text_columns()),
         )
     except pa.ArrowInvalid as exc:
         if str(exc).startswith("CSV parse error") and not gz:

@@ -23,6 +23,7 @@ from adtarget.events._parsing import (
     factorize,
     float64_chunks,
     int64_chunks,
+    invalid_id_values,
     parse_float,
     parse_timestamps,
 )
@@ -77,12 +78,13 @@ _Chunk = tuple[int, np.ndarray, int, int]
 
 
 def person_id_rows(ids: PersonIds, reason: np.ndarray) -> None:
-    """Quarantine the rows of missing ids and of ids holding a control character (``invalid_person_id``)."""
+    """Quarantine the rows of missing ids and of ids that are never valid (``invalid_person_id``: a control
+    character, a fractional or too large float, a boolean)."""
     missing = ids.missing
     if missing is None:
         return
     reason[missing] = REASON["missing_person_id"]
-    bad = np.flatnonzero(control_values(ids.uniques))
+    bad = np.flatnonzero(invalid_id_values(ids.uniques))
     if bad.size:
         rows = np.isin(ids.codes, bad)
         reason[rows] = np.minimum(reason[rows], REASON["invalid_person_id"])
