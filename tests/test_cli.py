@@ -39,7 +39,7 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     env = {**os.environ, "ADTARGET_HOME": str(root / "home"), "ADTARGET_PSEUDONYM_KEY": KEY}
     env.pop("PYTHONWARNINGS", None)
-    ok(cli("synth", "--events", "20000", "--seed", "4", "--out", str(root / "data"), env=env))
+    ok(cli("synth", "--events", "150000", "--seed", "4", "--out", str(root / "data"), env=env))
     ok(cli("advertiser", "add", "Acme", env=env))  # registered as its canonical id, "acme"
     first = ok(cli("--json", "run", "--events", str(root / "data/events.parquet"),
                    "--consent", str(root / "data/consent.csv"), "--out", str(root / "run1"),
@@ -75,10 +75,10 @@ def test_run_writes_every_output_and_accounts_for_every_row(world):
     for name in ("report", "summary", "assignments", "explanation"):
         assert Path(doc["files"][name]).is_file()
     s = json.loads((world["run1"] / "summary.json").read_text())
-    assert s["rows"]["input"] == 20_000
+    assert s["rows"]["input"] == 150_000
     assert s["rows"]["input"] == s["rows"]["quarantined"] + sum(s["excluded"].values()) + s["eligible_events"]
     report = json.loads((world["run1"] / "report.json").read_text())
-    assert report["schema"] == "adtarget.segment_report/v1" and report["advertiser"] == "acme"
+    assert report["schema"] == "adtarget.segment_report/v2" and report["advertiser"] == "acme"
     assert doc["consent_import"]["accepted"] == doc["consent_import"]["rows"] > 0
     assert (world["run1"] / "consent.sqlite").is_file()
 

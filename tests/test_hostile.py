@@ -237,7 +237,7 @@ def test_injection_advertiser_through_the_whole_run(tmp_path):
 @pytest.fixture(scope="module")
 def report_doc(tmp_path_factory):
     d = tmp_path_factory.mktemp("report")
-    data = synth.generate(synth.SyntheticConfig(n_events=20_000, seed=6))
+    data = synth.generate(synth.SyntheticConfig(n_events=80_000, seed=6))  # segments that clear the thresholds
     synth.write_consent(data, d / "consent.csv")
     with ConsentLedger(d / "c.sqlite", PZ) as consent:
         consent.import_csv(d / "consent.csv")
@@ -254,7 +254,7 @@ def _edits():
     def small(d): d["segments"][0]["size"] = 3
     def negative(d): d["segments"][0]["size"] = -100
     def string_eps(d): d["privacy"]["epsilon"] = "1.0"
-    def schema(d): d["schema"] = "adtarget.segment_report/v2"
+    def schema(d): d["schema"] = "adtarget.segment_report/v3"
     def sensitive(d): d["segments"][0]["segment_id"] = "iab-2.2:286"  # a sensitive IAB node (health)
     def min_age(d): d["policy"]["min_age"] = 10
     def nan(d): d["segments"][0]["size"] = float("nan")

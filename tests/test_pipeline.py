@@ -22,7 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::adtarget.exceptions.PrivacyLeak
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, pseudonymizer):
     d = tmp_path_factory.mktemp("pipeline")
-    data, snapshot = consented_world(d, pseudonymizer, synth.SyntheticConfig(n_events=60_000, seed=3))
+    data, snapshot = consented_world(d, pseudonymizer, synth.SyntheticConfig(n_events=150_000, seed=3))
     return data, snapshot, d
 
 
@@ -38,13 +38,13 @@ def test_run_accounts_for_every_row_and_writes_outputs(world, pseudonymizer, tmp
     budget = budget_at(tmp_path / "budget.sqlite")
     result = run(data.events, snapshot, pseudonymizer=pseudonymizer, budget=budget, random_state=1)
     s = result.summary
-    assert s["rows"]["input"] == 60_000
+    assert s["rows"]["input"] == 150_000
     assert s["rows"]["input"] == s["rows"]["quarantined"] + sum(s["excluded"].values()) + s["eligible_events"]
     assert s["excluded"]["opted_out"] > 0 and s["excluded"]["sensitive_category"] > 0
     assert s["epsilon_spent"] == 1.0
     paths = result.write(tmp_path / "out")
     report = json.loads(paths["report"].read_text())
-    assert report["schema"] == "adtarget.segment_report/v1"
+    assert report["schema"] == "adtarget.segment_report/v2"
     assert report["advertiser"] == DEMO_ADVERTISER
     assert len(report["segments"]) == s["segments"]["released"] > 0
     assert all(seg["size"] >= 50 for seg in report["segments"])

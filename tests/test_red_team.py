@@ -79,7 +79,7 @@ def test_an_engine_method_set_on_the_instance_is_not_called():
     from _consent_fixtures import snapshot_of
     from test_document_audit import _events, _groups, _safe  # the same small world as a table
 
-    groups = _groups(50)
+    groups = _groups(400)
     pz = adtarget.Pseudonymizer(bytes(range(32)))
     engine = adtarget.LocalEngine()
     engine.aggregate = lambda *a, **k: pytest.fail("the instance attribute was called")  # type: ignore[method-assign]
@@ -159,7 +159,7 @@ def test_the_spark_task_never_reaches_the_callers_dataframe(tmp_path):
     from test_document_audit import _events, _groups, _safe
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    groups = _groups(50)
+    groups = _groups(400)
     pz = adtarget.Pseudonymizer(bytes(range(32)))
     with adtarget.SparkEngine(master="local[1]", partitions=2) as engine:
         events = _events(groups)

@@ -89,7 +89,7 @@ def test_exact_accounting_laplace(world, ledger):
     spec = ReleaseSpec("acme", ids_of(assignments), epsilon=1.0, delta=1e-6)
     result = release(eligible, assignments, spec, ledger=ledger)
     stages = [(s["epsilon"], s["delta"]) for s in result.explanation.stages]
-    assert stages == [(0.9, 0.0), (0.1, 1e-6)]
+    assert stages == [(0.6, 0.0), (pytest.approx(0.3), 0.0), (0.1, 1e-6)]  # sizes, cells, partition selection
     assert result.explanation.total == {"epsilon": 1.0, "delta": 1e-6, "new_spend": True}
     adv, glob = ledger.remaining("acme")
     assert (adv.epsilon, glob.epsilon) == (3.0, 19.0)
@@ -98,7 +98,11 @@ def test_exact_accounting_laplace(world, ledger):
     assert privacy["epsilon"] == 1.0 and privacy["delta"] == 1e-6 and privacy["unit"] == "person"
     assert privacy["budget_remaining"] == {"advertiser": 3.0, "global": 19.0}
     assert result.explanation.sensitivity["l1"] == 5 * (1 + 3)
-    assert result.explanation.noise["scale"] == pytest.approx(20 / 0.9)
+    assert result.explanation.noise["sizes"]["scale"] == pytest.approx(5 / 0.6)
+    assert result.explanation.noise["breakdowns"]["scale"] == pytest.approx(15 / 0.3)
+    assert privacy["budget_split"] == pytest.approx({"sizes": 0.6, "breakdowns": 0.3, "partition_selection": 0.1})
+    assert privacy["false_segment_rate"] == 1e-6 and privacy["size_threshold"] == result.explanation.noise[
+        "size_threshold"] > 50
 
 
 def test_exact_accounting_gaussian_without_regions(world, ledger):
@@ -106,9 +110,11 @@ def test_exact_accounting_gaussian_without_regions(world, ledger):
     spec = ReleaseSpec("acme", ids_of(assignments)[:3], epsilon=0.5, delta=1e-6, mechanism="discrete_gaussian",
                        breakdowns=("age_band", "service"))
     result = release(eligible, assignments, spec, ledger=ledger)
-    assert [(s["epsilon"], s["delta"]) for s in result.explanation.stages] == [(0.5, 1e-6)]
+    stages = [(s["epsilon"], s["delta"]) for s in result.explanation.stages]
+    assert stages == [(0.3, pytest.approx(6e-7)), (pytest.approx(0.2), pytest.approx(4e-7))]  # sizes, cells
     assert result.explanation.sensitivity["l1"] == 3 * 3  # S = min(5, 3 segments) = 3
-    assert result.explanation.noise["l2_sensitivity"] == pytest.approx(3.0)
+    assert result.explanation.noise["sizes"]["l2_sensitivity"] == pytest.approx(math.sqrt(3))
+    assert result.explanation.noise["breakdowns"]["l2_sensitivity"] == pytest.approx(math.sqrt(6))
     assert ledger.remaining("acme")[0].epsilon == 3.5
 
 
@@ -222,7 +228,8 @@ def test_explanation_is_readable_and_json_able(world, ledger):
     spec = ReleaseSpec("acme", ids_of(assignments), epsilon=1.0, delta=1e-6)
     result = release(eligible, assignments, spec, ledger=ledger)
     text = str(result.explanation)
-    for needle in ("ε=0.9", "ε=0.1", "L1=20", "discrete_laplace", "partition selection", "budget remaining"):
+    for needle in ("ε=0.6", "ε=0.1", "sizes L1=5", "cells L1=15", "discrete_laplace", "partition selection",
+                   "thresholds: a size is shown at >=", "budget remaining"):
         assert needle in text
     data = json.loads(json.dumps(result.explanation.as_dict()))
     assert data["total"]["epsilon"] == 1.0 and "audit" not in data  # the release no longer audits

@@ -72,16 +72,42 @@ def test_postprocess_clamps_clips_and_thresholds():
                       keep_values={"age_band": np.ones(8, bool), "service": np.ones(2, bool)}, min_reported_size=50)
     assert out.sizes.tolist() == [120, 30, 0] and out.reported.tolist() == [True, False, False]
     assert out.cells["age_band"].sum(axis=1).tolist() == [120, 30, 0]
-    assert out.cells["service"][0].tolist() == [120, 51]
-    assert out.cell_reported["service"][0].tolist() == [True, True]
+    assert out.cells["service"][0].tolist() == [120, 0]  # one service per person: the cells sum to the size
+    assert out.cell_reported["service"][0].tolist() == [True, False]
     assert not out.cell_reported["service"][1:].any()
     assert out.suppressed == 2
+    two = postprocess(sizes, {"service": ("news", "video")}, {"service": service}, segment_ids=("a", "b", "c"),
+                      keep_values={"service": np.ones(2, bool)}, min_reported_size=50,
+                      cells_per_person={"service": 2})
+    assert two.cells["service"][0].tolist() == [120, 51]  # up to two per person: each <= size, sum <= 2 × size
+
+
+def test_cells_of_up_to_k_values_per_person_sum_to_at_most_k_times_the_size():
+    rng = np.random.default_rng(3)
+    noisy = rng.integers(-100, 400, size=(200, 6))
+    size = rng.integers(0, 300, size=200)
+    for k in (1, 2, 3):
+        out = postprocess(size, {"region": tuple("abcdef")}, {"region": noisy}, segment_ids=tuple(map(str, range(200))),
+                          keep_values={"region": np.ones(6, bool)}, min_reported_size=1, cells_per_person={"region": k})
+        cells = out.cells["region"]
+        assert (cells >= 0).all() and (cells <= size[:, None]).all() and (cells.sum(axis=1) <= k * size).all()
+
+
+def test_a_cell_is_shown_only_when_its_noisy_and_its_shown_value_clear_the_cell_threshold():
+    sizes = np.array([1000, 1000])
+    service = np.array([[700, 300], [400, 650]])
+    out = postprocess(sizes, {"service": ("news", "video")}, {"service": service}, segment_ids=("a", "b"),
+                      keep_values={"service": np.ones(2, bool)}, min_reported_size=50, size_threshold=120,
+                      cell_threshold=500, cells_per_person={"service": 2})
+    assert out.cell_reported["service"].tolist() == [[True, False], [False, True]]
+    assert postprocess(np.array([119]), {}, {}, segment_ids=("a",), keep_values={}, min_reported_size=50,
+                       size_threshold=120).suppressed == 1
 
 
 def test_partition_selection_and_public_regions(world):
     c, spec = counts(world, epsilon=math.inf, min_reported_size=1, public_regions=["DE-BE", "US-CA", "XX-00"])
     with pytest.warns(PrivacyLeakWarning):
-        out = noisy_release(c, spec, l1_sensitivity=8, allow_infinite_epsilon=True).counts
+        out = noisy_release(c, spec, allow_infinite_epsilon=True).counts
     public, private = out.values["region"][:3], out.values["region"][3:]
     assert public == ("DE-BE", "US-CA", "XX-00")  # public first (zeros when absent), then selected keys, sorted
     assert private == tuple(sorted(set(c.values["region"]) - set(public)))
@@ -95,22 +121,22 @@ def test_partition_selection_and_public_regions(world):
 def test_noise_stage_refuses_infinite_epsilon_without_the_switch(world):
     c, spec = counts(world, epsilon=math.inf)
     with pytest.raises(ParameterError, match="allow_infinite_epsilon"):
-        noisy_release(c, spec, l1_sensitivity=8)
+        noisy_release(c, spec)
 
 
 def test_seeded_noise_is_one_shared_stream_and_secure_noise_does_not_warn(world):
     c, spec = counts(world, breakdowns=("age_band", "service"), delta=0.0)
     with pytest.warns(PrivacyLeakWarning):
-        a = noisy_release(c, spec, l1_sensitivity=8, random_state=1).counts
+        a = noisy_release(c, spec, random_state=1).counts
     with pytest.warns(PrivacyLeakWarning):
-        b = noisy_release(c, spec, l1_sensitivity=8, random_state=np.random.RandomState(1)).counts
+        b = noisy_release(c, spec, random_state=np.random.RandomState(1)).counts
     assert np.array_equal(a.sizes, b.sizes) and np.array_equal(a.cells["service"], b.cells["service"])
     noise = a.sizes - c.sizes
     assert not np.array_equal(noise, (a.cells["service"] - c.cells["service"])[:, 0])
-    secure = noisy_release(c, spec, l1_sensitivity=8).counts  # would raise if it warned
+    secure = noisy_release(c, spec).counts  # would raise if it warned
     assert secure.sizes.shape == (2,)
     with pytest.raises(ParameterError, match="random_state"):
-        noisy_release(c, spec, l1_sensitivity=8, random_state="seed")
+        noisy_release(c, spec, random_state="seed")
 
 
 def test_noisy_release_refuses_counts_count_cells_did_not_make(world):
@@ -122,4 +148,4 @@ def test_noisy_release_refuses_counts_count_cells_did_not_make(world):
     fake = SimpleNamespace(**{name: getattr(c, name) for name in ("segment_ids", "sizes", "values", "cells",
                                                                   "value_persons", "n_persons")})
     with pytest.raises(ProvenanceError, match="CellCounts made by adtarget.reports.count_cells"):
-        noisy_release(fake, spec, l1_sensitivity=8)
+        noisy_release(fake, spec)

@@ -96,11 +96,13 @@ def test_budget_split_is_literal_and_adds_up(kw, count, partition):
 def test_fingerprint_is_stable_and_covers_every_field():
     base = spec()
     assert base.fingerprint() == spec().fingerprint()
-    assert base.fingerprint() == "e186c723fb6599ca5fa152d2e0db794d"  # pinned: a change re-keys every stored query
+    # pinned: a change re-keys every stored query (v2 of the report added size_share and false_segment_rate)
+    assert base.fingerprint() == "d1a7c6e523ca8c7ff794b8a2cf8f887b"
     changes = {"advertiser": "acme2", "segment_ids": IDS[:1], "epsilon": 0.5, "delta": 2e-6,
                "breakdowns": ("age_band", "region"), "mechanism": "discrete_gaussian",
                "max_segments_per_person": 4, "max_cells_per_person": {"region": 2}, "min_reported_size": 51,
-               "public_regions": ("US-CA",), "partition_share": 0.2, "data_window": (0, 86_400), "salt": "s"}
+               "public_regions": ("US-CA",), "partition_share": 0.2, "size_share": 0.5, "false_segment_rate": 1e-4,
+               "data_window": (0, 86_400), "salt": "s"}
     assert set(changes) == {f.name for f in dataclasses.fields(ReleaseSpec)}
     prints = {spec(**{k: v}).fingerprint() for k, v in changes.items()}
     assert len(prints) == len(changes) and base.fingerprint() not in prints

@@ -1,4 +1,4 @@
-"""SegmentReport and the adtarget.segment_report/v1 schema: a valid report passes the built-in validator and
+"""SegmentReport and the adtarget.segment_report/v2 schema (v1 still read): a valid report passes the built-in validator and
 jsonschema alike, every kind of tampering fails, nothing pseudonym-shaped gets through."""
 
 from __future__ import annotations
@@ -21,6 +21,17 @@ PSEUDONYM = 0x9F3A5C7E1B2D4F60
 
 
 def valid_doc():
+    """A v2 document (the one written); :func:`v1_doc` is the same in the older schema."""
+    doc = v1_doc()
+    doc["schema"] = "adtarget.segment_report/v2"
+    doc["privacy"].update(false_segment_rate=1e-6, size_threshold=50, cell_threshold=50,
+                          budget_split={"sizes": 0.6, "breakdowns": 0.3, "partition_selection": 0.1})
+    for seg in doc["segments"]:
+        seg["size_interval"] = {"confidence": 0.95, "lower": max(seg["size"] - 25, 0), "upper": seg["size"] + 25}
+    return doc
+
+
+def v1_doc():
     return {
         "schema": "adtarget.segment_report/v1",
         "report_id": "rpt-0123abcd-0123-4567-89ab-0123456789ab",
@@ -51,6 +62,34 @@ def test_the_design_example_is_valid_for_both_validators():
     assert report_errors(doc) == []
     assert jsonschema_ok(doc)
     jsonschema.Draft202012Validator.check_schema(load_schema())
+
+
+def test_a_stored_v1_report_stays_readable_and_names_its_schema():
+    """Reports written before v2 (stored in budget ledgers, returned for a repeated query) are read as they are."""
+    report = SegmentReport(v1_doc())
+    assert report.schema == "adtarget.segment_report/v1" and report.segments[0].size_interval is None
+    assert SegmentReport(valid_doc()).segments[0].size_interval == (12320, 12370)
+    assert jsonschema.Draft202012Validator(load_schema(1)).is_valid(v1_doc())
+    mixed = v1_doc()
+    mixed["segments"][0]["size_interval"] = {"confidence": 0.95, "lower": 1, "upper": 2}  # a v2 field in v1
+    with pytest.raises(ReportValidationError, match="segment_report/v1"):
+        SegmentReport(mixed)
+    unknown = valid_doc()
+    unknown["schema"] = "adtarget.segment_report/v3"
+    with pytest.raises(ReportValidationError, match=r"\$\.schema"):
+        SegmentReport(unknown)
+
+
+def test_v2_sizes_must_clear_the_threshold_and_lie_in_their_interval():
+    doc = valid_doc()
+    doc["privacy"]["size_threshold"] = 100  # the second segment (size 50) is below it
+    assert any("size threshold 100" in e for e in report_errors(doc)), report_errors(doc)
+    doc = valid_doc()
+    doc["segments"][0]["size_interval"]["lower"] = 20000
+    assert any("size_interval: must contain the size" in e for e in report_errors(doc))
+    doc = valid_doc()
+    doc["privacy"]["cell_threshold"] = 1000  # region CN-GD 800 is below it
+    assert any("cell threshold 1000" in e for e in report_errors(doc))
 
 
 def test_every_object_in_the_schema_forbids_unknown_fields():
@@ -86,7 +125,7 @@ DELETE = object()
 SEG = ["segments", 0]
 # (path, value, does jsonschema catch it too?)
 TAMPERING = [
-    (["schema"], "adtarget.segment_report/v2", True),
+    (["schema"], "adtarget.segment_report/v3", True),
     (["report_id"], "rpt-1", True),
     (["advertiser"], "", True),
     (["advertiser"], "acme\x00", True),

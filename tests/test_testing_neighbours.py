@@ -60,11 +60,12 @@ def test_release_counts_respect_declared_sensitivity_for_every_person(world):
     report.raise_for_violations()
     assert len(report.results) == N_PERSONS
     assert 0 < report.max_l1 <= declared["l1"]
-    # the recorded calls are the count noise (declared calibration) then partition selection
+    # the recorded calls are the noise of the sizes and of the cells (declared calibration), then partition selection
     samplers = [c.sampler for c in report.noise_calls]
-    assert samplers == ["CountNoise.add_noise", "PartitionSelection.select"]
-    params = dict(report.noise_calls[0].parameters)
-    assert params["l1_sensitivity"] == declared["l1"] and params["epsilon"] == pytest.approx(0.9)
+    assert samplers == ["CountNoise.add_noise", "CountNoise.add_noise", "PartitionSelection.select"]
+    sizes, cells = (dict(c.parameters) for c in report.noise_calls[:2])
+    assert sizes["l1_sensitivity"] == declared["sizes"]["l1"] and sizes["epsilon"] == pytest.approx(0.6)
+    assert cells["l1_sensitivity"] == declared["breakdowns"]["l1"] and cells["epsilon"] == pytest.approx(0.3)
 
 
 def test_understated_sensitivity_is_caught(world):
@@ -160,7 +161,9 @@ def test_whole_pipeline_respects_declared_sensitivity_for_a_random_sample(pseudo
     report = check_neighbouring(pipeline, data.events, without, persons=persons, declared_l1=declared,
                                 declared_l2=math.sqrt(declared))
     report.raise_for_violations()
-    assert dict(report.noise_calls[0].parameters)["l1_sensitivity"] == declared
+    s = settings.max_segments_per_person
+    counts = [dict(c.parameters) for c in report.noise_calls if c.sampler == "CountNoise.add_noise"]
+    assert [c["l1_sensitivity"] for c in counts] == [s, declared - s]  # the sizes', then the cells' noise
     assert report.max_l1 > 0
 
 

@@ -84,7 +84,11 @@ class BreakdownDimension:
         Default bound on the values one person contributes to (a person-level dimension has exactly 1).
     consistency : {"sums_to_size", "within_size"}
         Post-processing: ``"sums_to_size"`` (one value per person) projects the cells onto the size;
-        ``"within_size"`` clips each cell to ``[0, size]``.
+        ``"within_size"`` keeps each cell in ``[0, size]`` and their sum at most ``k × size`` (``k`` the
+        cells per person), or equal to the size when ``required`` and ``k == 1``.
+    required : bool, default False
+        For an event column: every eligible event has a value (the contract requires the column), so each
+        counted person is in at least one cell; with one cell per person the cells then sum to the size.
     pattern : str, optional
         For an event column the contract does not validate itself: the values ingest accepts (after
         stripping); others are quarantined as ``invalid_breakdown_value``. Must be None for the contract's
@@ -104,6 +108,7 @@ class BreakdownDimension:
     fixed_values: tuple[str, ...] = ()
     cells_per_person: int = 1
     consistency: Literal["sums_to_size", "within_size"] = "within_size"
+    required: bool = False
     pattern: str | None = None
     location: bool = False
     public_values_field: str | None = None
@@ -137,6 +142,8 @@ class BreakdownDimension:
                                       and self.person_codes is not None and not self.location),
              "a person-level dimension has fixed values, one cell per person and a person_codes function"),
             (self.values != "registry" or self.source == "service", "'registry' values are the services"),
+            (not self.required or (self.per == "event" and not self.selected),
+             "required is for an event column whose keys are public (no partition selection drops a cell)"),
             ((self.pattern is None) == (self.per == "person" or self.source in CONTRACT_COLUMNS),
              f"pattern is given exactly for event columns other than {CONTRACT_COLUMNS}"),
             (self.public_values_field is None or self.values == "selected",
@@ -161,7 +168,7 @@ BREAKDOWN_DIMENSIONS: tuple[BreakdownDimension, ...] = (
                        consistency="sums_to_size", person_codes=age_band_codes),
     BreakdownDimension("region", source="region", per="event", values="selected", location=True,
                        public_values_field="public_regions"),
-    BreakdownDimension("service", source="service", per="event", values="registry"),
+    BreakdownDimension("service", source="service", per="event", values="registry", required=True),
 )
 
 

@@ -1,6 +1,6 @@
 """The advertiser's document, built from noised counts and public parameters only.
 
-:func:`report_document` is the one constructor of a released ``adtarget.segment_report/v1`` document. Its
+:func:`report_document` is the one constructor of a released ``adtarget.segment_report/v2`` document. Its
 inputs are sealed :class:`~adtarget.reports._postprocess.ReleasedCounts` (which only the noise stage
 makes), the spec, the public facts recorded with the counts (segment names, policy, window), a random
 report id, the time, and the ledger's remaining budget; nothing exact reaches it, so a field computed from
@@ -9,6 +9,7 @@ exact data would need a type error first. What each field is a function of: docs
 
 from __future__ import annotations
 
+import math
 import secrets
 import uuid
 from datetime import datetime, timezone
@@ -19,11 +20,21 @@ import numpy as np
 
 from adtarget.exceptions import ParameterError
 from adtarget.reports._cells import ReleaseFacts
-from adtarget.reports._postprocess import ReleasedCounts, released_state
+from adtarget.reports._postprocess import ReleasedCounts, noises, released_state, thresholds
 from adtarget.reports._report import SCHEMA_ID
 from adtarget.reports._spec import ReleaseSpec, _iso
 
-__all__ = ["new_report_id", "report_created_at", "report_document"]
+__all__ = ["CONFIDENCE", "budget_split", "new_report_id", "report_created_at", "report_document"]
+
+
+def budget_split(spec: ReleaseSpec) -> dict[str, float]:
+    """The shares of ε spent on the sizes, the breakdown cells and partition selection (they sum to 1)."""
+    if math.isinf(spec.epsilon):
+        return {"sizes": 1.0, "breakdowns": 0.0, "partition_selection": 0.0}
+    eps = float(spec.epsilon)
+    shares = {"sizes": spec.size_budget[0], "breakdowns": spec.breakdown_budget[0],
+              "partition_selection": spec.partition_budget[0]}
+    return {name: float(f"{part / eps:.12g}") for name, part in shares.items()}
 
 
 def new_report_id(rng: np.random.RandomState | None) -> str:
@@ -44,7 +55,11 @@ def report_created_at(created_at: datetime | None) -> str:
     return created_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _segment_docs(counts: Any, facts: ReleaseFacts) -> list[dict[str, Any]]:
+#: the confidence of each size's interval (the schema's constant)
+CONFIDENCE = 0.95
+
+
+def _segment_docs(counts: Any, facts: ReleaseFacts, half_width: int) -> list[dict[str, Any]]:
     cells = {d: (names, counts.cells[d].tolist(), counts.cell_reported[d].tolist())  # Python ints, once
              for d, names in counts.values.items()}
     sizes, reported, docs = counts.sizes.tolist(), counts.reported.tolist(), []
@@ -53,7 +68,9 @@ def _segment_docs(counts: Any, facts: ReleaseFacts) -> list[dict[str, Any]]:
             continue
         breakdowns = {d: dict(compress(zip(names, values[i]), shown[i])) for d, (names, values, shown) in cells.items()}
         docs.append({"segment_id": info.segment_id, "name": info.name, "path": list(info.path),
-                     "size": sizes[i], "breakdowns": breakdowns})
+                     "size": sizes[i], "breakdowns": breakdowns,
+                     "size_interval": {"confidence": CONFIDENCE, "lower": max(sizes[i] - half_width, 0),
+                                       "upper": sizes[i] + half_width}})
     return docs
 
 
@@ -76,7 +93,9 @@ def report_document(counts: ReleasedCounts, spec: ReleaseSpec, facts: ReleaseFac
         The advertiser's and the global remaining budget after this release's charge.
     """
     noisy = released_state(counts)
-    segments = _segment_docs(noisy, facts)
+    size_noise, _ = noises(spec)
+    size_threshold, cell_threshold = thresholds(spec)
+    segments = _segment_docs(noisy, facts, size_noise.half_width(CONFIDENCE))
     return {
         "schema": SCHEMA_ID, "report_id": report_id, "advertiser": spec.advertiser, "created_at": created_at,
         "data_window": {"start": _iso(facts.window[0]), "end": _iso(facts.window[1])},
@@ -84,6 +103,8 @@ def report_document(counts: ReleasedCounts, spec: ReleaseSpec, facts: ReleaseFac
         "privacy": {"unit": "person", "epsilon": float(spec.epsilon), "delta": float(spec.delta),
                     "mechanism": spec.mechanism, "max_segments_per_person": spec.max_segments_per_person,
                     "min_reported_size": spec.min_reported_size,
+                    "false_segment_rate": float(spec.false_segment_rate), "size_threshold": size_threshold,
+                    "cell_threshold": cell_threshold, "budget_split": budget_split(spec),
                     "budget_remaining": {"advertiser": float(f"{remaining[0].epsilon:.12g}"),
                                          "global": float(f"{remaining[1].epsilon:.12g}")}},
         "segments": segments, "suppressed_segments": len(facts.segments) - len(segments),

@@ -19,17 +19,20 @@ __all__ = ["ReleaseExplanation", "sensitivity"]
 
 
 def sensitivity(spec: ReleaseSpec) -> dict[str, Any]:
-    """L1/L2 sensitivity of the count vector (sizes plus breakdown cells) with respect to one person.
+    """L1/L2 sensitivity of the sizes and of the breakdown cells with respect to one person.
 
     A person counts in at most ``S = min(max_segments_per_person, n_segments)`` segments, and in each of them
-    in its size and in at most ``k_d`` cells of every breakdown dimension ``d``:
-    ``L1 = S · (1 + Σ_d k_d)``, ``L2 = sqrt(L1)`` (each touched count moves by exactly 1).
+    in its size and in at most ``k_d`` cells of every breakdown dimension ``d``. Each block has its own noise:
+    sizes ``L1 = S``, cells ``L1 = S · Σ_d k_d``, ``L2 = sqrt(L1)`` (each touched count moves by exactly 1);
+    ``l1`` and ``l2`` are those of the whole count vector.
     """
     s = spec.effective_segments_per_person
     cells = {d: spec.cells_per_person(d) for d in spec.breakdowns}
-    l1 = s * (1 + sum(cells.values()))
+    k = sum(cells.values())
+    l1 = s * (1 + k)
     return {"segments_per_person": s, "cells_per_person": cells, "l1": l1, "l2": math.sqrt(l1),
-            "formula": "L1 = S × (1 + Σ cells per dimension); L2 = sqrt(L1)"}
+            "sizes": {"l1": s, "l2": math.sqrt(s)}, "breakdowns": {"l1": s * k, "l2": math.sqrt(s * k)},
+            "formula": "sizes L1 = S; cells L1 = S × Σ cells per dimension; L2 = sqrt(L1)"}
 
 
 def _num(x: float) -> float | str:
@@ -74,9 +77,12 @@ class ReleaseExplanation:
     @staticmethod
     def stages_of(spec: ReleaseSpec) -> tuple[dict[str, Any], ...]:
         """The DP stages of ``spec`` with their literal (ε, δ)."""
-        c_eps, c_delta = spec.count_budget
-        stages = [{"stage": "noisy counts (sizes and breakdown cells)", "epsilon": _num(c_eps),
-                   "delta": c_delta, "mechanism": spec.mechanism}]
+        s_eps, s_delta = spec.size_budget
+        stages = [{"stage": "noisy sizes", "epsilon": _num(s_eps), "delta": s_delta, "mechanism": spec.mechanism}]
+        if spec.breakdowns:
+            b_eps, b_delta = spec.breakdown_budget
+            stages.append({"stage": f"noisy breakdown cells ({', '.join(spec.breakdowns)})", "epsilon": _num(b_eps),
+                           "delta": b_delta, "mechanism": spec.mechanism})
         if spec.needs_partition_selection:
             p_eps, p_delta = spec.partition_budget
             keys = " and ".join(spec.selected_breakdowns)
@@ -111,10 +117,18 @@ class ReleaseExplanation:
                      f"(basic composition)")
         if self.sensitivity:
             s = self.sensitivity
-            lines.append(f"  sensitivity: L1={s['l1']}, L2={s['l2']:.4g} ({s['formula']})")
-        if "scale" in self.noise or "sigma" in self.noise:
-            what = f"scale {self.noise['scale']:.4g}" if "scale" in self.noise else f"σ {self.noise['sigma']:.4g}"
-            lines.append(f"  noise: {self.noise['mechanism']}, {what}")
+            lines.append(f"  sensitivity: sizes L1={s['sizes']['l1']}, cells L1={s['breakdowns']['l1']} "
+                         f"({s['formula']})")
+        for block in ("sizes", "breakdowns"):
+            noise = self.noise.get(block)
+            if isinstance(noise, Mapping) and ("scale" in noise or "sigma" in noise):
+                what = f"scale {noise['scale']:.4g}" if "scale" in noise else f"σ {noise['sigma']:.4g}"
+                lines.append(f"  noise of the {block}: {noise['mechanism']}, {what}")
+        if "size_threshold" in self.noise:
+            lines.append(f"  thresholds: a size is shown at >= {self.noise['size_threshold']}, a cell at >= "
+                         f"{self.noise.get('cell_threshold', '-')} (false_segment_rate "
+                         f"{self.noise['false_segment_rate']:g}: a count below min_reported_size is shown with "
+                         f"at most that probability)")
         if self.partition_selection:
             ps = self.partition_selection
             lines.append(f"  partition selection: threshold {ps.get('threshold')}, "

@@ -87,6 +87,27 @@ def _discrete_gaussian_variance(sigma: float) -> float:
     return float(np.sum(k**2 * w) / np.sum(w))
 
 
+def _gaussian_tail(sigma: float, q: int) -> float:
+    """``P(Z >= q)``, ``q >= 1``, of the discrete Gaussian ``N_Z(0, σ²)``, summed in float64 over
+    ``0 <= k <= q + 40σ + 40`` (the mass beyond is below 1e-300)."""
+    k = np.arange(0, q + math.ceil(40 * sigma) + 41, dtype=np.float64)
+    w = np.exp(-(k**2) / (2.0 * sigma**2))
+    return float(min(w[q:].sum() / (w[0] + 2.0 * w[1:].sum()), 1.0))
+
+
+def _smallest(ok: Callable[[int], bool], guess: int) -> int:
+    """The smallest non-negative integer ``x`` with ``ok(x)`` (``ok`` monotone), by doubling from ``guess``
+    and bisection."""
+    hi = max(guess, 1)
+    while not ok(hi):
+        hi *= 2
+    lo = -1  # ok(lo) is False or lo is below the range
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+    return hi
+
+
 @dataclass(frozen=True)
 class CountNoise(SpendsBudget):
     """Discrete noise for a vector of counts, calibrated to (ε, δ) and the query's sensitivities.
@@ -183,6 +204,41 @@ class CountNoise(SpendsBudget):
             alpha = math.exp(-1.0 / self.scale)
             return 2.0 * alpha / math.expm1(-1.0 / self.scale) ** 2
         return _discrete_gaussian_variance(self.sigma)
+
+    def upper_tail(self, q: int) -> float:
+        """``P(Z >= q)`` of one noise draw Z (exact, from the pmf; 0 when disabled and q >= 1)."""
+        if q <= 0:  # symmetry: P(Z >= q) = 1 - P(Z >= 1 - q)
+            return 1.0 - self.upper_tail(1 - q)
+        if self.is_disabled:
+            return 0.0
+        if self.mechanism == "discrete_laplace":
+            alpha = math.exp(-1.0 / self.scale)  # P(k) = (1-α)/(1+α) α^|k|, so P(Z >= q) = α^q / (1+α), q >= 1
+            return alpha**q / (1.0 + alpha)
+        return _gaussian_tail(self.sigma, q)
+
+    def tail_quantile(self, rate: float) -> int:
+        """The smallest ``q >= 1`` with ``P(Z >= q) <= rate``: a count ``m - 1 + q`` is cleared by noise
+        alone on a true count below ``m`` with probability at most ``rate`` (the noise-aware threshold)."""
+        if not 0 < rate < 0.5:
+            raise ParameterError(f"rate must be in (0, 0.5), got {rate!r}")
+        if self.is_disabled:
+            return 1
+        if self.mechanism == "discrete_laplace":
+            alpha = math.exp(-1.0 / self.scale)
+            guess = max(1, math.ceil(math.log(rate * (1.0 + alpha)) / math.log(alpha)))
+        else:
+            guess = max(1, math.ceil(self.sigma * math.sqrt(2.0 * math.log(1.0 / rate))))
+        return _smallest(lambda q: self.upper_tail(q) <= rate, guess)
+
+    def half_width(self, confidence: float) -> int:
+        """The smallest ``a >= 0`` with ``P(|Z| <= a) >= confidence``: ``noisy ± a`` covers the exact count
+        with at least that probability (the report's interval)."""
+        if not 0 < confidence < 1:
+            raise ParameterError(f"confidence must be in (0, 1), got {confidence!r}")
+        if self.is_disabled:
+            return 0
+        miss = 1.0 - confidence
+        return _smallest(lambda a: 2.0 * self.upper_tail(a + 1) <= miss, max(0, self.tail_quantile(miss / 2) - 1))
 
     def _require(self, mechanism: str, what: str) -> None:
         if self.mechanism != mechanism:

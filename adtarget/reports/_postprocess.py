@@ -133,9 +133,45 @@ def largest_remainder(x: np.ndarray, totals: np.ndarray) -> np.ndarray:
     return floor.astype(np.int64) + (rank < short[:, None])
 
 
+def project_capped(noisy: np.ndarray, caps: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """Euclidean projection of each row onto ``{0 <= x <= cap, sum(x) = total}`` (``total <= n · cap``), by
+    bisection on the shift θ of ``clip(v - θ, 0, cap)`` (60 halvings: exact to float precision)."""
+    v = np.asarray(noisy, dtype=np.float64)
+    cap = np.asarray(caps, dtype=np.float64)[:, None]
+    z = np.asarray(totals, dtype=np.float64)
+    lo = (v.min(axis=1, initial=0.0) - cap[:, 0] - 1.0) if v.size else np.zeros(v.shape[0])
+    hi = v.max(axis=1, initial=0.0) + 1.0 if v.size else np.zeros(v.shape[0])
+    for _ in range(60):
+        mid = (lo + hi) / 2.0
+        over = np.clip(v - mid[:, None], 0.0, cap).sum(axis=1) > z
+        lo, hi = np.where(over, mid, lo), np.where(over, hi, mid)
+    return np.clip(v - hi[:, None], 0.0, cap)
+
+
+def consistent_cells(noisy: np.ndarray, size: np.ndarray, *, sums_to_size: bool, cells_per_person: int
+                     ) -> np.ndarray:
+    """Non-negative integer cells of one dimension, each at most the size, that sum to the size
+    (``sums_to_size``: each counted person has exactly one value) or to at most ``k × size``."""
+    if noisy.shape[1] == 0:
+        return noisy.astype(np.int64)
+    if sums_to_size:
+        return largest_remainder(project_to_total(noisy, size), size)
+    clipped = np.clip(noisy, 0, size[:, None])
+    limit = cells_per_person * size
+    over = clipped.sum(axis=1) > limit
+    if not over.any():
+        return clipped.astype(np.int64)
+    out = clipped.astype(np.int64)
+    rows = np.flatnonzero(over)
+    projected = project_capped(noisy[rows], size[rows], limit[rows])
+    out[rows] = np.minimum(largest_remainder(projected, limit[rows]), size[rows, None])
+    return out
+
+
 def postprocess(sizes: np.ndarray, values: Mapping[str, tuple[str, ...]], cells: Mapping[str, np.ndarray],
                 *, segment_ids: tuple[str, ...], keep_values: Mapping[str, np.ndarray],
-                min_reported_size: int) -> PostProcessed:
+                min_reported_size: int, size_threshold: int | None = None, cell_threshold: int | None = None,
+                cells_per_person: Mapping[str, int] | None = None) -> PostProcessed:
     """Turn noisy counts into consistent, thresholded non-negative integers.
 
     Parameters
@@ -148,26 +184,32 @@ def postprocess(sizes: np.ndarray, values: Mapping[str, tuple[str, ...]], cells:
     keep_values : mapping dimension -> bool array (n_values,)
         Values allowed in the report (public keys and keys kept by DP partition selection).
     min_reported_size : int
+    size_threshold, cell_threshold : int, optional
+        The noise-aware thresholds (:func:`thresholds`; default ``min_reported_size``): a segment is shown when
+        its noisy size is at least ``size_threshold``, a cell when its noisy value and its consistent value
+        are both at least ``cell_threshold``.
+    cells_per_person : mapping dimension -> int, optional
+        ``k`` per dimension (default 1): the cells of a dimension sum to at most ``k × size``.
 
     Returns
     -------
     PostProcessed
     """
     size = np.maximum(np.asarray(sizes, dtype=np.int64), 0)
-    reported = size >= min_reported_size
+    reported = size >= max(min_reported_size, size_threshold or 0)
     out_values: dict[str, tuple[str, ...]] = {}
     out_cells: dict[str, np.ndarray] = {}
     out_mask: dict[str, np.ndarray] = {}
     for dim, names in values.items():
         keep = np.asarray(keep_values[dim], dtype=bool)
         noisy = np.asarray(cells[dim], dtype=np.int64)[:, keep]
-        if breakdown_dimension(dim).consistency == "sums_to_size":
-            c = largest_remainder(project_to_total(noisy, size), size)
-        else:
-            c = np.clip(noisy, 0, size[:, None])
-        out_values[dim] = tuple(n for n, k in zip(names, keep) if k)
+        entry, k = breakdown_dimension(dim), int((cells_per_person or {}).get(dim, 1))
+        whole = entry.consistency == "sums_to_size" or (entry.required and k == 1)
+        c = consistent_cells(noisy, size, sums_to_size=whole, cells_per_person=k)
+        out_values[dim] = tuple(n for n, kept in zip(names, keep) if kept)
         out_cells[dim] = c
-        out_mask[dim] = (c >= min_reported_size) & reported[:, None]
+        shown_at = max(min_reported_size, cell_threshold or 0)  # the noisy value and the value shown clear it
+        out_mask[dim] = (c >= shown_at) & (noisy >= shown_at) & reported[:, None]
     return PostProcessed(segment_ids, size, reported, out_values, out_cells, out_mask)
 
 
@@ -211,10 +253,29 @@ def as_rng(random_state: Any) -> Any:
                          f"got {random_state!r}")
 
 
-def _noise(spec: ReleaseSpec, l1: int) -> CountNoise:
+def noises(spec: ReleaseSpec) -> tuple[CountNoise, CountNoise | None]:
+    """The noise of the sizes and of the breakdown cells (None without breakdowns), each calibrated to its own
+    share of the budget and its own sensitivity: a person moves at most ``S`` sizes and ``S · Σ k`` cells."""
     if math.isinf(spec.epsilon):
-        return CountNoise.disabled()
-    return CountNoise.for_counts(spec.mechanism, PrivacyBudget(*spec.count_budget), max_cells_per_person=l1)
+        return CountNoise.disabled(), CountNoise.disabled() if spec.breakdowns else None
+    s = spec.effective_segments_per_person
+    sizes = CountNoise.for_counts(spec.mechanism, PrivacyBudget(*spec.size_budget), max_cells_per_person=s)
+    if not spec.breakdowns:
+        return sizes, None
+    k = sum(spec.cells_per_person(d) for d in spec.breakdowns)
+    return sizes, CountNoise.for_counts(spec.mechanism, PrivacyBudget(*spec.breakdown_budget),
+                                        max_cells_per_person=s * k)
+
+
+def thresholds(spec: ReleaseSpec) -> tuple[int, int]:
+    """``(size threshold, cell threshold)``: a noisy count is shown only at or above ``min_reported_size - 1``
+    plus its noise's upper ``false_segment_rate`` quantile, so a count whose true value is below
+    ``min_reported_size`` is shown with probability at most ``false_segment_rate`` (public parameters only)."""
+    size_noise, cell_noise = noises(spec)
+    m, rate = spec.min_reported_size, spec.false_segment_rate
+    size = m if size_noise.is_disabled else m - 1 + size_noise.tail_quantile(rate)
+    cell = m if cell_noise is None or cell_noise.is_disabled else m - 1 + cell_noise.tail_quantile(rate)
+    return size, cell
 
 
 def _select(spec: ReleaseSpec, persons: np.ndarray, rng: Any) -> tuple[np.ndarray, dict[str, object]]:
@@ -226,7 +287,7 @@ def _select(spec: ReleaseSpec, persons: np.ndarray, rng: Any) -> tuple[np.ndarra
     return keep, {**sel.explain(), "kept": int(keep.sum())}
 
 
-def noisy_release(cells: CellCounts, spec: ReleaseSpec, *, l1_sensitivity: int, random_state: Any = None,
+def noisy_release(cells: CellCounts, spec: ReleaseSpec, *, random_state: Any = None,
                   allow_infinite_epsilon: bool = False) -> NoisyRelease:
     """Noise every count once, select non-public region keys, then post-process and threshold.
 
@@ -235,8 +296,6 @@ def noisy_release(cells: CellCounts, spec: ReleaseSpec, *, l1_sensitivity: int, 
     cells : CellCounts
         Exact bounded counts of ``spec.segment_ids``.
     spec : ReleaseSpec
-    l1_sensitivity : int
-        ``S · (1 + Σ k)``: the count vector's L1 sensitivity (L2 is its square root).
     random_state : None, int or RandomState
         None: secure noise. A seed makes one RandomState shared by all draws (tests only; warns).
     allow_infinite_epsilon : bool
@@ -244,8 +303,9 @@ def noisy_release(cells: CellCounts, spec: ReleaseSpec, *, l1_sensitivity: int, 
 
     Privacy
     -------
-    Count stage ``spec.count_budget``, partition selection ``spec.partition_budget``; the rest is
-    post-processing. Draws are made in a data-independent order: sizes, the dimensions with public keys in
+    Sizes ``spec.size_budget`` (sensitivity ``S``), breakdown cells ``spec.breakdown_budget`` (sensitivity
+    ``S · Σ k``), partition selection ``spec.partition_budget``: basic composition of the three; the rest
+    is post-processing. Draws are made in a data-independent order: sizes, the dimensions with public keys in
     the table's order (age bands, services), the public keys of the selected dimensions (regions), then their
     non-public keys.
     """
@@ -255,19 +315,19 @@ def noisy_release(cells: CellCounts, spec: ReleaseSpec, *, l1_sensitivity: int, 
     selected = spec.selected_breakdowns
     plain = tuple(d for d in spec.breakdowns if d not in selected)
     split = {d: _selected_blocks(exact, spec, d) for d in selected}
-    blocks: list[tuple[str, np.ndarray]] = [("size", exact.sizes[:, None])]
-    blocks += [(d, exact.cells[d]) for d in plain]  # fixed order: the table's
+    blocks: list[tuple[str, np.ndarray]] = [(d, exact.cells[d]) for d in plain]  # fixed order: the table's
     blocks += [(f"{d}:public", split[d][1]) for d in selected]  # every public block before any data-derived one
     blocks += [(f"{d}:private", split[d][2]) for d in selected]
     values: dict[str, tuple[str, ...]] = {d: exact.values[d] for d in plain}
     keep: dict[str, np.ndarray] = {d: np.ones(len(values[d]), dtype=bool) for d in values}
-    noise = _noise(spec, l1_sensitivity)
-    flat = np.concatenate([b.ravel() for _, b in blocks]) if blocks else np.zeros(0, dtype=np.int64)
-    noisy_flat = noise.add_noise(flat, rng, allow_infinite_epsilon=allow_infinite_epsilon)
-    noisy, at = {}, 0
-    for name, b in blocks:
-        noisy[name] = noisy_flat[at:at + b.size].reshape(n_seg, -1)
-        at += b.size
+    size_noise, cell_noise = noises(spec)
+    noisy = {"size": size_noise.add_noise(exact.sizes, rng, allow_infinite_epsilon=allow_infinite_epsilon)[:, None]}
+    if cell_noise is not None:
+        flat = np.concatenate([b.ravel() for _, b in blocks]) if blocks else np.zeros(0, dtype=np.int64)
+        noisy_flat, at = cell_noise.add_noise(flat, rng, allow_infinite_epsilon=allow_infinite_epsilon), 0
+        for name, b in blocks:
+            noisy[name] = noisy_flat[at:at + b.size].reshape(n_seg, -1)
+            at += b.size
     partition: dict[str, object] = {}
     if selected:
         chosen, partition = _select(spec, np.concatenate([split[d][3] for d in selected]), rng)
@@ -279,6 +339,13 @@ def noisy_release(cells: CellCounts, spec: ReleaseSpec, *, l1_sensitivity: int, 
             keep[d] = np.concatenate([np.ones(public.shape[1], dtype=bool), chosen[at:at + persons.size]])
             at += persons.size
     ordered = {d: values[d] for d in spec.breakdowns}
+    size_threshold, cell_threshold = thresholds(spec)
     counts = postprocess(noisy["size"][:, 0], ordered, {d: noisy[d] for d in ordered},
-                         segment_ids=exact.segment_ids, keep_values=keep, min_reported_size=spec.min_reported_size)
-    return NoisyRelease(ReleasedCounts._issue(counts), noise.explain(), partition)
+                         segment_ids=exact.segment_ids, keep_values=keep, min_reported_size=spec.min_reported_size,
+                         size_threshold=size_threshold, cell_threshold=cell_threshold,
+                         cells_per_person={d: spec.cells_per_person(d) for d in ordered})
+    explained: dict[str, object] = {"sizes": size_noise.explain(), "false_segment_rate": spec.false_segment_rate,
+                                    "size_threshold": size_threshold}
+    if cell_noise is not None:
+        explained.update(breakdowns=cell_noise.explain(), cell_threshold=cell_threshold)
+    return NoisyRelease(ReleasedCounts._issue(counts), explained, partition)

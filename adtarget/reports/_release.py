@@ -205,8 +205,7 @@ def _emit(cells: CellCounts, spec: ReleaseSpec, facts: ReleaseFacts, *, key: str
     """Report id → noise → partition selection → post-process → threshold → document → validate → store."""
     report_id = new_report_id(rng)  # first: the id and the noise draws never depend on data
     sens = sensitivity(spec)
-    noisy = noisy_release(cells, spec, l1_sensitivity=sens["l1"], random_state=rng,
-                          allow_infinite_epsilon=allow_infinite_epsilon)
+    noisy = noisy_release(cells, spec, random_state=rng, allow_infinite_epsilon=allow_infinite_epsilon)
     remaining = BudgetLedger.remaining(ledger, spec.advertiser)
     doc = report_document(noisy.counts, spec, facts, report_id=report_id, created_at=created_at,
                           remaining=remaining)

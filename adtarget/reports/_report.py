@@ -31,10 +31,12 @@ if TYPE_CHECKING:
     from adtarget.gate._policy import EligibilityPolicy
     from adtarget.reference._sensitivity import SafeTaxonomy
 
-__all__ = ["SCHEMA_ID", "ReportAudit", "ReportSegment", "SegmentReport", "audit_report", "load_schema",
+__all__ = ["SCHEMA_ID", "SCHEMA_IDS", "ReportAudit", "ReportSegment", "SegmentReport", "audit_report", "load_schema",
            "report_errors", "schema_errors", "validate_report"]
 
-SCHEMA_ID = "adtarget.segment_report/v1"
+SCHEMA_ID = "adtarget.segment_report/v2"
+#: every schema this version reads (a stored v1 report is still returned as it was written)
+SCHEMA_IDS = ("adtarget.segment_report/v1", SCHEMA_ID)
 _MAX_ERRORS = 20
 
 
@@ -184,11 +186,13 @@ def _pseudonym_problems(doc: Any, pseudonyms: np.ndarray | None) -> list[str]:
     return errors + [f"{p}: holds (the decimal form of) a pseudonym of the data" for p in hits]
 
 
-def _segment_ok(seg: Mapping[str, Any], min_size: int) -> bool:
+def _segment_ok(seg: Mapping[str, Any], size_min: int, cell_min: int) -> bool:
     """Whether :func:`_segment_errors` finds nothing (the same rules, no messages)."""
-    size, breakdowns = seg["size"], seg["breakdowns"]
-    return (size >= min_size and all(min_size <= c <= size for cells in breakdowns.values() for c in cells.values())
-            and all(sum(breakdowns.get(d, {}).values()) <= size for d in _one_value_per_person()))
+    size, breakdowns, interval = seg["size"], seg["breakdowns"], seg.get("size_interval")
+    return (size >= size_min
+            and all(cell_min <= c <= size for cells in breakdowns.values() for c in cells.values())
+            and all(sum(breakdowns.get(d, {}).values()) <= size for d in _one_value_per_person())
+            and (interval is None or interval["lower"] <= size <= interval["upper"]))
 
 
 def _one_value_per_person() -> tuple[str, ...]:
@@ -196,17 +200,20 @@ def _one_value_per_person() -> tuple[str, ...]:
     return tuple(d.name for d in breakdown_dimensions() if d.consistency == "sums_to_size")
 
 
-def _segment_errors(seg: Mapping[str, Any], i: int, min_size: int) -> list[str]:
-    if _segment_ok(seg, min_size):
+def _segment_errors(seg: Mapping[str, Any], i: int, size_min: int, cell_min: int) -> list[str]:
+    if _segment_ok(seg, size_min, cell_min):
         return []
-    errors, size = [], seg["size"]
-    if size < min_size:
-        errors.append(f"$.segments[{i}].size: must be >= min_reported_size {min_size}, got {size}")
+    errors, size, interval = [], seg["size"], seg.get("size_interval")
+    if size < size_min:
+        errors.append(f"$.segments[{i}].size: must be >= the size threshold {size_min} (at least "
+                      f"min_reported_size), got {size}")
+    if interval is not None and not interval["lower"] <= size <= interval["upper"]:
+        errors.append(f"$.segments[{i}].size_interval: must contain the size {size}")
     for dim, cells in seg["breakdowns"].items():
         for n, c in enumerate(cells.values()):
             where = f"$.segments[{i}].breakdowns.{dim}[{n}]"
-            if not min_size <= c <= size:
-                errors.append(f"{where}: must be in [min_reported_size {min_size}, size {size}], got {c}")
+            if not cell_min <= c <= size:
+                errors.append(f"{where}: must be in [the cell threshold {cell_min}, size {size}], got {c}")
     for dim in _one_value_per_person():
         if sum(seg["breakdowns"].get(dim, {}).values()) > size:
             errors.append(f"$.segments[{i}].breakdowns.{dim}: one value per person, so the cells must sum to at "
@@ -219,9 +226,11 @@ def report_errors(doc: Any, *, pseudonyms: np.ndarray | None = None) -> list[str
     errors = schema_errors(doc)
     if errors:
         return errors + _pseudonym_errors(doc, pseudonyms)
-    min_size = doc["privacy"]["min_reported_size"]
+    min_size = doc["privacy"]["min_reported_size"]  # v1 documents have no thresholds
+    size_min = max(min_size, doc["privacy"].get("size_threshold", min_size))
+    cell_min = max(min_size, doc["privacy"].get("cell_threshold", min_size))
     for i, seg in enumerate(doc["segments"]):
-        errors += _segment_errors(seg, i, min_size)
+        errors += _segment_errors(seg, i, size_min, cell_min)
     ids = [s["segment_id"] for s in doc["segments"]]
     if len(set(ids)) != len(ids):
         errors.append(f"$.segments: segment ids must be unique, got {len(ids)} with {len(set(ids))} distinct")
@@ -235,24 +244,33 @@ def validate_report(doc: Any, *, pseudonyms: np.ndarray | None = None) -> None:
     errors = report_errors(doc, pseudonyms=pseudonyms)
     if errors:
         more = f" (and {len(errors) - _MAX_ERRORS} more)" if len(errors) > _MAX_ERRORS else ""
-        raise ReportValidationError(f"report does not conform to {SCHEMA_ID}: "
+        raise ReportValidationError(f"report does not conform to {_named_schema(doc)}: "
                                     + "; ".join(errors[:_MAX_ERRORS]) + more)
+
+
+def _named_schema(doc: Any) -> str:
+    from adtarget.reports._report_schema import schema_version
+
+    return f"adtarget.segment_report/v{schema_version(doc)}"
 
 
 # --- the report type --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ReportSegment:
-    """One reported segment (read-only view of the JSON)."""
+    """One reported segment (read-only view of the JSON); ``size_interval`` is ``(lower, upper)``, the 95 %
+    interval of the size (None in a v1 report)."""
 
     segment_id: str
     name: str
     path: tuple[str, ...]
     size: int
     breakdowns: Mapping[str, Mapping[str, int]]
+    size_interval: tuple[int, int] | None = None
 
 
 class SegmentReport:
-    """A validated ``adtarget.segment_report/v1`` document: DP-noised, thresholded aggregates only.
+    """A validated ``adtarget.segment_report/v2`` document (or a stored v1 one): DP-noised, thresholded
+    aggregates only.
 
     Parameters
     ----------
@@ -345,8 +363,15 @@ class SegmentReport:
     @property
     def segments(self) -> tuple[ReportSegment, ...]:
         return tuple(ReportSegment(s["segment_id"], s["name"], tuple(s["path"]), s["size"],
-                                   {d: dict(cells) for d, cells in s["breakdowns"].items()})  # str -> int: a copy
+                                   {d: dict(cells) for d, cells in s["breakdowns"].items()},  # str -> int: a copy
+                                   (s["size_interval"]["lower"], s["size_interval"]["upper"])
+                                   if "size_interval" in s else None)
                      for s in self._doc["segments"])
+
+    @property
+    def schema(self) -> str:
+        """The schema the document follows (``adtarget.segment_report/v2``, or v1 for a stored older report)."""
+        return str(self._doc["schema"])
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SegmentReport) and self._doc == other._doc
@@ -375,7 +400,7 @@ class ReportAudit:
 
     def __str__(self) -> str:
         if self.ok:
-            return f"{self.path}: OK ({self.n_segments} segments, {SCHEMA_ID})"
+            return f"{self.path}: OK ({self.n_segments} segments)"
         return f"{self.path}: {len(self.problems)} problem(s): " + "; ".join(self.problems)
 
 

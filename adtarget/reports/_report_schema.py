@@ -20,7 +20,7 @@ from typing import Any
 from adtarget.exceptions import ReportValidationError
 from adtarget.reference._breakdowns import BreakdownDimension, breakdown_dimensions
 
-__all__ = ["breakdowns_schema", "load_schema", "schema_errors"]
+__all__ = ["SCHEMA_VERSIONS", "breakdowns_schema", "load_schema", "schema_errors", "schema_version"]
 
 _TYPES: dict[str, Any] = {
     "object": lambda v: isinstance(v, dict), "array": lambda v: isinstance(v, list),
@@ -30,15 +30,32 @@ _TYPES: dict[str, Any] = {
 }
 
 
-def load_schema() -> dict[str, Any]:
-    """The JSON Schema of ``adtarget.segment_report/v1`` (draft 2020-12): the bundled file, its ``breakdowns``
-    object made from the breakdown dimensions' table (they agree for the shipped table; a test checks it)."""
-    return _schema(breakdown_dimensions())
+#: the report schemas this version reads, oldest first; it writes the last
+SCHEMA_VERSIONS: tuple[int, ...] = (1, 2)
+
+
+def load_schema(version: int = SCHEMA_VERSIONS[-1]) -> dict[str, Any]:
+    """The JSON Schema of ``adtarget.segment_report/v<version>`` (draft 2020-12; default the one written): the
+    bundled file, its ``breakdowns`` object made from the breakdown dimensions' table (they agree for the
+    shipped table; a test checks it)."""
+    if version not in SCHEMA_VERSIONS:
+        raise ReportValidationError(f"$.schema: version {version!r} is not one of {list(SCHEMA_VERSIONS)}")
+    return _schema(breakdown_dimensions(), version)
+
+
+def schema_version(doc: Any) -> int:
+    """The version a document names (``adtarget.segment_report/v<N>``); the newest when it names none, so its
+    own schema's ``const`` reports the mistake."""
+    name = doc.get("schema") if isinstance(doc, dict) else None
+    for version in SCHEMA_VERSIONS:
+        if name == f"adtarget.segment_report/v{version}":
+            return version
+    return SCHEMA_VERSIONS[-1]
 
 
 @functools.cache
-def _schema(dimensions: tuple[BreakdownDimension, ...]) -> dict[str, Any]:
-    text = resources.files("adtarget").joinpath("data/segment_report_v1.schema.json").read_text("utf-8")
+def _schema(dimensions: tuple[BreakdownDimension, ...], version: int) -> dict[str, Any]:
+    text = resources.files("adtarget").joinpath(f"data/segment_report_v{version}.schema.json").read_text("utf-8")
     schema = json.loads(text)
     schema["$defs"]["segment"]["properties"]["breakdowns"]["properties"] = breakdowns_schema(dimensions)
     return schema
@@ -127,10 +144,11 @@ def schema_errors(doc: Any) -> list[str]:
     A compiled accept-only check runs first; the walk above, which names every violation, runs only when
     it rejects (it is never more lenient than the walk: ``tests/test_report.py`` compares them).
     """
-    if _compiled_schema()(doc):
+    version = schema_version(doc)
+    if _compiled(breakdown_dimensions(), version)(doc):
         return []
     errors: list[str] = []
-    schema = load_schema()
+    schema = load_schema(version)
     _validate(doc, schema, schema, "$", errors)
     return errors
 
@@ -139,13 +157,13 @@ def schema_errors(doc: Any) -> list[str]:
 _Check = Callable[[Any], bool]
 
 
-def _compiled_schema() -> _Check:
-    return _compiled(breakdown_dimensions())
+def _compiled_schema(version: int = SCHEMA_VERSIONS[-1]) -> _Check:
+    return _compiled(breakdown_dimensions(), version)
 
 
 @functools.cache
-def _compiled(dimensions: tuple[BreakdownDimension, ...]) -> _Check:
-    schema = _schema(dimensions)
+def _compiled(dimensions: tuple[BreakdownDimension, ...], version: int) -> _Check:
+    schema = _schema(dimensions, version)
     return _compile(schema, schema)
 
 
