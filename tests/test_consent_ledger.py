@@ -348,7 +348,9 @@ def test_raw_ids_and_key_are_not_stored_and_sql_is_parameterised(ledger: Consent
     ledger.import_records([row("alice@example.org"), row(evil), row(987654321987)], source="it's \"quoted\"",
                           now=NOW)
     ledger.opt_out(evil)
-    ledger.record("alice@example.org", policy_version="'; DELETE FROM current; --")
+    with pytest.raises(ParameterError, match="policy_version: must be the ISO date"):
+        ledger.record("alice@example.org", policy_version="'; DELETE FROM current; --")
+    ledger.record("alice@example.org", policy_version="2024-01-01", source="'; DELETE FROM current; --")
     assert ledger.stats()["persons"] == 3 and ledger.stats()["history_rows"] == 5
     ledger.close()
     blob = b"".join(p.read_bytes() for p in path.parent.iterdir() if p.name.startswith(path.name))

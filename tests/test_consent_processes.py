@@ -134,7 +134,7 @@ for i in range(0, 120, 2):
     if i % 20 == 0:
         k = i // 20 + 1
         rows = [{"person_id": f"h{j}", "birth_year": 1990, "ads_personalization": "opt_in", "cross_service": True,
-                 "policy_version": f"gen-{k}", "updated_at": int(sys.argv[2]) + k, "deleted": False,
+                 "policy_version": f"2020-01-{k:02d}", "updated_at": int(sys.argv[2]) + k, "deleted": False,
                  "terminated": False, "location_deleted": False, "jurisdiction": "CN"} for j in range(GROUP)]
         ledger.import_records(rows)
 print("ok")
@@ -145,7 +145,7 @@ for i in range(0, 120, 3):
     if i % 12 == 0:
         k = i // 12 + 1
         rows = [{"person_id": f"g{j}", "birth_year": 1990, "ads_personalization": "opt_in", "cross_service": False,
-                 "policy_version": f"gen-{k}", "updated_at": int(sys.argv[2]) + k, "deleted": False,
+                 "policy_version": f"2020-01-{k:02d}", "updated_at": int(sys.argv[2]) + k, "deleted": False,
                  "terminated": False, "location_deleted": False, "jurisdiction": "DE"} for j in range(GROUP)]
         ledger.import_records(rows)
 print("ok")
@@ -166,7 +166,8 @@ while True:
     for name, members in groups.items():
         versions = set(snap.policy_version[snap.index_of(members)].tolist())
         assert len(versions) == 1, f"torn import in group {name}: {sorted(versions)}"
-        gen = int(versions.pop().split("-")[1])
+        version = versions.pop()
+        gen = 0 if version == "2019-12-31" else int(version.split("-")[2])
         assert gen >= last[name], "a snapshot went back in time"
         last[name] = gen
     now_out = int((~snap.opted_in).sum())
@@ -184,7 +185,7 @@ def test_two_writers_and_a_reader_across_processes(tmp_path: Path) -> None:
     path = tmp_path / "consent.sqlite"
     base = int(time.time()) - 100_000
     rows = [{"person_id": f"{g}{j}", "birth_year": 1990, "ads_personalization": "opt_in", "cross_service": False,
-             "policy_version": "gen-0", "updated_at": base, "deleted": False, "terminated": False,
+             "policy_version": "2019-12-31", "updated_at": base, "deleted": False, "terminated": False,
              "location_deleted": False, "jurisdiction": "CN"} for g, n in (("p", 120), ("g", GROUP), ("h", GROUP))
             for j in range(n)]
     with ConsentLedger(path, PZ) as led:
@@ -209,4 +210,4 @@ def test_two_writers_and_a_reader_across_processes(tmp_path: Path) -> None:
             assert state["cross_service"] == (i % 3 == 0), i  # no lost cross-service change
         for name, gen in (("g", 10), ("h", 6)):
             members = PZ.pseudonymize([f"{name}{j}" for j in range(GROUP)])
-            assert set(snap.policy_version[snap.index_of(members)].tolist()) == {f"gen-{gen}"}
+            assert set(snap.policy_version[snap.index_of(members)].tolist()) == {f"2020-01-{gen:02d}"}

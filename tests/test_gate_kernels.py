@@ -30,6 +30,7 @@ from adtarget.events import EVENT_KINDS
 from adtarget.exceptions import ProvenanceError
 from adtarget.gate import EXCLUSION_RULES
 from adtarget.gate import _kernels as kernels
+from adtarget.reference import age_restricted_mask
 
 END = int(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc).timestamp())
 DAY = 86_400
@@ -69,6 +70,13 @@ def reference_gate(batch, snapshot, safe, policy, target, end):
         for code, profile in policy.jurisdiction_profiles.items():
             stricter = profile.sensitive_mask(batch.taxonomy)
             sensitive |= (jurisdiction == code)[batch.person] & stricter[batch.category]
+    if snapshot.persons.size:  # persons under the adult age (or of unknown age): age-restricted nodes too
+        jurisdiction = np.where(found, snapshot.jurisdiction[at], "")
+        birth = np.where(found, snapshot.birth_year[at], 0).astype(np.int64)
+        adult = np.array([policy.jurisdiction_adult_age.get(c, policy.adult_age) for c in jurisdiction], dtype=np.int64)
+        youngest = dt.datetime.fromtimestamp(end, tz=dt.timezone.utc).year - birth - 1
+        minor = (birth <= 0) | (youngest < adult)
+        sensitive |= minor[batch.person] & age_restricted_mask(batch.taxonomy)[batch.category]
     cross = found & snapshot.cross_service[at] if snapshot.persons.size else found
     masks = {"service_not_permitted": ~batch.services.ads_permitted[batch.service]}
     if target is not None:
@@ -172,6 +180,7 @@ POLICIES = [
     EligibilityPolicy(jurisdiction_min_age={"KR": 14, "US": 16}, jurisdiction_profiles={"DE": "gdpr_art9"}),
     EligibilityPolicy(jurisdiction_profiles={"DE": "gdpr_art9", "KR": "strict_minors", "": "gdpr_art9"},
                       retention_days={"search": 30}),
+    EligibilityPolicy(unknown_age="include", adult_age=19, jurisdiction_adult_age={"US": 21}),
 ]
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from adtarget.exceptions import ParameterError, SensitiveCategoryError, TaxonomyError
 from adtarget.reference import PROFILE_NAMES, SafeTaxonomy, SensitivityProfile, Taxonomy
 from adtarget.reference._sensitivity import IAB_SCD_NOT_SPECIAL
-from adtarget.reference._sensitivity_tables import GDPR_ART9_EXTRA, MINORS_EXTRA, POLICY_CLASSES
+from adtarget.reference._sensitivity_tables import AGE_RESTRICTED, GDPR_ART9_EXTRA, POLICY_CLASSES
 
 TAXONOMIES = {
     "iab-2.2": Taxonomy.default,
@@ -45,7 +45,7 @@ def test_unknown_profile_lists_the_known_names():
         SensitivityProfile.named("gdpr")
 
 
-@pytest.mark.parametrize("table", [POLICY_CLASSES, GDPR_ART9_EXTRA, MINORS_EXTRA])
+@pytest.mark.parametrize("table", [POLICY_CLASSES, GDPR_ART9_EXTRA, AGE_RESTRICTED])
 def test_every_listed_root_exists_with_the_name_written_beside_it(table):
     """Guards the hand-written lists: a mistyped id either misses or lands on another name."""
     for tax, per_class in table.items():

@@ -266,7 +266,7 @@ def test_reports_identical_with_the_same_noise_seed(spark, cases, workdir):
         with pytest.warns(PrivacyLeakWarning):
             result = run(events, context.snapshot, pseudonymizer=context.pseudonymizer,
                          budget=BudgetLedger(workdir / f"budget-{name}.sqlite", advertisers=["acme"]),
-                         settings=RunSettings(advertiser="acme", min_reported_size=3),
+                         settings=RunSettings(advertiser="acme", min_reported_size=3, false_segment_rate=0.2),
                          segmenter=context.segmenter, safe_taxonomy=context.safe_taxonomy,
                          services=context.services, window_end=context.window_end, engine=engine,
                          random_state=11)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections import Counter
 from pathlib import Path
@@ -26,12 +27,16 @@ _KINDS = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_I
 _MAX_DESCRIPTION = 160
 
 
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|b'[^']*'")
+
+
 def describe(exc: BaseException) -> str:
     """A short, printable description of ``exc`` that quotes no input (see the module docstring)."""
     if isinstance(exc, UnicodeError):
         return "not UTF-8 text"  # the codec's message quotes a byte of the input
     lines = str(exc).strip().splitlines()
     text = lines[0].split(": ")[0] if lines else ""
+    text = _QUOTED.sub("'…'", text)  # pyarrow quotes the value before the first ": " ("Could not convert 'x'")
     text = "".join(c if c.isprintable() else "?" for c in text)[:_MAX_DESCRIPTION].strip()
     return text or type(exc).__name__
 
@@ -58,10 +63,20 @@ def regular_file(path: Path, what: str) -> Path:
 
 def dataset_files(directory: Path, what: str) -> list[Path]:
     """The data files of a dataset directory, as Arrow discovers them (names starting with ``.`` or ``_`` are
-    not data), each checked to be a regular file; InputFormatError when there are none."""
+    not data), each checked to be a regular file; InputFormatError when there are none, and for a directory
+    that cannot be listed or a symbolic link to a directory inside it (neither is skipped in silence: a file
+    left out would drop its rows, an opt-out among them)."""
+    def unreadable(error: OSError) -> None:
+        raise InputFormatError(f"{what}: {error.filename} inside {directory} cannot be read "
+                               f"({error.strerror or 'error'}); fix its permissions") from None
+
     files = []
-    for root, dirs, names in os.walk(directory, followlinks=False):
+    for root, dirs, names in os.walk(directory, onerror=unreadable, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        linked = [d for d in dirs if (Path(root) / d).is_symlink()]
+        if linked:
+            raise InputFormatError(f"{what}: {Path(root) / linked[0]} inside {directory} is a symbolic link to a "
+                                   f"directory, which adtarget does not follow; give the real directory")
         files += [Path(root) / n for n in sorted(names) if not n.startswith((".", "_"))]
     if not files:
         raise InputFormatError(f"{what}: {directory} is a directory without data files")

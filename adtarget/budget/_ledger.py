@@ -520,6 +520,16 @@ class BudgetLedger:
 
     # --- spending ----------------------------------------------------------------------------------
     @staticmethod
+    def _check_spend_rows(conn: sqlite3.Connection) -> None:
+        """Every spend row's window is two whole epoch seconds, start before end (a row edited to text would
+        silently fall out of every window's sum)."""
+        for table in ("spend", "definition_spend"):
+            bad = conn.execute(f"SELECT 1 FROM {table} WHERE typeof(window_start) <> 'integer' "  # noqa: S608
+                               "OR typeof(window_end) <> 'integer' OR window_start >= window_end LIMIT 1").fetchone()
+            if bad is not None:
+                raise _CorruptValue(f"a stored {table.replace('_', ' ')} window is not whole epoch seconds")
+
+    @staticmethod
     def _spent(conn: sqlite3.Connection, window: tuple[int, int], advertiser: str | None) -> tuple[float, float]:
         """What ``advertiser`` (None: everyone, globally) has spent in ``window``: releases and definitions."""
         where = "WHERE window_start < ? AND window_end > ? AND advertiser = ?"
@@ -645,10 +655,11 @@ class BudgetLedger:
         wanted = _checked_definitions(definitions)
         with self._transaction() as conn:
             who = self._registered(conn, advertiser)
+            caps = self._caps(conn)  # read (and checked) on every charge, a reused one too: a corrupt ledger is refused
+            self._check_spend_rows(conn)
             found = self._find(conn, key)
             if found is not None:
                 return self._reused(found, who.advertiser_id, budget)
-            caps = self._caps(conn)
             window = self._charge_window(caps, window_start)
             new_global = [(a, b) for a, b in wanted if not self._same_definition(conn, a, "", b, window)]
             new_use = [(a, b) for a, b in wanted if not self._same_definition(conn, a, who.advertiser_id, b, window)]
@@ -724,6 +735,7 @@ class BudgetLedger:
         with self._transaction(write=False) as conn:
             who = self._registered(conn, advertiser)
             caps = self._caps(conn)
+            self._check_spend_rows(conn)
             window = self._window_at(caps, self._now())
             return (self._left(who.cap or caps.advertiser_cap, self._spent(conn, window, who.advertiser_id)),
                     self._left(caps.global_cap, self._spent(conn, window, None)))
@@ -732,6 +744,7 @@ class BudgetLedger:
         """One row per registered advertiser (by canonical id), then the global row (for ``budget show``)."""
         with self._transaction(write=False) as conn:
             caps = self._caps(conn)
+            self._check_spend_rows(conn)
             window = self._window_at(caps, self._now())
             ids = [r[0] for r in conn.execute("SELECT advertiser FROM advertisers ORDER BY advertiser")]
             who = [a for a in (self._advertiser_row(conn, i) for i in ids) if a is not None]

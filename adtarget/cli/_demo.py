@@ -77,8 +77,9 @@ def demo_command(args: argparse.Namespace, out: Output) -> int:
 def _demo_args() -> argparse.Namespace:
     """The settings of ``adtarget run`` at their defaults."""
     return argparse.Namespace(advertiser=_DEMO_ADVERTISER, epsilon=1.0, delta=1e-6, mechanism="discrete_laplace",
-                              max_segments_per_person=5, min_size=50, sensitivity_profile="default",
-                              taxonomy="iab-2.2", min_age=13, unknown_age="exclude", target_service=None)
+                              max_segments_per_person=5, min_size=50, false_segment_rate=1e-6, size_share=0.6,
+                              sensitivity_profile="default", taxonomy="iab-2.2", min_age=13, unknown_age="exclude",
+                              adult_age=18, target_service=None)
 
 
 def _fresh_ledgers(out_dir: Path) -> None:

@@ -57,6 +57,17 @@ def non_negative_int(text: str) -> int:
     return _integer(text, "value", 0)
 
 
+def open_fraction(text: str) -> float:
+    """A number strictly between 0 and 1 (shares and rates; the spec checks the exact range)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}")
+    return value
+
+
 def snapshot_id(text: str) -> str:
     """A data snapshot's name: 1-200 printable characters without edge whitespace."""
     if not 1 <= len(text) <= 200 or not text.isprintable() or text != text.strip():
@@ -97,7 +108,7 @@ def advertiser(text: str) -> str:
 
 
 def add_policy_options(parser: argparse.ArgumentParser) -> None:
-    """``--taxonomy``, ``--sensitivity-profile``, ``--min-age``, ``--unknown-age``."""
+    """``--taxonomy``, ``--sensitivity-profile``, ``--min-age``, ``--unknown-age``, ``--adult-age``."""
     parser.add_argument("--taxonomy", default="iab-2.2", metavar="NAME|PATH",
                         help="bundled taxonomy (iab-2.2, topics-v2, iab-audience-1.1) or a .tsv/.csv/.json file "
                              "(default: iab-2.2)")
@@ -108,6 +119,10 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
                         help="persons younger than N are excluded; at least 13 (default: 13)")
     parser.add_argument("--unknown-age", choices=("exclude", "include"), default="exclude",
                         help="what to do with persons whose birth year is unknown (default: exclude)")
+    parser.add_argument("--adult-age", type=int, default=18, metavar="N",
+                        help="for persons younger than N (or of unknown age) the age-restricted categories "
+                             "(alcohol, tobacco, gambling, dating, weapons, nightlife) are never used; at least 18 "
+                             "(default: 18)")
 
 
 def safe_taxonomy(args: argparse.Namespace) -> Any:
@@ -120,10 +135,10 @@ def safe_taxonomy(args: argparse.Namespace) -> Any:
 
 
 def policy(args: argparse.Namespace) -> Any:
-    """The EligibilityPolicy of ``--min-age`` and ``--unknown-age``."""
+    """The EligibilityPolicy of ``--min-age``, ``--unknown-age`` and ``--adult-age``."""
     from adtarget.gate._policy import EligibilityPolicy
 
-    return EligibilityPolicy(min_age=args.min_age, unknown_age=args.unknown_age)
+    return EligibilityPolicy(min_age=args.min_age, unknown_age=args.unknown_age, adult_age=args.adult_age)
 
 
 def services(path: Path | None) -> Any:
@@ -139,5 +154,6 @@ def run_settings(args: argparse.Namespace) -> Any:
 
     return RunSettings(advertiser=args.advertiser, epsilon=args.epsilon, delta=args.delta,
                        mechanism=args.mechanism, max_segments_per_person=args.max_segments_per_person,
-                       min_reported_size=args.min_size, sensitivity_profile=args.sensitivity_profile,
+                       min_reported_size=args.min_size, size_share=args.size_share,
+                       false_segment_rate=args.false_segment_rate, sensitivity_profile=args.sensitivity_profile,
                        policy=policy(args), target_service=args.target_service)

@@ -51,6 +51,12 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    help="contribution bound: segments a person counts in (default: 5)")
     p.add_argument("--min-size", type=opt.positive_int, default=50, metavar="N",
                    help="smallest reported segment size or breakdown cell (default: 50)")
+    p.add_argument("--false-segment-rate", type=opt.open_fraction, default=1e-6, metavar="R",
+                   help="largest probability that a segment or cell whose true count is below --min-size is "
+                        "shown; sets the noise-aware thresholds (default: 1e-6)")
+    p.add_argument("--size-share", type=opt.open_fraction, default=0.6, metavar="F",
+                   help="share of ε spent on the segment sizes when breakdowns are released; the cells get the "
+                        "rest (default: 0.6)")
     p.add_argument("--ledger", type=Path, metavar="PATH",
                    help="budget ledger (default: $ADTARGET_HOME/budget.sqlite, ~/.adtarget/budget.sqlite)")
     p.add_argument("--seed", type=opt.non_negative_int, metavar="S",

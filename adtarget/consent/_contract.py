@@ -57,7 +57,7 @@ def read_csv(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], np.nd
             next(reader, None)
             rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise InputFormatError(f"consent: {file} is not a readable UTF-8 CSV file ({exc})") from None
+        raise InputFormatError(f"consent: {file} is not a readable UTF-8 CSV file ({describe(exc)})") from None
     width = len(header)
     malformed = np.fromiter((len(r) != width for r in rows), dtype=bool, count=len(rows))
     if malformed.any():
@@ -71,7 +71,7 @@ def _csv_header(file: Path) -> list[str]:
         with open(file, encoding="utf-8-sig", newline="") as handle:
             header = next(csv.reader(handle), None)
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise InputFormatError(f"consent: {file} is not a readable UTF-8 CSV file ({exc})") from None
+        raise InputFormatError(f"consent: {file} is not a readable UTF-8 CSV file ({describe(exc)})") from None
     if not header or not any(h.strip() for h in header):
         raise InputFormatError(f"consent: {file} has no header row")
     names = [h.strip() for h in header]

@@ -51,9 +51,10 @@ IMPORT_REASONS: tuple[str, ...] = (
 _REASON = {name: code for code, name in enumerate(IMPORT_REASONS)}
 MIN_UPDATED_AT = 946_684_800  # 2000-01-01T00:00:00Z: older consent timestamps are taken as unparseable
 CLOCK_SKEW_S = 300
-MAX_POLICY_VERSION = 64
+MAX_POLICY_VERSION = 10  # an ISO date, YYYY-MM-DD
 _JURISDICTION = re.compile(r"[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?")
-_POLICY_VERSION = re.compile(r"[^\x00-\x1f\x7f]+")  # printable: no control characters
+#: the policy's version is the ISO date it took effect (``min_policy_version`` compares them in order)
+_POLICY_VERSION = re.compile(r"(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])")
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,8 +126,9 @@ def validate_columns(columns: dict[str, np.ndarray], malformed: np.ndarray, pseu
     flag("invalid_person_id", invalid_id)
     opted_in = _checked(parse_choice(columns["ads_personalization"]), "bad_ads_personalization", flag)
     updated_at = _updated_at(columns["updated_at"], now, flag)
-    policy, null_policy, bad_policy = parse_text(columns["policy_version"], max_length=MAX_POLICY_VERSION,
-                                                 pattern=_POLICY_VERSION)
+    policy, null_policy, bad_policy = parse_text(iso_dates(columns["policy_version"]),
+                                                 max_length=MAX_POLICY_VERSION, pattern=_POLICY_VERSION)
+    bad_policy |= ~null_policy & ~bad_policy & ~_real_dates(policy)
     flag("missing_policy_version", null_policy)
     flag("bad_policy_version", bad_policy)
     max_year = _dt.datetime.fromtimestamp(now, _dt.timezone.utc).year
@@ -144,6 +146,33 @@ def validate_columns(columns: dict[str, np.ndarray], malformed: np.ndarray, pseu
     )
     rejected = np.flatnonzero(~ok)
     return records.scrubbed(), rejected.astype(np.int64) + 1, reason[rejected]
+
+
+def iso_dates(values: np.ndarray) -> np.ndarray:
+    """A policy-version column as text: datetime64 and ``datetime.date`` values (a Parquet ``date32``) as their
+    ISO date, anything else as it is (``parse_text`` checks it)."""
+    if values.dtype.kind == "M":
+        text = np.datetime_as_string(values, unit="D").astype(object)
+        text[np.isnat(values)] = None
+        return text
+    if values.dtype.kind == "O" and any(isinstance(v, _dt.date) for v in values[:1].tolist() + values[-1:].tolist()):
+        return np.array([v.isoformat()[:10] if isinstance(v, _dt.date) else v for v in values.tolist()], dtype=object)
+    return values
+
+
+def _real_dates(text: np.ndarray) -> np.ndarray:
+    """Which ISO-shaped strings are days of the calendar (``2023-02-30`` is not)."""
+    codes, uniques = factorize(text)
+    ok = np.array([_is_date(u) for u in uniques.tolist()], dtype=bool)
+    return np.where(codes >= 0, ok[np.maximum(codes, 0)] if ok.size else False, True)
+
+
+def _is_date(text: object) -> bool:
+    try:
+        _dt.date.fromisoformat(str(text))
+    except ValueError:
+        return not text  # "" is a missing value, checked on its own
+    return True
 
 
 def _person_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -189,10 +189,12 @@ def parse_epoch(values: np.ndarray) -> np.ndarray:
     ISO-8601 (a ``Z`` or ``+00:00`` suffix, other offsets converted to UTC, no suffix read as UTC).
     """
     kind = values.dtype.kind
-    if kind in "iu":
+    if kind == "u":  # uint64 past int64 would wrap to a negative time
+        return np.where(values < 2**62, values, 0).astype(np.int64) + np.where(values < 2**62, 0, _INVALID)
+    if kind == "i":
         return values.astype(np.int64)
     if kind == "f":
-        finite = np.isfinite(values)
+        finite = np.isfinite(values) & (np.abs(values) < 2.0**62)
         return np.where(finite, np.floor(np.where(finite, values, 0)), _INVALID).astype(np.int64)
     if kind == "M":
         seconds = values.astype("datetime64[s]").astype(np.int64)
@@ -227,9 +229,10 @@ def _all_strings(values: np.ndarray) -> bool:
 def _parse_epoch_strings(text: np.ndarray) -> np.ndarray:
     text = np.char.strip(text)
     out = np.full(text.size, _INVALID, dtype=np.int64)
-    digits = np.char.isdigit(text)
+    all_digits = np.char.isdigit(text)
+    digits = all_digits & (np.char.str_len(text) <= 18)  # longer: far past any plausible time (stays invalid)
     out[digits] = text[digits].astype(np.int64)
-    iso = np.flatnonzero(~digits & (np.char.str_len(text) > 0))
+    iso = np.flatnonzero(~all_digits & (np.char.str_len(text) > 0))
     if iso.size:
         stripped = np.char.rstrip(np.char.replace(text[iso], "+00:00", ""), "Zz")
         try:
@@ -246,9 +249,9 @@ def _one_epoch(value: Any) -> int:
     if _is_missing(value) or isinstance(value, (bool, np.bool_)):
         return int(_INVALID)
     if isinstance(value, (int, np.integer)):
-        return int(value)
+        return int(value) if abs(int(value)) < 2**62 else int(_INVALID)
     if isinstance(value, (float, np.floating)):
-        return int(np.floor(value)) if np.isfinite(value) else int(_INVALID)
+        return int(np.floor(value)) if np.isfinite(value) and abs(value) < 2**62 else int(_INVALID)
     if isinstance(value, np.datetime64):
         return int(_INVALID) if np.isnat(value) else int(value.astype("datetime64[s]").astype(np.int64))
     if isinstance(value, _dt.datetime):
@@ -258,7 +261,7 @@ def _one_epoch(value: Any) -> int:
         return int(_INVALID)
     text = value.strip()
     if text.isdigit():
-        return int(text)
+        return int(text) if len(text) <= 18 else int(_INVALID)
     try:
         moment = _dt.datetime.fromisoformat(text)
     except ValueError:

@@ -13,6 +13,8 @@ from adtarget.consent._import import (
     CLOCK_SKEW_S,
     MAX_POLICY_VERSION,
     MIN_UPDATED_AT,
+    _is_date,
+    iso_dates,
 )
 from adtarget.consent._records import (
     FIELDS,
@@ -31,7 +33,7 @@ _DEFAULT: dict[str, Any] = {"birth_year": 0, "opted_in": False, "cross_service":
 _RULES = {
     "birth_year": "an int year of birth (1900 to this year) or None",
     "ads_personalization": "'opt_in' or 'opt_out'",
-    "policy_version": f"a non-empty str of at most {MAX_POLICY_VERSION} characters",
+    "policy_version": "the ISO date of the policy version (YYYY-MM-DD)",
     "jurisdiction": "a region code like 'CN' or 'US-CA', or None",
 }
 
@@ -79,9 +81,10 @@ def _parse(name: str, value: Any, max_year: int) -> Any:
         parsed, bad = parse_choice(column)
     elif name in ("policy_version", "jurisdiction"):
         pattern = _JURISDICTION if name == "jurisdiction" else _POLICY_VERSION
-        parsed, null, bad = parse_text(column, max_length=6 if name == "jurisdiction" else MAX_POLICY_VERSION,
+        text = iso_dates(column) if name == "policy_version" else column
+        parsed, null, bad = parse_text(text, max_length=6 if name == "jurisdiction" else MAX_POLICY_VERSION,
                                        pattern=pattern)
-        bad = bad | (null if name == "policy_version" else False)
+        bad = bad | ((null | ~_is_date_array(parsed)) if name == "policy_version" else False)
     else:
         if not isinstance(value, (bool, np.bool_)):
             raise ParameterError(f"{name}: must be a bool; received {type(value).__name__}")
@@ -89,6 +92,10 @@ def _parse(name: str, value: Any, max_year: int) -> Any:
     if bad[0]:
         raise ParameterError(f"{name}: must be {_RULES.get(name, 'valid')}; received {_short(value)}")
     return parsed[0].item() if isinstance(parsed[0], np.generic) else parsed[0]
+
+
+def _is_date_array(text: np.ndarray) -> np.ndarray:
+    return np.array([_is_date(t) and bool(t) for t in text.tolist()], dtype=bool)
 
 
 def _objects(value: Any) -> np.ndarray:

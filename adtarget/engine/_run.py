@@ -59,6 +59,8 @@ class RunSettings:
     max_segments_per_person: int = 5
     min_reported_size: int = 50
     public_regions: tuple[str, ...] = ()
+    size_share: float = 0.6
+    false_segment_rate: float = 1e-6
     sensitivity_profile: str = "default"
     policy: EligibilityPolicy = field(default_factory=EligibilityPolicy)
     target_service: str | None = None
@@ -80,6 +82,8 @@ class RunSettings:
             max_segments_per_person=self.max_segments_per_person,
             min_reported_size=self.min_reported_size,
             public_regions=self.public_regions,
+            size_share=self.size_share,
+            false_segment_rate=self.false_segment_rate,
         )
 
 

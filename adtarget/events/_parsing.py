@@ -47,7 +47,7 @@ def _to_arrow(values: Any, name: str) -> Any:
         return values
     try:
         return pa.chunked_array([pa.array(values, from_pandas=True)])
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
         pass
     # Mixed Python types (e.g. 4 and "4" in one object column): compare by text, as the pseudonymiser does.
     array = np.asarray(values, dtype=object)
@@ -265,7 +265,9 @@ def parse_timestamps(values: Any, name: str) -> np.ndarray:
     if kind == "M":
         out = array.astype("datetime64[s]").astype(np.int64)
         return np.where(np.isnat(array), _INVALID_TS, out)
-    if kind in "iu":
+    if kind == "u":  # uint64 past int64 would wrap to a negative time
+        return np.where(array < 2**62, array, 0).astype(np.int64) + np.where(array < 2**62, 0, _INVALID_TS)
+    if kind == "i":
         return array.astype(np.int64)
     if kind == "f":
         representable = np.isfinite(array) & (np.abs(array) < 2.0**62)

@@ -184,13 +184,26 @@ def _table_columns(table: Any) -> tuple[dict[str, Any], int]:
     return {name: table.column(i) for i, name in enumerate(table.column_names)}, table.num_rows
 
 
+def _unconvertible(frame: Any) -> str:
+    """The first column of ``frame`` Arrow cannot convert (its name only)."""
+    import pyarrow as pa
+
+    for name in frame.columns:
+        try:
+            pa.Array.from_pandas(frame[name])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            return "".join(c if c.isprintable() else "?" for c in str(name))[:40]
+    return "?"
+
+
 def _pandas_columns(frame: Any, what: str) -> tuple[dict[str, Any], int]:
     import pyarrow as pa
 
     try:
         table = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        raise SchemaError(f"{what}: a DataFrame column has mixed or unsupported types ({describe(exc)})") from None
+        raise SchemaError(f"{what}: DataFrame column {_unconvertible(frame)!r} has mixed or unsupported types "
+                          f"({describe(exc)}); give each column one type (e.g. ids all str or all int)") from None
     flat_columns(table.schema, what)
     return _table_columns(table)
 

@@ -90,17 +90,32 @@ def person_id_rows(ids: PersonIds, reason: np.ndarray) -> None:
         reason[rows] = np.minimum(reason[rows], REASON["invalid_person_id"])
 
 
+#: longer than any taxonomy node id or service name: such a value is unknown, and never widens the fixed-width
+#: string array of the look-up (one 10 MB category would make every distinct value 40 MB)
+MAX_CODE_LENGTH = 256
+
+
+def _lookup_keys(uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(keys, too_long)``: the distinct values as ``str`` for a registry look-up, over-long ones blanked."""
+    too_long = np.fromiter((isinstance(u, str | bytes) and len(u) > MAX_CODE_LENGTH for u in uniques.tolist()),
+                           dtype=bool, count=uniques.size)
+    keys = np.where(too_long, "", uniques.astype(object)) if too_long.any() else uniques
+    return keys.astype(str), too_long
+
+
 def service_column(values: Any, services: ServiceRegistry, reason: np.ndarray) -> np.ndarray:
     """Service codes (int16); missing and unknown services are quarantined."""
     uniques, chunks = _coded(values, "service")
-    known = services.index_of(uniques) if uniques.size else np.zeros(0, np.int16)
+    keys, too_long = _lookup_keys(uniques)
+    known = np.where(too_long, -1, services.index_of(keys)) if uniques.size else np.zeros(0, np.int16)
     return _map(chunks, *_lookup_tables(known, uniques, "service"), reason, np.int16)
 
 
 def category_column(values: Any, taxonomy: Taxonomy, reason: np.ndarray) -> np.ndarray:
     """Taxonomy node indices (int32); missing and unknown categories are quarantined."""
     uniques, chunks = _coded(values, "category")
-    known = taxonomy.index_of(uniques.astype(str)) if uniques.size else np.zeros(0, np.int32)
+    keys, too_long = _lookup_keys(uniques)
+    known = np.where(too_long, -1, taxonomy.index_of(keys)) if uniques.size else np.zeros(0, np.int32)
     return _map(chunks, *_lookup_tables(known, uniques, "category"), reason, np.int32)
 
 

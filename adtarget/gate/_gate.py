@@ -212,7 +212,7 @@ def apply_gate(
     found, at = _snapshot_rows(columns.persons, snapshot)
     persons = _PersonTables(
         state=_person_state(columns, snapshot, policy, found, at, target_service, end),
-        profile=_person_profiles(columns, snapshot, policy, found, at),
+        profile=_person_profiles(columns, snapshot, policy, found, at, end),
         birth_year=_birth_years(snapshot, found, at),
     )
     return _build(columns, persons, _sensitive_table(columns, snapshot, safe_taxonomy, policy), safe_taxonomy,
@@ -330,28 +330,36 @@ def _min_age_per_person(snapshot: ConsentSnapshot, at: np.ndarray, policy: Eligi
 
 
 def _person_profiles(batch: BatchState, snapshot: ConsentSnapshot, policy: EligibilityPolicy, found: np.ndarray,
-                     at: np.ndarray) -> np.ndarray:
-    """Per batch person: 1 + the index of its jurisdiction's stricter profile, 0 for none (empty: no profiles)."""
-    profile = np.zeros(0, dtype=np.int16)
-    if not policy.jurisdiction_profiles or not snapshot.persons.size:
-        return profile
+                     at: np.ndarray, end: int) -> np.ndarray:
+    """Per batch person: the row of the sensitive table (int16): ``1 + k`` for jurisdiction profile ``k``, 0
+    for none, plus the number of those rows for a person under the adult age (:func:`_sensitive_table`)."""
+    if not snapshot.persons.size:
+        return np.zeros(0, dtype=np.int16)
     jurisdiction = np.where(found, np.asarray(snapshot.jurisdiction)[at].astype(str), "")
     profile = np.zeros(batch.persons.size, dtype=np.int16)
     for row, code in enumerate(policy.jurisdiction_profiles, start=1):
         profile[jurisdiction == code] = row
-    return profile
+    birth_year = np.where(found, np.asarray(snapshot.birth_year)[at], 0).astype(np.int64)
+    adult_age = np.full(batch.persons.size, policy.adult_age, dtype=np.int64)
+    for code, age in policy.jurisdiction_adult_age.items():
+        adult_age[jurisdiction == code] = age
+    youngest_age = _dt.datetime.fromtimestamp(end, tz=_dt.timezone.utc).year - birth_year - 1
+    minor = (birth_year <= 0) | (youngest_age < adult_age)  # unknown age: treated as a minor here
+    return (profile + minor * (1 + len(policy.jurisdiction_profiles))).astype(np.int16)
 
 
 def _sensitive_table(batch: BatchState, snapshot: ConsentSnapshot, safe_taxonomy: SafeTaxonomy,
                      policy: EligibilityPolicy) -> np.ndarray:
-    """Sensitive nodes (bool, profiles x nodes): row 0 the build's profile, row k also jurisdiction profile k."""
+    """Sensitive nodes (bool, rows x nodes): row 0 the build's profile, row k also jurisdiction profile k; then
+    the same rows for minors, with the age-restricted categories added (``age_restricted_mask``)."""
+    from adtarget.reference._sensitivity import age_restricted_mask
+
     base = ~np.asarray(safe_taxonomy.safe_mask, dtype=bool)
     rows = [base]
-    if policy.jurisdiction_profiles and snapshot.persons.size:
-        for profile in policy.profiles.values():
-            stricter = profile.sensitive_mask(batch.taxonomy)
-            rows.append(base | np.asarray(stricter, dtype=bool))
-    return np.ascontiguousarray(np.stack(rows))
+    for profile in policy.profiles.values():
+        rows.append(base | np.asarray(profile.sensitive_mask(batch.taxonomy), dtype=bool))
+    restricted = np.asarray(age_restricted_mask(batch.taxonomy), dtype=bool)
+    return np.ascontiguousarray(np.stack([*rows, *(row | restricted for row in rows)]))
 
 
 def _birth_years(snapshot: ConsentSnapshot, found: np.ndarray, at: np.ndarray) -> np.ndarray:

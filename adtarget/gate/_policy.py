@@ -12,9 +12,10 @@ from adtarget.events._schema import EVENT_KINDS
 from adtarget.exceptions import ParameterError
 from adtarget.reference._sensitivity import SensitivityProfile, checked_profile
 
-__all__ = ["DEFAULT_RETENTION_DAYS", "POLICY_MIN_AGE", "EligibilityPolicy", "checked_policy"]
+__all__ = ["ADULT_AGE", "DEFAULT_RETENTION_DAYS", "POLICY_MIN_AGE", "EligibilityPolicy", "checked_policy"]
 
 POLICY_MIN_AGE = 13  # P6: the services are not for children under 13; stricter settings are allowed, laxer not
+ADULT_AGE = 18  # age-restricted categories (alcohol, tobacco, gambling, dating, adult, weapons) are for adults only
 DEFAULT_RETENTION_DAYS: Mapping[str, int] = MappingProxyType(
     {"app_use": 395, "search": 180, "content_view": 395, "purchase": 730}
 )
@@ -40,6 +41,12 @@ class EligibilityPolicy:
     jurisdiction_profiles : stricter sensitivity profiles per jurisdiction, applied on top of the build's
         profile: a bundled profile's name (``{"DE": "gdpr_art9"}``) or a :class:`SensitivityProfile` built for
         that jurisdiction (``SensitivityProfile.from_nodes``, or the constructor). Stored as profiles.
+    adult_age : for a person younger than this (or of unknown age, when ``unknown_age="include"``), the
+        age-restricted categories (``adtarget.reference.age_restricted_mask``: alcohol, tobacco, gambling,
+        dating, adult content, weapons, nightlife) are treated as sensitive: never used, never in their
+        segments. Adults are untouched. At least 18 (and at least ``min_age``).
+    jurisdiction_adult_age : stricter adult ages per jurisdiction code (e.g. ``{"US": 21}``), each at least
+        ``adult_age``.
     """
 
     min_age: int = POLICY_MIN_AGE
@@ -48,6 +55,8 @@ class EligibilityPolicy:
     min_policy_version: str | None = None
     jurisdiction_min_age: Mapping[str, int] = field(default_factory=dict)
     jurisdiction_profiles: Mapping[str, str | SensitivityProfile] = field(default_factory=dict)
+    adult_age: int = ADULT_AGE
+    jurisdiction_adult_age: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.min_age, bool) or not isinstance(self.min_age, int) or self.min_age < POLICY_MIN_AGE:
@@ -67,6 +76,14 @@ class EligibilityPolicy:
                     f"jurisdiction_min_age[{code!r}] must be an integer >= min_age ({self.min_age}); got {age!r}"
                 )
         object.__setattr__(self, "jurisdiction_min_age", _frozen_map(self.jurisdiction_min_age))
+        adult = self.adult_age
+        if isinstance(adult, bool) or not isinstance(adult, int) or adult < max(ADULT_AGE, self.min_age) or adult > 99:
+            raise ParameterError(f"adult_age must be an integer in [{max(ADULT_AGE, self.min_age)}, 99]; got {adult!r}")
+        for code, age in self.jurisdiction_adult_age.items():
+            if isinstance(age, bool) or not isinstance(age, int) or not adult <= age <= 99:
+                raise ParameterError(
+                    f"jurisdiction_adult_age[{code!r}] must be an integer in [adult_age ({adult}), 99]; got {age!r}")
+        object.__setattr__(self, "jurisdiction_adult_age", _frozen_map(self.jurisdiction_adult_age))
         object.__setattr__(self, "jurisdiction_profiles", MappingProxyType(
             {code: _profile(code, p) for code, p in dict(self.jurisdiction_profiles).items()}))
         if self.min_policy_version is not None:
@@ -76,7 +93,8 @@ class EligibilityPolicy:
         """Pickle with plain dicts (mapping proxies are not picklable), e.g. for Spark executors."""
         return (EligibilityPolicy, (self.min_age, self.unknown_age, dict(self.retention_days),
                                     self.min_policy_version, dict(self.jurisdiction_min_age),
-                                    dict(self.jurisdiction_profiles)))
+                                    dict(self.jurisdiction_profiles), self.adult_age,
+                                    dict(self.jurisdiction_adult_age)))
 
     @property
     def profiles(self) -> Mapping[str, SensitivityProfile]:
@@ -97,6 +115,9 @@ class EligibilityPolicy:
         if self.jurisdiction_profiles:
             names = {code: p.name for code, p in self.profiles.items()}
             parts.append(f"jurisdiction_profiles={names}")
+        parts.append(f"adult_age={self.adult_age}")
+        if self.jurisdiction_adult_age:
+            parts.append(f"jurisdiction_adult_age={dict(self.jurisdiction_adult_age)}")
         return "EligibilityPolicy(" + ", ".join(parts) + ")"
 
 

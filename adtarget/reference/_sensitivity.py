@@ -20,11 +20,16 @@ import numpy as np
 
 from adtarget._core._provenance import frozen, readonly
 from adtarget.exceptions import ParameterError, SensitiveCategoryError, TaxonomyError
-from adtarget.reference._sensitivity_tables import IAB_SCD_NOT_SPECIAL, PROFILE_NAMES, profile_parts
+from adtarget.reference._sensitivity_tables import (
+    AGE_RESTRICTED,
+    IAB_SCD_NOT_SPECIAL,
+    PROFILE_NAMES,
+    profile_parts,
+)
 from adtarget.reference._taxonomy import Taxonomy
 
-__all__ = ["IAB_SCD_NOT_SPECIAL", "PROFILE_NAMES", "SafeTaxonomy", "SensitivityProfile", "checked_profile",
-           "checked_safe_taxonomy"]
+__all__ = ["IAB_SCD_NOT_SPECIAL", "PROFILE_NAMES", "SafeTaxonomy", "SensitivityProfile", "age_restricted_mask",
+           "checked_profile", "checked_safe_taxonomy"]
 
 _CLASS_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _MAX_CLASSES = int(np.iinfo(np.int8).max)
@@ -305,6 +310,29 @@ def _classify(profile: SensitivityProfile, taxonomy: Taxonomy) -> tuple[np.ndarr
     root = np.where(sensitive, anc[rows, deepest], -1).astype(np.int32)
     sealed: tuple[np.ndarray, np.ndarray, np.ndarray] = frozen((cls_code, root, sensitive))  # cached: shared
     return sealed
+
+
+def age_restricted_mask(taxonomy: Taxonomy) -> np.ndarray:
+    """Per node of ``taxonomy``: is it an age-restricted category (alcohol, tobacco, gambling, dating, adult
+    content, weapons, nightlife) or under one? (bool, read-only). The bundled taxonomies map them
+    (``AGE_RESTRICTED``); a taxonomy of your own maps none, so for it the per-person rule removes nothing —
+    use a profile that lists them (``strict_minors``-like, for everyone) if it has such nodes."""
+    if taxonomy.name not in AGE_RESTRICTED or not _is_bundled_taxonomy(taxonomy):
+        return readonly(np.zeros(taxonomy.n_nodes, dtype=bool))
+    return _classify(_age_restricted_profile(), taxonomy)[2]
+
+
+def _is_bundled_taxonomy(taxonomy: Taxonomy) -> bool:
+    from adtarget.reference._taxonomy_files import builtin_names
+
+    return taxonomy.name in builtin_names() and taxonomy == Taxonomy.load(taxonomy.name)
+
+
+@functools.cache
+def _age_restricted_profile() -> SensitivityProfile:
+    roots = {t: {c: tuple(i for i, _ in nodes) for c, nodes in table.items()} for t, table in AGE_RESTRICTED.items()}
+    return SensitivityProfile("age_restricted", "age-restricted products and content, for adults only",
+                              ("age_restricted",), roots)
 
 
 @functools.cache

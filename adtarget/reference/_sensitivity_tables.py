@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = [
-    "GDPR_ART9_EXTRA", "IAB_SCD_NOT_SPECIAL", "MINORS_EXTRA", "POLICY_CLASSES", "PROFILE_NAMES", "profile_parts",
+    "AGE_RESTRICTED", "GDPR_ART9_EXTRA", "IAB_SCD_NOT_SPECIAL", "POLICY_CLASSES", "PROFILE_NAMES", "profile_parts",
 ]
 
 # --- the bundled node lists (taxonomy -> class -> [(root id, root name)]); reasons in docs/sensitivity.md ----
@@ -84,15 +84,23 @@ GDPR_ART9_EXTRA: _Table = {
     },
 }
 
-MINORS_EXTRA: _Table = {
+#: Products and content for adults only (alcohol, tobacco, gambling, dating, adult content, weapons, nightlife:
+#: the categories the IAB's and the ad industry's codes restrict for minors, e.g. the CAP Code's age-restricted
+#: sections and Google Ads' restricted content). For a person under the policy's ``adult_age`` the gate treats
+#: them as sensitive, in every profile; ``strict_minors`` also removes them for everyone. (IAB Content 2.2's
+#: "Sensitive Topics" branch, with its adult-content, weapons and drugs nodes, is not an interest taxonomy and is
+#: not loaded: ``IAB_NON_INTEREST_ROOTS``.)
+AGE_RESTRICTED: _Table = {
     "iab-2.2": {"age_restricted": [
         ("211", "Alcoholic Beverages"), ("260", "Cigars"), ("181", "Casinos & Gambling"),
-        ("524", "Poker and Professional Gambling"), ("480", "Lotteries and Scratchcards"), ("158", "Nightclubs"),
+        ("524", "Poker and Professional Gambling"), ("480", "Lotteries and Scratchcards"), ("188", "Dating"),
+        ("514", "Hunting and Shooting"), ("158", "Nightclubs"),
     ]},
     "topics-v2": {"age_restricted": [("353", "Bars, Clubs & Nightlife")]},
     "iab-audience-1.1": {"age_restricted": [
         ("369", "Alcoholic Beverages"), ("436", "Cigars"), ("654", "Poker and Professional Gambling"),
-        ("1402", "Bars"), ("794", "Nightclubs"),
+        ("646", "Hunting and Shooting"), ("1644", "Hunting and Shooting Equipment"), ("1402", "Bars"),
+        ("794", "Nightclubs"),
     ]},
 }
 
@@ -111,7 +119,7 @@ _PROFILES: dict[str, tuple[str, tuple[_Table, ...]]] = {
                 "philosophical beliefs, personal health", (POLICY_CLASSES,)),
     "gdpr_art9": ("all GDPR Art. 9 special categories", (POLICY_CLASSES, GDPR_ART9_EXTRA)),
     "strict_minors": ("GDPR Art. 9 plus age-restricted products, for persons under 18",
-                      (POLICY_CLASSES, GDPR_ART9_EXTRA, MINORS_EXTRA)),
+                      (POLICY_CLASSES, GDPR_ART9_EXTRA, AGE_RESTRICTED)),
 }
 
 PROFILE_NAMES: tuple[str, ...] = tuple(_PROFILES)
@@ -121,13 +129,15 @@ def profile_parts(name: str) -> tuple[str, tuple[str, ...], dict[str, dict[str, 
     """``(description, classes, roots)`` of the bundled profile ``name`` (one of :data:`PROFILE_NAMES`).
 
     Classes come in table order; ``roots`` is ``{taxonomy: {class: (root ids, ...)}}``, the later tables of a
-    profile adding classes to the earlier ones.
+    profile adding classes to the earlier ones (a node an earlier table lists keeps its earlier class: Dating
+    is sex life in ``gdpr_art9`` and age-restricted in ``AGE_RESTRICTED``).
     """
     description, tables = _PROFILES[name]
     classes = tuple(dict.fromkeys(c for table in tables for per_tax in table.values() for c in per_tax))
     roots: dict[str, dict[str, tuple[str, ...]]] = {}
     for table in tables:
         for tax, per_class in table.items():
+            listed = {n for ids in roots.get(tax, {}).values() for n in ids}
             for cls, nodes in per_class.items():
-                roots.setdefault(tax, {})[cls] = tuple(node_id for node_id, _ in nodes)
+                roots.setdefault(tax, {})[cls] = tuple(node_id for node_id, _ in nodes if node_id not in listed)
     return description, classes, roots

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from adtarget._core._atomic import atomic_path
+from adtarget._core._files import dataset_files
 from adtarget.events._schema import EVENT_KINDS
 from adtarget.exceptions import InputFormatError, ParameterError
 from adtarget.gate._policy import EligibilityPolicy
@@ -55,8 +56,8 @@ def _parquet_files(path: str | os.PathLike[str]) -> list[Path]:
     root = Path(path)
     if not root.exists():
         raise InputFormatError(f"purge: {root} does not exist")
-    files = sorted(root.rglob("*.parquet")) if root.is_dir() else [root]
-    files = [f for f in files if not f.name.startswith(".")]
+    # the same files ingest reads from a dataset directory (an extension-less Spark part file included)
+    files = dataset_files(root, "purge") if root.is_dir() else [root]
     for file in files:  # a purge killed mid-write leaves its temporary file; it holds a subset of the rows
         for stale in file.parent.glob(f".{file.name}.*.tmp"):
             stale.unlink(missing_ok=True)
