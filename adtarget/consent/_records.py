@@ -8,6 +8,7 @@ Per-value Python runs only over the *distinct* values of low-cardinality columns
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -251,7 +252,8 @@ def _one_epoch(value: Any) -> int:
     if isinstance(value, (int, np.integer)):
         return int(value) if abs(int(value)) < 2**62 else int(_INVALID)
     if isinstance(value, (float, np.floating)):
-        return int(np.floor(value)) if np.isfinite(value) and abs(value) < 2**62 else int(_INVALID)
+        number = float(value)
+        return int(math.floor(number)) if math.isfinite(number) and abs(number) < 2**62 else int(_INVALID)
     if isinstance(value, np.datetime64):
         return int(_INVALID) if np.isnat(value) else int(value.astype("datetime64[s]").astype(np.int64))
     if isinstance(value, _dt.datetime):
