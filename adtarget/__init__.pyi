@@ -41,6 +41,8 @@ from .reference import ServiceRegistry as ServiceRegistry
 from .reference import Taxonomy as Taxonomy
 from .reports import ReleaseSpec as ReleaseSpec
 from .reports import SegmentReport as SegmentReport
+from .reports import accuracy as accuracy
+from .reports import epsilon_for as epsilon_for
 from .reports import release as release
 from .rights import access_export as access_export
 from .rights import forget_everywhere as forget_everywhere
@@ -58,7 +60,7 @@ __all__ = [
     "EligibleEvents", "EventBatch", "InMemoryAccountant", "InterestProfiler", "LocalEngine", "PrivacyBudget",
     "PrivacyLeakWarning", "Pseudonymizer", "ReleaseSpec", "RunResult", "RunSettings", "SafeTaxonomy",
     "SegmentAssignments", "SegmentCatalog", "SegmentReport", "SensitivityProfile", "ServiceRegistry",
-    "SparkEngine", "Taxonomy", "TopicSegment", "__version__", "access_export", "apply_gate", "budget", "buffer_cache_limit", "buffer_stats",
-    "build_profiles", "consent", "engine", "events", "exceptions", "forget_everywhere", "gate", "ingest",
+    "SparkEngine", "Taxonomy", "TopicSegment", "__version__", "access_export", "accuracy", "apply_gate", "budget", "buffer_cache_limit", "buffer_stats",
+    "build_profiles", "consent", "engine", "epsilon_for", "events", "exceptions", "forget_everywhere", "gate", "ingest",
     "profiles", "reference", "release", "release_buffers", "reports", "rights", "run", "segments", "synth", "testing",
 ]

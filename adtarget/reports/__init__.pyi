@@ -1,5 +1,8 @@
 """Type stub of adtarget.reports: the names below load on first use (``lazy_loader``, SPEC 1)."""
 
+from ._accuracy import ReleaseAccuracy as ReleaseAccuracy
+from ._accuracy import accuracy as accuracy
+from ._accuracy import epsilon_for as epsilon_for
 from ._audit import ProxyAudit as ProxyAudit
 from ._audit import audit_proxies as audit_proxies
 from ._cells import CellCounts as CellCounts
@@ -19,6 +22,7 @@ from ._report_schema import breakdowns_schema as breakdowns_schema
 from ._report_schema import load_schema as load_schema
 from ._spec import ReleaseSpec as ReleaseSpec
 
-__all__ = ["CellCounts", "CountNoise", "PartitionSelection", "ProxyAudit", "ReleaseExplanation", "ReleaseResult",
-           "ReleaseSpec", "SegmentReport", "audit_proxies", "audit_report", "breakdowns_schema", "count_cells", "default_window",
-           "load_schema", "release", "release_counts", "report_policy", "validate_report"]
+__all__ = ["CellCounts", "CountNoise", "PartitionSelection", "ProxyAudit", "ReleaseAccuracy", "ReleaseExplanation",
+           "ReleaseResult", "ReleaseSpec", "SegmentReport", "accuracy", "audit_proxies", "audit_report",
+           "breakdowns_schema", "count_cells", "default_window", "epsilon_for", "load_schema", "release",
+           "release_counts", "report_policy", "validate_report"]

@@ -12,7 +12,11 @@ Unlike the audit it replaces, nothing here is exact: each person keeps at most `
 their segments (keyed priority, as in a release), the class masses per segment and of the population get
 discrete Laplace noise calibrated to one person's L1 contribution, ``(S + 1) · scale`` with masses as
 integers scaled by ``lcm(1..n_classes)``, and distances and decisions are computed from the noisy masses
-only. The audit's ε is charged to the budget ledger as a DP-derived definition (the global cap) before any
+only. A segment is blocked when its noisy distance exceeds ``t`` plus a margin for the noise, so an ordinary
+segment (whose members' class shares equal the population's) passes with probability at least 99 %: with
+``z`` the noise of its class masses and ``M̂`` its noisy total, its noisy distance is at most
+``Σ|z_c| / M̂ + Σ|z'_c| / P̂`` (the population's likewise), so the margin is ``Q · (1/M̂ + 1/P̂)`` with ``Q``
+the 99.5 % quantile of ``Σ_c |z_c|`` (the exact distribution of a sum of discrete Laplace magnitudes). The audit's ε is charged to the budget ledger as a DP-derived definition (the global cap) before any
 data is read, and to each advertiser once, at the first release from a catalog screened with it
 (:class:`ProxyScreen`). See docs/privacy/audit.md.
 """
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,7 +43,7 @@ if TYPE_CHECKING:
     from adtarget.gate._gate import EligibleEvents
     from adtarget.segments._info import SegmentAssignments
 
-__all__ = ["DEFAULT_T", "ProxyAudit", "audit_proxies"]
+__all__ = ["DEFAULT_T", "ORDINARY_PASS", "ProxyAudit", "audit_proxies", "null_quantile"]
 
 DEFAULT_T = 0.1
 
@@ -61,7 +65,9 @@ class ProxyAudit:
     worst_class : mapping segment id -> str
         The sensitive class each blocked segment over-represents most.
     blocked : tuple of str
-        Segments with distance > ``t``.
+        Segments with distance > ``t`` + their margin.
+    margin : mapping segment id -> float
+        The noise margin added to ``t`` for each segment (from its noisy total: post-processing).
     noise : mapping
         Mechanism, L1 sensitivity (mass units), scale, and the scale in persons.
     """
@@ -74,6 +80,7 @@ class ProxyAudit:
     worst_class: Mapping[str, str]
     blocked: tuple[str, ...]
     noise: Mapping[str, Any]
+    margin: Mapping[str, float] = field(default_factory=dict)
 
     def screen(self) -> ProxyScreen:
         """The :class:`ProxyScreen` of this audit: its blocked segments, with the audit as their source."""
@@ -85,7 +92,7 @@ class ProxyAudit:
                 "t": self.t, "metric": "total_variation", "classes": list(self.classes),
                 "audited": len(self.distance), "blocked": list(self.blocked),
                 "worst_class": dict(self.worst_class), "distance": {k: round(v, 6) for k, v in self.distance.items()},
-                "noise": dict(self.noise)}
+                "margin": {k: round(v, 6) for k, v in self.margin.items()}, "noise": dict(self.noise)}
 
 
 def _checked_t(t: Any) -> float:
@@ -151,10 +158,36 @@ def audit_proxies(eligible: EligibleEvents, assignments: SegmentAssignments, *, 
     noisy_mass = np.maximum(flat[:mass.size].reshape(mass.shape), 0).astype(np.float64)
     noisy_pop = np.maximum(flat[mass.size:], 0).astype(np.float64)
     distance, worst = _distances(noisy_mass, noisy_pop, classes)
-    blocked = tuple(s for s, d in zip(ids, distance) if d > t)
+    q = null_quantile(noise, len(classes), ORDINARY_PASS)
+    margin = q / np.maximum(noisy_mass.sum(axis=1), 1.0) + q / max(float(noisy_pop.sum()), 1.0)
+    over = distance > t + margin
+    blocked = tuple(s for s, o in zip(ids, over) if o)
     return ProxyAudit(artefact_id, budget, t, classes, {s: float(d) for s, d in zip(ids, distance)},
-                      {s: classes[int(w)] for s, d, w in zip(ids, distance, worst) if d > t and len(classes) > 1},
-                      blocked, {**noise.explain(), "persons_scale": noise.scale / scale, "mass_per_person": scale})
+                      {s: classes[int(w)] for s, o, w in zip(ids, over, worst) if o and len(classes) > 1},
+                      blocked, {**noise.explain(), "persons_scale": noise.scale / scale, "mass_per_person": scale,
+                                "ordinary_pass_probability": ORDINARY_PASS},
+                      {s: float(m) for s, m in zip(ids, margin)})
+
+
+#: the least probability with which an ordinary segment (class shares equal to the population's) passes
+ORDINARY_PASS = 0.99
+
+
+def null_quantile(noise: Any, n_classes: int, probability: float) -> float:
+    """A ``q`` with ``P(Σ|z_c| > q) <= (1 - probability) / 2`` for ``n_classes`` independent draws of ``noise``
+    (a discrete Laplace): the exact distribution of the sum of magnitudes, by FFT convolution, on a support
+    whose tail beyond is below 1e-12."""
+    from scipy.signal import fftconvolve
+
+    alpha = math.exp(-1.0 / noise.scale)
+    top = math.ceil(noise.scale * math.log(1e12)) + 2
+    k = np.arange(top + 1, dtype=np.float64)
+    one = np.where(k == 0, (1 - alpha) / (1 + alpha), 2 * (1 - alpha) / (1 + alpha) * alpha**k)  # P(|z| = k)
+    total = one
+    for _ in range(n_classes - 1):
+        total = np.clip(fftconvolve(total, one), 0.0, None)
+    tail = 1.0 - np.cumsum(total)
+    return float(np.argmax(tail <= (1.0 - probability) / 2.0))
 
 
 def _rng(random_state: Any) -> Any:
