@@ -472,3 +472,30 @@ def test_learned_segments_of_a_matrix_fit_are_not_releasable(taxonomy):
     spec = adtarget.ReleaseSpec("a", list(assignments.segment_ids), epsilon=0.5, delta=0.0, breakdowns=())
     with pytest.raises(ParameterError, match="assignments were read from a file"):
         adtarget.release(eligible, assignments, spec, ledger=ledger)
+
+
+@pytest.mark.filterwarnings("ignore::adtarget.exceptions.PrivacyLeakWarning")
+def test_run_fits_an_unfitted_learned_segmenter_on_the_builds_eligible_events(tmp_path):
+    """``adtarget.run(..., segmenter=DPKMeansSegmenter(...))`` as its docstring says: the fit is charged to the
+    segmenter's ledger first (globally, as a DP-derived definition), the release charges the advertiser for it
+    once, and the report's segments are the learned ones."""
+    import adtarget
+    from adtarget import synth
+
+    data = synth.generate(synth.SyntheticConfig(n_events=60_000, seed=5))
+    pz = adtarget.Pseudonymizer(bytes(range(32)))
+    synth.write_consent(data, tmp_path / "consent.csv")
+    with adtarget.ConsentLedger(tmp_path / "c.sqlite", pz) as consent:
+        consent.import_csv(tmp_path / "consent.csv")
+        snapshot = consent.snapshot()
+    budget = adtarget.BudgetLedger(tmp_path / "b.sqlite", advertisers=["demo-advertiser"])
+    segmenter = adtarget.DPKMeansSegmenter(n_clusters=3, epsilon=0.5, ledger=budget, random_state=0)
+    result = adtarget.run(data.events, snapshot, pseudonymizer=pz, budget=budget, segmenter=segmenter,
+                          window_end=synth.SyntheticConfig().end, random_state=1,
+                          settings=adtarget.RunSettings(false_segment_rate=0.01))
+    assert segmenter.segment_info_ and all(s.segment_id.startswith("learned:") for s in segmenter.segment_info_)
+    assert result.summary["segments"]["released"] + result.summary["segments"]["suppressed"] == 3
+    assert all(s.segment_id.startswith("learned:") for s in result.report.segments)
+    assert result.explanation.definitions["charged"]  # the fit, charged to the advertiser by this release
+    advertiser, everyone = budget.remaining("demo-advertiser")
+    assert advertiser.epsilon == pytest.approx(4.0 - 1.0 - 0.5) and everyone.epsilon == pytest.approx(20.0 - 1.5)

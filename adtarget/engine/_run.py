@@ -149,8 +149,10 @@ def run(
     pseudonymizer : the keyed hash for person ids (the same key the consent ledger uses).
     budget : the BudgetLedger charged before anything is emitted.
     settings : advertiser, ε, δ, bounds, breakdowns, sensitivity profile, eligibility policy.
-    segmenter : a SegmentCatalog or fitted DPKMeansSegmenter (default: every safe tier-1 and tier-2 node,
-        without the segments ``screen`` blocks).
+    segmenter : a SegmentCatalog or a DPKMeansSegmenter (default: every safe tier-1 and tier-2 node, without
+        the segments ``screen`` blocks). An unfitted DPKMeansSegmenter is fitted first on this build's eligible
+        events (profiles of the default InterestProfiler; its ε is charged to its own ledger, as every fit
+        is, before it reads anything) — local engine only; a fitted one is used as it is.
     engine : LocalEngine (default) or SparkEngine; no other object (the engines are adtarget's own).
     window_end : the data window's end, epoch seconds (default: the consent snapshot's ``as_of``).
     snapshot_id : the data owner's public name of this data snapshot; an identical release (same settings,
@@ -179,6 +181,13 @@ def run(
                              "segmenter instead")
     segmenter = segmenter if segmenter is not None else SegmentCatalog.default(safe_taxonomy, screen=screen)
     snapshot = consent.snapshot() if hasattr(consent, "snapshot") else consent
+    if _unfitted_learned(segmenter):  # fit on this build's eligible events first (its ε goes to its ledger)
+        if type(engine) is not LocalEngine:
+            raise ParameterError("segmenter: an unfitted DPKMeansSegmenter is fitted by the local engine only; fit "
+                                 "it first (segmenter.fit(profiles)) and pass the fitted one to the Spark engine")
+        learned: Any = segmenter
+        learned.fit(_eligible_profiles(events, pseudonymizer, snapshot, safe_taxonomy, services, settings,
+                                       window_end))
     infos = tuple(_segment_infos(segmenter))
     spec = settings.release_spec(tuple(s.segment_id for s in infos))
     check_ledger(budget).advertiser(spec.advertiser)  # before any work: UnknownAdvertiserError when unregistered
@@ -193,6 +202,26 @@ def run(
     assignments = getattr(getattr(engine, "last_build", None), "assignments", None)
     summary = _summary(aggregates, result, engine)
     return RunResult(result.report, result.explanation, aggregates, summary, assignments)
+
+
+def _unfitted_learned(segmenter: Any) -> bool:
+    from adtarget.segments._dp_kmeans import DPKMeansSegmenter
+
+    return type(segmenter) is DPKMeansSegmenter and getattr(segmenter, "segment_info_", None) is None
+
+
+def _eligible_profiles(events: Any, pseudonymizer: Any, snapshot: Any, safe_taxonomy: Any, services: Any,
+                       settings: RunSettings, window_end: int | None) -> Any:
+    """The interest profiles (default profiler) of the build's eligible events: what a learned segmenter
+    is fitted on inside ``run``."""
+    from adtarget.events._ingest import ingest
+    from adtarget.gate._gate import apply_gate
+    from adtarget.profiles._profiles import InterestProfiler
+
+    batch = ingest(events, pseudonymizer=pseudonymizer, taxonomy=safe_taxonomy.taxonomy, services=services).batch
+    eligible = apply_gate(batch, snapshot, safe_taxonomy, settings.policy, target_service=settings.target_service,
+                          window_end=window_end)
+    return InterestProfiler().fit_transform(eligible)
 
 
 def _segment_infos(segmenter: Any) -> Any:

@@ -193,6 +193,21 @@ def dp_lloyd(X: Any, n_clusters: int, *, epsilon: float, bound: float, n_iter: i
     return centers
 
 
+def _as_profiles(data: Any, profiler: Any) -> InterestProfiles:
+    """InterestProfiles as they are; the gate's EligibleEvents through ``profiler`` (cloned)."""
+    from sklearn.base import clone
+
+    from adtarget.gate._gate import EligibleEvents
+    from adtarget.profiles._profiles import InterestProfiler
+
+    if isinstance(data, EligibleEvents):
+        data = clone(profiler if profiler is not None else InterestProfiler()).fit_transform(data)
+    if not isinstance(data, InterestProfiles):
+        raise ParameterError(f"profiles must be InterestProfiles or EligibleEvents (they carry the persons), got "
+                             f"{type(data).__name__}")
+    return data
+
+
 class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
     """Learned interest segments: ε-differentially private k-means over per-person profiles.
 
@@ -347,18 +362,20 @@ class DPKMeansSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         return np.sqrt(self._distances(X))
 
     @uses_buffers
-    def assign(self, profiles: InterestProfiles) -> SegmentAssignments:
+    def assign(self, profiles: Any, *, profiler: Any = None) -> SegmentAssignments:
         """Each person's learned segment (nearest DP centroid) as :class:`SegmentAssignments` (Personal
         Information), columns ``segment_info_``, ready for ``release`` like rule-based assignments.
+
+        ``profiles`` are InterestProfiles, or the gate's EligibleEvents, turned into profiles with ``profiler``
+        (default ``InterestProfiler()``, cloned; the profiles must have the columns the fit saw) — what
+        ``adtarget.run`` passes.
 
         The centroids are those of the sealed fit record ``model_``: if ``cluster_centers_``,
         ``segment_info_`` or ``bounds_norm`` no longer match it, ``assign`` refuses (ProvenanceError). The
         assignments carry the fit as a DP-derived definition (``definitions``), which ``release`` charges to
         each advertiser once; a fit on a plain matrix gives assignments no release accepts.
         """
-        if not isinstance(profiles, InterestProfiles):
-            raise ParameterError(f"profiles must be InterestProfiles (they carry the persons), got "
-                                 f"{type(profiles).__name__}")
+        profiles = _as_profiles(profiles, profiler)
         check_is_fitted(self)
         model = self._fitted_model()
         X, _ = self._validate(profiles, reset=False, whom="DPKMeansSegmenter.assign")
