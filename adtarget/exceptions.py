@@ -78,7 +78,7 @@ class BudgetExhaustedError(AdtargetError, RuntimeError):
 
 
 class ReportValidationError(AdtargetError, ValueError):
-    """A segment report does not conform to the adtarget.segment_report/v1 schema or to the policy."""
+    """A segment report does not conform to the adtarget.segment_report schema (v2, or a stored v1) or to the policy."""
 
 
 class ProvenanceError(AdtargetError, TypeError):

@@ -1,7 +1,7 @@
 """The advertiser release: exact counts per segment and breakdown cell under per-person contribution bounds
 (``count_cells``), discrete noise (``CountNoise``), DP partition selection of data-derived keys
 (``PartitionSelection``), noise-aware thresholds and post-processing, the budget charge before anything exists,
-and the one advertiser-facing document (``SegmentReport``, ``adtarget.segment_report/v1``).
+and the one advertiser-facing document (``SegmentReport``, ``adtarget.segment_report/v2``).
 
 ``release`` is the one path from eligible events and segment assignments to a report; ``release_counts`` the
 same from exact counts summed over partitions (what an engine has). ``audit_proxies`` is the DP sensitive-proxy
