@@ -2,7 +2,9 @@
 coverage and minors' cells, over many seeded releases of one synthetic world, printed as a markdown table.
 
 Usage: ``python benchmarks/bench_report_quality.py [--releases 100] [--coverage-releases N] [--seed 0]
-[--audit-seeds 20] [--out /tmp/rq] [--spec-extra key=value ...]``; writes ``<out>/report_quality.json``.
+[--audit-seeds 20] [--out /tmp/rq] [--spec-extra key=value ...] [--[no-]pipelinedp]
+[--pipelinedp-epsilons 0.5,1,2] [--pipelinedp-gaussian-epsilons 1] [--pipelinedp-releases N]
+[--pipelinedp-jobs 2]``; writes ``<out>/report_quality.json``.
 
 The world (numpy, seeded by ``--seed``; built once, not timed per release), through public names only:
 
@@ -36,7 +38,24 @@ sizes only, and their ratio; (4) median absolute error of the reported breakdown
 the exact cells; (5) eligible segments missing from a report, and how many of the 40 the DP proxy audit
 (``audit_proxies``, ε = 1, t = 0.1, ``--audit-seeds`` seeds) would block — the default run applies no screen;
 (6) coverage of a per-size interval, if the report has one (detected generically; ``--coverage-releases``);
-(7) age-restricted segments that report a "13-17" age-band cell (and, beside it, any segment that does).
+(7) age-restricted segments that report a "13-17" age-band cell (and, beside it, any segment that does);
+(8) sizes only against PipelineDP's ``PRIVACY_ID_COUNT`` side by side (``--pipelinedp``, on by default when
+``pipeline_dp`` is importable): median absolute error of the 40 group sizes at the same ε and L0. adtarget: the
+sizes-only spec with only ε changed (discrete Laplace, all ε on the sizes, δ = 0), ``--releases`` seeded draws
+per ε. PipelineDP ``LocalBackend``: public partitions = the 40 group segment ids (rule-based segments are
+data-independent, so partition selection is not compared), ``max_partitions_contributed`` = the spec's
+``max_segments_per_person`` S, ``max_contributions_per_partition = 1``, Laplace (and Gaussian at
+``--pipelinedp-gaussian-epsilons``, with the default run's δ, a weaker guarantee than adtarget's δ = 0),
+``--pipelinedp-releases`` runs per ε, each with PipelineDP's own unseeded secure noise (its API takes no seed).
+PipelineDP is fed every unbounded (pseudonym, segment) membership pair of the catalog (adtarget's bounded pairs
+are not public) and bounds L0 = S itself, after dropping non-public partitions; the script checks and records
+that no person holds more than S segments, so both bound nothing here and count exactly the same persons
+(the pairs' counts equal ``count_cells`` sizes). Only the 40 groups are public partitions because the
+LocalBackend takes about 0.5-0.6 s per run (the cost is in its per-pair Python, whatever the partitions); the
+runs are spread over ``--pipelinedp-jobs`` (2) forked processes.
+Beside the measured medians: each mechanism's theoretical median (adtarget's errors are integers, so its median
+is an integer and can sit above PipelineDP's continuous b·ln 2 at some ε), PipelineDP's median once its
+floats are rounded to integers (as a published count is), and the ratio of means.
 ``--spec-extra key=value`` sets a ReleaseSpec field if the installed ReleaseSpec has it (``dataclasses.fields``)
 and is otherwise ignored with a note. The spec is the default run's; only the bounding salt is fixed (the run
 derives it from the spec's fingerprint), which changes which persons are kept, not the noise.
@@ -47,6 +66,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import importlib.util
 import inspect
 import json
 import math
@@ -488,6 +508,175 @@ def proxy_audit(world: World, sizes: dict[str, int], threshold: int, seeds: rang
             "max_group_distance": round(max(worst), 4)}
 
 
+# --- sizes only against PipelineDP -----------------------------------------------------------------------------
+def membership_pairs(assignments: Any) -> list[tuple[int, str]]:
+    """Every (pseudonym, segment id) membership of ``assignments``, unbounded, as Python tuples (PipelineDP's
+    input; the same pairs ``benchmarks/_peers.py`` feeds its COUNT)."""
+    coo = assignments.membership.tocoo()
+    ok = coo.data.astype(bool)
+    persons = np.asarray(assignments.persons)[coo.row[ok]].tolist()
+    ids = np.asarray([s.segment_id for s in assignments.segments], dtype=object)[coo.col[ok]].tolist()
+    return list(zip(persons, ids))
+
+
+def pipelinedp_privacy_id_count(pairs: list[tuple[int, str]], partitions: list[str], *, epsilon: float,
+                                delta: float, max_partitions: int, gaussian: bool) -> dict[str, float]:
+    """PipelineDP's PRIVACY_ID_COUNT per public partition (LocalBackend, L0 = ``max_partitions``, Linf = 1)."""
+    import pipeline_dp
+
+    accountant = pipeline_dp.NaiveBudgetAccountant(total_epsilon=epsilon, total_delta=delta)
+    engine = pipeline_dp.DPEngine(accountant, pipeline_dp.LocalBackend())
+    params = pipeline_dp.AggregateParams(
+        metrics=[pipeline_dp.Metrics.PRIVACY_ID_COUNT],
+        noise_kind=pipeline_dp.NoiseKind.GAUSSIAN if gaussian else pipeline_dp.NoiseKind.LAPLACE,
+        max_partitions_contributed=max_partitions, max_contributions_per_partition=1)
+    extractors = pipeline_dp.DataExtractors(privacy_id_extractor=lambda row: row[0],
+                                            partition_extractor=lambda row: row[1],
+                                            value_extractor=lambda row: 0)
+    result = engine.aggregate(pairs, params, extractors, public_partitions=partitions)
+    accountant.compute_budgets()
+    return {key: float(metrics.privacy_id_count) for key, metrics in result}
+
+
+_PDP_PAIRS: list[tuple[int, str]] = []
+
+
+def _pdp_init(pairs: list[tuple[int, str]]) -> None:
+    global _PDP_PAIRS
+    _PDP_PAIRS = pairs
+
+
+def _pdp_task(task: tuple[tuple[str, ...], float, float, int, bool]) -> dict[str, float]:
+    partitions, epsilon, delta, max_partitions, gaussian = task
+    return pipelinedp_privacy_id_count(_PDP_PAIRS, list(partitions), epsilon=epsilon, delta=delta,
+                                       max_partitions=max_partitions, gaussian=gaussian)
+
+
+def pipelinedp_runs(pairs: list[tuple[int, str]], tasks: list[Any], jobs: int) -> list[dict[str, float]]:
+    """The PipelineDP runs of ``tasks``, in ``jobs`` forked worker processes (each inherits ``pairs``)."""
+    if jobs <= 1 or len(tasks) < 2:
+        _pdp_init(pairs)
+        return [_pdp_task(t) for t in tasks]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"), initializer=_pdp_init,
+                             initargs=(pairs,)) as pool:
+        return list(pool.map(_pdp_task, tasks, chunksize=max(1, len(tasks) // (4 * jobs))))
+
+
+def discrete_laplace_median_abs(scale: float) -> int:
+    """Median of |X|, X discrete Laplace with P(k) ∝ exp(-|k|/scale): the least m with P(|X| > m) <= 1/2, where
+    P(|X| >= k) = 2 α^k / (1 + α) for k >= 1, α = exp(-1/scale). An integer: the medians of integer errors are
+    integers, so at some ε they sit above the continuous b·ln 2 although every mean is below b."""
+    alpha = math.exp(-1.0 / scale)
+    m = 0
+    while 2 * alpha ** (m + 1) / (1 + alpha) > 0.5:
+        m += 1
+    return m
+
+
+def _div(x: float | None, y: float | None) -> float | None:
+    return round(x / y, 3) if x is not None and y else None
+
+
+def _errors(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"median_abs_error": None, "mean_abs_error": None, "n": 0}
+    return {"median_abs_error": round(float(statistics.median(values)), 3),
+            "mean_abs_error": round(statistics.fmean(values), 3), "n": len(values)}
+
+
+def versus_pipelinedp(world: World, spec: ReleaseSpec, gaussian_delta: float, epsilons: list[float],
+                      gaussian_epsilons: list[float], seeds: range, runs: int, jobs: int) -> dict[str, Any]:
+    """Median |error| of the 40 group sizes: adtarget sizes only vs PipelineDP PRIVACY_ID_COUNT, per ε."""
+    import pipeline_dp
+
+    started = time.perf_counter()
+    s = spec.max_segments_per_person
+    pairs = membership_pairs(world.assignments)
+    per_person: dict[int, int] = {}
+    per_segment: dict[str, int] = {}
+    for person, sid in pairs:
+        per_person[person] = per_person.get(person, 0) + 1
+        per_segment[sid] = per_segment.get(sid, 0) + 1
+    groups = list(world.group_segments)
+    bounded = count_cells(world.eligible, world.assignments, spec)
+    exact = dict(zip(bounded.segment_ids, (int(x) for x in bounded.sizes)))
+    bounding = {
+        "pipelinedp_input": "every unbounded (pseudonym, segment) membership pair; PipelineDP drops non-public "
+                            "partitions, then bounds L0 = S itself",
+        "pairs": len(pairs), "persons": len(per_person), "S": s,
+        "max_segments_of_a_person": max(per_person.values(), default=0),
+        "bounding_is_a_no_op": max(per_person.values(), default=0) <= s,
+        "pair_counts_equal_bounded_sizes": all(per_segment.get(k, 0) == v for k, v in exact.items()),
+        "public_partitions": len(groups)}
+    rows = []
+    for eps in sorted(set(epsilons) | set(gaussian_epsilons)):
+        eps_spec = dataclasses.replace(spec, epsilon=eps)
+        cells = count_cells(world.eligible, world.assignments, eps_spec)
+        ours: list[float] = []
+        missing = 0
+        for seed in seeds:
+            segs = {g["segment_id"]: int(g["size"]) for g in draw(cells, eps_spec, seed).report.to_dict()["segments"]}
+            ours.extend(abs(segs[g] - exact[g]) for g in groups if g in segs)
+            missing += sum(g not in segs for g in groups)
+        mine = {**_errors(ours), "groups_missing": missing, "mechanism": spec.mechanism, "delta": spec.delta}
+        if spec.mechanism == "discrete_laplace":
+            mine["expected_median_abs_error"] = discrete_laplace_median_abs(s / eps)
+        for kind in [k for k, on in (("laplace", eps in epsilons), ("gaussian", eps in gaussian_epsilons)) if on]:
+            delta = gaussian_delta if kind == "gaussian" else 0.0
+            raw: list[float] = []
+            rounded: list[float] = []
+            task = (tuple(groups), eps, delta, s, kind == "gaussian")
+            for noisy in pipelinedp_runs(pairs, [task] * runs, jobs):
+                raw.extend(abs(noisy[g] - exact[g]) for g in groups)
+                rounded.extend(abs(round(noisy[g]) - exact[g]) for g in groups)
+            theirs = {**_errors(raw), "noise": kind, "delta": delta,
+                      "median_abs_error_rounded": _errors(rounded)["median_abs_error"]}
+            if kind == "laplace":  # |Laplace(b)| has median b ln 2, b = L0 * Linf / ε
+                theirs["expected_median_abs_error"] = round(s / eps * math.log(2), 3)
+            ratio_ = _div(mine["median_abs_error"], theirs["median_abs_error"])
+            ratio_rounded = _div(mine["median_abs_error"], theirs["median_abs_error_rounded"])
+            rows.append({"epsilon": eps, "adtarget": mine, "pipelinedp": theirs, "ratio_median": ratio_,
+                         "ratio_median_to_rounded": ratio_rounded,
+                         "ratio_mean": _div(mine["mean_abs_error"], theirs["mean_abs_error"]),
+                         "adtarget_at_most_pipelinedp": ratio_ is not None and ratio_ <= 1.0,
+                         "adtarget_at_most_pipelinedp_rounded": ratio_rounded is not None and ratio_rounded <= 1.0})
+    return {"pipelinedp_version": getattr(pipeline_dp, "__version__", "?"), "adtarget_releases": len(seeds),
+            "pipelinedp_runs": runs, "pipelinedp_jobs": jobs, "pipelinedp_seeded": False, "metric": "PRIVACY_ID_COUNT",
+            "max_partitions_contributed": s, "max_contributions_per_partition": 1, "bounding": bounding,
+            "rows": rows, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def pipelinedp_markdown(p: dict[str, Any]) -> list[str]:
+    """The comparison as a markdown table (empty when it was not run)."""
+    if "skipped" in p:
+        return ["", f"8. sizes only vs PipelineDP: not measured ({p['skipped']})"]
+    b = p["bounding"]
+    lines = ["", f"8. Sizes only vs PipelineDP {p['pipelinedp_version']} PRIVACY_ID_COUNT: the 40 group sizes "
+             f"(exact 500), L0 = {p['max_partitions_contributed']}, Linf = 1; adtarget {p['adtarget_releases']} "
+             f"seeded releases, PipelineDP {p['pipelinedp_runs']} runs (unseeded secure noise); bounding: max "
+             f"{b['max_segments_of_a_person']} segments per person (no-op: {b['bounding_is_a_no_op']}), pair "
+             f"counts = bounded sizes: {b['pair_counts_equal_bounded_sizes']}", "",
+             "| ε | PipelineDP noise (δ) | adtarget median / mean abs err (theory median) | PipelineDP median / "
+             "mean abs err (theory median b·ln 2) | PipelineDP rounded to integers: median | ratio of medians "
+             "(to rounded) | ratio of means |", "|---|---|---|---|---|---|---|"]
+    for r in p["rows"]:
+        a, t = r["adtarget"], r["pipelinedp"]
+        ours = f" ({a['expected_median_abs_error']})" if "expected_median_abs_error" in a else ""
+        theirs = f" ({t['expected_median_abs_error']:g})" if "expected_median_abs_error" in t else ""
+        lines.append(f"| {r['epsilon']:g} | {t['noise']} ({t['delta']:g}) | {a['median_abs_error']:g} / "
+                     f"{a['mean_abs_error']:g}{ours} | {t['median_abs_error']:g} / {t['mean_abs_error']:g}{theirs} | "
+                     f"{t['median_abs_error_rounded']:g} | {r['ratio_median']}× ({r['ratio_median_to_rounded']}×) "
+                     f"| {r['ratio_mean']}× |")
+    return lines
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
 # --- output -------------------------------------------------------------------------------------------------------
 def markdown(results: dict[str, Any]) -> str:
     """The figures as a markdown table: one column per spec."""
@@ -552,6 +741,7 @@ def markdown(results: dict[str, Any]) -> str:
              f"{b['spec']['epsilon']:g}, {results['world']['segments']} segments)", "",
              "| figure | default breakdowns | sizes only |", "|---|---|---|"]
     lines += [f"| {a} | {x} | {y} |" for a, x, y in rows]
+    lines += pipelinedp_markdown(results["pipelinedp"])
     return "\n".join(lines)
 
 
@@ -574,9 +764,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/rq"), help="directory of report_quality.json")
     parser.add_argument("--spec-extra", action="append", default=[], metavar="KEY=VALUE",
                         help="a ReleaseSpec field to set, if the installed ReleaseSpec has it (repeatable)")
+    parser.add_argument("--pipelinedp", action=argparse.BooleanOptionalAction, default=None,
+                        help="compare sizes only with PipelineDP's PRIVACY_ID_COUNT (default: on if pipeline_dp "
+                        "is importable)")
+    parser.add_argument("--pipelinedp-epsilons", type=_floats, default=[0.5, 1.0, 2.0], metavar="E,E",
+                        help="ε of the Laplace comparison (default 0.5,1,2)")
+    parser.add_argument("--pipelinedp-gaussian-epsilons", type=_floats, default=[1.0], metavar="E,E",
+                        help="ε of PipelineDP's Gaussian beside it, at the default run's δ (default 1; '' skips)")
+    parser.add_argument("--pipelinedp-releases", type=int, default=None,
+                        help="PipelineDP runs per ε and noise (default: --releases; about 0.5 s each)")
+    parser.add_argument("--pipelinedp-jobs", type=int, default=2,
+                        help="worker processes for the PipelineDP runs (default 2; 1 runs them in this process)")
     args = parser.parse_args()
     if args.releases < 1:
         parser.error("--releases must be >= 1")
+    if args.pipelinedp_releases is not None and args.pipelinedp_releases < 1:
+        parser.error("--pipelinedp-releases must be >= 1")
     warnings.filterwarnings("ignore", category=PrivacyLeakWarning)  # seeded releases warn, by design
     started = time.perf_counter()
     extras, notes = spec_extras(args.spec_extra)
@@ -592,12 +795,19 @@ def main() -> None:
     sizes, threshold = runs["breakdowns"][2], specs["breakdowns"].min_reported_size
     audit = proxy_audit(world, sizes, threshold, range(args.seed, args.seed + args.audit_seeds)) \
         if args.audit_seeds > 0 else {"skipped": "--audit-seeds 0"}
+    use_pdp = importlib.util.find_spec("pipeline_dp") is not None if args.pipelinedp is None else args.pipelinedp
+    if use_pdp:
+        versus = versus_pipelinedp(world, specs["sizes_only"], specs["breakdowns"].delta, args.pipelinedp_epsilons,
+                                   args.pipelinedp_gaussian_epsilons, seeds, args.pipelinedp_releases or args.releases,
+                                   args.pipelinedp_jobs)
+    else:
+        versus = {"skipped": "--no-pipelinedp" if args.pipelinedp is False else "pipeline_dp is not importable"}
     results = {
         "settings": {"releases": args.releases, "coverage_releases": len(coverage_seeds), "seed": args.seed,
                      "audit_seeds": args.audit_seeds, "spec_extra": extras, "adtarget": adtarget.__version__},
         "notes": notes, "world": world.description, "specs": measured,
         "ratio_breakdowns_to_sizes_only": ratio(measured["breakdowns"], measured["sizes_only"]),
-        "coverage": covered, "proxy_audit": audit,
+        "coverage": covered, "proxy_audit": audit, "pipelinedp": versus,
         "seconds": {"world": round(world_s, 2), "total": round(time.perf_counter() - started, 2)},
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -606,7 +816,8 @@ def main() -> None:
     print(markdown(results))
     for note in notes:
         print(f"\nnote: {note}")
-    print(f"\n{results['seconds']['total']} s (world {world_s:.1f} s); figures in {path}")
+    pdp_s = f", PipelineDP comparison {versus['seconds']} s" if "seconds" in versus else ""
+    print(f"\n{results['seconds']['total']} s (world {world_s:.1f} s{pdp_s}); figures in {path}")
 
 
 if __name__ == "__main__":
