@@ -55,16 +55,17 @@ def _columns(batch: list[dict[str, Any]]) -> dict[str, list[Any]]:
 
 def merge(states: list[dict[str, Any]]) -> dict[str, Any]:
     """Tied records, written plainly: any deletion/termination/location deletion; opted in and cross-service only
-    if all are; the youngest known birth year, the oldest policy version, the first known jurisdiction."""
+    if all are; an unknown birth year if any is unknown, else the youngest; the oldest policy version, the first
+    known jurisdiction."""
     deleted = any(s["deleted"] for s in states)
-    years = [s["birth_year"] for s in states if s["birth_year"]]
+    years = [s["birth_year"] for s in states]
     places = sorted(s["jurisdiction"] for s in states if s["jurisdiction"])
     return {
         "deleted": deleted, "terminated": any(s["terminated"] for s in states),
         "location_deleted": deleted or any(s["location_deleted"] for s in states),
         "opted_in": not deleted and all(s["opted_in"] for s in states),
         "cross_service": not deleted and all(s["cross_service"] for s in states),
-        "birth_year": 0 if deleted or not years else max(years),
+        "birth_year": 0 if deleted or 0 in years else max(years),
         "jurisdiction": "" if deleted or not places else places[0],
         "policy_version": min(s["policy_version"] for s in states),
     }

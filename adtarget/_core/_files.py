@@ -3,7 +3,8 @@
 * Only regular files are opened: a FIFO nobody writes would block forever and a device (``/dev/zero``) never
   ends, so both are refused by ``stat`` before anything is read — in a dataset directory, file by file.
 * A Parquet dataset is read with the union of its files' schemas, so a column that only a later file adds is
-  seen (and checked against the contract) instead of silently dropped.
+  seen (and checked against the contract) instead of silently dropped; a caller may also require columns in
+  each file (consent: a file without ``birth_year`` would otherwise read as nulls, unknown ages).
 * Nested Arrow types (lists, structs, maps, unions) are refused by column name: the contracts are flat.
 * Error descriptions never quote the input: :func:`describe` keeps the start of a library's message up to its
   first ``": "`` (where pyarrow appends the offending row or value), printable and capped.
@@ -18,9 +19,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from adtarget.exceptions import InputFormatError
+from adtarget.exceptions import InputFormatError, SchemaError
 
-__all__ = ["dataset_files", "describe", "flat_columns", "parquet_schema", "read_parquet_table", "regular_file"]
+__all__ = ["dataset_files", "describe", "flat_columns", "holds_utf16", "parquet_schema", "read_parquet_table",
+           "regular_file"]
 
 _KINDS = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
           (stat.S_ISSOCK, "socket"), (stat.S_ISDIR, "directory"))
@@ -61,6 +63,23 @@ def regular_file(path: Path, what: str) -> Path:
     return path
 
 
+def holds_utf16(path: Path) -> bool:
+    """Whether a text file is UTF-16: a byte-order mark (``FF FE`` or ``FE FF``) and text after it (its first
+    64 KiB decode as UTF-16 into printable characters and line breaks), so other bytes that happen to start
+    alike are left to the reader's own error."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    if head[:2] not in (b"\xff\xfe", b"\xfe\xff"):
+        return False
+    try:
+        text = head[:len(head) & ~1].decode("utf-16")
+    except UnicodeDecodeError:
+        return False
+    if len(head) == 1 << 16:
+        text = text[:-1]  # the last code unit may be half of a pair cut by the read
+    return all(c.isprintable() or c in "\r\n\t" for c in text)
+
+
 def dataset_files(directory: Path, what: str) -> list[Path]:
     """The data files of a dataset directory, as Arrow discovers them (names starting with ``.`` or ``_`` are
     not data), each checked to be a regular file; InputFormatError when there are none, and for a directory
@@ -95,16 +114,21 @@ def flat_columns(schema: Any, what: str) -> None:
                                    f"flat columns only (strings, integers, floats, booleans, timestamps)")
 
 
-def read_parquet_table(path: Path, what: str, *, dictionary_strings: bool = False) -> Any:
+def read_parquet_table(path: Path, what: str, *, dictionary_strings: bool = False,
+                       required_in_each: tuple[str, ...] = ()) -> Any:
     """A Parquet file or dataset directory as one Arrow table with the union of its files' schemas.
 
     ``dictionary_strings`` reads string columns dictionary-encoded (what ingest codes fastest).
+    ``required_in_each``: columns that, when any file of a dataset has them, every file must have (in its
+    schema or as a partition directory ``key=value`` above it); SchemaError naming the file and the column
+    otherwise, instead of the nulls the union would read for it. A column no file has is left to the caller's
+    contract check.
     """
     import pyarrow as pa
     import pyarrow.dataset as pads
     import pyarrow.parquet as pq
 
-    files, schema, partition = _files_and_schema(path, what)
+    files, schema, partition = _files_and_schema(path, what, required_in_each)
     if dictionary_strings:
         schema = pa.schema([pa.field(f.name, pa.dictionary(pa.int32(), f.type))
                             if pa.types.is_string(f.type) and f.name not in partition.names else f for f in schema])
@@ -124,8 +148,9 @@ def parquet_schema(path: Path, what: str) -> Any:
     return _files_and_schema(path, what)[1]
 
 
-def _files_and_schema(path: Path, what: str) -> tuple[list[Path], Any, Any]:
-    """The data files, the union of their schemas plus the hive partition columns, and those columns."""
+def _files_and_schema(path: Path, what: str, required_in_each: tuple[str, ...] = ()) -> tuple[list[Path], Any, Any]:
+    """The data files, the union of their schemas plus the hive partition columns, and those columns (see
+    :func:`read_parquet_table` for ``required_in_each``)."""
     import pyarrow as pa
     import pyarrow.dataset as pads
     import pyarrow.parquet as pq
@@ -157,7 +182,19 @@ def _files_and_schema(path: Path, what: str) -> tuple[list[Path], Any, Any]:
         raise InputFormatError(f"{what}: column {clash[0]!r} is both a partition directory and a file column")
     schema = pa.schema([*schema, *partition])
     flat_columns(schema, what)
+    if path.is_dir():
+        _required_in_each(path, files, schemas, [c for c in required_in_each if c in schema.names], what)
     return files, schema, partition
+
+
+def _required_in_each(directory: Path, files: list[Path], schemas: list[Any], required: list[str], what: str) -> None:
+    """Refuse the first file of a dataset that lacks one of ``required`` (neither a column nor a partition)."""
+    for f, file_schema in zip(files, schemas):
+        keys = {part.split("=", 1)[0] for part in f.relative_to(directory).parent.parts if "=" in part}
+        missing = [c for c in required if c not in file_schema.names and c not in keys]
+        if missing:
+            raise SchemaError(f"{what}: {_shown_path(f)} has no column {missing[0]!r}, which the others have; "
+                              f"every file of a dataset must hold every required column")
 
 
 def _union(schemas: list[Any], files: list[Path], what: str) -> Any:

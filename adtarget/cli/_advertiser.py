@@ -14,7 +14,7 @@ from typing import Any
 from adtarget.cli import _options as opt
 from adtarget.cli._config import default_budget_ledger, ledger_path
 from adtarget.cli._errors import EXIT_OK
-from adtarget.cli._output import Output
+from adtarget.cli._output import Output, printable
 
 __all__ = ["add_parser"]
 
@@ -66,14 +66,14 @@ def _add(args: argparse.Namespace, out: Output) -> int:
     path, ledger = _ledger(args)
     row = _as_dict(ledger.register_advertiser(args.name, cap=cap))
     out.result({"ok": True, "ledger": str(path), "advertiser": row},
-               f"advertiser {row['advertiser_id']!r} registered in {path} (cap: {_cap_text(row)})")
+               f"advertiser {row['advertiser_id']!r} registered in {printable(path)} (cap: {_cap_text(row)})")
     return EXIT_OK
 
 
 def _list(args: argparse.Namespace, out: Output) -> int:
     path, ledger = _ledger(args)
     rows = [_as_dict(a) for a in ledger.advertisers()]
-    lines = [f"budget ledger {path}: {len(rows)} advertiser(s)",
+    lines = [f"budget ledger {printable(path)}: {len(rows)} advertiser(s)",
              *(f"  {r['advertiser_id']:<32} {_cap_text(r):<24} registered {r['registered_at']}" for r in rows)]
     out.result({"ok": True, "ledger": str(path), "advertisers": rows}, "\n".join(lines))
     return EXIT_OK

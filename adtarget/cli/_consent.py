@@ -8,6 +8,7 @@ shows the pseudonym, as an access request needs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from adtarget.cli._config import (
     pseudonymizer_from_env,
 )
 from adtarget.cli._errors import EXIT_OK, CommandInputError
-from adtarget.cli._output import Output
+from adtarget.cli._output import Output, printable
 
 __all__ = ["add_parser"]
 
@@ -100,7 +101,8 @@ def _import(args: argparse.Namespace, out: Output) -> int:
         data = {"ok": True, "ledger": str(ledger.path), "rows": report.input_rows, "accepted": report.accepted,
                 "rejected": report.rejected, "rejected_reasons": report.reasons(), "applied": report.applied,
                 "erased": report.erased, "dropped_columns": list(report.dropped_columns)}
-    out.result(data, f"{report}\nledger: {data['ledger']}")
+    shown = dataclasses.replace(report, source=printable(report.source))  # a file name may hold a newline
+    out.result(data, f"{shown}\nledger: {printable(data['ledger'])}")
     return EXIT_OK
 
 
@@ -110,7 +112,8 @@ def _show(args: argparse.Namespace, out: Output) -> int:
         if args.person_id is None:
             stats = ledger.stats()
             out.result({"ok": True, "ledger": str(ledger.path), **stats},
-                       f"consent ledger {ledger.path}\n" + "\n".join(f"  {k:<17} {v}" for k, v in stats.items()))
+                       f"consent ledger {printable(ledger.path)}\n"
+                       + "\n".join(f"  {k:<17} {v}" for k, v in stats.items()))
             return EXIT_OK
         current = ledger.export_person(args.person_id)["current"]
     text = "no consent record for this person" if current is None else json.dumps(current, indent=2)
@@ -155,7 +158,7 @@ def _export(args: argparse.Namespace, out: Output) -> int:
     text = json.dumps(doc, indent=2, sort_keys=True)
     if args.output is not None:
         write_private_text(args.output, text + "\n")  # personal data: readable by its owner only
-        out.result({"ok": True, "output": str(args.output)}, f"export written to {args.output}")
+        out.result({"ok": True, "output": str(args.output)}, f"export written to {printable(args.output)}")
     elif out.json_mode or not out.quiet:
         print(text, file=out.stdout)
     return EXIT_OK

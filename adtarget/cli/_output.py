@@ -1,5 +1,7 @@
 """What a command prints: human text on stdout, one JSON document with ``--json``, nothing with ``--quiet``;
-progress bars and warnings on stderr, each warning on one line."""
+progress bars and warnings on stderr, each warning on one line. Every line of human text is printable: a
+character that is not (a control character, an escape sequence's ESC) shows as ``?``; a name put into a line
+goes through :func:`printable`, so a newline in a file name never starts a line of its own."""
 
 from __future__ import annotations
 
@@ -10,7 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-__all__ = ["Output", "one_line_warnings"]
+__all__ = ["Output", "one_line_warnings", "printable"]
+
+
+def printable(text: object) -> str:
+    """``text`` as one printable line: every character that is not printable (newlines included) as ``?``."""
+    return "".join(c if c.isprintable() else "?" for c in str(text))
 
 
 class Output:
@@ -30,9 +37,9 @@ class Output:
         self.stderr = stderr if stderr is not None else sys.stderr
 
     def text(self, text: str) -> None:
-        """Human-readable output (suppressed by ``--json`` and ``--quiet``)."""
+        """Human-readable output (suppressed by ``--json`` and ``--quiet``), each line printable."""
         if not (self.json_mode or self.quiet):
-            print(text, file=self.stdout)
+            print("\n".join(printable(line) for line in text.split("\n")), file=self.stdout)
 
     def result(self, data: dict[str, Any], text: str | None = None) -> None:
         """A command's result: ``data`` as JSON with ``--json``, else ``text`` (if any)."""

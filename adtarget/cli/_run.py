@@ -17,7 +17,7 @@ from adtarget.cli._config import (
 )
 from adtarget.cli._errors import EXIT_OK, CommandInputError, UsageError
 from adtarget.cli._inputs import check_events_path
-from adtarget.cli._output import Output
+from adtarget.cli._output import Output, printable
 
 __all__ = ["add_parser", "execute", "open_consent", "result_data", "result_text", "write_outputs"]
 
@@ -32,7 +32,8 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--events", type=Path, required=True, metavar="PATH", help="events: Parquet (file or "
                    "dataset directory) or CSV")
     p.add_argument("--consent", type=Path, required=True, metavar="PATH",
-                   help="a consent ledger (.sqlite), or consent records (.csv/.parquet) to import first")
+                   help="a consent ledger (.sqlite), or consent records (.csv/.parquet file or Parquet dataset "
+                        "directory) to import first")
     p.add_argument("--consent-ledger", type=Path, metavar="PATH",
                    help="where --consent records are imported (default: <out>/consent.sqlite)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
@@ -135,19 +136,23 @@ def _budget_ledger(path: Path | None) -> Any:
 
 def open_consent(path: Path, ledger: Path | None, out_dir: Path, pseudonymizer: Any,
                  ) -> tuple[Any, dict[str, Any] | None]:
-    """The consent ledger: ``path`` itself (.sqlite), or a ledger into which ``path``'s records are imported."""
+    """The consent ledger: ``path`` itself (.sqlite), or a ledger into which ``path``'s records (a CSV or
+    Parquet file, or a Parquet dataset directory, as ``consent import`` reads them) are imported."""
     from adtarget.consent import ConsentLedger
 
-    existing_file(path, "--consent", hint="give a consent ledger (.sqlite) or consent records (.csv/.parquet)")
+    hint = "give a consent ledger (.sqlite), consent records (.csv/.parquet) or a Parquet dataset directory"
+    if not path.exists():
+        raise CommandInputError(f"--consent {str(path)!r} does not exist", hint=hint)
+    dataset = path.is_dir()  # a Parquet dataset directory of consent records
     name = path.name.lower()
-    if name.endswith(_LEDGER_SUFFIXES):
+    if not dataset and name.endswith(_LEDGER_SUFFIXES):
         return ConsentLedger(path, pseudonymizer), None
-    if not name.endswith(_RECORD_SUFFIXES):
-        raise CommandInputError(f"--consent {str(path)!r} must end in .sqlite, .db, .csv, .parquet or .pq",
-                                hint="give a consent ledger or consent records")
+    if not dataset and not name.endswith(_RECORD_SUFFIXES):
+        raise CommandInputError(f"--consent {str(path)!r} must end in .sqlite, .db, .csv, .parquet or .pq, or be "
+                                "a Parquet dataset directory", hint="give a consent ledger or consent records")
     target = ledger_path(ledger, out_dir / "consent.sqlite", "consent ledger")
     consent = ConsentLedger(target, pseudonymizer)
-    report = consent.import_csv(path) if name.endswith(".csv") else consent.import_parquet(path)
+    report = consent.import_csv(path) if not dataset and name.endswith(".csv") else consent.import_parquet(path)
     return consent, {"ledger": str(target), "rows": report.input_rows, "accepted": report.accepted,
                      "rejected": report.rejected, "applied": report.applied}
 
@@ -220,7 +225,7 @@ def result_text(result: Any, paths: dict[str, Path]) -> str:
     audience = getattr(result, "AUDIENCE", {})
     shared = [name for name in paths if audience.get(name) == "advertiser"]
     lines.append("may leave the company (noised values and public parameters only): " + ", ".join(shared))
-    lines += [f"  {name:<12} {path}" for name, path in paths.items() if name in shared]
+    lines += [f"  {name:<12} {printable(path)}" for name, path in paths.items() if name in shared]
     lines.append("internal (exact counts or pseudonyms; files are readable by their owner only):")
-    lines += [f"  {name:<12} {path}" for name, path in paths.items() if name not in shared]
+    lines += [f"  {name:<12} {printable(path)}" for name, path in paths.items() if name not in shared]
     return "\n".join(lines)

@@ -9,7 +9,7 @@ from typing import Any
 from adtarget.cli import _options as opt
 from adtarget.cli._config import output_dir
 from adtarget.cli._errors import EXIT_OK
-from adtarget.cli._output import Output
+from adtarget.cli._output import Output, printable
 
 __all__ = ["add_parser"]
 
@@ -41,6 +41,6 @@ def _synth(args: argparse.Namespace, out: Output) -> int:
     data_doc = {"ok": True, "events": str(events), "consent": str(consent), "n_events": data.n_events,
                 "n_persons": data.n_persons, "n_consent_records": int(data.consent["person_id"].size),
                 "seed": args.seed}
-    out.result(data_doc, f"wrote {data.n_events} events of {data.n_persons} persons to {events}\n"
-                         f"wrote {data_doc['n_consent_records']} consent records to {consent}")
+    out.result(data_doc, f"wrote {data.n_events} events of {data.n_persons} persons to {printable(events)}\n"
+                         f"wrote {data_doc['n_consent_records']} consent records to {printable(consent)}")
     return EXIT_OK

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._core._files import describe, read_parquet_table, regular_file
+from adtarget._core._files import describe, holds_utf16, read_parquet_table, regular_file
 from adtarget.events._header_checks import check_contract_columns, listed_columns
 from adtarget.events._header_checks import identifying_columns as _identifying
 from adtarget.exceptions import InputFormatError, SchemaError
@@ -67,6 +67,8 @@ def read_csv(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], np.nd
 
 
 def _csv_header(file: Path) -> list[str]:
+    if holds_utf16(file):
+        raise InputFormatError(f"consent: {file} holds UTF-16 text; save it as UTF-8")
     try:
         with open(file, encoding="utf-8-sig", newline="") as handle:
             header = next(csv.reader(handle), None)
@@ -112,8 +114,10 @@ def _read_csv_arrow(file: Path, header: list[str]) -> dict[str, np.ndarray] | No
 
 
 def read_parquet(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """``(columns, malformed)`` of a Parquet file or dataset directory (the union of its files' columns)."""
-    table = read_parquet_table(Path(path), "consent")
+    """``(columns, malformed)`` of a Parquet file or dataset directory (the union of its files' columns; each
+    file must hold every contract column that any of them has, so a file without ``birth_year`` is refused,
+    not read as unknown ages)."""
+    table = read_parquet_table(Path(path), "consent", required_in_each=CONSENT_COLUMNS)
     return _arrow_columns(table), np.zeros(table.num_rows, dtype=bool)
 
 

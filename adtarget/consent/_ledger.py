@@ -33,10 +33,28 @@ from adtarget.consent._store import (
     state_as_of,
     write_records,
 )
+from adtarget.events._parsing import blank_values, invalid_id_values
 from adtarget.events._pseudonym import Pseudonymizer, pseudonyms_to_hex
 from adtarget.exceptions import ConsentError, LedgerError, ParameterError
 
 __all__ = ["ConsentLedger"]
+
+
+def _import_rejects(person_id: Any) -> str | None:
+    """The reason a consent import would reject ``person_id`` (``invalid_person_id`` for a control character,
+    ``missing_person_id`` for a blank string), or None; the same tests as imports and events."""
+    if not isinstance(person_id, str):
+        return None  # an int is always valid; pseudonymize_one refuses the other types
+    value = np.array([person_id], dtype=object)
+    if invalid_id_values(value)[0]:
+        return "invalid_person_id"
+    return "missing_person_id" if blank_values(value)[0] else None
+
+
+def _never_imported(reason: str) -> ParameterError:
+    what = "holds a control character" if reason == "invalid_person_id" else "is blank"
+    return ParameterError(f"person_id: {what}, so no consent import accepts it ({reason}); no consent is "
+                          f"recorded for such an id")
 
 
 class ConsentLedger:
@@ -207,15 +225,21 @@ class ConsentLedger:
 
     def forget(self, person_id: Any, *, source: str = "forget") -> None:
         """Mark the person deleted (P7) and erase their consent history except a scrubbed tombstone. Purging
-        their events and derived data is the job of the modules that hold them."""
+        their events and derived data is the job of the modules that hold them. An id that no import accepts
+        (blank, a control character) is forgotten only when the ledger holds it; otherwise ParameterError."""
         self._single(person_id, {"deleted": True}, None, source, on_deleted="write")
 
     def _single(self, person_id: Any, changes: dict[str, Any], updated_at: Any, source: str,
                 on_deleted: str) -> bool:
         pseudonym = self._pseudonymizer.pseudonymize_one(person_id)
         hex_id = str(pseudonyms_to_hex(np.array([pseudonym], dtype=np.uint64))[0])
+        rejected = _import_rejects(person_id)
+        if rejected is not None and on_deleted != "write":
+            raise _never_imported(rejected)
         now = time.time()
         with self._transaction("BEGIN IMMEDIATE") as conn:
+            if rejected is not None and read_current(conn, hex_id) is None:  # forget: only an id stored earlier
+                raise _never_imported(rejected)
             if updated_at is None:  # a call without a time comes after the current record, never ties it
                 base = read_current(conn, hex_id)
                 at = max(int(now), base["updated_at"] + 1) if base else int(now)

@@ -2,10 +2,11 @@
 restrictive state, so the result never depends on the order the rows came in.
 
 Per field: ``deleted``, ``terminated`` and ``location_deleted`` if any record says so; ``opted_in`` and
-``cross_service`` only if every record says so; the youngest known ``birth_year`` (the stricter age rule);
-the oldest ``policy_version`` (the stricter ``min_policy_version`` check); the first known ``jurisdiction`` in
-sort order (the ledger does not know which jurisdiction a build treats more strictly, so the rule is only
-order-independent). A deletion is not merged: it erases the records it ties with (``_store``), so a tie that
+``cross_service`` only if every record says so; ``birth_year`` unknown if any record has it unknown (a person of
+unknown age is excluded as a minor would be, and a tied known year must not lift that), else the youngest (the
+stricter age rule); the oldest ``policy_version`` (the stricter ``min_policy_version`` check); the first known
+``jurisdiction`` in sort order (the ledger does not know which jurisdiction a build treats more strictly, so
+the rule is only order-independent). A deletion is not merged: it erases the records it ties with (``_store``), so a tie that
 holds a deletion is the latest deletion record as it is (scrubbed). The same rule is written once here for
 numpy (imports, snapshots as of a time) and once as SQL (:data:`TIE_SET`, the upsert into ``current``).
 """
@@ -43,7 +44,9 @@ def latest_merged(persons: np.ndarray, updated_at: np.ndarray, seq: np.ndarray,
     starts = np.flatnonzero(np.append(True, g[1:] != g[:-1]))
     merged = {name: np.logical_or.reduceat(np.asarray(fields[name], bool)[tied], starts) for name in _ANY}
     merged.update({name: np.logical_and.reduceat(np.asarray(fields[name], bool)[tied], starts) for name in _ALL})
-    merged["birth_year"] = np.maximum.reduceat(fields["birth_year"][tied], starts)
+    birth = fields["birth_year"][tied]
+    unknown_age = np.logical_or.reduceat(birth == 0, starts)  # unknown (0) wins: it is the stricter age rule
+    merged["birth_year"] = np.where(unknown_age, 0, np.maximum.reduceat(birth, starts))
     policy = fields["policy_version"][tied]
     merged["policy_version"] = policy[np.lexsort((policy.astype(str), g))[starts]]
     place = fields["jurisdiction"][tied]
@@ -72,7 +75,8 @@ def _tie(field: str, e: str, c: str) -> str:
         "ads_personalization": f"CASE WHEN {e}.ads_personalization = 'opt_in' AND {c}.ads_personalization = "
                                f"'opt_in' THEN 'opt_in' ELSE 'opt_out' END",
         "policy_version": f"min({e}.policy_version, {c}.policy_version)",
-        "birth_year": f"COALESCE(max({e}.birth_year, {c}.birth_year), {e}.birth_year, {c}.birth_year)",
+        "birth_year": f"CASE WHEN {e}.birth_year IS NULL OR {c}.birth_year IS NULL THEN NULL "
+                      f"ELSE max({e}.birth_year, {c}.birth_year) END",
         "jurisdiction": f"COALESCE(min({e}.jurisdiction, {c}.jurisdiction), {e}.jurisdiction, {c}.jurisdiction)",
     }[field]
     return f"CASE WHEN {e}.deleted = 1 THEN {e}.{field} WHEN {c}.deleted = 1 THEN {c}.{field} ELSE {merged} END"
@@ -92,7 +96,7 @@ TIE_CHANGES = (
     "OR (excluded.ads_personalization <> 'opt_in' AND current.ads_personalization = 'opt_in') "
     "OR excluded.policy_version < current.policy_version "
     "OR excluded.birth_year > current.birth_year "
-    "OR (current.birth_year IS NULL AND excluded.birth_year IS NOT NULL) "
+    "OR (current.birth_year IS NOT NULL AND excluded.birth_year IS NULL) "
     "OR excluded.jurisdiction < current.jurisdiction "
     "OR (current.jurisdiction IS NULL AND excluded.jurisdiction IS NOT NULL))))"
 )

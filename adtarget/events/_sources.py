@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from adtarget._core._files import describe, flat_columns, read_parquet_table, regular_file
+from adtarget._core._files import describe, flat_columns, holds_utf16, read_parquet_table, regular_file
 from adtarget.exceptions import InputFormatError, SchemaError
 
 __all__ = ["read_columns"]
@@ -76,6 +76,8 @@ def _read_csv(path: Path, what: str) -> Any:
     gz = path.name.lower().endswith(".gz")
     if head[:2] == b"\x1f\x8b" and not gz:
         raise InputFormatError(f"{what}: {path} holds gzip-compressed data; name it .csv.gz")
+    if not gz and holds_utf16(path):  # pyarrow would read it as UTF-8 and fail on a later line
+        raise InputFormatError(f"{what}: {path} holds UTF-16 text; save it as UTF-8")
     delimiter = "\t" if path.name.lower().endswith(".tsv") else ","
     try:
         table = pcsv.read_csv(

@@ -72,26 +72,71 @@ def _report_text(path: Path) -> str:
 
 def parse_report(text: str) -> Any:
     """The JSON document of a report's text, parsed with bounds: at most MAX_REPORT_BYTES and
-    MAX_REPORT_DEPTH levels of nesting (the schema needs 6); ReportValidationError otherwise."""
+    MAX_REPORT_DEPTH levels of nesting (the schema needs 6), and no object that repeats a key (JSON leaves
+    which of the two counts to the reader); ReportValidationError otherwise."""
     if len(text) > MAX_REPORT_BYTES:
         raise ReportValidationError(f"report is larger than {MAX_REPORT_BYTES >> 20} MiB")
     try:
-        doc = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        doc = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
+                         object_pairs_hook=_unique_keys)
     except RecursionError:
         raise ReportValidationError(f"report nests deeper than {MAX_REPORT_DEPTH} levels") from None
     except ValueError as exc:
         raise ReportValidationError(f"report is not valid JSON: {exc.__class__.__name__} at position "
                                     f"{getattr(exc, 'pos', '?')}") from None
     stack = [(doc, 0)]
+    repeated = False
     while stack:
         value, depth = stack.pop()
         if depth > MAX_REPORT_DEPTH:
             raise ReportValidationError(f"report nests deeper than {MAX_REPORT_DEPTH} levels")
         if isinstance(value, dict):
+            repeated = repeated or isinstance(value, _RepeatedKeys)
             stack.extend((v, depth + 1) for v in value.values())
         elif isinstance(value, list):
             stack.extend((v, depth + 1) for v in value)
+    if repeated:
+        path, key = _repeated_key(doc)
+        raise ReportValidationError(f"report is not valid: {path}: duplicate key {key}; each key may appear "
+                                    f"once in an object")
     return doc
+
+
+class _RepeatedKeys(dict[str, Any]):
+    """A JSON object that repeats a key (the pairs as read, so the key can be named)."""
+
+    pairs: list[tuple[str, Any]]
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s object hook: a dict, marked when the object repeats a key."""
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    marked = _RepeatedKeys(obj)
+    marked.pairs = pairs
+    return marked
+
+
+def _repeated_key(doc: Any) -> tuple[str, str]:
+    """The JSON path of the first object that repeats a key, and the key as it may be shown: a field name of the
+    schema quoted, any other key by its position (it may be data)."""
+    names = _field_names()
+    stack: list[tuple[Any, str]] = [(doc, "$")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, _RepeatedKeys):
+            seen: set[str] = set()
+            for n, (k, _) in enumerate(value.pairs):
+                if k in seen:
+                    return path, repr(k) if k in names else f"(key {n})"
+                seen.add(k)
+        if isinstance(value, dict):
+            stack.extend((v, f"{path}.{k}" if k in names else f"{path}[key {n}]")
+                         for n, (k, v) in enumerate(value.items()))
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(value))
+    return "$", "(a key)"
 
 
 def _finite_float(text: str) -> float:
