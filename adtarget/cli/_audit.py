@@ -19,7 +19,7 @@ __all__ = ["add_parser"]
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser("audit", parents=[common], help="check a report file (schema, policy, sensitive)",
-                              description="Check a segment report: schema adtarget.segment_report/v1, report "
+                              description="Check a segment report: schema adtarget.segment_report/v2 (or a stored v1), report "
                                           "rules, policy fields and sensitive segments. Exit 5 if it fails.")
     p.add_argument("report", type=Path, metavar="REPORT", help="report.json to check")
     opt.add_policy_options(p)

@@ -69,7 +69,7 @@ class ReportAuditError(ReportValidationError):
 _TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (BudgetExhaustedError, EXIT_BUDGET,
      "see 'adtarget budget show'; wait for the next accounting window or ask for a smaller --epsilon"),
-    (ReportValidationError, EXIT_REPORT, "the report must follow adtarget.segment_report/v1 and the policy"),
+    (ReportValidationError, EXIT_REPORT, "the report must follow adtarget.segment_report/v2 (or a stored v1) and the policy"),
     (UnknownAdvertiserError, EXIT_USAGE, "register it with 'adtarget advertiser add NAME' (see "
                                          "'adtarget advertiser list')"),
     (ParameterError, EXIT_USAGE, "see 'adtarget <command> --help' for the allowed values"),
