@@ -147,3 +147,14 @@ def test_chunks_share_no_person(tmp_path):
         for j in range(i + 1, 3):
             assert not np.intersect1d(ids[i], ids[j]).size and not np.intersect1d(consent[i], consent[j]).size
     assert prepare(3_000, 1_000, tmp_path) == chunks  # reused, not regenerated
+
+
+@pytest.mark.slow
+def test_the_report_quality_benchmark_runs_and_writes_its_figures(tmp_path):
+    """benchmarks/bench_report_quality.py on 2 releases (PipelineDP off): it runs and its JSON parses."""
+    cmd = [sys.executable, str(BENCH / "bench_report_quality.py"), "--releases", "2", "--coverage-releases", "2",
+           "--no-pipelinedp", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads((tmp_path / "report_quality.json").read_text())
+    assert {"world", "specs", "coverage", "proxy_audit"} <= set(figures)
