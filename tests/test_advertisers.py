@@ -332,7 +332,7 @@ def test_a_v1_ledger_is_migrated_registering_canonical_ids_and_merging_spend(tmp
     path = tmp_path / "old.sqlite"
     _v1_ledger(path, [("Acme", 1.0), ("acme", 0.5), ("\u0430cme", 0.25), ("Beta", 0.3), ("ACME", 0.5)])
     ledger = BudgetLedger(path, clock=clock)
-    assert ledger.schema_version == 2
+    assert ledger.schema_version == 3
     who = ledger.advertisers()
     assert [(a.advertiser_id, a.display_name) for a in who] == [("acme", "Acme"), ("beta", "Beta")]
     # Acme, acme, ACME and the Cyrillic look-alike are one advertiser now: their spending adds up under one cap
@@ -354,7 +354,7 @@ def test_a_v1_ledger_without_spend_migrates_to_an_empty_registry(tmp_path: Path)
     path = tmp_path / "old.sqlite"
     _v1_ledger(path, [])
     ledger = BudgetLedger(path)
-    assert ledger.schema_version == 2 and ledger.advertisers() == []
+    assert ledger.schema_version == 3 and ledger.advertisers() == []
     assert [r["scope"] for r in ledger.show()] == ["global"]
 
 

@@ -267,10 +267,10 @@ def test_file_is_wal_with_a_busy_timeout_and_versioned(ledger: BudgetLedger, tmp
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
     finally:
         conn.close()
-    assert ledger.schema_version == SCHEMA_VERSION == 2
-    assert BudgetLedger(tmp_path / "budget.sqlite").schema_version == 2  # reopening does not migrate again
+    assert ledger.schema_version == SCHEMA_VERSION == 3
+    assert BudgetLedger(tmp_path / "budget.sqlite").schema_version == 3  # reopening does not migrate again
     with closing(sqlite3.connect(tmp_path / "budget.sqlite")) as conn:
-        assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
 
 
 def test_spend_rows_are_append_only(ledger: BudgetLedger, tmp_path: Path) -> None:

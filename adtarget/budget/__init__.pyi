@@ -4,6 +4,7 @@ from ._accountant import InMemoryAccountant as InMemoryAccountant
 from ._ledger import Advertiser as Advertiser
 from ._ledger import BudgetLedger as BudgetLedger
 from ._spec import PrivacyBudget as PrivacyBudget
+from ._spec import ReleaseAccounting as ReleaseAccounting
 from ._spec import RemainingBudget as RemainingBudget
 
-__all__ = ["Advertiser", "BudgetLedger", "InMemoryAccountant", "PrivacyBudget", "RemainingBudget"]
+__all__ = ["Advertiser", "BudgetLedger", "InMemoryAccountant", "PrivacyBudget", "ReleaseAccounting", "RemainingBudget"]

@@ -2,9 +2,11 @@
 
 Every advertiser release is charged here *before* anything is emitted. A charge checks two caps over the
 accounting window containing now: the advertiser's cap and a global cap across all advertisers (who may
-collude). Advertisers are registered first, under a canonical id (``_advertisers``), so one advertiser cannot
-spend as many. A DP-derived definition (a DP k-means fit, a DP proxy audit) is charged once against the global
-cap when it is made, and once to every advertiser who receives segments that depend on it. An identical
+collude), each window composed by its route: basic composition, or Rényi DP (zCDP) for a window of
+Gaussian releases (``_composition``). Advertisers are registered first, under a canonical id
+(``_advertisers``), so one advertiser cannot spend as many. A DP-derived definition (a DP k-means fit, a DP
+proxy audit) is charged once against the global cap when it is made, and once to every advertiser who receives
+segments that depend on it. An identical
 repeated query (same ``query_key``: hash of the release spec and public facts) returns the stored charge, and
 its stored report, without new spending. Spend rows and registrations are append-only (SQLite triggers).
 See ``docs/privacy/budget-ledger.md``.
@@ -27,7 +29,21 @@ from typing import Any
 from adtarget._core._atomic import private_file
 from adtarget.budget._accountant import InMemoryAccountant
 from adtarget.budget._advertisers import canonical_advertiser, skeleton
-from adtarget.budget._spec import PrivacyBudget, RemainingBudget
+from adtarget.budget._composition import (
+    ROUTES,
+    TOLERANCE,
+    Spend,
+    check_accounting,
+    choose_route,
+    events_json,
+    fits,
+    left,
+    parse_events,
+    spend_of,
+    total,
+)
+from adtarget.budget._composition import composed as composed_spend
+from adtarget.budget._spec import PrivacyBudget, ReleaseAccounting, RemainingBudget
 from adtarget.exceptions import BudgetExhaustedError, LedgerError, ParameterError, UnknownAdvertiserError
 
 __all__ = ["DEFAULT_ADVERTISER_CAP", "DEFAULT_GLOBAL_CAP", "DEFAULT_WINDOW_DAYS", "SCHEMA_VERSION", "TOLERANCE",
@@ -36,8 +52,6 @@ __all__ = ["DEFAULT_ADVERTISER_CAP", "DEFAULT_GLOBAL_CAP", "DEFAULT_WINDOW_DAYS"
 DEFAULT_ADVERTISER_CAP = PrivacyBudget(4.0, 1e-5)
 DEFAULT_GLOBAL_CAP = PrivacyBudget(20.0, 1e-4)
 DEFAULT_WINDOW_DAYS = 30
-#: relative tolerance of cap comparisons: spent + requested <= cap * (1 + TOLERANCE), so 5 × 0.2 fits 1.0.
-TOLERANCE = 1e-12
 _DAY = 86_400
 
 _IMMUTABLE_SPEND = """CREATE TRIGGER spend_amounts_immutable BEFORE UPDATE OF
@@ -94,8 +108,32 @@ _MIGRATION_2 = (
     """CREATE TRIGGER definition_spend_no_update BEFORE UPDATE ON definition_spend
         BEGIN SELECT RAISE(ABORT, 'spend amounts are immutable'); END""",
 )
+_IMMUTABLE_SPEND_3 = """CREATE TRIGGER spend_amounts_immutable BEFORE UPDATE OF
+        advertiser, epsilon, delta, query_key, window_start, window_end, charged_at,
+        rdp_events, basic_epsilon, basic_delta ON spend
+        BEGIN SELECT RAISE(ABORT, 'spend amounts are immutable'); END"""
+_MIGRATION_3 = (
+    # issue 17: each release's accounting (docs/privacy/budget-ledger.md "Composition"). rdp_events: its
+    # Gaussian and pure-ε blocks as JSON; basic_epsilon/basic_delta: its (ε, δ)-DP remainder. A row without
+    # events is all basic (every row written before this version: its whole (ε, δ)).
+    "ALTER TABLE spend ADD COLUMN rdp_events TEXT NOT NULL DEFAULT '[]'",
+    "ALTER TABLE spend ADD COLUMN basic_epsilon REAL NOT NULL DEFAULT 0 CHECK (basic_epsilon >= 0)",
+    "ALTER TABLE spend ADD COLUMN basic_delta REAL NOT NULL DEFAULT 0 CHECK (basic_delta >= 0 AND basic_delta < 1)",
+    "UPDATE spend SET basic_epsilon = epsilon, basic_delta = delta",
+    "DROP TRIGGER spend_amounts_immutable",
+    _IMMUTABLE_SPEND_3,
+    # the accounting route of each scope's window, fixed by its first charge (scope '': global); write-once
+    """CREATE TABLE window_routes (
+        scope TEXT NOT NULL, window_start INTEGER NOT NULL, window_end INTEGER NOT NULL,
+        route TEXT NOT NULL CHECK (route IN ('basic', 'rdp')), chosen_at INTEGER NOT NULL,
+        PRIMARY KEY (scope, window_start, window_end))""",
+    """CREATE TRIGGER window_routes_no_delete BEFORE DELETE ON window_routes
+        BEGIN SELECT RAISE(ABORT, 'a window route is immutable'); END""",
+    """CREATE TRIGGER window_routes_no_update BEFORE UPDATE ON window_routes
+        BEGIN SELECT RAISE(ABORT, 'a window route is immutable'); END""",
+)
 #: (version, statements) applied in order to bring an older ledger file up to SCHEMA_VERSION.
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _MIGRATION_1), (2, _MIGRATION_2))
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _MIGRATION_1), (2, _MIGRATION_2), (3, _MIGRATION_3))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -134,10 +172,6 @@ def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _fits(total: float, cap: float) -> bool:
-    return total <= cap * (1.0 + TOLERANCE)
-
-
 def checked_advertiser(value: Any) -> str:
     """The canonical advertiser id of ``value`` (NFKC, case-folded; see ``_advertisers``)."""
     return canonical_advertiser(value)
@@ -164,6 +198,9 @@ class Charge:
 
     ``new_spend`` is False when an identical earlier query was found: then nothing new was spent, and
     ``report_json`` holds the stored report (None if the earlier run stopped before storing one).
+    ``accounting`` is how the release spends its budget (None: one (ε, δ) block); ``route`` and
+    ``global_route`` are the accounting routes (``"basic"`` or ``"rdp"``) of the advertiser's and of the global
+    window it was charged to (docs/privacy/budget-ledger.md "Composition").
     """
 
     charge_id: int
@@ -176,6 +213,9 @@ class Charge:
     new_spend: bool
     report_json: str | None
     definitions_charged: tuple[str, ...] = ()
+    accounting: ReleaseAccounting | None = None
+    route: str = "basic"
+    global_route: str = "basic"
 
 
 @dataclass(frozen=True)
@@ -235,6 +275,44 @@ def _stored(epsilon: object, delta: object, what: str) -> PrivacyBudget:
     except ParameterError:
         raise _CorruptValue(f"a stored {what} is not a valid budget") from None
 
+
+_ROUTE_NAMES = {"basic": "basic composition", "rdp": "Rényi-DP (zCDP) accounting"}
+
+
+def _stored_amounts(epsilon: object, delta: object) -> tuple[float, float]:
+    """A stored spend's (ε, δ): non-negative numbers."""
+    if not (_is_number(epsilon) and _is_number(delta) and epsilon >= 0 and delta >= 0):  # type: ignore[operator]
+        raise _CorruptValue("a stored spend is not a non-negative number")
+    return float(epsilon), float(delta)  # type: ignore[arg-type]
+
+
+def _stored_accounting(epsilon: float, delta: float, events: object, basic_epsilon: object,
+                       basic_delta: object) -> ReleaseAccounting | None:
+    """The accounting of a stored spend row, checked as ``charge`` checks it (None: the row is one (ε, δ)
+    block, as every row written before schema version 3)."""
+    try:
+        gaussian, pure = parse_events(events)
+    except ValueError as exc:
+        raise _CorruptValue(f"a stored spend's rdp_events is not what the ledger writes ({exc})") from None
+    b_eps, b_delta = _stored_amounts(basic_epsilon, basic_delta)
+    if not gaussian and not pure and (b_eps, b_delta) == (epsilon, delta):
+        return None
+    try:
+        basic = PrivacyBudget(b_eps, b_delta) if b_eps > 0 or b_delta > 0 else None
+        return check_accounting(PrivacyBudget(epsilon, delta), ReleaseAccounting(gaussian, pure, basic))
+    except ParameterError:
+        raise _CorruptValue("a stored spend's accounting does not fit its budget") from None
+
+
+def _stored_route(conn: sqlite3.Connection, scope: str, window: tuple[int, int]) -> str | None:
+    """The stored route of ``scope``'s window (``""``: global), None when none was chosen."""
+    row = conn.execute("SELECT route FROM window_routes WHERE scope = ? AND window_start = ? AND window_end = ?",
+                       (scope, window[0], window[1])).fetchone()
+    if row is not None and row[0] not in ROUTES:
+        raise _CorruptValue("a stored window route is not one the ledger writes")
+    return None if row is None else str(row[0])
+
+
 def _stored_advertiser(advertiser_id: object, display_name: object) -> str:
     """An advertiser id read from the file: the canonical id of its registered name, as registration writes
     it (an edited id with control characters or one that is not canonical never reaches a terminal or a
@@ -265,7 +343,9 @@ class BudgetLedger:
 
     Privacy
     -------
-    Caps bound the basic-composition sum of (ε, δ) released per advertiser and in total per window; only
+    Caps bound the (ε, δ) released per advertiser and in total per window, composed by each window's route:
+    basic composition, or, for a window whose first charge is a Gaussian release that gains by it, Rényi DP
+    (zCDP; ``adtarget.budget._composition``, docs/privacy/budget-ledger.md "Composition"); only
     registered advertisers are charged, under their canonical id, so ``Acme`` and ``ACME`` share one cap and a
     look-alike cannot be registered. Windows are fixed: ``[origin + i·length, origin + (i+1)·length)`` UTC,
     origin 1970-01-01 by default.
@@ -530,41 +610,66 @@ class BudgetLedger:
                 raise _CorruptValue(f"a stored {table.replace('_', ' ')} window is not whole epoch seconds")
 
     @staticmethod
-    def _spent(conn: sqlite3.Connection, window: tuple[int, int], advertiser: str | None) -> tuple[float, float]:
-        """What ``advertiser`` (None: everyone, globally) has spent in ``window``: releases and definitions."""
+    def _spent(conn: sqlite3.Connection, window: tuple[int, int], advertiser: str | None) -> tuple[Spend, int]:
+        """What ``advertiser`` (None: everyone, globally) has spent in ``window`` (releases and definitions), and
+        how many charges that is."""
         where = "WHERE window_start < ? AND window_end > ? AND advertiser = ?"
         who = advertiser if advertiser is not None else ""
         rows = conn.execute(f"SELECT epsilon, delta FROM definition_spend {where}",  # noqa: S608 (constant)
                             (window[1], window[0], who)).fetchall()
-        sql = "SELECT epsilon, delta FROM spend WHERE window_start < ? AND window_end > ?"
+        spends = [spend_of(*_stored_amounts(e, d)) for e, d in rows]
+        sql = ("SELECT epsilon, delta, rdp_events, basic_epsilon, basic_delta FROM spend "
+               "WHERE window_start < ? AND window_end > ?")
         args: tuple[Any, ...] = (window[1], window[0])
         if advertiser is not None:
             sql, args = sql + " AND advertiser = ?", (*args, advertiser)
-        rows += conn.execute(sql, args).fetchall()
-        if not all(_is_number(e) and _is_number(d) and e >= 0 and d >= 0 for e, d in rows):
-            raise _CorruptValue("a stored spend is not a non-negative number")
-        return math.fsum(r[0] for r in rows), math.fsum(r[1] for r in rows)
+        for e, d, events, b_eps, b_delta in conn.execute(sql, args):
+            eps, delta = _stored_amounts(e, d)
+            spends.append(spend_of(eps, delta, _stored_accounting(eps, delta, events, b_eps, b_delta)))
+        return total(spends), len(spends)
 
     @staticmethod
-    def _left(cap: PrivacyBudget, spent: tuple[float, float]) -> RemainingBudget:
-        return RemainingBudget(max(cap.epsilon - spent[0], 0.0), max(cap.delta - spent[1], 0.0))
+    def _route(conn: sqlite3.Connection, window: tuple[int, int], scope: str, n_charges: int,
+               first: Spend | None, cap: PrivacyBudget) -> tuple[str, bool]:
+        """(route, new) of ``scope``'s window (``""``: global): the stored one; else ``basic`` when the window
+        already holds charges (written before routes existed, or under another window length); else the one
+        ``first`` chooses (``new``: to be stored with it), or ``basic`` with no charge to choose."""
+        stored = _stored_route(conn, scope, window)
+        if stored is not None:
+            return stored, False
+        if first is None:
+            return "basic", False
+        return ("basic" if n_charges else choose_route(first, cap)), True
 
     def _check_caps(self, conn: sqlite3.Connection, caps: BudgetCaps, who: Advertiser | None,
-                    requests: tuple[PrivacyBudget, PrivacyBudget], window: tuple[int, int]) -> None:
-        """``requests`` (for the advertiser, globally) fit the advertiser's (if any) and the global cap."""
-        scopes: list[tuple[str, PrivacyBudget, str | None, PrivacyBudget]] = [
-            ("all advertisers (global cap)", caps.global_cap, None, requests[1])]
+                    requests: tuple[PrivacyBudget, PrivacyBudget], spends: tuple[Spend, Spend],
+                    window: tuple[int, int]) -> dict[str, tuple[str, bool]]:
+        """``requests`` (for the advertiser, globally; ``spends`` describe them) fit the advertiser's (if any)
+        and the global cap under each window's route; returns {scope: (route, new)} (scope ``""``: global)."""
+        scopes: list[tuple[str, PrivacyBudget, str | None, PrivacyBudget, Spend]] = [
+            ("all advertisers (global cap)", caps.global_cap, None, requests[1], spends[1])]
         if who is not None:
             scopes.insert(0, (f"advertiser {who.advertiser_id!r}", who.cap or caps.advertiser_cap,
-                              who.advertiser_id, requests[0]))
-        for label, cap, name, budget in scopes:
-            spent = self._spent(conn, window, name)
-            if not (_fits(spent[0] + budget.epsilon, cap.epsilon) and _fits(spent[1] + budget.delta, cap.delta)):
+                              who.advertiser_id, requests[0], spends[0]))
+        routes: dict[str, tuple[str, bool]] = {}
+        for label, cap, name, budget, request in scopes:
+            spent, n_charges = self._spent(conn, window, name)
+            route, new = self._route(conn, window, name or "", n_charges, request, cap)
+            routes[name or ""] = (route, new)
+            if not fits(route, total([spent, request]), cap):
                 subject = f"advertiser {who.advertiser_id!r}" if who is not None else "a segment definition"
                 raise BudgetExhaustedError(
                     f"privacy budget exhausted for {subject}: requested {budget}, remaining "
-                    f"{self._left(cap, spent)} for {label} (cap {cap}) in window "
+                    f"{left(route, spent, cap)} for {label} (cap {cap}; {_ROUTE_NAMES[route]}) in window "
                     f"{_iso(window[0])}..{_iso(window[1])}; nothing was spent")
+        return routes
+
+    def _store_routes(self, conn: sqlite3.Connection, routes: dict[str, tuple[str, bool]],
+                      window: tuple[int, int]) -> None:
+        conn.executemany("INSERT INTO window_routes (scope, window_start, window_end, route, chosen_at) "
+                         "VALUES (?, ?, ?, ?, ?)",
+                         [(scope, window[0], window[1], route, self._now())
+                          for scope, (route, new) in routes.items() if new])
 
     def _charge_window(self, caps: BudgetCaps, window_start: Any) -> tuple[int, int]:
         current = self._window_at(caps, self._now())
@@ -604,8 +709,10 @@ class BudgetLedger:
             window = self._window_at(caps, self._now())
             if self._same_definition(conn, key, "", budget, window):
                 return False
-            self._check_caps(conn, caps, None, (budget, budget), window)
+            one = spend_of(budget.epsilon, budget.delta)
+            routes = self._check_caps(conn, caps, None, (budget, budget), (one, one), window)
             self._insert_definition(conn, key, "", budget, window)
+            self._store_routes(conn, routes, window)
             return True
 
     def _same_definition(self, conn: sqlite3.Connection, artefact_id: str, advertiser: str, budget: PrivacyBudget,
@@ -618,7 +725,8 @@ class BudgetLedger:
 
     def charge(self, advertiser: str, budget: PrivacyBudget, query_key: str, *,
                window_start: int | datetime | None = None,
-               definitions: Iterable[tuple[str, PrivacyBudget]] = ()) -> Charge:
+               definitions: Iterable[tuple[str, PrivacyBudget]] = (),
+               accounting: ReleaseAccounting | None = None) -> Charge:
         """Record the spending of ``budget`` by ``advertiser`` for ``query_key``, before anything is emitted.
 
         Parameters
@@ -626,7 +734,8 @@ class BudgetLedger:
         advertiser : str
             A registered advertiser, in any spelling of its canonical id.
         budget : PrivacyBudget
-            The (ε, δ) of the whole release; must be finite.
+            The (ε, δ) of the whole release by basic composition of its blocks; must be finite. It is what a
+            window under basic composition is charged.
         query_key : str
             Hash of the release spec and public facts. A key seen before returns its charge without new
             spending (``new_spend=False``) and its stored report, if any.
@@ -636,22 +745,29 @@ class BudgetLedger:
         definitions : iterable of (artefact_id, PrivacyBudget), default ()
             The DP-derived definitions the released segments depend on. Each is charged to this advertiser
             once per window (and globally, if it was not charged when it was made); all or nothing.
+        accounting : ReleaseAccounting, optional
+            The release's blocks (Gaussian noise multipliers, pure ε, an (ε, δ) remainder), for windows composed
+            by Rényi DP (zCDP); None: the release is one (ε, δ)-DP block. Its parts must lie within ``budget``.
+            A reused ``query_key`` keeps the accounting stored with it.
 
         Returns
         -------
         Charge
-            ``definitions_charged`` names the definitions this call charged to the advertiser.
+            ``definitions_charged`` names the definitions this call charged to the advertiser; ``route`` and
+            ``global_route`` say how the advertiser's and the global window compose (``"basic"``, ``"rdp"``).
 
         Raises
         ------
         UnknownAdvertiserError
             ``advertiser`` is not registered.
         BudgetExhaustedError
-            The advertiser's or the global cap would be exceeded in the current window; nothing is spent.
+            The advertiser's or the global cap would be exceeded in the current window, composed by that
+            window's route; nothing is spent.
         ParameterError
             Invalid arguments, or ``query_key`` was charged with another advertiser or budget.
         """
         budget, key = _checked_budget(budget), _checked_key(query_key)
+        accounting = check_accounting(budget, accounting)
         wanted = _checked_definitions(definitions)
         with self._transaction() as conn:
             who = self._registered(conn, advertiser)
@@ -663,25 +779,36 @@ class BudgetLedger:
             window = self._charge_window(caps, window_start)
             new_global = [(a, b) for a, b in wanted if not self._same_definition(conn, a, "", b, window)]
             new_use = [(a, b) for a, b in wanted if not self._same_definition(conn, a, who.advertiser_id, b, window)]
-            self._check_caps(conn, caps, who, (_plus(budget, new_use), _plus(budget, new_global)), window)
+            release = spend_of(budget.epsilon, budget.delta, accounting)
+            spends = (total([release, *(spend_of(b.epsilon, b.delta) for _, b in new_use)]),
+                      total([release, *(spend_of(b.epsilon, b.delta) for _, b in new_global)]))
+            routes = self._check_caps(conn, caps, who, (_plus(budget, new_use), _plus(budget, new_global)), spends,
+                                      window)
             for artefact, cost in new_global:
                 self._insert_definition(conn, artefact, "", cost, window)
             for artefact, cost in new_use:
                 self._insert_definition(conn, artefact, who.advertiser_id, cost, window)
+            basic = budget if accounting is None else accounting.basic
             cur = conn.execute(
                 "INSERT INTO spend (advertiser, epsilon, delta, query_key, window_start, window_end, charged_at, "
-                "status) VALUES (?, ?, ?, ?, ?, ?, ?, 'charged')",
-                (who.advertiser_id, budget.epsilon, budget.delta, key, window[0], window[1], self._now()))
+                "status, rdp_events, basic_epsilon, basic_delta) VALUES (?, ?, ?, ?, ?, ?, ?, 'charged', ?, ?, ?)",
+                (who.advertiser_id, budget.epsilon, budget.delta, key, window[0], window[1], self._now(),
+                 events_json(accounting), basic.epsilon if basic else 0.0, basic.delta if basic else 0.0))
+            self._store_routes(conn, routes, window)
             return Charge(int(cur.lastrowid or 0), who.advertiser_id, budget, key, window[0], window[1], "charged",
-                          True, None, tuple(a for a, _ in new_use))
+                          True, None, tuple(a for a, _ in new_use), accounting, routes[who.advertiser_id][0],
+                          routes[""][0])
 
     @staticmethod
     def _find(conn: sqlite3.Connection, key: str) -> Charge | None:
-        row = conn.execute("SELECT id, advertiser, epsilon, delta, window_start, window_end, status, report_json "
-                           "FROM spend WHERE query_key = ?", (key,)).fetchone()
+        row = conn.execute("SELECT id, advertiser, epsilon, delta, window_start, window_end, status, report_json, "
+                           "rdp_events, basic_epsilon, basic_delta FROM spend WHERE query_key = ?", (key,)).fetchone()
         if row is None:
             return None
-        return Charge(row[0], row[1], _stored(row[2], row[3], "spend"), key, row[4], row[5], row[6], False, row[7])
+        budget = _stored(row[2], row[3], "spend")
+        accounting = _stored_accounting(budget.epsilon, budget.delta, row[8], row[9], row[10])
+        routes = [_stored_route(conn, scope, (row[4], row[5])) or "basic" for scope in (str(row[1]), "")]
+        return Charge(row[0], row[1], budget, key, row[4], row[5], row[6], False, row[7], (), accounting, *routes)
 
     @staticmethod
     def _reused(found: Charge, advertiser: str, budget: PrivacyBudget) -> Charge:
@@ -731,14 +858,22 @@ class BudgetLedger:
 
     # --- reading -----------------------------------------------------------------------------------
     def remaining(self, advertiser: str) -> tuple[RemainingBudget, RemainingBudget]:
-        """(advertiser_left, global_left) in the window containing now, each clipped at 0."""
+        """(advertiser_left, global_left) in the window containing now, each clipped at 0: the cap minus what
+        the window has spent composed by its route (basic composition, or Rényi DP for a window of Gaussian
+        releases)."""
         with self._transaction(write=False) as conn:
             who = self._registered(conn, advertiser)
             caps = self._caps(conn)
             self._check_spend_rows(conn)
             window = self._window_at(caps, self._now())
-            return (self._left(who.cap or caps.advertiser_cap, self._spent(conn, window, who.advertiser_id)),
-                    self._left(caps.global_cap, self._spent(conn, window, None)))
+            return (self._left(conn, window, who.advertiser_id, who.cap or caps.advertiser_cap),
+                    self._left(conn, window, None, caps.global_cap))
+
+    def _left(self, conn: sqlite3.Connection, window: tuple[int, int], advertiser: str | None,
+              cap: PrivacyBudget) -> RemainingBudget:
+        spent, n_charges = self._spent(conn, window, advertiser)
+        route, _ = self._route(conn, window, advertiser or "", n_charges, None, cap)
+        return left(route, spent, cap)
 
     def show(self) -> list[dict[str, Any]]:
         """One row per registered advertiser (by canonical id), then the global row (for ``budget show``)."""
@@ -754,12 +889,14 @@ class BudgetLedger:
 
     def _row(self, conn: sqlite3.Connection, scope: str, advertiser: str | None, cap: PrivacyBudget,
              window: tuple[int, int]) -> dict[str, Any]:
-        spent = self._spent(conn, window, advertiser)
-        left = self._left(cap, spent)
+        spent, n_charges = self._spent(conn, window, advertiser)
+        route, _ = self._route(conn, window, advertiser or "", n_charges, None, cap)
+        eps, delta = composed_spend(route, spent, cap)
+        rest = left(route, spent, cap)
         return {"scope": scope, "advertiser": advertiser, "window_start": _iso(window[0]),
-                "window_end": _iso(window[1]), "epsilon_spent": spent[0], "delta_spent": spent[1],
+                "window_end": _iso(window[1]), "epsilon_spent": eps, "delta_spent": delta,
                 "epsilon_cap": cap.epsilon, "delta_cap": cap.delta,
-                "epsilon_remaining": left.epsilon, "delta_remaining": left.delta}
+                "epsilon_remaining": rest.epsilon, "delta_remaining": rest.delta, "accounting": route}
 
 
 def _same_budget(a: PrivacyBudget, b: PrivacyBudget) -> bool:

@@ -17,7 +17,8 @@ import numpy as np
 
 from adtarget.exceptions import ParameterError, PrivacyLeakWarning
 
-__all__ = ["PrivacyBudget", "RemainingBudget", "check_delta", "check_epsilon", "check_positive", "checked_seed"]
+__all__ = ["PrivacyBudget", "ReleaseAccounting", "RemainingBudget", "check_delta", "check_epsilon", "check_positive",
+           "checked_seed"]
 
 
 def _is_real(value: Any) -> bool:
@@ -166,3 +167,77 @@ class RemainingBudget:
     def __str__(self) -> str:
         """12 significant digits, so float sums read as the literals they came from (0.1, not 0.10000000000000009)."""
         return f"ε={self.epsilon:.12g}, δ={self.delta:.12g}"
+
+
+#: the most Gaussian blocks, and the most pure-ε blocks, one release's accounting may list
+MAX_BLOCKS = 64
+
+
+def _blocks(name: str, values: Any, *, least: float) -> tuple[float, ...]:
+    if isinstance(values, str | bytes) or not isinstance(values, tuple | list):
+        raise ParameterError(f"{name} must be a tuple of numbers, got {values!r}")
+    if len(values) > MAX_BLOCKS:
+        raise ParameterError(f"{name} may list at most {MAX_BLOCKS} blocks, got {len(values)}")
+    out = []
+    for v in values:
+        if not _is_real(v) or not math.isfinite(v) or v < least:
+            raise ParameterError(f"{name} entries must be finite numbers >= {least:g}, got {v!r}")
+        out.append(float(v))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class ReleaseAccounting:
+    """How one release spends its (ε, δ), for the ledger's Rényi-DP (zCDP) accounting.
+
+    The release's ``PrivacyBudget`` stays its basic-composition total; this says which parts it is made of, so
+    a window of such releases can be composed more tightly (docs/privacy/budget-ledger.md "Composition").
+
+    Parameters
+    ----------
+    gaussian_noise_multipliers : tuple of float, default ()
+        σ / Δ2 of each discrete-Gaussian block (``N_Z(0, σ²)`` per count, L2 sensitivity Δ2): each block is
+        Δ2² / (2σ²)-zCDP (Canonne, Kamath and Steinke 2020). Finite, > 0.
+    pure_epsilons : tuple of float, default ()
+        ε of each pure ε-DP block (discrete-Laplace counts): each is ε²/2-zCDP (Bun and Steinke 2016).
+    basic : PrivacyBudget, optional
+        The (ε, δ)-DP remainder that has no finer description (partition selection); None when there is none.
+
+    Examples
+    --------
+    >>> ReleaseAccounting(gaussian_noise_multipliers=(10.0,), basic=PrivacyBudget(0.5, 1e-7)).rho
+    0.13
+    """
+
+    gaussian_noise_multipliers: tuple[float, ...] = ()
+    pure_epsilons: tuple[float, ...] = ()
+    basic: PrivacyBudget | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gaussian_noise_multipliers",
+                           _blocks("gaussian_noise_multipliers", self.gaussian_noise_multipliers, least=1e-6))
+        object.__setattr__(self, "pure_epsilons", _blocks("pure_epsilons", self.pure_epsilons, least=MIN_EPSILON))
+        if self.basic is not None and (not isinstance(self.basic, PrivacyBudget) or self.basic.is_infinite):
+            raise ParameterError(f"basic must be a finite PrivacyBudget or None, got {self.basic!r}")
+        if not (self.gaussian_noise_multipliers or self.pure_epsilons or self.basic is not None):
+            raise ParameterError("a ReleaseAccounting must list at least one block (Gaussian, pure ε or basic)")
+
+    @property
+    def has_gaussian(self) -> bool:
+        """True when the release has discrete-Gaussian blocks."""
+        return bool(self.gaussian_noise_multipliers)
+
+    @property
+    def rho(self) -> float:
+        """The zCDP ρ of the release: Σ 1/(2z²) over Gaussian blocks, Σ ε²/2 over pure and basic blocks (the
+        basic block's δ is then its approximate-DP part, :attr:`bad_delta`)."""
+        parts = [1.0 / (2.0 * z * z) for z in self.gaussian_noise_multipliers]
+        parts += [e * e / 2.0 for e in self.pure_epsilons]
+        if self.basic is not None:
+            parts.append(self.basic.epsilon ** 2 / 2.0)
+        return math.fsum(parts)
+
+    @property
+    def bad_delta(self) -> float:
+        """δ of the approximate-DP part (the basic block's δ; 0 without one)."""
+        return 0.0 if self.basic is None else self.basic.delta

@@ -54,7 +54,9 @@ class ReleaseExplanation:
     stages : tuple of dict
         ``{"stage", "epsilon", "delta", ...}`` per DP stage; their sum is the charged total.
     total : dict
-        The (ε, δ) charged to the ledger (basic composition of the stages).
+        The (ε, δ) charged to the ledger (basic composition of the stages). With ``"accounting":
+        {"advertiser": route, "global": route}`` when a window it was charged to composes by Rényi DP
+        (``"rdp"``, zCDP) rather than basic composition (``"basic"``; docs/privacy/budget-ledger.md).
     bounds, sensitivity, noise, partition_selection, suppression, budget_remaining : dict
     definitions : dict
         ``{"used": [...], "charged": [...]}``: the DP-derived definitions (DP k-means fits, proxy audits behind
@@ -90,6 +92,13 @@ class ReleaseExplanation:
                            "delta": p_delta, "mechanism": "thresholded discrete Laplace"})
         return tuple(stages)
 
+    @staticmethod
+    def accounting_of(charge: Any) -> dict[str, Any]:
+        """The ``total`` entry naming the ledger's accounting routes of ``charge``: ``{"accounting":
+        {"advertiser": ..., "global": ...}}`` when either is ``"rdp"``, else nothing (basic composition)."""
+        routes = {"advertiser": getattr(charge, "route", "basic"), "global": getattr(charge, "global_route", "basic")}
+        return {"accounting": routes} if charge is not None and "rdp" in routes.values() else {}
+
     @classmethod
     def for_reused(cls, spec: ReleaseSpec, query_key: str) -> ReleaseExplanation:
         """The explanation of a repeated query: the stored report is returned, nothing new is spent."""
@@ -113,8 +122,16 @@ class ReleaseExplanation:
             lines.append("identical earlier query: its stored report was returned, nothing new was spent")
         for st in self.stages:
             lines.append(f"  stage {st['stage']}: ε={st['epsilon']}, δ={st['delta']} ({st['mechanism']})")
-        lines.append(f"  total charged: ε={self.total.get('epsilon')}, δ={self.total.get('delta')} "
-                     f"(basic composition)")
+        routes = self.total.get("accounting")
+        if isinstance(routes, Mapping):
+            how = {"rdp": "Rényi DP (zCDP)", "basic": "basic composition"}
+            lines.append(f"  total charged: ε={self.total.get('epsilon')}, δ={self.total.get('delta')} (basic "
+                         f"composition of the stages); the ledger composes the advertiser's window by "
+                         f"{how.get(str(routes.get('advertiser')), '?')}, the global window by "
+                         f"{how.get(str(routes.get('global')), '?')}")
+        else:
+            lines.append(f"  total charged: ε={self.total.get('epsilon')}, δ={self.total.get('delta')} "
+                         f"(basic composition)")
         if self.sensitivity:
             s = self.sensitivity
             lines.append(f"  sensitivity: sizes L1={s['sizes']['l1']}, cells L1={s['breakdowns']['l1']} "

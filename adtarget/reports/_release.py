@@ -35,17 +35,19 @@ from adtarget.reports._cells import (
 )
 from adtarget.reports._document import new_report_id, report_created_at, report_document
 from adtarget.reports._explain import ReleaseExplanation, _bounds, _num, sensitivity
-from adtarget.reports._postprocess import as_rng, noisy_release
+from adtarget.reports._postprocess import as_rng, noises, noisy_release
 from adtarget.reports._report import SegmentReport, validate_report
 from adtarget.reports._spec import ReleaseSpec, _iso, checked_spec
 
 if TYPE_CHECKING:
     from adtarget._core._types import SeedLike
+    from adtarget.budget._spec import ReleaseAccounting
     from adtarget.gate._gate import EligibleEvents
     from adtarget.gate._policy import EligibilityPolicy
     from adtarget.segments._info import SegmentAssignments
 
-__all__ = ["ReleaseResult", "check_ledger", "default_window", "query_key", "release", "release_counts", "report_policy"]
+__all__ = ["ReleaseResult", "check_ledger", "default_window", "query_key", "release", "release_accounting",
+           "release_counts", "report_policy"]
 
 
 @dataclass(frozen=True)
@@ -167,14 +169,31 @@ def check_ledger(ledger: Any) -> BudgetLedger:
     return ledger
 
 
+def release_accounting(spec: ReleaseSpec) -> ReleaseAccounting:
+    """How a release of ``spec`` spends its (ε, δ), for the ledger's Rényi-DP accounting: the noise multiplier
+    σ/Δ2 of each discrete-Gaussian block (sizes, breakdown cells), or the ε of each pure discrete-Laplace block,
+    and partition selection as the (ε, δ) remainder (None without a region breakdown). Public parameters only.
+    """
+    from adtarget.budget._spec import PrivacyBudget, ReleaseAccounting
+
+    blocks = [n for n in noises(spec) if n is not None]
+    p_eps, p_delta = spec.partition_budget
+    basic = PrivacyBudget(p_eps, p_delta) if spec.needs_partition_selection else None
+    if spec.mechanism == "discrete_gaussian":
+        return ReleaseAccounting(gaussian_noise_multipliers=tuple(n.sigma / n.l2_sensitivity for n in blocks),
+                                 basic=basic)
+    return ReleaseAccounting(pure_epsilons=tuple(n.epsilon for n in blocks), basic=basic)
+
+
 def _charge(ledger: BudgetLedger, spec: ReleaseSpec, key: str, definitions: Sequence[Any]) -> Any:
-    """Charge (spec.epsilon, spec.delta) and the definitions; None for the test-only ε = ∞ release."""
+    """Charge (spec.epsilon, spec.delta), described by :func:`release_accounting`, and the definitions; None for
+    the test-only ε = ∞ release."""
     from adtarget.budget._spec import PrivacyBudget
 
     if math.isinf(spec.epsilon):
         return None
     return BudgetLedger.charge(ledger, spec.advertiser, PrivacyBudget(spec.epsilon, spec.delta), key,
-                         definitions=tuple(definitions))
+                               definitions=tuple(definitions), accounting=release_accounting(spec))
 
 
 @uses_buffers
@@ -220,7 +239,8 @@ def _emit(cells: CellCounts, spec: ReleaseSpec, facts: ReleaseFacts, *, key: str
     explanation = ReleaseExplanation(
         str(spec), key, False, ReleaseExplanation.stages_of(spec),
         {"epsilon": _num(float(spec.epsilon)), "delta": float(spec.delta),
-         "new_spend": bool(charge is not None and charge.new_spend)},  # False when completing a crashed run
+         "new_spend": bool(charge is not None and charge.new_spend),  # False when completing a crashed run
+         **ReleaseExplanation.accounting_of(charge)},
         bounds=_bounds(spec), sensitivity=sens, noise=dict(noisy.noise),
         partition_selection=dict(noisy.partition_selection),
         suppression={"requested": len(counts.segment_ids), "reported": len(doc["segments"]),
