@@ -38,6 +38,12 @@ REGIONS = ("US-CA", "DE", "KR")
 
 
 # --- the numpy formulation the kernels replaced (adtarget/gate/_gate.py before the compiled kernels) -------------
+def _lookup(mapping, code, default):
+    """A jurisdiction's entry: the code upper-cased, else its country's (``US-CA`` -> ``US``)."""
+    code = str(code).upper()
+    return mapping.get(code, mapping.get(code.split("-")[0], default))
+
+
 def reference_gate(batch, snapshot, safe, policy, target, end):
     """Everything apply_gate computes, as the numpy code before the kernels computed it."""
     rule_of = {name: code for code, name in enumerate(EXCLUSION_RULES)}
@@ -55,7 +61,7 @@ def reference_gate(batch, snapshot, safe, policy, target, end):
         flag("terminated", snapshot.terminated[at])
         flag("opted_out", ~snapshot.opted_in[at])
         birth = snapshot.birth_year[at].astype(np.int64)
-        min_age = np.array([policy.jurisdiction_min_age.get(c, policy.min_age) for c in snapshot.jurisdiction[at]],
+        min_age = np.array([_lookup(policy.jurisdiction_min_age, c, policy.min_age) for c in snapshot.jurisdiction[at]],
                            dtype=np.int64)
         youngest = dt.datetime.fromtimestamp(end, tz=dt.timezone.utc).year - birth - 1
         flag("under_min_age", (birth > 0) & (youngest < min_age))
@@ -67,13 +73,16 @@ def reference_gate(batch, snapshot, safe, policy, target, end):
     sensitive = ~safe.safe_mask[batch.category]
     if policy.jurisdiction_profiles and snapshot.persons.size:
         jurisdiction = np.where(found, snapshot.jurisdiction[at], "")
-        for code, profile in policy.jurisdiction_profiles.items():
+        for profile in policy.jurisdiction_profiles.values():
             stricter = profile.sensitive_mask(batch.taxonomy)
-            sensitive |= (jurisdiction == code)[batch.person] & stricter[batch.category]
+            mine = np.array([_lookup(policy.jurisdiction_profiles, c, None) is profile for c in jurisdiction],
+                            dtype=bool)
+            sensitive |= mine[batch.person] & stricter[batch.category]
     if snapshot.persons.size:  # persons under the adult age (or of unknown age): age-restricted nodes too
         jurisdiction = np.where(found, snapshot.jurisdiction[at], "")
         birth = np.where(found, snapshot.birth_year[at], 0).astype(np.int64)
-        adult = np.array([policy.jurisdiction_adult_age.get(c, policy.adult_age) for c in jurisdiction], dtype=np.int64)
+        adult = np.array([_lookup(policy.jurisdiction_adult_age, c, policy.adult_age) for c in jurisdiction],
+                         dtype=np.int64)
         youngest = dt.datetime.fromtimestamp(end, tz=dt.timezone.utc).year - birth - 1
         minor = (birth <= 0) | (youngest < adult)
         sensitive |= minor[batch.person] & age_restricted_mask(batch.taxonomy)[batch.category]

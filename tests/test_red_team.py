@@ -175,3 +175,91 @@ def test_the_spark_task_never_reaches_the_callers_dataframe(tmp_path):
                                   budget=BudgetLedger(":memory:", advertisers=["acme"]), settings=settings,
                                   engine=engine, window_end=END, safe_taxonomy=_safe(), random_state=1)
     assert not seen and result.report.segments
+
+
+# --- red-team of the v2 release path (issue 17) ------------------------------------------------------------------
+def _small_release():
+    from _release_fixtures import assignments_for, gate, world_rows
+
+    rows, people = world_rows(seed=3, n_persons=300)
+    eligible = gate(rows, people)
+    return eligible, assignments_for(eligible)
+
+
+def test_a_key_pre_charged_with_a_cheaper_accounting_is_refused_by_the_release():
+    """C1: charging a release's own query key first with an accounting that prices it at nearly nothing, then
+    releasing, emitted fresh reports of ε = 50 each against a cap of 4."""
+    from adtarget.budget import ReleaseAccounting
+    from adtarget.exceptions import ParameterError
+    from adtarget.reports import count_cells
+    from adtarget.reports._release import query_key
+
+    eligible, assignments = _small_release()
+    ledger = BudgetLedger(":memory:", advertisers=["acme"])
+    spec = adtarget.ReleaseSpec("acme", assignments.segment_ids, epsilon=3.0, breakdowns=(), salt="s")
+    key = query_key(spec, count_cells(eligible, assignments, spec).facts)
+    ledger.charge("acme", adtarget.PrivacyBudget(3.0), key, accounting=ReleaseAccounting(pure_epsilons=(1e-9,)))
+    with pytest.raises(ParameterError, match="another accounting"):
+        adtarget.release(eligible, assignments, spec, ledger=ledger)
+
+
+def test_a_repeated_key_must_have_charged_the_definitions_it_names():
+    from adtarget.exceptions import ParameterError
+
+    ledger = BudgetLedger(":memory:", advertisers=["acme"])
+    ledger.charge_definition("dp-kmeans:m1", adtarget.PrivacyBudget(2.0))
+    ledger.charge("acme", adtarget.PrivacyBudget(1.0), "rq-x")
+    with pytest.raises(ParameterError, match="without the DP-derived definition"):
+        ledger.charge("acme", adtarget.PrivacyBudget(1.0), "rq-x",
+                      definitions=[("dp-kmeans:m1", adtarget.PrivacyBudget(2.0))])
+
+
+@pytest.mark.parametrize("field, value", [("epsilon", "float"), ("size_share", "float"),
+                                          ("false_segment_rate", "float"), ("max_segments_per_person", "int"),
+                                          ("min_reported_size", "int")])
+def test_number_subclasses_never_reach_the_noise(field, value):
+    """C3: a float subclass answered the spec's checks with 0.5 and the noise with 60."""
+    from adtarget.exceptions import ParameterError
+
+    class Sly(float if value == "float" else int):  # type: ignore[misc]
+        pass
+
+    plain = {"epsilon": 1.0, "size_share": 0.6, "false_segment_rate": 1e-6, "max_segments_per_person": 5,
+             "min_reported_size": 50}[field]
+    with pytest.raises(ParameterError, match=field):
+        adtarget.ReleaseSpec("acme", ["iab-2.2:1"], **{"epsilon": 1.0, "breakdowns": (), field: Sly(plain)})
+    if value == "float":
+        with pytest.raises(ParameterError, match="epsilon"):
+            adtarget.PrivacyBudget(Sly(1.0), 0.0)
+
+
+@pytest.mark.parametrize("field", ["min_age", "adult_age"])
+def test_an_int_subclass_cannot_lower_the_policy_ages(field):
+    from adtarget.exceptions import ParameterError
+
+    class Age(int):
+        __lt__ = __gt__ = lambda s, o: False  # noqa: E731
+        __le__ = __ge__ = lambda s, o: True  # noqa: E731
+
+    with pytest.raises(ParameterError, match=field):
+        adtarget.EligibilityPolicy(**{field: Age(0)})
+
+
+def test_jurisdiction_rules_match_case_and_subdivisions():
+    policy = adtarget.EligibilityPolicy(jurisdiction_min_age={"kr": 14}, jurisdiction_adult_age={"US": 21})
+    assert dict(policy.jurisdiction_min_age) == {"KR": 14}
+    from test_minors import _eligible, _restricted_events_per_person, _world
+
+    for code in ("US", "US-CA", "us"):
+        rows, people = _world([19, 30], [code, "DE"], 1)
+        kept = _restricted_events_per_person(_eligible(rows, people, policy))
+        assert sorted(kept.values())[0] == 0, code  # the 19-year-old keeps no restricted event
+    for code in ("KR", "KR-11", "kr"):
+        rows, people = _world([13, 30], [code, "DE"], 1)
+        assert _eligible(rows, people, policy).n_persons == 1, code  # the 13-year-old is excluded
+
+
+def test_epsilon_for_gives_an_epsilon_at_which_the_segment_is_shown():
+    plan_eps = adtarget.epsilon_for(0.2, 300, breakdowns=())
+    plan = adtarget.accuracy(plan_eps, breakdowns=())
+    assert plan.size_threshold <= 300 - plan.size_half_width

@@ -313,6 +313,24 @@ def _stored_route(conn: sqlite3.Connection, scope: str, window: tuple[int, int])
     return None if row is None else str(row[0])
 
 
+def _same_accounting(stored: Any, asked: Any, budget: PrivacyBudget) -> bool:
+    """Whether a stored charge's accounting is the one now asked for. ``asked`` None (a plain repeated charge)
+    accepts the stored one; a release always asks with its own."""
+    if asked is None:
+        return True
+
+    def form(accounting: Any) -> tuple[str, float, float]:
+        if accounting is None:
+            return "[]", float(budget.epsilon), float(budget.delta)
+        basic = accounting.basic
+        return (events_json(accounting), 0.0 if basic is None else float(basic.epsilon),
+                0.0 if basic is None else float(basic.delta))
+
+    (a_events, a_eps, a_delta), (b_events, b_eps, b_delta) = form(stored), form(asked)
+    return a_events == b_events and math.isclose(a_eps, b_eps, rel_tol=1e-12, abs_tol=1e-15) \
+        and math.isclose(a_delta, b_delta, rel_tol=1e-12, abs_tol=1e-18)
+
+
 def _stored_advertiser(advertiser_id: object, display_name: object) -> str:
     """An advertiser id read from the file: the canonical id of its registered name, as registration writes
     it (an edited id with control characters or one that is not canonical never reaches a terminal or a
@@ -775,7 +793,8 @@ class BudgetLedger:
             self._check_spend_rows(conn)
             found = self._find(conn, key)
             if found is not None:
-                return self._reused(found, who.advertiser_id, budget)
+                self._check_reused_definitions(conn, found, who.advertiser_id, wanted)
+                return self._reused(found, who.advertiser_id, budget, accounting)
             window = self._charge_window(caps, window_start)
             new_global = [(a, b) for a, b in wanted if not self._same_definition(conn, a, "", b, window)]
             new_use = [(a, b) for a, b in wanted if not self._same_definition(conn, a, who.advertiser_id, b, window)]
@@ -811,14 +830,30 @@ class BudgetLedger:
         return Charge(row[0], row[1], budget, key, row[4], row[5], row[6], False, row[7], (), accounting, *routes)
 
     @staticmethod
-    def _reused(found: Charge, advertiser: str, budget: PrivacyBudget) -> Charge:
+    def _reused(found: Charge, advertiser: str, budget: PrivacyBudget, accounting: Any) -> Charge:
+        """The stored charge of a repeated key, if it was charged exactly as now asked: the same advertiser,
+        budget and accounting (a key charged earlier with a cheaper accounting would otherwise let a release
+        emit under noise the ledger never priced)."""
         if found.advertiser != advertiser:
             raise ParameterError(f"query_key {found.query_key!r} was charged to another advertiser, "
                                  f"not to {advertiser!r}")
         if not _same_budget(found.budget, budget):
             raise ParameterError(f"query_key {found.query_key!r} was charged with {found.budget}, "
                                  f"got {budget}")
+        if not _same_accounting(found.accounting, accounting, budget):
+            raise ParameterError(f"query_key {found.query_key!r} was charged with another accounting than this "
+                                 f"release's; make a new query")
         return found
+
+    def _check_reused_definitions(self, conn: sqlite3.Connection, found: Charge, advertiser: str,
+                                  wanted: list[tuple[str, PrivacyBudget]]) -> None:
+        """A repeated key must have charged every DP-derived definition it now names to the advertiser in its
+        window (else a release would emit segments whose definition the advertiser never paid for)."""
+        window = (found.window_start, found.window_end)
+        missing = [a for a, b in wanted if not self._same_definition(conn, a, advertiser, b, window)]
+        if missing:
+            raise ParameterError(f"query_key {found.query_key!r} was charged without the DP-derived definition "
+                                 f"{missing[0]!r} it now names; make a new query")
 
     # --- reports -----------------------------------------------------------------------------------
     def _store_report(self, charge_id: int, report_json: str) -> str:

@@ -15,14 +15,18 @@ from typing import Any
 
 import numpy as np
 
+from adtarget._core._numbers import exact_real
 from adtarget.exceptions import ParameterError, PrivacyLeakWarning
 
 __all__ = ["PrivacyBudget", "ReleaseAccounting", "RemainingBudget", "check_delta", "check_epsilon", "check_positive",
            "checked_seed"]
 
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+def _exact(name: str, value: Any, rule: str) -> float:
+    number = exact_real(value)
+    if number is None:
+        raise ParameterError(f"{name} must be {rule} (an int or float, not {type(value).__name__}), got {value!r}")
+    return number
 
 
 #: the smallest ε accepted: below it a release says nothing anyway, and the noise's arithmetic (scale = L1/ε)
@@ -32,8 +36,9 @@ MIN_EPSILON = 1e-9
 
 def check_epsilon(name: str, value: Any, *, allow_infinite: bool = False) -> float:
     """``value`` as a float if it is a real number >= MIN_EPSILON (finite unless ``allow_infinite``), else
-    ParameterError."""
-    if not _is_real(value) or math.isnan(value) or value <= 0:
+    ParameterError. Only exact numbers (``_core._numbers``): a float subclass is refused."""
+    value = _exact(name, value, "a number > 0")
+    if math.isnan(value) or value <= 0:
         raise ParameterError(f"{name} must be a number > 0, got {value!r}")
     if value < MIN_EPSILON:
         raise ParameterError(f"{name} must be at least {MIN_EPSILON:g}, got {value!r}")
@@ -45,14 +50,16 @@ def check_epsilon(name: str, value: Any, *, allow_infinite: bool = False) -> flo
 
 def check_delta(name: str, value: Any) -> float:
     """``value`` as a float if it is a real number in [0, 1), else ParameterError."""
-    if not _is_real(value) or not 0 <= value < 1:
+    value = _exact(name, value, "a number in [0, 1)")
+    if not 0 <= value < 1:
         raise ParameterError(f"{name} must be a number in [0, 1), got {value!r}")
     return float(value)
 
 
 def check_positive(name: str, value: Any) -> float:
     """``value`` as a float if it is a finite real number > 0, else ParameterError."""
-    if not _is_real(value) or not math.isfinite(value) or value <= 0:
+    value = _exact(name, value, "a finite number > 0")
+    if not math.isfinite(value) or value <= 0:
         raise ParameterError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
 
@@ -180,9 +187,10 @@ def _blocks(name: str, values: Any, *, least: float) -> tuple[float, ...]:
         raise ParameterError(f"{name} may list at most {MAX_BLOCKS} blocks, got {len(values)}")
     out = []
     for v in values:
-        if not _is_real(v) or not math.isfinite(v) or v < least:
+        number = exact_real(v)
+        if number is None or not math.isfinite(number) or number < least:
             raise ParameterError(f"{name} entries must be finite numbers >= {least:g}, got {v!r}")
-        out.append(float(v))
+        out.append(number)
     return tuple(out)
 
 

@@ -11,7 +11,7 @@ import datetime as _dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -321,12 +321,19 @@ def _person_rules(snapshot: ConsentSnapshot, policy: EligibilityPolicy, found: n
     return rule
 
 
+def _per_jurisdiction(codes: np.ndarray, values: Mapping[str, Any], default: Any, dtype: Any) -> np.ndarray:
+    """``values`` of each person's jurisdiction code (upper-cased; a subdivision such as ``US-CA`` falls back
+    to its country ``US`` when only the country is listed), ``default`` for the others."""
+    distinct, inverse = np.unique(np.char.upper(np.asarray(codes, dtype=str)), return_inverse=True)
+    table = np.array([values.get(c, values.get(c.split("-")[0], default)) for c in distinct.tolist()], dtype=dtype)
+    return table[inverse] if distinct.size else np.zeros(0, dtype=dtype)
+
+
 def _min_age_per_person(snapshot: ConsentSnapshot, at: np.ndarray, policy: EligibilityPolicy) -> np.ndarray:
     if not policy.jurisdiction_min_age:
         return np.full(at.size, policy.min_age, dtype=np.int64)
-    codes, inverse = np.unique(np.asarray(snapshot.jurisdiction)[at].astype(str), return_inverse=True)
-    ages = np.array([policy.jurisdiction_min_age.get(c, policy.min_age) for c in codes], dtype=np.int64)
-    return ages[inverse]
+    return _per_jurisdiction(np.asarray(snapshot.jurisdiction)[at], policy.jurisdiction_min_age, policy.min_age,
+                             np.int64)
 
 
 def _person_profiles(batch: BatchState, snapshot: ConsentSnapshot, policy: EligibilityPolicy, found: np.ndarray,
@@ -336,13 +343,10 @@ def _person_profiles(batch: BatchState, snapshot: ConsentSnapshot, policy: Eligi
     if not snapshot.persons.size:
         return np.zeros(0, dtype=np.int16)
     jurisdiction = np.where(found, np.asarray(snapshot.jurisdiction)[at].astype(str), "")
-    profile = np.zeros(batch.persons.size, dtype=np.int16)
-    for row, code in enumerate(policy.jurisdiction_profiles, start=1):
-        profile[jurisdiction == code] = row
+    rows = {code: row for row, code in enumerate(policy.jurisdiction_profiles, start=1)}
+    profile = _per_jurisdiction(jurisdiction, rows, 0, np.int16)
     birth_year = np.where(found, np.asarray(snapshot.birth_year)[at], 0).astype(np.int64)
-    adult_age = np.full(batch.persons.size, policy.adult_age, dtype=np.int64)
-    for code, age in policy.jurisdiction_adult_age.items():
-        adult_age[jurisdiction == code] = age
+    adult_age = _per_jurisdiction(jurisdiction, policy.jurisdiction_adult_age, policy.adult_age, np.int64)
     youngest_age = _dt.datetime.fromtimestamp(end, tz=_dt.timezone.utc).year - birth_year - 1
     minor = (birth_year <= 0) | (youngest_age < adult_age)  # unknown age: treated as a minor here
     return (profile + minor * (1 + len(policy.jurisdiction_profiles))).astype(np.int16)

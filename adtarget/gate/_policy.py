@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, cast
 
+from adtarget._core._numbers import exact_int
 from adtarget.events._schema import EVENT_KINDS
 from adtarget.exceptions import ParameterError
 from adtarget.reference._sensitivity import SensitivityProfile, checked_profile
@@ -59,33 +60,37 @@ class EligibilityPolicy:
     jurisdiction_adult_age: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if isinstance(self.min_age, bool) or not isinstance(self.min_age, int) or self.min_age < POLICY_MIN_AGE:
+        min_age = exact_int(self.min_age)  # plain ints only: an int subclass could answer the checks and lie later
+        if min_age is None or min_age < POLICY_MIN_AGE:
             raise ParameterError(f"min_age must be an integer >= {POLICY_MIN_AGE}; got {self.min_age!r}")
+        object.__setattr__(self, "min_age", min_age)
         if self.unknown_age not in ("exclude", "include"):
             raise ParameterError(f"unknown_age must be 'exclude' or 'include'; got {self.unknown_age!r}")
         retention = {**DEFAULT_RETENTION_DAYS, **dict(self.retention_days)}
         for kind, days in retention.items():
             if kind not in EVENT_KINDS:
                 raise ParameterError(f"retention_days: unknown event kind {kind!r}; kinds are {list(EVENT_KINDS)}")
-            if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
+            if exact_int(days) is None or days <= 0:
                 raise ParameterError(f"retention_days[{kind!r}] must be a positive integer; got {days!r}")
-        object.__setattr__(self, "retention_days", _frozen_map(retention))
+        object.__setattr__(self, "retention_days", _frozen_map({k: int(v) for k, v in retention.items()}))
         for code, age in self.jurisdiction_min_age.items():
-            if isinstance(age, bool) or not isinstance(age, int) or age < self.min_age:
+            if exact_int(age) is None or age < self.min_age:
                 raise ParameterError(
                     f"jurisdiction_min_age[{code!r}] must be an integer >= min_age ({self.min_age}); got {age!r}"
                 )
-        object.__setattr__(self, "jurisdiction_min_age", _frozen_map(self.jurisdiction_min_age))
-        adult = self.adult_age
-        if isinstance(adult, bool) or not isinstance(adult, int) or adult < max(ADULT_AGE, self.min_age) or adult > 99:
-            raise ParameterError(f"adult_age must be an integer in [{max(ADULT_AGE, self.min_age)}, 99]; got {adult!r}")
+        object.__setattr__(self, "jurisdiction_min_age", _codes(self.jurisdiction_min_age, "jurisdiction_min_age"))
+        adult = exact_int(self.adult_age)
+        if adult is None or adult < max(ADULT_AGE, self.min_age) or adult > 99:
+            raise ParameterError(f"adult_age must be an integer in [{max(ADULT_AGE, self.min_age)}, 99]; "
+                                 f"got {self.adult_age!r}")
+        object.__setattr__(self, "adult_age", adult)
         for code, age in self.jurisdiction_adult_age.items():
-            if isinstance(age, bool) or not isinstance(age, int) or not adult <= age <= 99:
+            if exact_int(age) is None or not adult <= age <= 99:
                 raise ParameterError(
                     f"jurisdiction_adult_age[{code!r}] must be an integer in [adult_age ({adult}), 99]; got {age!r}")
-        object.__setattr__(self, "jurisdiction_adult_age", _frozen_map(self.jurisdiction_adult_age))
+        object.__setattr__(self, "jurisdiction_adult_age", _codes(self.jurisdiction_adult_age, "jurisdiction_adult_age"))
         object.__setattr__(self, "jurisdiction_profiles", MappingProxyType(
-            {code: _profile(code, p) for code, p in dict(self.jurisdiction_profiles).items()}))
+            {str(code).strip().upper(): _profile(code, p) for code, p in dict(self.jurisdiction_profiles).items()}))
         if self.min_policy_version is not None:
             _check_version(self.min_policy_version)
 
@@ -132,6 +137,16 @@ def checked_policy(policy: object) -> EligibilityPolicy:
         raise ParameterError(f"policy was changed after it was made: {exc}") from None
     except (AttributeError, TypeError, ValueError):
         raise ParameterError("policy was not made by EligibilityPolicy(...) or was changed after") from None
+
+
+def _codes(ages: Mapping[str, int], name: str) -> Mapping[str, object]:
+    """Ages per jurisdiction code, codes upper-cased (consent holds "us-ca" as well as "US-CA"), ages plain."""
+    out: dict[str, int] = {}
+    for code, age in ages.items():
+        if not isinstance(code, str) or not code.strip():
+            raise ParameterError(f"{name} keys must be jurisdiction codes (strings); got {code!r}")
+        out[code.strip().upper()] = int(age)
+    return _frozen_map(out)
 
 
 def _profile(code: object, profile: object) -> SensitivityProfile:

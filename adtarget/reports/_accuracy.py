@@ -123,7 +123,8 @@ def accuracy(epsilon: float, *, confidence: float = 0.95, **options: Any) -> Rel
 
 def epsilon_for(relative_error: float, size: int, *, confidence: float = 0.95, **options: Any) -> float:
     """The smallest ε (to 0.1 % and rounded up) at which a segment of ``size`` persons is released within
-    ``± relative_error × size`` with probability ``confidence``, and clears the size threshold.
+    ``± relative_error × size`` with probability ``confidence``, and clears the size threshold with probability
+    at least ``(1 + confidence) / 2``.
 
     Example: ``epsilon_for(0.05, 2000)`` answers "what ε do I need for ±5 % on a segment of 2,000?". Options as
     :func:`accuracy`. ParameterError when no ε up to 10,000 reaches it.
@@ -135,7 +136,9 @@ def epsilon_for(relative_error: float, size: int, *, confidence: float = 0.95, *
 
     def enough(eps: float) -> bool:
         plan = accuracy(eps, confidence=confidence, **options)
-        return plan.size_half_width <= relative_error * size and plan.size_threshold <= size
+        # within ± relative_error, and shown: a size of ``size`` clears the threshold unless its noise is below
+        # −half_width, which happens with probability at most (1 − confidence) / 2
+        return plan.size_half_width <= relative_error * size and plan.size_threshold <= size - plan.size_half_width
 
     from adtarget.budget._spec import MIN_EPSILON
 

@@ -87,9 +87,18 @@ def _discrete_gaussian_variance(sigma: float) -> float:
     return float(np.sum(k**2 * w) / np.sum(w))
 
 
+_SUMMED_SIGMA = 1e4  # above: a bound from the continuous Gaussian instead of a sum over 40σ terms
+
+
 def _gaussian_tail(sigma: float, q: int) -> float:
     """``P(Z >= q)``, ``q >= 1``, of the discrete Gaussian ``N_Z(0, σ²)``, summed in float64 over
-    ``0 <= k <= q + 40σ + 40`` (the mass beyond is below 1e-300)."""
+    ``0 <= k <= q + 40σ + 40`` (the mass beyond is below 1e-300). For σ above 1e4 an upper bound instead (so a
+    threshold or half-width is never too small): the sum over ``k >= q`` is at most ``w(q)`` plus the integral
+    from ``q``, and the normaliser is at least the full integral minus ``w(0) = 1``."""
+    if sigma > _SUMMED_SIGMA:
+        above = math.exp(-(q * q) / (2.0 * sigma**2)) + sigma * math.sqrt(math.pi / 2.0) * math.erfc(
+            q / (sigma * math.sqrt(2.0)))
+        return min(above / (sigma * math.sqrt(2.0 * math.pi) - 1.0), 1.0)
     k = np.arange(0, q + math.ceil(40 * sigma) + 41, dtype=np.float64)
     w = np.exp(-(k**2) / (2.0 * sigma**2))
     return float(min(w[q:].sum() / (w[0] + 2.0 * w[1:].sum()), 1.0))
@@ -225,6 +234,8 @@ class CountNoise(SpendsBudget):
             return 1
         if self.mechanism == "discrete_laplace":
             alpha = math.exp(-1.0 / self.scale)
+            if alpha <= 0.0:  # noise so small that P(Z >= 1) underflows: any q >= 1 clears the rate
+                return 1
             guess = max(1, math.ceil(math.log(rate * (1.0 + alpha)) / math.log(alpha)))
         else:
             guess = max(1, math.ceil(self.sigma * math.sqrt(2.0 * math.log(1.0 / rate))))

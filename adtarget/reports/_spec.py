@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
+from adtarget._core._numbers import exact_int, exact_real
 from adtarget.budget._ledger import checked_advertiser
 from adtarget.budget._spec import MIN_EPSILON
 from adtarget.exceptions import ParameterError
@@ -40,7 +41,7 @@ def looks_like_pseudonym(text: str) -> bool:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return exact_int(value) is not None  # an int, not a subclass that answers the checks differently
 
 
 def _check_text(name: str, value: Any, *, max_len: int = 200) -> None:
@@ -176,23 +177,28 @@ class ReleaseSpec:
         return tuple(d for d in known if d in dims)
 
     def _check_budget(self) -> None:
+        for name in ("epsilon", "delta", "partition_share", "size_share", "false_segment_rate"):
+            number = exact_real(getattr(self, name))  # plain floats only: a float subclass could lie to the noise
+            if number is None:
+                raise ParameterError(f"{name} must be an int or float, got {type(getattr(self, name)).__name__}")
+            self._set(name, number)
         eps, delta, share = self.epsilon, self.delta, self.partition_share
-        if isinstance(eps, bool) or not isinstance(eps, int | float) or math.isnan(eps) or eps <= 0:
+        if math.isnan(eps) or eps <= 0:
             raise ParameterError(f"epsilon must be a number > 0 (math.inf only for tests), got {eps!r}")
         if eps < MIN_EPSILON:
             raise ParameterError(f"epsilon must be at least {MIN_EPSILON:g}, got {eps!r}")
-        if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0 <= delta < 1:
+        if not 0 <= delta < 1:
             raise ParameterError(f"delta must be a number in [0, 1), got {delta!r}")
-        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
+        if not 0 < share < 1:
             raise ParameterError(f"partition_share must be a number in (0, 1), got {share!r}")
         size = self.size_share
-        if isinstance(size, bool) or not isinstance(size, int | float) or not 0 < size < 1:
+        if not 0 < size < 1:
             raise ParameterError(f"size_share must be a number in (0, 1), got {size!r}")
         if self.breakdowns and self.needs_partition_selection and size + share >= 1:
             raise ParameterError(f"size_share + partition_share must be < 1 (the breakdown cells get the rest), got "
                                  f"{size!r} + {share!r}")
         rate = self.false_segment_rate
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < 0.5:
+        if not 0 < rate < 0.5:
             raise ParameterError(f"false_segment_rate must be a number in (0, 0.5), got {rate!r}")
         if self.mechanism not in MECHANISMS:
             raise ParameterError(f"mechanism must be one of {MECHANISMS}, got {self.mechanism!r}")
@@ -207,9 +213,10 @@ class ReleaseSpec:
 
     def _check_bounds(self) -> None:
         for name in ("max_segments_per_person", "min_reported_size"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ParameterError(f"{name} must be an integer >= 1, got {value!r}")
+            value = exact_int(getattr(self, name))
+            if value is None or value < 1:
+                raise ParameterError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+            self._set(name, value)
 
     def _checked_cells(self, cells: Any) -> tuple[tuple[str, int], ...]:
         given = dict(cells) if isinstance(cells, Mapping) else dict(cells or ())
@@ -221,7 +228,7 @@ class ReleaseSpec:
             if not _is_int(k) or k < 1 or (single and k != 1):
                 limit = f"== 1 (one {dim} per person)" if single else ">= 1"
                 raise ParameterError(f"max_cells_per_person[{dim!r}] must be an integer {limit}, got {k!r}")
-        return tuple((d, int(given.get(d, breakdown_dimension(d).cells_per_person))) for d in self.breakdowns)
+        return tuple((d, exact_int(given.get(d, breakdown_dimension(d).cells_per_person)) or 1) for d in self.breakdowns)
 
     @staticmethod
     def _checked_regions(regions: Any) -> tuple[str, ...]:
