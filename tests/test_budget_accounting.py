@@ -15,11 +15,11 @@ import math
 import sqlite3
 import subprocess
 import sys
-import time
 from contextlib import closing
 from pathlib import Path
 
 import pytest
+from _ledger_fixtures import race
 from dp_accounting import dp_event
 from dp_accounting.pld import pld_privacy_accountant
 from dp_accounting.rdp import rdp_privacy_accountant
@@ -294,24 +294,10 @@ def test_eight_processes_race_for_five_rdp_slots(tmp_path: Path) -> None:
     cap = PrivacyBudget(zcdp_epsilon(5.5 * acc.rho, 5e-6), 1e-5)
     path = tmp_path / "budget.sqlite"
     BudgetLedger(path, advertisers=["acme"]).set_caps(advertiser_cap=cap)
-    go = tmp_path / "go"
     multipliers = [repr(z) for z in acc.gaussian_noise_multipliers]
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(path), str(i), str(go), *multipliers],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(8)]
-    try:
-        deadline = time.monotonic() + 120
-        while len(list(tmp_path.glob("ready-*"))) < 8:
-            assert time.monotonic() < deadline, "workers did not start"
-            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs if p.poll() is not None]
-            time.sleep(0.01)
-        go.touch()
-        results = [p.communicate(timeout=120) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
-    assert sorted(out.strip() for out, _ in results) == ["charged"] * 5 + ["exhausted"] * 3
+    results = race(tmp_path, WORKER, lambda i: (path, i, tmp_path / "go", *multipliers), 8)
+    assert all(code == 0 for code, _, _ in results), [err for _, _, err in results]
+    assert sorted(out.strip() for _, out, _ in results) == ["charged"] * 5 + ["exhausted"] * 3
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("SELECT COUNT(*) FROM spend").fetchone()[0] == 5
         assert conn.execute("SELECT scope, route FROM window_routes ORDER BY scope").fetchall() == [

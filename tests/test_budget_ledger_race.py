@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import math
 import sqlite3
-import subprocess
-import sys
-import time
 from contextlib import closing
 from pathlib import Path
 
 import pytest
+from _ledger_fixtures import race
 
 from adtarget import BudgetLedger, PrivacyBudget
 
@@ -41,23 +39,9 @@ except BudgetExhaustedError:
 def test_eight_processes_race_for_five_slots(tmp_path: Path) -> None:
     path = tmp_path / "budget.sqlite"
     BudgetLedger(path, advertisers=["acme"]).set_caps(advertiser_cap=PrivacyBudget(1.0), global_cap=PrivacyBudget(10.0))
-    go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(path), str(i), str(go)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(8)]
-    try:
-        deadline = time.monotonic() + 120
-        while len(list(tmp_path.glob("ready-*"))) < 8:
-            assert time.monotonic() < deadline, "workers did not start"
-            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs if p.poll() is not None]
-            time.sleep(0.01)
-        go.touch()
-        results = [p.communicate(timeout=120) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
-    outcomes = sorted(out.strip() for out, _ in results)
+    results = race(tmp_path, WORKER, lambda i: (path, i, tmp_path / "go"), 8)
+    assert all(code == 0 for code, _, _ in results), [err for _, _, err in results]
+    outcomes = sorted(out.strip() for _, out, _ in results)
     assert outcomes == ["charged"] * 5 + ["exhausted"] * 3
     with closing(sqlite3.connect(path)) as conn:
         spent = [row[0] for row in conn.execute("SELECT epsilon FROM spend")]
