@@ -324,6 +324,8 @@ def _person_rules(snapshot: ConsentSnapshot, policy: EligibilityPolicy, found: n
 def _per_jurisdiction(codes: np.ndarray, values: Mapping[str, Any], default: Any, dtype: Any) -> np.ndarray:
     """``values`` of each person's jurisdiction code (upper-cased; a subdivision such as ``US-CA`` falls back
     to its country ``US`` when only the country is listed), ``default`` for the others."""
+    if not values:  # no jurisdiction rule: no per-person look-up (np.unique over every person's code)
+        return np.full(len(codes), default, dtype=dtype)
     distinct, inverse = np.unique(np.char.upper(np.asarray(codes, dtype=str)), return_inverse=True)
     table = np.array([values.get(c, values.get(c.split("-")[0], default)) for c in distinct.tolist()], dtype=dtype)
     return table[inverse] if distinct.size else np.zeros(0, dtype=dtype)
