@@ -80,6 +80,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _peers import segment_pairs  # the benchmarks directory is on the path when run as a script
 
 import adtarget
 from adtarget import (
@@ -509,16 +510,6 @@ def proxy_audit(world: World, sizes: dict[str, int], threshold: int, seeds: rang
 
 
 # --- sizes only against PipelineDP -----------------------------------------------------------------------------
-def membership_pairs(assignments: Any) -> list[tuple[int, str]]:
-    """Every (pseudonym, segment id) membership of ``assignments``, unbounded, as Python tuples (PipelineDP's
-    input; the same pairs ``benchmarks/_peers.py`` feeds its COUNT)."""
-    coo = assignments.membership.tocoo()
-    ok = coo.data.astype(bool)
-    persons = np.asarray(assignments.persons)[coo.row[ok]].tolist()
-    ids = np.asarray([s.segment_id for s in assignments.segments], dtype=object)[coo.col[ok]].tolist()
-    return list(zip(persons, ids))
-
-
 def pipelinedp_privacy_id_count(pairs: list[tuple[int, str]], partitions: list[str], *, epsilon: float,
                                 delta: float, max_partitions: int, gaussian: bool) -> dict[str, float]:
     """PipelineDP's PRIVACY_ID_COUNT per public partition (LocalBackend, L0 = ``max_partitions``, Linf = 1)."""
@@ -594,7 +585,7 @@ def versus_pipelinedp(world: World, spec: ReleaseSpec, gaussian_delta: float, ep
 
     started = time.perf_counter()
     s = spec.max_segments_per_person
-    pairs = membership_pairs(world.assignments)
+    pairs = segment_pairs(world.assignments)  # unbounded, as benchmarks/_peers.py feeds PipelineDP's COUNT
     per_person: dict[int, int] = {}
     per_segment: dict[str, int] = {}
     for person, sid in pairs:

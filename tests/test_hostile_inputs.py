@@ -39,27 +39,36 @@ def csv_text(rows: list[list[str]] | None = None) -> str:
     return "\n".join([",".join(["person_id", "service", "ts", "category"]), *(",".join(r) for r in rows)]) + "\n"
 
 
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
+def cli_caller(tmp_path, monkeypatch, capsys):
+    """``main(argv)`` with ADTARGET_HOME and the key set, returning ``(exit code, stdout, stderr)``."""
     from adtarget.cli import main
 
     monkeypatch.setenv("ADTARGET_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ADTARGET_PSEUDONYM_KEY", KEY.hex())
 
-    def call(*argv: str) -> tuple[int, str, str]:
+    def call(*argv: object) -> tuple[int, str, str]:
         code = main([str(a) for a in argv])
         out, err = capsys.readouterr()
         return code, out, err
     return call
 
 
-@pytest.fixture
-def world(tmp_path, cli):
+def consented_world(tmp_path, cli):
     """A consent ledger holding IDS (adults, opted in) and a budget ledger with the demo advertiser."""
     consent = write_consent_csv(tmp_path / "consent.csv", consent_rows(IDS))
     assert cli("consent", "import", consent, "--ledger", tmp_path / "consent.sqlite")[0] == 0
     assert cli("advertiser", "add", "demo-advertiser", "--ledger", tmp_path / "budget.sqlite")[0] == 0
     return tmp_path
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    return cli_caller(tmp_path, monkeypatch, capsys)
+
+
+@pytest.fixture
+def world(tmp_path, cli):
+    return consented_world(tmp_path, cli)
 
 
 def run_events(cli, world, events) -> tuple[int, str, str]:

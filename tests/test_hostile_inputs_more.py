@@ -20,6 +20,8 @@ from test_hostile_inputs import (
     _parquet,
     assert_no_raw_id,
     assert_one_clean_line,
+    cli_caller,
+    consented_world,
     csv_text,
     run_events,
     tmp_path_csv,
@@ -30,26 +32,12 @@ pytestmark = pytest.mark.filterwarnings("ignore::adtarget.exceptions.PrivacyLeak
 
 @pytest.fixture
 def cli(tmp_path, monkeypatch, capsys):
-    """``main(argv)`` with ADTARGET_HOME and the key set: ``(exit code, stdout, stderr)`` (as test_hostile_inputs)."""
-    from adtarget.cli import main
-
-    monkeypatch.setenv("ADTARGET_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("ADTARGET_PSEUDONYM_KEY", KEY.hex())
-
-    def call(*argv: object) -> tuple[int, str, str]:
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return call
+    return cli_caller(tmp_path, monkeypatch, capsys)
 
 
 @pytest.fixture
 def world(tmp_path, cli):
-    """A consent ledger holding IDS (adults, opted in) and a budget ledger with the demo advertiser."""
-    consent = write_consent_csv(tmp_path / "consent.csv", consent_rows(IDS))
-    assert cli("consent", "import", consent, "--ledger", tmp_path / "consent.sqlite")[0] == 0
-    assert cli("advertiser", "add", "demo-advertiser", "--ledger", tmp_path / "budget.sqlite")[0] == 0
-    return tmp_path
+    return consented_world(tmp_path, cli)
 
 
 # --- 1. identifying column names -----------------------------------------------------------------------------
